@@ -1,0 +1,129 @@
+// Llama 2 chat prompt (see chat.h). Follows Meta's llama/generation.py chat_completion: the
+// system message is merged into the first user turn, every content is Python-str.strip()ped
+// (the HF chat_template strips the same way), and each exchange is encoded on its own.
+#include "engine/chat.h"
+
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+
+namespace lmstream {
+namespace {
+
+constexpr std::string_view kBeginInst = "[INST]";
+constexpr std::string_view kEndInst = "[/INST]";
+constexpr std::string_view kBeginSys = "<<SYS>>\n";
+constexpr std::string_view kEndSys = "\n<</SYS>>\n\n";
+
+// Python's str.isspace() code points.
+bool is_python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// Decodes the UTF-8 character at s[pos]; returns its length, or 0 when the bytes there are not
+// a valid character (which is never whitespace).
+size_t decode_at(std::string_view s, size_t pos, char32_t& cp) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  unsigned char b = byte(pos);
+  size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || pos + len > s.size()) return 0;
+  cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t i = 1; i < len; ++i) {
+    if ((byte(pos + i) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(pos + i) & 0x3F);
+  }
+  return len;
+}
+
+// Python str.strip() on UTF-8 text.
+std::string_view strip(std::string_view s) {
+  char32_t cp = 0;
+  size_t begin = 0;
+  while (begin < s.size()) {
+    size_t len = decode_at(s, begin, cp);
+    if (len == 0 || !is_python_space(cp)) break;
+    begin += len;
+  }
+  size_t end = s.size();
+  while (end > begin) {
+    size_t start = end - 1;
+    while (start > begin && end - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
+      --start;
+    size_t len = decode_at(s, start, cp);
+    if (len != end - start || !is_python_space(cp)) break;
+    end = start;
+  }
+  return s.substr(begin, end - begin);
+}
+
+struct Exchange {
+  std::string user;                   // stripped
+  std::optional<std::string> answer;  // stripped; none for the final user turn
+};
+
+// Validates the roles and returns the exchanges in order; the last one has no answer.
+std::vector<Exchange> exchanges(std::span<const ChatMessage> messages) {
+  if (messages.empty()) throw std::invalid_argument("chat: no messages");
+  size_t first = 0;
+  std::string system_prefix;
+  if (messages[0].role == "system") {
+    if (messages.size() == 1)
+      throw std::invalid_argument("chat: a system message must be followed by a user message");
+    system_prefix.append(kBeginSys).append(messages[0].content).append(kEndSys);
+    first = 1;
+  }
+  std::vector<Exchange> out;
+  for (size_t i = first; i < messages.size(); ++i) {
+    const bool want_user = (i - first) % 2 == 0;
+    const std::string_view expected = want_user ? "user" : "assistant";
+    if (messages[i].role != expected) {
+      throw std::invalid_argument(
+          "chat: message " + std::to_string(i) + " has role '" + messages[i].role + "', expected '" +
+          std::string(expected) +
+          "' (roles must be an optional first 'system', then alternate 'user'/'assistant')");
+    }
+    if (want_user) {
+      std::string content = i == first ? system_prefix + messages[i].content : messages[i].content;
+      out.push_back({std::string(strip(content)), std::nullopt});
+    } else {
+      out.back().answer = std::string(strip(messages[i].content));
+    }
+  }
+  if (out.back().answer)
+    throw std::invalid_argument("chat: the last message must have role 'user'");
+  return out;
+}
+
+std::string inst(const std::string& user) {
+  std::string s;
+  s.append(kBeginInst).append(" ").append(user).append(" ").append(kEndInst);
+  return s;
+}
+
+}  // namespace
+
+std::vector<int32_t> llama2_chat_tokens(const Tokenizer& tok, std::span<const ChatMessage> messages) {
+  std::vector<int32_t> ids;
+  for (const Exchange& e : exchanges(messages)) {
+    std::string text = inst(e.user);
+    if (e.answer) text.append(" ").append(*e.answer).append(" ");
+    ids.push_back(tok.bos());
+    std::vector<int32_t> part = tok.encode_plain(text);
+    ids.insert(ids.end(), part.begin(), part.end());
+    if (e.answer) ids.push_back(tok.eos());
+  }
+  return ids;
+}
+
+std::string llama2_chat_text(std::span<const ChatMessage> messages) {
+  std::string out;
+  for (const Exchange& e : exchanges(messages)) {
+    out.append("<s>").append(inst(e.user));
+    if (e.answer) out.append(" ").append(*e.answer).append(" </s>");
+  }
+  return out;
+}
+
+}  // namespace lmstream

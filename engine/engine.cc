@@ -1,0 +1,268 @@
+// The Llama forward pass over a ragged batch (see engine.h). Reads top to bottom like the model:
+// embed -> per layer [RMSNorm, QKV, RoPE, KV write, attention, output proj, residual, RMSNorm,
+// gate/up, SwiGLU, down, residual] -> final norm -> logits. Weights are immutable; everything that
+// changes per step lives in Scratch and the KV cache.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "engine/kv_cache.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/threadpool.h"
+
+namespace lmstream {
+namespace {
+constexpr int kMaxRows = 512;  // rows per micro-batch; larger steps run as several
+}
+
+struct Engine::Scratch {
+  struct Layer {
+    Matrix wq, wk, wv, wo, gate, up, down;
+  };
+  std::vector<Layer> layers;
+  Matrix output;
+  std::vector<float> rope_cos, rope_sin;  // [max_pos][head_dim/2]
+  // Per micro-batch activations, [rows][width].
+  std::vector<float> x, xb, q, k, v, att, tmp, g, u, logit_in;
+  QuantActs qx;
+};
+
+size_t Engine::kv_bytes_per_token(const LlamaConfig& c, KvType t) {
+  return 2 * size_t(c.n_layers) * size_t(c.n_kv_heads) * size_t(c.head_dim) *
+         (t == KvType::F16 ? 2 : 4);
+}
+
+Engine::Engine(const Model& model, const EngineOptions& opts)
+    : model_(model), opts_(opts), s_(std::make_unique<Scratch>()) {
+  const LlamaConfig& c = model_.cfg;
+  if (opts_.block_size <= 0) throw std::invalid_argument("block size must be positive");
+  if (opts_.n_blocks <= 0) opts_.n_blocks = (c.max_pos + opts_.block_size - 1) / opts_.block_size;
+  if (c.head_dim % 2 != 0) throw std::invalid_argument("head_dim must be even");
+  auto check_norm = [](const Tensor& t) {
+    if (t.type != DType::F32) throw std::invalid_argument("norm weight " + t.name + " is not F32");
+  };
+  check_norm(model_.out_norm);
+  for (const LayerWeights& lw : model_.layers) {
+    check_norm(lw.attn_norm);
+    check_norm(lw.ffn_norm);
+  }
+  pool_ = std::make_unique<ThreadPool>(opts_.threads);
+  kv_ = std::make_unique<KvCache>(c, opts_.n_blocks, opts_.block_size, opts_.kv_type);
+
+  for (const LayerWeights& lw : model_.layers) {
+    s_->layers.push_back({Matrix::prepare(lw.wq), Matrix::prepare(lw.wk), Matrix::prepare(lw.wv),
+                          Matrix::prepare(lw.wo), Matrix::prepare(lw.w_gate),
+                          Matrix::prepare(lw.w_up), Matrix::prepare(lw.w_down)});
+  }
+  s_->output = Matrix::prepare(model_.output);
+
+  const int half = c.head_dim / 2;
+  s_->rope_cos.resize(size_t(c.max_pos) * half);
+  s_->rope_sin.resize(size_t(c.max_pos) * half);
+  for (int p = 0; p < c.max_pos; ++p) {
+    for (int i = 0; i < half; ++i) {
+      const double inv = std::pow(double(c.rope_theta), -2.0 * i / double(c.head_dim));
+      const double ang = double(p) * inv;
+      s_->rope_cos[size_t(p) * half + i] = float(std::cos(ang));
+      s_->rope_sin[size_t(p) * half + i] = float(std::sin(ang));
+    }
+  }
+}
+
+Engine::~Engine() = default;
+
+int Engine::threads() const { return pool_->size(); }
+size_t Engine::kv_bytes() const { return kv_->bytes(); }
+
+// One row of the flattened batch.
+struct Engine::Row {
+  int32_t token;
+  int32_t pos;
+  int seq;  // index into the batch
+};
+
+void Engine::step(std::span<const SeqStep> batch, float* logits_out) {
+  const LlamaConfig& c = model_.cfg;
+  const int bs = opts_.block_size;
+  // Validate everything before touching state.
+  std::vector<Row> rows;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SeqStep& st = batch[i];
+    const int64_t end = int64_t(st.pos) + int64_t(st.tokens.size());
+    if (st.pos < 0 || end > c.max_pos)
+      throw std::invalid_argument("position " + std::to_string(end) + " past the model's context " +
+                                  std::to_string(c.max_pos));
+    const int64_t need = (end + bs - 1) / bs;
+    if (int64_t(st.block_table.size()) < need)
+      throw std::invalid_argument("block table covers " + std::to_string(st.block_table.size()) +
+                                  " blocks, " + std::to_string(need) + " needed");
+    for (int64_t b = 0; b < need; ++b)
+      if (st.block_table[b] < 0 || st.block_table[b] >= opts_.n_blocks)
+        throw std::invalid_argument("block id out of range: " + std::to_string(st.block_table[b]));
+    for (size_t j = 0; j < st.tokens.size(); ++j) {
+      if (st.tokens[j] < 0 || st.tokens[j] >= c.vocab_size)
+        throw std::invalid_argument("token id out of range: " + std::to_string(st.tokens[j]));
+      rows.push_back({st.tokens[j], int32_t(st.pos + j), int(i)});
+    }
+  }
+  // Which rows produce logits, in output order.
+  std::vector<char> want(rows.size(), 0);
+  {
+    size_t r = 0;
+    for (const SeqStep& st : batch) {
+      for (size_t j = 0; j < st.tokens.size(); ++j, ++r)
+        want[r] = st.all_logits || (st.want_logits && j + 1 == st.tokens.size());
+    }
+  }
+  size_t out_row = 0;
+  for (size_t r0 = 0; r0 < rows.size(); r0 += kMaxRows) {
+    const size_t r1 = std::min(rows.size(), r0 + kMaxRows);
+    forward_rows(batch, rows.data() + r0, r1 - r0, want.data() + r0,
+                 logits_out ? logits_out + out_row * size_t(c.vocab_size) : nullptr);
+    for (size_t r = r0; r < r1; ++r) out_row += want[r] ? 1 : 0;
+  }
+}
+
+void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_t n,
+                          const char* want, float* logits) {
+  const LlamaConfig& c = model_.cfg;
+  Scratch& s = *s_;
+  ThreadPool& pool = *pool_;
+  const int M = int(n);
+  const int dim = c.dim, hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads;
+  const int qdim = nh * hd, kvdim = nkv * hd, ffn = c.ffn_dim;
+  const int bs = opts_.block_size;
+  const bool interleaved = c.rope_layout == RopeLayout::kInterleaved;
+  auto grow = [](std::vector<float>& v, size_t sz) {
+    if (v.size() < sz) v.resize(sz);
+  };
+  grow(s.x, size_t(M) * dim);
+  grow(s.xb, size_t(M) * dim);
+  grow(s.q, size_t(M) * qdim);
+  grow(s.k, size_t(M) * kvdim);
+  grow(s.v, size_t(M) * kvdim);
+  grow(s.att, size_t(M) * qdim);
+  grow(s.tmp, size_t(M) * dim);
+  grow(s.g, size_t(M) * ffn);
+  grow(s.u, size_t(M) * ffn);
+  float* x = s.x.data();
+  float* xb = s.xb.data();
+  const int64_t row_chunk = std::max<int64_t>(1, M / (pool.size() * 4));
+  auto rows_parallel = [&](auto&& fn) {
+    pool.parallel_for(M, row_chunk, [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) fn(int(r));
+    });
+  };
+
+  // Token embeddings.
+  rows_parallel([&](int r) {
+    dequantize_row(model_.tok_embd.type, model_.tok_embd.row(rows[r].token), x + size_t(r) * dim,
+                   dim);
+  });
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = model_.layers[l];
+    const Scratch::Layer& L = s.layers[l];
+
+    // Attention block: RMSNorm, then Q, K, V projections in one dispatch.
+    rows_parallel([&](int r) {
+      rmsnorm(x + size_t(r) * dim, reinterpret_cast<const float*>(lw.attn_norm.data),
+              xb + size_t(r) * dim, dim, c.rms_eps);
+    });
+    const MatmulJob qkv[3] = {{&L.wq, s.q.data(), qdim}, {&L.wk, s.k.data(), kvdim},
+                              {&L.wv, s.v.data(), kvdim}};
+    matmul(qkv, xb, M, s.qx, pool);
+
+    // RoPE on q and k at each row's position, then K and V into the cache.
+    rows_parallel([&](int r) {
+      const int p = rows[r].pos;
+      const float* cs = s.rope_cos.data() + size_t(p) * (hd / 2);
+      const float* sn = s.rope_sin.data() + size_t(p) * (hd / 2);
+      rope(s.q.data() + size_t(r) * qdim, nh, hd, cs, sn, interleaved);
+      rope(s.k.data() + size_t(r) * kvdim, nkv, hd, cs, sn, interleaved);
+      const SeqStep& st = batch[rows[r].seq];
+      const int32_t blk = st.block_table[p / bs];
+      for (int h = 0; h < nkv; ++h) {
+        const float* kr = s.k.data() + size_t(r) * kvdim + size_t(h) * hd;
+        const float* vr = s.v.data() + size_t(r) * kvdim + size_t(h) * hd;
+        uint8_t* kd = kv_->at(l, 0, h, blk, p % bs);
+        uint8_t* vd = kv_->at(l, 1, h, blk, p % bs);
+        if (opts_.kv_type == KvType::F16) {
+          f32_to_f16(kr, reinterpret_cast<uint16_t*>(kd), hd);
+          f32_to_f16(vr, reinterpret_cast<uint16_t*>(vd), hd);
+        } else {
+          std::memcpy(kd, kr, sizeof(float) * hd);
+          std::memcpy(vd, vr, sizeof(float) * hd);
+        }
+      }
+    });
+
+    // Causal attention: every (row, head) over its sequence's positions 0..pos.
+    const int group = nh / nkv;
+    pool.parallel_for(int64_t(M) * nh, std::max<int64_t>(1, int64_t(M) * nh / (pool.size() * 8)),
+                      [&](int64_t a, int64_t b) {
+      thread_local std::vector<float> local;  // attention scores
+      for (int64_t t = a; t < b; ++t) {
+        const int r = int(t / nh), h = int(t % nh);
+        const SeqStep& st = batch[rows[r].seq];
+        const int kvh = h / group;
+        const int n_pos = rows[r].pos + 1;
+        if (int(local.size()) < n_pos) local.resize(size_t(n_pos));
+        AttnHead ah{s.q.data() + size_t(r) * qdim + size_t(h) * hd,
+                    hd,
+                    n_pos,
+                    kv_->k(l, kvh),
+                    kv_->v(l, kvh),
+                    st.block_table.data(),
+                    bs,
+                    kv_->block_stride(),
+                    opts_.kv_type == KvType::F16,
+                    local.data(),
+                    s.att.data() + size_t(r) * qdim + size_t(h) * hd};
+        attention_head(ah);
+      }
+    });
+
+    // Output projection and residual.
+    const MatmulJob o[1] = {{&L.wo, s.tmp.data(), dim}};
+    matmul(o, s.att.data(), M, s.qx, pool);
+    rows_parallel([&](int r) {
+      add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim);
+      rmsnorm(x + size_t(r) * dim, reinterpret_cast<const float*>(lw.ffn_norm.data),
+              xb + size_t(r) * dim, dim, c.rms_eps);
+    });
+
+    // SwiGLU feed-forward and residual.
+    const MatmulJob gu[2] = {{&L.gate, s.g.data(), ffn}, {&L.up, s.u.data(), ffn}};
+    matmul(gu, xb, M, s.qx, pool);
+    rows_parallel([&](int r) {
+      silu_mul(s.g.data() + size_t(r) * ffn, s.u.data() + size_t(r) * ffn, ffn);
+    });
+    const MatmulJob dn[1] = {{&L.down, s.tmp.data(), dim}};
+    matmul(dn, s.g.data(), M, s.qx, pool);
+    rows_parallel([&](int r) {
+      add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim);
+    });
+  }
+
+  // Final norm and logits for the rows that want them.
+  int nl = 0;
+  for (int r = 0; r < M; ++r) nl += want[r] ? 1 : 0;
+  if (nl == 0 || logits == nullptr) return;
+  grow(s.logit_in, size_t(nl) * dim);
+  for (int r = 0, i = 0; r < M; ++r) {
+    if (!want[r]) continue;
+    rmsnorm(x + size_t(r) * dim, reinterpret_cast<const float*>(model_.out_norm.data),
+            s.logit_in.data() + size_t(i) * dim, dim, c.rms_eps);
+    ++i;
+  }
+  const MatmulJob out[1] = {{&s.output, logits, c.vocab_size}};
+  matmul(out, s.logit_in.data(), nl, s.qx, pool);
+}
+
+}  // namespace lmstream

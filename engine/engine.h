@@ -1,0 +1,73 @@
+// The forward pass of the Llama architecture over a ragged batch with a paged KV cache.
+// One step = one pass over every weight matrix for all rows of the batch (decode tokens and
+// prefill chunks of any number of sequences). Each row's result is bit-identical whatever else is
+// in the batch (batch invariance): kernels never let batch size or row position change the order of
+// a reduction. The engine knows which KV blocks to read and write from the block tables it is
+// given; who owns which block is the caller's business (engine/block_pool.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+
+namespace lmstream {
+
+enum class KvType { F32, F16 };
+
+struct EngineOptions {
+  int threads = 0;            // 0 = all cores
+  int block_size = 16;        // tokens per KV block
+  int n_blocks = 0;           // KV pool size in blocks; 0 = enough for one max_pos sequence
+  KvType kv_type = KvType::F16;
+};
+
+// One sequence's share of a step: tokens at positions [pos, pos + tokens.size()) of the sequence.
+// Their K/V are written to the sequence's blocks; attention reads its first pos + tokens.size()
+// positions through block_table (which must cover them).
+struct SeqStep {
+  std::span<const int32_t> tokens;
+  int32_t pos = 0;
+  std::span<const int32_t> block_table;
+  bool want_logits = true;  // logits of the last token of this chunk
+  bool all_logits = false;  // logits of every token of this chunk (prompt logprobs, tests)
+};
+
+class ThreadPool;
+class KvCache;
+
+class Engine {
+ public:
+  Engine(const Model& model, const EngineOptions& opts);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs the batch. logits_out gets, in batch order, one row of vocab() floats per SeqStep with
+  // want_logits (tokens.size() rows when all_logits). Throws std::invalid_argument on a malformed batch (bad token id, position past
+  // max_pos, block table too short or with an out-of-range block).
+  void step(std::span<const SeqStep> batch, float* logits_out);
+
+  const LlamaConfig& cfg() const { return model_.cfg; }
+  int vocab() const { return model_.cfg.vocab_size; }
+  int block_size() const { return opts_.block_size; }
+  int n_blocks() const { return opts_.n_blocks; }
+  int threads() const;
+  size_t kv_bytes() const;
+  static size_t kv_bytes_per_token(const LlamaConfig& c, KvType t);
+
+ private:
+  struct Scratch;
+  struct Row;
+  void forward_rows(std::span<const SeqStep> batch, const Row* rows, size_t n, const char* want,
+                    float* logits);
+  const Model& model_;
+  EngineOptions opts_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Scratch> s_;
+};
+
+}  // namespace lmstream

@@ -1,0 +1,75 @@
+// Matrix products of weights with activation rows: y[m][n] = sum_k W[n][k] * x[m][k].
+//
+// Q8_0 and Q4_0 weights are repacked once, at load, into groups of 16 rows interleaved in 4-byte
+// steps (same bytes per weight as the file) so that one VNNI instruction computes 16 output rows at
+// once; activations are quantized to int8 per 32-block (as llama.cpp does) and the integer dot
+// products are exact. F32/F16/BF16 weights are used in place with float dot products.
+//
+// Batch invariance: every output element is computed by the same sequence of operations whatever
+// the number of activation rows, their position in the batch, or the thread that computes them. K is
+// never split across threads and each SIMD lane is one output row, so no reduction order changes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+
+namespace lmstream {
+
+class ThreadPool;
+
+inline constexpr int kGroupRows = 16;  // rows per packed group
+
+// Activation rows quantized for integer dot products.
+struct QuantActs {
+  int rows = 0;
+  int64_t cols = 0;
+  std::vector<int8_t> q;   // [rows][cols]
+  std::vector<float> d;    // [rows][cols/32] scale
+  std::vector<int32_t> s;  // [rows][cols/32] sum of the block's quants
+};
+
+class Matrix {
+ public:
+  Matrix() = default;
+  // Packs Q8_0/Q4_0 (and releases the source pages when release_source); float types in place.
+  static Matrix prepare(const Tensor& t);
+
+  DType type = DType::F32;
+  int64_t rows = 0, cols = 0;
+  bool packed = false;
+  const uint8_t* data = nullptr;          // packed groups, or the tensor's rows in place
+  std::shared_ptr<uint8_t> storage;       // owns packed data
+  size_t bytes = 0;
+
+  int64_t groups() const { return (rows + kGroupRows - 1) / kGroupRows; }
+  int64_t blocks() const { return cols / 32; }
+  size_t group_block_bytes() const;       // 544 (Q8_0) or 288 (Q4_0)
+};
+
+// Dequantizes (unpacks) row n of a packed matrix into fp32; for tests and embeddings of tied outputs.
+void matrix_row_to_f32(const Matrix& m, int64_t n, float* out);
+
+void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, ThreadPool* pool);
+
+struct MatmulJob {
+  const Matrix* w;
+  float* y;       // [M][ldy], columns [0, w->rows) written
+  int64_t ldy;
+};
+
+// Runs every job over the same input rows x[M][K] (row stride K) in one parallel dispatch.
+// qx is scratch for the quantized activations.
+void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& qx, ThreadPool& pool);
+
+// Names of the SIMD targets compiled in and the one chosen at run time (for logs and tests).
+const char* kernels_target_name();
+
+// For tests: runs the quantized group kernel on every compiled target that this CPU supports and
+// returns one result vector per target (each [M][rows]).
+std::vector<std::vector<float>> matmul_all_targets(const Matrix& w, const float* x, int M);
+
+}  // namespace lmstream

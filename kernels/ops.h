@@ -1,0 +1,40 @@
+// Element-wise and attention kernels of the forward pass (fp32 activations), dispatched with
+// Highway. Each function's reduction order is fixed, so results never depend on batching.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lmstream {
+
+// out = x / sqrt(mean(x^2) + eps) * w
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps);
+// g = silu(g) * u
+void silu_mul(float* g, const float* u, int64_t n);
+// x += y
+void add_inplace(float* x, const float* y, int64_t n);
+void f32_to_f16(const float* x, uint16_t* y, int64_t n);
+
+// Rotary embedding of n_heads heads of head_dim each, in place, with cos/sin of this position
+// (head_dim/2 values each). interleaved: pairs (2i, 2i+1); otherwise pairs (i, i + head_dim/2).
+void rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin, bool interleaved);
+
+// Causal attention of one query head over n_pos cached positions read through a block table.
+// K and V of position p live at k_base/v_base + table[p / block_size] * block_stride +
+// (p % block_size) * head_dim elements (fp16 when f16, else fp32). scores needs n_pos floats.
+struct AttnHead {
+  const float* q;        // head_dim values, already rotated
+  int head_dim;
+  int n_pos;
+  const uint8_t* k_base;
+  const uint8_t* v_base;
+  const int32_t* table;
+  int block_size;
+  size_t block_stride;   // bytes from one block to the next
+  bool f16;
+  float* scores;
+  float* out;            // head_dim values
+};
+void attention_head(const AttnHead& a);
+
+}  // namespace lmstream

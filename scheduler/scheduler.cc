@@ -1,0 +1,29 @@
+// Scheduler: the public face of continuous batching, SchedulerCore running its own thread over
+// the real Engine.
+#include "scheduler/scheduler.h"
+
+#include "scheduler/scheduler_core.h"
+
+namespace lmstream {
+
+struct Scheduler::Impl {
+  Impl(Engine& e, const Tokenizer& tok, const SchedulerOptions& o)
+      : ex(e), core(ex, tok, CoreOptions{o, false, nullptr}) {}
+  EngineExecutor ex;
+  SchedulerCore core;
+};
+
+Scheduler::Scheduler(Engine& engine, const Tokenizer& tok, const SchedulerOptions& opts)
+    : impl_(std::make_unique<Impl>(engine, tok, opts)) {
+  impl_->core.start();
+}
+
+Scheduler::~Scheduler() = default;
+
+std::shared_ptr<RequestStream> Scheduler::submit(GenerateRequest req) {
+  return impl_->core.submit(std::move(req));
+}
+
+SchedulerStats Scheduler::stats() const { return impl_->core.stats(); }
+
+}  // namespace lmstream

@@ -1,0 +1,107 @@
+// The serving application (see app.h).
+#include "server/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/tgi_wire.h"
+#include "server/wire_json.h"
+
+namespace lmstream::server {
+
+App::App(ServeConfig cfg) : cfg_(std::move(cfg)), rng_(std::random_device{}()) {
+  metrics_ = std::make_unique<Metrics>(cfg_.max_input_length, cfg_.max_total_tokens);
+}
+
+void App::set_backend(std::shared_ptr<Backend> b) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    backend_ = std::move(b);
+  }
+  ready_ = true;
+}
+
+std::shared_ptr<Backend> App::backend() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return backend_;
+}
+
+TgiLimits App::tgi_limits() const {
+  TgiLimits l;
+  l.max_best_of = cfg_.max_best_of;
+  l.max_stop_sequences = cfg_.max_stop_sequences;
+  l.max_top_n_tokens = cfg_.max_top_n_tokens;
+  l.max_input_length = cfg_.max_input_length;
+  l.max_total_tokens = cfg_.max_total_tokens;
+  return l;
+}
+
+std::optional<Permit> App::try_acquire() {
+  int n = in_flight_.fetch_add(1);
+  if (n >= cfg_.max_concurrent_requests) {
+    in_flight_.fetch_sub(1);
+    return std::nullopt;
+  }
+  return Permit(&in_flight_);
+}
+
+uint64_t App::random_seed() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return rng_();
+}
+
+void App::track(const std::shared_ptr<RequestStream>& rs) {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::erase_if(streams_, [](auto& w) { return w.expired(); });
+  streams_.push_back(rs);
+}
+
+void App::cancel_all() {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& w : streams_)
+    if (auto s = w.lock()) s->cancel();
+}
+
+void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, double ms) {
+  if (a.first_token_mono >= 0 && a.first_write_mono >= 0)
+    metrics_->write_delay(a.first_write_mono - a.first_token_mono);
+  if (a.route == "/ping" || a.route == "/health" || a.route == "/metrics") return;  // probes
+  nlohmann::ordered_json j;
+  j["id"] = req.id;
+  j["remote"] = req.remote;
+  j["method"] = req.method;
+  j["route"] = a.route.empty() ? req.path : a.route;
+  j["path"] = req.path;
+  j["status"] = status == 0 ? 499 : status;
+  j["input_tokens"] = a.input_tokens;
+  j["generated_tokens"] = a.generated_tokens;
+  j["queue_ms"] = a.queue_ms;
+  j["ttft_ms"] = a.ttft_ms;
+  j["total_ms"] = ms;
+  j["finish"] = a.finish;
+  j["first_token_mono"] = a.first_token_mono;
+  j["first_write_mono"] = a.first_write_mono;
+  spdlog::info("access {}", dump(j));
+}
+
+HttpResponse json_response(int status, std::string body) {
+  return {status, {{"Content-Type", "application/json"}}, std::move(body)};
+}
+
+void reject(Exchange& ex, const Rejection& r) {
+  ex.respond({r.status, {{"Content-Type", r.content_type}}, r.body});
+}
+
+bool unavailable(App& app, Exchange& ex) {
+  if (app.ready() && !app.draining()) return false;
+  ex.respond(json_response(503, app.draining() ? tgi_error_json("server is shutting down", "unavailable")
+                                               : tgi_error_json("model is loading", "unavailable")));
+  return true;
+}
+
+void add_all_routes(App& app) {
+  add_common_routes(app);
+  add_tgi_routes(app);
+  add_openai_routes(app);
+}
+
+}  // namespace lmstream::server

@@ -1,0 +1,89 @@
+// The serving application: configuration, the backend (once loaded), metrics, the
+// MAX_CONCURRENT_REQUESTS permits, the route table and the access log. Route handlers
+// (routes_*.cc) are thin: parse, validate, submit, encode the stream.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "server/backend.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/validation.h"
+
+namespace lmstream::server {
+
+class App;
+
+// One MAX_CONCURRENT_REQUESTS permit, held for the whole request (stream included).
+class Permit {
+ public:
+  explicit Permit(std::atomic<int>* n) : n_(n) {}
+  Permit(Permit&& o) noexcept : n_(o.n_) { o.n_ = nullptr; }
+  Permit(const Permit&) = delete;
+  ~Permit() { if (n_) n_->fetch_sub(1); }
+
+ private:
+  std::atomic<int>* n_;
+};
+
+class App {
+ public:
+  explicit App(ServeConfig cfg);
+  const ServeConfig& cfg() const { return cfg_; }
+  // Installs the loaded, warmed-up backend; /ping turns 200.
+  void set_backend(std::shared_ptr<Backend> b);
+  std::shared_ptr<Backend> backend() const;  // nullptr while loading
+  bool ready() const { return ready_; }
+  void set_draining() { draining_ = true; }
+  bool draining() const { return draining_; }
+
+  Metrics& metrics() { return *metrics_; }
+  RouteTable& routes() { return routes_; }
+  TgiLimits tgi_limits() const;
+  std::optional<Permit> try_acquire();
+  int in_flight() const { return in_flight_; }
+  uint64_t random_seed();
+  // Streams of admitted requests, so shutdown can cancel them after the grace period.
+  void track(const std::shared_ptr<RequestStream>& rs);
+  void cancel_all();
+  // The access log line and the write-delay metric (HttpServer's completion callback).
+  void on_complete(const HttpRequest& req, int status, const AccessInfo& a, double ms);
+
+ private:
+  ServeConfig cfg_;
+  std::unique_ptr<Metrics> metrics_;
+  RouteTable routes_;
+  mutable std::mutex mu_;
+  std::shared_ptr<Backend> backend_;
+  std::atomic<bool> ready_{false}, draining_{false};
+  std::atomic<int> in_flight_{0};
+  std::mt19937_64 rng_;
+  std::vector<std::weak_ptr<RequestStream>> streams_;
+};
+
+// Route registration (routes_*.cc).
+void add_common_routes(App& app);  // /ping, /health, GET /, /info, /metrics, /v1/models, /invocations
+void add_tgi_routes(App& app);     // /generate, /generate_stream, POST /, /tokenize
+void add_openai_routes(App& app);  // /v1/chat/completions, /v1/completions
+void add_all_routes(App& app);
+
+// The handlers behind /invocations, reusable by other front doors (e.g. SageMaker's runtime
+// routes wrap the Exchange to frame the bytes).
+void tgi_compat(App& app, std::shared_ptr<Exchange> ex);
+void lmi_invoke(App& app, std::shared_ptr<Exchange> ex);
+void invocations(App& app, std::shared_ptr<Exchange> ex);  // by cfg().api
+
+// Shared helpers for handlers.
+HttpResponse json_response(int status, std::string body);
+void reject(Exchange& ex, const Rejection& r);
+// 503 while the model loads / the server drains; true when it answered.
+bool unavailable(App& app, Exchange& ex);
+
+}  // namespace lmstream::server

@@ -1,0 +1,272 @@
+// Configuration resolution for `lmstream serve` (see config.h).
+#include "server/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+#include "server/properties.h"
+
+namespace lmstream::server {
+namespace {
+
+int parse_int(const std::string& what, const std::string& v, int lo, int hi) {
+  errno = 0;
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || errno != 0 || end == v.c_str() || *end != '\0' || x < lo || x > hi)
+    throw std::invalid_argument(what + ": '" + v + "' is not an integer in [" + std::to_string(lo) +
+                                ", " + std::to_string(hi) + "]");
+  return int(x);
+}
+
+double parse_double(const std::string& what, const std::string& v, double lo, double hi) {
+  errno = 0;
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || errno != 0 || end == v.c_str() || *end != '\0' || !(x >= lo && x <= hi))
+    throw std::invalid_argument(what + ": '" + v + "' is not a number in [" + std::to_string(lo) +
+                                ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+bool parse_bool(const std::string& what, const std::string& v) {
+  std::string l = v;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (l == "true" || l == "1") return true;
+  if (l == "false" || l == "0") return false;
+  throw std::invalid_argument(what + ": '" + v + "' is not true or false");
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// serving.properties keys this build knows. option.* keys also come from OPTION_<KEY>.
+const char* const kKnownKeys[] = {
+    "engine", "option.entryPoint", "option.model_id", "option.tensor_parallel_degree",
+    "option.rolling_batch", "option.max_rolling_batch_size",
+    "option.max_rolling_batch_prefill_tokens", "option.model_loading_timeout",
+    "option.paged_attention", "option.low_cpu_mem_usage", "option.dtype",
+    "option.output_formatter",
+};
+
+std::string option_env_name(const std::string& key) {  // option.max_rolling_batch_size -> OPTION_MAX_...
+  std::string s = "OPTION_" + key.substr(std::string("option.").size());
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+// The first value found, in precedence order, with a label for messages.
+struct Src {
+  std::optional<std::string> value;
+  std::string label;
+};
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
+                           std::vector<ConfigMessage>* messages) {
+  ServeConfig c;
+  auto info = [&](std::string t) { if (messages) messages->push_back({ConfigMessage::kInfo, std::move(t)}); };
+  auto warn = [&](std::string t) { if (messages) messages->push_back({ConfigMessage::kWarn, std::move(t)}); };
+
+  // --- serving.properties: --properties, OPTION-less discovery inside the model directory.
+  std::optional<std::string> model_flag_or_env = flags.model ? flags.model : env("HF_MODEL_ID");
+  Properties props;
+  if (flags.properties) {
+    c.properties_path = *flags.properties;
+  } else if (model_flag_or_env && std::filesystem::is_directory(*model_flag_or_env) &&
+             std::filesystem::exists(std::filesystem::path(*model_flag_or_env) / "serving.properties")) {
+    c.properties_path = (std::filesystem::path(*model_flag_or_env) / "serving.properties").string();
+  }
+  if (!c.properties_path.empty()) {
+    std::vector<std::string> bad;
+    props = load_properties(c.properties_path, &bad);
+    for (auto& b : bad) warn("serving.properties " + b + ": not a key=value line, ignored");
+    for (auto& [k, v] : props.entries) {
+      bool known = std::find_if(std::begin(kKnownKeys), std::end(kKnownKeys),
+                                [&](const char* x) { return k == x; }) != std::end(kKnownKeys);
+      if (!known) warn("serving.properties: unknown key '" + k + "' ignored");
+    }
+  }
+  // A property: the file first, then DJL's OPTION_* environment form (putIfAbsent semantics).
+  auto prop = [&](const std::string& key) -> Src {
+    if (const std::string* v = props.find(key)) return {*v, "serving.properties " + key};
+    if (key.rfind("option.", 0) == 0) {
+      std::string e = option_env_name(key);
+      if (auto v = env(e)) return {*v, e};
+    }
+    return {std::nullopt, key};
+  };
+  // flag > env names (in order) > property.
+  auto pick = [&](std::optional<std::string> flag, const std::string& flag_name,
+                  std::initializer_list<const char*> envs, const std::string& key) -> Src {
+    if (flag) return {flag, flag_name};
+    for (const char* e : envs)
+      if (auto v = env(e)) return {*v, e};
+    if (!key.empty()) return prop(key);
+    return {std::nullopt, flag_name};
+  };
+  auto opt_s = [](const std::optional<int>& x) -> std::optional<std::string> {
+    return x ? std::optional<std::string>(std::to_string(*x)) : std::nullopt;
+  };
+  auto int_setting = [&](int& out, const std::optional<int>& flag, const std::string& flag_name,
+                         std::initializer_list<const char*> envs, const std::string& key, int lo,
+                         int hi) {
+    Src s = pick(opt_s(flag), flag_name, envs, key);
+    if (s.value) out = parse_int(s.label, *s.value, lo, hi);
+  };
+
+  // --- model
+  Src model = pick(flags.model, "--model", {"HF_MODEL_ID"}, "option.model_id");
+  if (!model.value || model.value->empty())
+    throw std::invalid_argument("no model: pass --model PATH or set HF_MODEL_ID (or option.model_id in serving.properties)");
+  if (model.value->find("://") != std::string::npos || model.value->find("{{") != std::string::npos)
+    throw std::invalid_argument(model.label + " = '" + *model.value +
+                                "': only local model paths are supported (downloads are not implemented); "
+                                "pass --model PATH to a local GGUF file or model directory");
+  c.model = *model.value;
+
+  // --- network
+  {
+    Src s = pick(opt_s(flags.port), "--port", {"SAGEMAKER_BIND_TO_PORT", "PORT"}, "");
+    if (s.value) c.port = parse_int(s.label, *s.value, 0, 65535);
+    Src h = pick(flags.host, "--host", {}, "");
+    if (h.value) c.host = *h.value;
+  }
+  int_setting(c.threads, flags.threads, "--threads", {"LMSTREAM_THREADS"}, "", 0, 1024);
+  int_setting(c.kv_blocks, flags.kv_blocks, "--kv-blocks", {"LMSTREAM_KV_BLOCKS"}, "", 0, 1 << 24);
+
+  // --- TGI router limits
+  int_setting(c.max_concurrent_requests, flags.max_concurrent_requests, "--max-concurrent-requests",
+              {"MAX_CONCURRENT_REQUESTS"}, "", 1, 1 << 20);
+  int_setting(c.max_stop_sequences, flags.max_stop_sequences, "--max-stop-sequences",
+              {"MAX_STOP_SEQUENCES"}, "", 0, 1024);
+  int_setting(c.max_top_n_tokens, flags.max_top_n_tokens, "--max-top-n-tokens", {"MAX_TOP_N_TOKENS"},
+              "", 0, 1024);
+  int_setting(c.max_input_length, flags.max_input_length, "--max-input-length",
+              {"MAX_INPUT_LENGTH", "MAX_INPUT_TOKENS"}, "", 1, 1 << 24);
+  int_setting(c.max_total_tokens, flags.max_total_tokens, "--max-total-tokens", {"MAX_TOTAL_TOKENS"},
+              "", 2, 1 << 24);
+  int_setting(c.max_batch_total_tokens, flags.max_batch_total_tokens, "--max-batch-total-tokens",
+              {"MAX_BATCH_TOTAL_TOKENS"}, "", 1, 1 << 28);
+  int_setting(c.max_batch_prefill_tokens, flags.max_batch_prefill_tokens, "--max-batch-prefill-tokens",
+              {"MAX_BATCH_PREFILL_TOKENS"}, "option.max_rolling_batch_prefill_tokens", 1, 1 << 24);
+  {
+    int shards = 1;
+    int_setting(shards, flags.num_shard, "--num-shard", {"NUM_SHARD", "SM_NUM_GPUS"}, "", 1, 4096);
+    if (shards > 1)
+      throw std::invalid_argument("NUM_SHARD/SM_NUM_GPUS = " + std::to_string(shards) +
+                                  ": more than one shard needs tensor parallelism, which this build "
+                                  "does not have; set it to 1 or leave it unset");
+    c.num_shard = shards;
+  }
+
+  // --- LMI options
+  int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size", {},
+              "option.max_rolling_batch_size", 1, 1 << 16);
+  if (Src s = prop("engine"); s.value) {
+    std::string e = lower(*s.value);
+    if (e == "mpi")
+      info("engine=MPI: accepted; this build serves from one CPU process (no MPI ranks), the built-in engine runs the model");
+    else if (e == "python" || e == "deepspeed")
+      info("engine=" + *s.value + ": accepted; the built-in engine runs the model (no Python worker)");
+    else
+      warn("engine=" + *s.value + ": unknown engine, ignored; the built-in engine runs the model");
+  }
+  if (Src s = prop("option.entryPoint"); s.value)
+    info(s.label + "=" + *s.value + ": cannot be honoured; no Python handler is loaded, the built-in engine serves the model");
+  if (Src s = prop("option.tensor_parallel_degree"); s.value) {
+    std::string v = lower(*s.value);
+    if (v != "1")
+      warn(s.label + "=" + *s.value + ": cannot be honoured (no tensor parallelism in this build); serving with 1 shard on CPU");
+  }
+  if (Src s = prop("option.rolling_batch"); s.value) {
+    std::string v = lower(*s.value);
+    if (v == "disable" || v == "false")
+      warn(s.label + "=" + *s.value + ": cannot be honoured; requests always go through the rolling-batch scheduler");
+    else
+      info(s.label + "=" + *s.value + ": served by the built-in rolling-batch scheduler (paged KV cache, continuous batching)");
+  }
+  if (Src s = prop("option.model_loading_timeout"); s.value)
+    c.model_loading_timeout_s = parse_double(s.label, *s.value, 0, 1e7);
+  else if (auto v = env("MODEL_LOADING_TIMEOUT"))
+    c.model_loading_timeout_s = parse_double("MODEL_LOADING_TIMEOUT", *v, 0, 1e7);
+  if (Src s = prop("option.paged_attention"); s.value) {
+    if (!parse_bool(s.label, *s.value))
+      warn(s.label + "=false: cannot be honoured; the KV cache is always paged");
+  }
+  if (Src s = prop("option.low_cpu_mem_usage"); s.value) {
+    parse_bool(s.label, *s.value);
+    info(s.label + "=" + *s.value + ": accepted; weights are memory-mapped, host memory use is already minimal");
+  }
+  if (Src s = prop("option.dtype"); s.value)
+    warn(s.label + "=" + *s.value + ": cannot be honoured; weights keep the model file's type (use `lmstream convert`/--quantize to change it)");
+  if (Src s = prop("option.output_formatter"); s.value) {
+    std::string v = lower(*s.value);
+    if (v == "json") c.output_formatter = OutputFormatter::kJson;
+    else if (v == "jsonlines") c.output_formatter = OutputFormatter::kJsonLines;
+    else
+      warn(s.label + "=" + *s.value + ": cannot be honoured (json and jsonlines are supported); using json");
+  }
+  if (auto v = env("SERVING_ROLLING_BATCH_BUFFER"))
+    c.rolling_batch_buffer = parse_int("SERVING_ROLLING_BATCH_BUFFER", *v, 1, 1 << 20);
+  if (auto v = env("SERVING_CHUNKED_READ_TIMEOUT"))
+    c.write_timeout_s = parse_double("SERVING_CHUNKED_READ_TIMEOUT", *v, 0.1, 1e6);
+
+  // --- API mode of /invocations
+  {
+    Src s = pick(flags.api, "--api", {"LMSTREAM_API"}, "");
+    if (s.value) {
+      std::string v = lower(*s.value);
+      if (v == "tgi") c.api = ApiMode::kTgi;
+      else if (v == "lmi") c.api = ApiMode::kLmi;
+      else throw std::invalid_argument(s.label + ": '" + *s.value + "' is not tgi or lmi");
+    } else {
+      c.api = c.properties_path.empty() ? ApiMode::kTgi : ApiMode::kLmi;
+    }
+  }
+  if (flags.shutdown_grace) {
+    if (!(*flags.shutdown_grace >= 0 && *flags.shutdown_grace <= 86400))
+      throw std::invalid_argument("--shutdown-grace must be within [0, 86400] seconds");
+    c.shutdown_grace_s = *flags.shutdown_grace;
+  }
+  return c;
+}
+
+void finalize_limits(ServeConfig& c, int max_position) {
+  int ctx = std::max(max_position, 2);
+  if (c.max_total_tokens == 0) c.max_total_tokens = std::min(2048, ctx);
+  if (c.max_input_length == 0) c.max_input_length = std::min(1024, c.max_total_tokens - 1);
+  if (c.max_batch_prefill_tokens == 0) c.max_batch_prefill_tokens = std::max(c.max_input_length, 512);
+  if (c.max_input_length >= c.max_total_tokens)
+    throw std::invalid_argument("MAX_INPUT_LENGTH (" + std::to_string(c.max_input_length) +
+                                ") must be < MAX_TOTAL_TOKENS (" + std::to_string(c.max_total_tokens) + ")");
+  if (c.max_total_tokens > ctx)
+    throw std::invalid_argument("MAX_TOTAL_TOKENS (" + std::to_string(c.max_total_tokens) +
+                                ") exceeds the model's context length (" + std::to_string(ctx) + ")");
+  if (c.max_batch_prefill_tokens < c.max_input_length)
+    throw std::invalid_argument("MAX_BATCH_PREFILL_TOKENS (" + std::to_string(c.max_batch_prefill_tokens) +
+                                ") must be >= MAX_INPUT_LENGTH (" + std::to_string(c.max_input_length) + ")");
+  if (c.max_batch_total_tokens != 0) {
+    if (c.max_batch_prefill_tokens > c.max_batch_total_tokens)
+      throw std::invalid_argument("MAX_BATCH_PREFILL_TOKENS must be <= MAX_BATCH_TOTAL_TOKENS");
+    if (c.max_total_tokens > c.max_batch_total_tokens)
+      throw std::invalid_argument("MAX_TOTAL_TOKENS must be <= MAX_BATCH_TOTAL_TOKENS");
+  }
+}
+
+}  // namespace lmstream::server

@@ -1,0 +1,81 @@
+// `lmstream serve` settings and where they come from. Every setting has a flag and the
+// environment names of the TGI and LMI (DJL-Serving) containers; a flag wins over the
+// environment, which wins over serving.properties — except DJL's own OPTION_* forms, which DJL
+// applies only when the file lacks the key (api.md §2.2), so the file wins over those.
+// Pure: the environment is passed in as a lookup function so precedence is unit-testable.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lmstream::server {
+
+enum class ApiMode { kTgi, kLmi };
+enum class OutputFormatter { kJson, kJsonLines };
+
+// Values given on the command line (unset = not given).
+struct ServeFlags {
+  std::optional<std::string> model, host, api, properties;
+  std::optional<int> port, threads, max_concurrent_requests, max_input_length, max_total_tokens,
+      max_batch_total_tokens, max_batch_prefill_tokens, max_stop_sequences, max_top_n_tokens,
+      num_shard, max_rolling_batch_size, kv_blocks;
+  std::optional<double> shutdown_grace;
+};
+
+struct ServeConfig {
+  std::string model;  // path (file or directory)
+  std::string host = "0.0.0.0";
+  int port = 8080;
+  ApiMode api = ApiMode::kTgi;
+  std::string properties_path;  // "" when none was used
+  int threads = 0;              // engine threads, 0 = all cores
+  int io_threads = 2;
+  int kv_blocks = 0;            // 0 = engine default sizing from max_batch_total_tokens
+
+  // TGI router limits.
+  int max_concurrent_requests = 128;
+  int max_best_of = 2;
+  int max_stop_sequences = 4;
+  int max_top_n_tokens = 5;
+  int max_input_length = 0;     // 0 = derive from the model (min(1024, ctx - 1))
+  int max_total_tokens = 0;     // 0 = derive from the model (min(2048, ctx))
+  int max_batch_total_tokens = 0;
+  int max_batch_prefill_tokens = 0;  // 0 = derive (max(4096 capped, max_input_length))
+  int num_shard = 1;
+
+  // LMI.
+  int max_rolling_batch_size = 64;
+  OutputFormatter output_formatter = OutputFormatter::kJson;
+  int rolling_batch_buffer = 4;  // SERVING_ROLLING_BATCH_BUFFER
+  double model_loading_timeout_s = 0;  // 0 = none
+
+  // HTTP.
+  size_t body_limit = 6 * 1024 * 1024;  // SageMaker's BodyBlob max
+  size_t header_limit = 16 * 1024;
+  double idle_timeout_s = 60;    // keep-alive connection with no request
+  double read_timeout_s = 30;    // one request's headers + body
+  double write_timeout_s = 60;   // a stalled reader (SERVING_CHUNKED_READ_TIMEOUT)
+  double keepalive_s = 15;       // SSE ':' comment when no event for this long
+  double shutdown_grace_s = 30;
+};
+
+struct ConfigMessage {
+  enum Level { kInfo, kWarn } level;
+  std::string text;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup process_env();
+
+// Resolves the configuration. Throws std::invalid_argument with a clear message on settings that
+// make serving impossible (bad numbers, NUM_SHARD > 1, no model). Settings this build accepts
+// but cannot honour, and unknown serving.properties keys, become messages.
+ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
+                           std::vector<ConfigMessage>* messages);
+
+// Fills the 0 = derive limits from the model's context length and checks TGI's start-up rules.
+void finalize_limits(ServeConfig& cfg, int max_position);
+
+}  // namespace lmstream::server

@@ -1,0 +1,564 @@
+// HTTP/1.1 server core (see http.h). One Connection per socket, on its own strand. A single read
+// loop runs for the connection's whole life: while a request is being read it feeds the parser;
+// while its response is being written it keeps reading so that a disconnect is seen at once
+// (bytes of a pipelined next request are kept for later).
+#include "server/http.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cstdio>
+#include <optional>
+#include <stdexcept>
+
+namespace lmstream::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower((unsigned char)a[i]) != std::tolower((unsigned char)b[i])) return false;
+  return true;
+}
+
+const char* reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 424: return "Failed Dependency";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+// Header values must not smuggle CR/LF into the response.
+std::string clean(std::string_view v) {
+  std::string s(v);
+  for (char& c : s)
+    if (c == '\r' || c == '\n') c = ' ';
+  return s;
+}
+
+double mono_seconds(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
+
+}  // namespace
+
+const std::string* HttpRequest::header(std::string_view name) const {
+  for (auto& h : headers)
+    if (iequals(h.first, name)) return &h.second;
+  return nullptr;
+}
+
+void RouteTable::add(std::string method, std::string path, Handler h) {
+  exact_[{std::move(method), std::move(path)}] = std::move(h);
+}
+
+void RouteTable::add_prefix(std::string method, std::string prefix, Handler h) {
+  prefix_.push_back({{std::move(method), std::move(prefix)}, std::move(h)});
+}
+
+const Handler* RouteTable::find(const std::string& method, const std::string& path, int* status) const {
+  auto it = exact_.find({method, path});
+  if (it != exact_.end()) return &it->second;
+  bool path_known = false;
+  for (auto& [k, h] : exact_)
+    if (k.second == path) path_known = true;
+  for (auto& [k, h] : prefix_) {
+    if (path.compare(0, k.second.size(), k.second) != 0) continue;
+    if (k.first == method) return &h;
+    path_known = true;
+  }
+  *status = path_known ? 405 : 404;
+  return nullptr;
+}
+
+class Connection;
+
+class ExchangeImpl final : public Exchange {
+ public:
+  ExchangeImpl(std::shared_ptr<Connection> c, HttpRequest r) : conn_(std::move(c)), req_(std::move(r)) {}
+  ~ExchangeImpl() override;
+  const HttpRequest& request() const override { return req_; }
+  AccessInfo& access() override { return access_; }
+  asio::any_io_executor executor() override;
+  void respond(HttpResponse r) override;
+  void start_stream(int status, std::vector<Header> headers) override;
+  void write(std::string chunk) override;
+  void finish() override;
+  bool client_gone() const override { return gone_; }
+  void on_client_gone(std::function<void()> fn) override {
+    if (gone_) fn();
+    else gone_fns_.push_back(std::move(fn));
+  }
+  Clock::time_point first_chunk_written() const override { return first_chunk_; }
+
+  // Connection side.
+  void mark_gone() {
+    if (gone_) return;
+    gone_ = true;
+    auto fns = std::move(gone_fns_);
+    for (auto& f : fns) f();
+  }
+  std::shared_ptr<Connection> conn_;
+  HttpRequest req_;
+  AccessInfo access_;
+  int status_ = 0;         // sent status (0 = nothing sent)
+  bool streaming_ = false;
+  bool ended_ = false;     // respond() or finish() called
+  bool gone_ = false;
+  bool wrote_chunk_ = false;
+  Clock::time_point first_chunk_{};
+  std::vector<std::function<void()>> gone_fns_;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket sock, std::shared_ptr<HttpServer::Impl> srv);
+  void start();
+  void shutdown_soon();  // server stopping: close when idle
+  void close_now();
+  asio::any_io_executor executor() { return sock_.get_executor(); }
+
+  // Called by ExchangeImpl (on the strand).
+  void queue(std::string bytes, bool ends_response, ExchangeImpl* ex, bool is_chunk);
+  bool keep_alive() const { return keep_alive_ && !stopping_; }
+  void exchange_destroyed(const HttpRequest& req, int status, const AccessInfo& a);
+
+ private:
+  void new_request();
+  void do_read();
+  void on_read(beast::error_code ec, size_t n);
+  void parse();
+  void dispatch();
+  void reject(int status, std::string body);
+  void flush();
+  void on_write(beast::error_code ec);
+  void response_complete();
+  void gone();
+  void arm(double seconds, int kind);
+  void disarm();
+  void on_timeout(int kind);
+
+  tcp::socket sock_;
+  std::shared_ptr<HttpServer::Impl> srv_;
+  asio::steady_timer timer_;
+  uint64_t timer_gen_ = 0;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  enum class State { kReading, kResponding, kClosed } state_ = State::kReading;
+  bool reading_ = false;
+  bool request_started_ = false;
+  bool sent_continue_ = false;
+  bool keep_alive_ = true;
+  bool stopping_ = false;
+  bool writing_ = false;
+  bool response_queued_ = false;  // the whole response is queued
+  std::string pending_, inflight_;
+  bool inflight_has_chunk_ = false, pending_has_chunk_ = false;
+  std::shared_ptr<ExchangeImpl> cur_;
+  std::string remote_;
+};
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io, const RouteTable& r, HttpLimits l, CompleteFn d)
+      : ioc(io), routes(r), limits(l), done(std::move(d)), acceptor(asio::make_strand(io)) {}
+  asio::io_context& ioc;
+  const RouteTable& routes;
+  HttpLimits limits;
+  CompleteFn done;
+  tcp::acceptor acceptor;
+  std::atomic<bool> accepting{false};
+  std::atomic<uint64_t> next_id{1};
+  mutable std::mutex mu;
+  std::vector<std::weak_ptr<Connection>> conns;
+
+  void do_accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      if (!self->accepting) return;
+      if (!ec) {
+        auto c = std::make_shared<Connection>(std::move(s), self);
+        {
+          std::lock_guard<std::mutex> lk(self->mu);
+          std::erase_if(self->conns, [](auto& w) { return w.expired(); });
+          self->conns.push_back(c);
+        }
+        asio::dispatch(c->executor(), [c] { c->start(); });
+      }
+      // Errors such as EMFILE must not stop the server from accepting.
+      self->do_accept();
+    });
+  }
+  std::vector<std::shared_ptr<Connection>> live() const {
+    std::lock_guard<std::mutex> lk(mu);
+    std::vector<std::shared_ptr<Connection>> v;
+    for (auto& w : conns)
+      if (auto c = w.lock()) v.push_back(c);
+    return v;
+  }
+};
+
+// ---------------------------------------------------------------- ExchangeImpl
+
+ExchangeImpl::~ExchangeImpl() { conn_->exchange_destroyed(req_, status_, access_); }
+
+asio::any_io_executor ExchangeImpl::executor() { return conn_->executor(); }
+
+void ExchangeImpl::respond(HttpResponse r) {
+  if (ended_ || streaming_) return;
+  ended_ = true;
+  status_ = r.status;
+  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
+  for (auto& [k, v] : r.headers) out += clean(k) + ": " + clean(v) + "\r\n";
+  out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (!conn_->keep_alive()) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += r.body;
+  if (!gone_) conn_->queue(std::move(out), true, this, false);
+}
+
+void ExchangeImpl::start_stream(int status, std::vector<Header> headers) {
+  if (ended_ || streaming_) return;
+  streaming_ = true;
+  status_ = status;
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
+  for (auto& [k, v] : headers) out += clean(k) + ": " + clean(v) + "\r\n";
+  out += "Transfer-Encoding: chunked\r\n";
+  if (!conn_->keep_alive()) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!gone_) conn_->queue(std::move(out), false, this, false);
+}
+
+void ExchangeImpl::write(std::string chunk) {
+  if (!streaming_ || ended_ || gone_ || chunk.empty()) return;
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
+  std::string out = hex;
+  out += chunk;
+  out += "\r\n";
+  conn_->queue(std::move(out), false, this, true);
+}
+
+void ExchangeImpl::finish() {
+  if (!streaming_ || ended_) return;
+  ended_ = true;
+  if (!gone_) conn_->queue("0\r\n\r\n", true, this, false);
+}
+
+// ---------------------------------------------------------------- Connection
+
+Connection::Connection(tcp::socket sock, std::shared_ptr<HttpServer::Impl> srv)
+    : sock_(std::move(sock)), srv_(std::move(srv)), timer_(sock_.get_executor()) {
+  beast::error_code ec;
+  auto ep = sock_.remote_endpoint(ec);
+  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  sock_.set_option(tcp::no_delay(true), ec);  // each event leaves at once
+}
+
+void Connection::start() {
+  new_request();
+  do_read();
+}
+
+void Connection::new_request() {
+  state_ = State::kReading;
+  request_started_ = false;
+  sent_continue_ = false;
+  response_queued_ = false;
+  parser_.emplace();
+  parser_->eager(true);
+  parser_->header_limit(uint32_t(std::min<size_t>(srv_->limits.header_limit, UINT32_MAX)));
+  parser_->body_limit(srv_->limits.body_limit);
+  arm(srv_->limits.idle_timeout_s, 0);
+  if (buf_.size() > 0) parse();  // a pipelined request already arrived
+}
+
+void Connection::do_read() {
+  if (reading_ || state_ == State::kClosed) return;
+  // While responding, keep reading only to notice a disconnect; bound what a pipelining client
+  // can make us buffer.
+  if (state_ == State::kResponding &&
+      buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit)
+    return;
+  reading_ = true;
+  sock_.async_read_some(buf_.prepare(16 * 1024), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    self->on_read(ec, n);
+  });
+}
+
+void Connection::on_read(beast::error_code ec, size_t n) {
+  reading_ = false;
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (state_ == State::kResponding) gone();
+    else close_now();
+    return;
+  }
+  buf_.commit(n);
+  if (state_ == State::kReading) parse();
+  do_read();
+}
+
+void Connection::parse() {
+  if (state_ != State::kReading) return;
+  if (buf_.size() > 0 && !request_started_) {
+    request_started_ = true;
+    arm(srv_->limits.read_timeout_s, 1);
+  }
+  beast::error_code ec;
+  while (buf_.size() > 0 && !parser_->is_done()) {
+    size_t used = parser_->put(buf_.data(), ec);
+    buf_.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  if (ec) {
+    if (ec == http::error::body_limit)
+      reject(413, "Failed to buffer the request body: length limit exceeded");
+    else if (ec == http::error::header_limit)
+      reject(431, "Request header fields too large");
+    else
+      reject(400, "Malformed HTTP request: " + ec.message());
+    return;
+  }
+  if (parser_->is_header_done() && !parser_->is_done() && !sent_continue_) {
+    auto& h = parser_->get();
+    auto it = h.find(http::field::expect);
+    if (it != h.end() && iequals(std::string_view(it->value().data(), it->value().size()), "100-continue")) {
+      sent_continue_ = true;
+      pending_ += "HTTP/1.1 100 Continue\r\n\r\n";
+      if (!writing_) flush();
+    }
+  }
+  if (parser_->is_done()) dispatch();
+}
+
+void Connection::reject(int status, std::string body) {
+  // Malformed framing: answer and close; nothing else happens.
+  keep_alive_ = false;
+  state_ = State::kResponding;
+  disarm();
+  HttpRequest req;
+  req.id = srv_->next_id++;
+  req.remote = remote_;
+  req.received = Clock::now();
+  cur_ = std::make_shared<ExchangeImpl>(shared_from_this(), std::move(req));
+  cur_->access_.route = "(malformed)";
+  cur_->respond({status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)});
+}
+
+void Connection::dispatch() {
+  state_ = State::kResponding;
+  disarm();
+  auto msg = parser_->release();
+  parser_.reset();
+  keep_alive_ = msg.keep_alive();
+  HttpRequest req;
+  req.id = srv_->next_id++;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  size_t q = req.target.find('?');
+  req.path = req.target.substr(0, q);
+  if (q != std::string::npos) req.query = req.target.substr(q + 1);
+  for (auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  req.body = std::move(msg.body());
+  req.remote = remote_;
+  req.received = Clock::now();
+  cur_ = std::make_shared<ExchangeImpl>(shared_from_this(), std::move(req));
+  auto ex = cur_;
+  int status = 404;
+  const Handler* h = srv_->routes.find(ex->req_.method, ex->req_.path, &status);
+  if (!h) {
+    ex->access_.route = "(none)";
+    ex->respond({status, {{"Content-Type", "text/plain; charset=utf-8"}}, status == 404 ? "Not Found" : "Method Not Allowed"});
+    return;
+  }
+  try {
+    (*h)(ex);
+  } catch (const std::exception& e) {
+    if (!ex->ended_ && !ex->streaming_)
+      ex->respond({500, {{"Content-Type", "application/json"}},
+                   std::string("{\"error\":\"internal error\",\"error_type\":\"internal\"}")});
+    else if (ex->streaming_)
+      ex->finish();
+  }
+}
+
+void Connection::queue(std::string bytes, bool ends_response, ExchangeImpl* ex, bool is_chunk) {
+  if (state_ == State::kClosed || ex != cur_.get()) return;
+  pending_ += bytes;
+  if (is_chunk && !ex->wrote_chunk_) {
+    ex->wrote_chunk_ = true;
+    pending_has_chunk_ = true;
+  }
+  if (ends_response) response_queued_ = true;
+  if (!writing_) flush();
+}
+
+void Connection::flush() {
+  if (pending_.empty() || state_ == State::kClosed) return;
+  inflight_.swap(pending_);
+  pending_.clear();
+  inflight_has_chunk_ = pending_has_chunk_;
+  pending_has_chunk_ = false;
+  writing_ = true;
+  arm(srv_->limits.write_timeout_s, 2);
+  asio::async_write(sock_, asio::buffer(inflight_), [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->on_write(ec);
+  });
+}
+
+void Connection::on_write(beast::error_code ec) {
+  writing_ = false;
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    gone();
+    return;
+  }
+  if (inflight_has_chunk_ && cur_ && cur_->first_chunk_ == Clock::time_point{}) {
+    cur_->first_chunk_ = Clock::now();
+    if (cur_->access_.first_write_mono < 0) cur_->access_.first_write_mono = mono_seconds(cur_->first_chunk_);
+  }
+  inflight_.clear();
+  inflight_has_chunk_ = false;
+  if (!pending_.empty()) {
+    flush();
+    return;
+  }
+  disarm();
+  if (state_ == State::kResponding && response_queued_) response_complete();
+}
+
+void Connection::response_complete() {
+  cur_.reset();  // the exchange logs itself when its last owner lets go
+  if (keep_alive()) {
+    new_request();
+    do_read();
+  } else {
+    beast::error_code ec;
+    sock_.shutdown(tcp::socket::shutdown_send, ec);
+    close_now();
+  }
+}
+
+void Connection::gone() {
+  auto ex = cur_;
+  close_now();
+  if (ex) ex->mark_gone();
+}
+
+void Connection::close_now() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  disarm();
+  beast::error_code ec;
+  sock_.close(ec);
+  auto ex = std::move(cur_);
+  if (ex && !ex->ended_) ex->mark_gone();
+}
+
+void Connection::shutdown_soon() {
+  stopping_ = true;
+  if (state_ == State::kReading && !request_started_ && !writing_) close_now();
+}
+
+void Connection::arm(double seconds, int kind) {
+  uint64_t g = ++timer_gen_;
+  timer_.expires_after(std::chrono::microseconds(int64_t(seconds * 1e6)));
+  timer_.async_wait([self = shared_from_this(), g, kind](beast::error_code ec) {
+    if (ec || g != self->timer_gen_) return;
+    self->on_timeout(kind);
+  });
+}
+
+void Connection::disarm() {
+  ++timer_gen_;
+  timer_.cancel();
+}
+
+void Connection::on_timeout(int kind) {
+  if (state_ == State::kClosed) return;
+  if (kind == 1 && state_ == State::kReading) {
+    reject(408, "Request read timed out");
+    return;
+  }
+  // Idle keep-alive connection, or a reader that stopped taking our bytes.
+  if (state_ == State::kResponding) gone();
+  else close_now();
+}
+
+void Connection::exchange_destroyed(const HttpRequest& req, int status, const AccessInfo& a) {
+  if (!srv_->done) return;
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - req.received).count();
+  srv_->done(req, status, a, ms);
+}
+
+// ---------------------------------------------------------------- HttpServer
+
+HttpServer::HttpServer(asio::io_context& ioc, const RouteTable& routes, HttpLimits limits, CompleteFn done)
+    : impl_(std::make_shared<Impl>(ioc, routes, limits, std::move(done))) {}
+
+HttpServer::~HttpServer() {
+  impl_->accepting = false;
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+int HttpServer::listen(const std::string& host, int port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw std::runtime_error("cannot listen on '" + host + "': not an IP address");
+  tcp::endpoint ep(addr, uint16_t(port));
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  impl_->accepting = true;
+  impl_->do_accept();
+  return a.local_endpoint().port();
+}
+
+void HttpServer::stop_accepting() {
+  auto impl = impl_;
+  asio::post(impl->acceptor.get_executor(), [impl] {
+    impl->accepting = false;
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  for (auto& c : impl->live()) asio::post(c->executor(), [c] { c->shutdown_soon(); });
+}
+
+void HttpServer::close_all() {
+  for (auto& c : impl_->live()) asio::post(c->executor(), [c] { c->close_now(); });
+}
+
+size_t HttpServer::open_connections() const { return impl_->live().size(); }
+
+}  // namespace lmstream::server

@@ -1,0 +1,688 @@
+// SigV4 (AWS4-HMAC-SHA256) canonicalisation, verification and signing; see sigv4.h.
+// The verifier and the signer build the canonical request with the same functions, so a request
+// signed here verifies here, and both match botocore's SigV4Auth (auth.py) byte for byte.
+#include "server/sigv4.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace lmstream::sigv4 {
+namespace {
+
+constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
+constexpr std::string_view kWhitespace = " \t\r\n\v\f";
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = lower(c);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  const size_t b = s.find_first_not_of(kWhitespace);
+  if (b == std::string_view::npos) return {};
+  const size_t e = s.find_last_not_of(kWhitespace);
+  return s.substr(b, e - b + 1);
+}
+
+// botocore: ' '.join(value.split()): trim, and collapse inner whitespace runs to one space.
+std::string trim_all(std::string_view s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t b = s.find_first_not_of(kWhitespace, i);
+    if (b == std::string_view::npos) break;
+    size_t e = s.find_first_of(kWhitespace, b);
+    if (e == std::string_view::npos) e = s.size();
+    if (!out.empty()) out.push_back(' ');
+    out.append(s.substr(b, e - b));
+    i = e;
+  }
+  return out;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t at = s.find(sep, start);
+    if (at == std::string_view::npos) {
+      parts.push_back(s.substr(start));
+      return parts;
+    }
+    parts.push_back(s.substr(start, at - start));
+    start = at + 1;
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; a '%' not followed by two hex digits is kept literally (as Python's unquote).
+std::string uri_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// botocore.utils.remove_dot_segments: drops '.', empty segments, resolves '..'.
+std::string remove_dot_segments(std::string_view path) {
+  if (path.empty()) return "/";
+  std::vector<std::string_view> out;
+  for (std::string_view seg : split(path, '/')) {
+    if (seg.empty() || seg == ".") continue;
+    if (seg == "..") {
+      if (!out.empty()) out.pop_back();
+    } else {
+      out.push_back(seg);
+    }
+  }
+  std::string result = path.front() == '/' ? "/" : "";
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i) result.push_back('/');
+    result.append(out[i]);
+  }
+  if (path.back() == '/' && !out.empty()) result.push_back('/');
+  return result;
+}
+
+std::string format_time(Clock::time_point t, bool date_only) {
+  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
+  const auto days = std::chrono::floor<std::chrono::days>(secs);
+  const std::chrono::year_month_day ymd(days);
+  const std::chrono::hh_mm_ss hms(secs - days);
+  char buf[32];
+  if (date_only) {
+    std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  } else {
+    std::snprintf(buf, sizeof buf, "%04d%02u%02uT%02d%02d%02dZ", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()));
+  }
+  return buf;
+}
+
+// Digits s[at..at+n) as a number, or -1.
+int digits(std::string_view s, size_t at, size_t n) {
+  if (at + n > s.size()) return -1;
+  int v = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+std::optional<Clock::time_point> make_time(int y, int mo, int d, int h, int mi, int s) {
+  if (y < 0 || mo < 0 || d < 0 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year(y),
+                                        std::chrono::month(static_cast<unsigned>(mo)),
+                                        std::chrono::day(static_cast<unsigned>(d))};
+  if (!ymd.ok()) return std::nullopt;
+  return Clock::time_point(std::chrono::sys_days(ymd)) + std::chrono::hours(h) +
+         std::chrono::minutes(mi) + std::chrono::seconds(s);
+}
+
+// Header names botocore never signs (auth.py SIGNED_HEADERS_BLACKLIST), plus authorization.
+bool unsigned_by_botocore(std::string_view lname) {
+  static constexpr std::array<std::string_view, 12> kNames = {
+      "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+      "trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+      "authorization"};
+  return std::find(kNames.begin(), kNames.end(), lname) != kNames.end();
+}
+
+void remove_header(Request& request, std::string_view name) {
+  std::erase_if(request.headers, [&](const auto& h) { return iequals(h.first, name); });
+}
+
+std::string scope_of(std::string_view date, std::string_view region, std::string_view service) {
+  std::string s;
+  s.append(date).append("/").append(region).append("/").append(service).append("/aws4_request");
+  return s;
+}
+
+VerifyResult reject(Outcome outcome, std::string message, std::string access_key = {}) {
+  return VerifyResult{outcome, std::move(message), std::move(access_key)};
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string_view> Request::header_values(std::string_view name) const {
+  std::vector<std::string_view> values;
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) values.emplace_back(v);
+  }
+  return values;
+}
+
+std::optional<std::string_view> Request::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+// ---- credentials ----
+
+void CredentialStore::add(Credentials credentials) {
+  for (Credentials& c : keys_) {
+    if (c.access_key_id == credentials.access_key_id) {
+      c = std::move(credentials);
+      return;
+    }
+  }
+  keys_.push_back(std::move(credentials));
+}
+
+const Credentials* CredentialStore::find(std::string_view access_key_id) const {
+  for (const Credentials& c : keys_) {
+    if (c.access_key_id == access_key_id) return &c;
+  }
+  return nullptr;
+}
+
+std::optional<Credentials> credentials_from_env() {
+  const char* id = std::getenv("AWS_ACCESS_KEY_ID");
+  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  if (!id || !secret || !*id || !*secret) return std::nullopt;
+  const char* token = std::getenv("AWS_SESSION_TOKEN");
+  return Credentials{id, secret, token ? token : ""};
+}
+
+std::vector<Credentials> parse_credentials_file(std::string_view text, std::string_view origin) {
+  std::vector<Credentials> result;
+  std::string section;
+  bool in_section = false;
+  int section_line = 0;
+  Credentials current;
+  auto close_section = [&]() {
+    if (!in_section) return;
+    const bool has_id = !current.access_key_id.empty();
+    const bool has_secret = !current.secret_access_key.empty();
+    if (has_id != has_secret) {
+      throw std::runtime_error(std::string(origin) + ":" + std::to_string(section_line) +
+                               ": profile [" + section + "] needs both aws_access_key_id and " +
+                               "aws_secret_access_key");
+    }
+    if (has_id) result.push_back(current);
+    current = Credentials{};
+  };
+  int line_no = 0;
+  for (std::string_view raw : split(text, '\n')) {
+    ++line_no;
+    const std::string_view line = trim(raw);
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+    if (line.front() == '[') {
+      if (line.back() != ']' || line.size() < 3) {
+        throw std::runtime_error(std::string(origin) + ":" + std::to_string(line_no) +
+                                 ": malformed section header");
+      }
+      close_section();
+      section = std::string(trim(line.substr(1, line.size() - 2)));
+      in_section = true;
+      section_line = line_no;
+      continue;
+    }
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos || !in_section) {
+      throw std::runtime_error(std::string(origin) + ":" + std::to_string(line_no) +
+                               (in_section ? ": expected 'key = value'"
+                                           : ": setting outside of a [profile] section"));
+    }
+    const std::string key = to_lower(trim(line.substr(0, eq)));
+    const std::string value(trim(line.substr(eq + 1)));
+    if (key == "aws_access_key_id") current.access_key_id = value;
+    else if (key == "aws_secret_access_key") current.secret_access_key = value;
+    else if (key == "aws_session_token") current.session_token = value;
+  }
+  close_section();
+  return result;
+}
+
+std::vector<Credentials> load_credentials_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read credentials file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::vector<Credentials> creds = parse_credentials_file(ss.str(), path);
+  if (creds.empty()) throw std::runtime_error("credentials file " + path + " holds no keys");
+  return creds;
+}
+
+// ---- building blocks ----
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed (libcrypto)");
+  }
+  return hex(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+            reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len)) {
+    throw std::runtime_error("HMAC-SHA256 failed (libcrypto)");
+  }
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string uri_encode(std::string_view s, bool keep_slash) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+                            c == '~' || (keep_slash && c == '/');
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kDigits[c >> 4]);
+      out.push_back(kDigits[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string canonical_uri(std::string_view raw_path) {
+  return uri_encode(remove_dot_segments(raw_path), /*keep_slash=*/true);
+}
+
+std::string canonical_query(std::string_view raw_query) {
+  if (raw_query.empty()) return "";
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (std::string_view piece : split(raw_query, '&')) {
+    const size_t eq = piece.find('=');
+    const std::string_view k = piece.substr(0, eq);
+    const std::string_view v = eq == std::string_view::npos ? "" : piece.substr(eq + 1);
+    pairs.emplace_back(uri_encode(uri_decode(k), false), uri_encode(uri_decode(v), false));
+  }
+  std::sort(pairs.begin(), pairs.end());
+  std::string out;
+  for (const auto& [k, v] : pairs) {
+    if (!out.empty()) out.push_back('&');
+    out.append(k).append("=").append(v);
+  }
+  return out;
+}
+
+std::optional<std::string> canonical_headers(const Request& request,
+                                             const std::vector<std::string>& signed_headers,
+                                             std::string* missing) {
+  std::string block;
+  for (const std::string& name : signed_headers) {
+    const std::vector<std::string_view> values = request.header_values(name);
+    if (values.empty()) {
+      if (missing) *missing = name;
+      return std::nullopt;
+    }
+    block.append(name).push_back(':');
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) block.push_back(',');
+      block.append(trim_all(values[i]));
+    }
+    block.push_back('\n');
+  }
+  return block;
+}
+
+std::string payload_hash(const Request& request) {
+  if (auto declared = request.header("x-amz-content-sha256")) return std::string(trim(*declared));
+  return sha256_hex(request.body);
+}
+
+std::string canonical_request(const Request& request, const std::string& canonical_headers_block,
+                              std::string_view signed_headers, std::string_view payload_hash) {
+  std::string cr;
+  cr.append(request.method).push_back('\n');
+  cr.append(canonical_uri(request.path)).push_back('\n');
+  cr.append(canonical_query(request.query)).push_back('\n');
+  cr.append(canonical_headers_block).push_back('\n');
+  cr.append(signed_headers).push_back('\n');
+  cr.append(payload_hash);
+  return cr;
+}
+
+std::string string_to_sign(std::string_view amz_date, std::string_view scope,
+                           std::string_view canonical_request) {
+  std::string sts(kAlgorithm);
+  sts.append("\n").append(amz_date).append("\n").append(scope).append("\n");
+  sts.append(sha256_hex(canonical_request));
+  return sts;
+}
+
+std::string signing_key(std::string_view secret, std::string_view date, std::string_view region,
+                        std::string_view service) {
+  const std::string k_date = hmac_sha256("AWS4" + std::string(secret), date);
+  const std::string k_region = hmac_sha256(k_date, region);
+  const std::string k_service = hmac_sha256(k_region, service);
+  return hmac_sha256(k_service, "aws4_request");
+}
+
+std::string format_amz_date(Clock::time_point t) { return format_time(t, false); }
+
+std::optional<Clock::time_point> parse_amz_date(std::string_view s) {
+  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
+  return make_time(digits(s, 0, 4), digits(s, 4, 2), digits(s, 6, 2), digits(s, 9, 2),
+                   digits(s, 11, 2), digits(s, 13, 2));
+}
+
+std::optional<Clock::time_point> parse_http_date(std::string_view s) {
+  static constexpr std::array<std::string_view, 12> kMonths = {
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  s = trim(s);
+  if (const size_t comma = s.find(','); comma != std::string_view::npos) s = trim(s.substr(comma + 1));
+  // "24 Nov 2026 21:27:48 GMT" (day may be one digit).
+  const std::vector<std::string_view> f = split(s, ' ');
+  if (f.size() != 5) return std::nullopt;
+  const std::string_view zone = f[4];
+  if (zone != "GMT" && zone != "UTC" && zone != "+0000" && zone != "-0000" && zone != "Z") {
+    return std::nullopt;
+  }
+  if (f[0].empty() || f[0].size() > 2 || f[2].size() != 4 || f[3].size() != 8 || f[3][2] != ':' ||
+      f[3][5] != ':') {
+    return std::nullopt;
+  }
+  const auto month = std::find(kMonths.begin(), kMonths.end(), f[1]);
+  if (month == kMonths.end()) return std::nullopt;
+  return make_time(digits(f[2], 0, 4), static_cast<int>(month - kMonths.begin()) + 1,
+                   digits(f[0], 0, f[0].size()), digits(f[3], 0, 2), digits(f[3], 3, 2),
+                   digits(f[3], 6, 2));
+}
+
+std::optional<Authorization> parse_authorization(std::string_view value, std::string* error) {
+  auto fail = [&](std::string message) -> std::optional<Authorization> {
+    if (error) *error = std::move(message);
+    return std::nullopt;
+  };
+  value = trim(value);
+  const size_t space = value.find(' ');
+  const std::string_view algorithm = value.substr(0, space);
+  if (algorithm != kAlgorithm) {
+    return fail("Unsupported AWS 'algorithm': '" + std::string(algorithm.substr(0, 64)) +
+                "' (only AWS4-HMAC-SHA256 is accepted)");
+  }
+  if (space == std::string_view::npos) {
+    return fail("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+                "parameters.");
+  }
+  std::optional<std::string_view> credential, signed_headers, signature;
+  for (std::string_view part : split(value.substr(space + 1), ',')) {
+    part = trim(part);
+    const size_t eq = part.find('=');
+    if (eq == std::string_view::npos) {
+      return fail("Authorization header parameter without '=': '" +
+                  std::string(part.substr(0, 64)) + "'");
+    }
+    const std::string_view key = part.substr(0, eq), val = part.substr(eq + 1);
+    std::optional<std::string_view>* slot = key == "Credential"      ? &credential
+                                            : key == "SignedHeaders" ? &signed_headers
+                                            : key == "Signature"     ? &signature
+                                                                     : nullptr;
+    if (!slot) continue;  // unknown parameters are ignored
+    if (*slot) return fail("Authorization header repeats '" + std::string(key) + "'");
+    *slot = val;
+  }
+  std::string missing;
+  if (!credential) missing += "Authorization header requires 'Credential' parameter. ";
+  if (!signed_headers) missing += "Authorization header requires 'SignedHeaders' parameter. ";
+  if (!signature) missing += "Authorization header requires 'Signature' parameter. ";
+  if (!missing.empty()) return fail(missing.substr(0, missing.size() - 1));
+
+  const std::vector<std::string_view> scope = split(*credential, '/');
+  if (scope.size() != 5 || scope[0].empty()) {
+    return fail("Credential should be <access key>/<date>/<region>/<service>/aws4_request, got '" +
+                std::string(credential->substr(0, 200)) + "'");
+  }
+  Authorization auth;
+  auth.access_key_id = scope[0];
+  auth.date = scope[1];
+  auth.region = scope[2];
+  auth.service = scope[3];
+  auth.terminator = scope[4];
+  auth.signed_headers = *signed_headers;
+  if (signed_headers->empty()) return fail("SignedHeaders is empty");
+  for (std::string_view h : split(*signed_headers, ';')) {
+    if (h.empty()) return fail("SignedHeaders has an empty header name");
+    auth.signed_header_list.push_back(to_lower(h));
+  }
+  if (signature->size() != 64 ||
+      !std::all_of(signature->begin(), signature->end(), [](char c) { return hex_value(c) >= 0; })) {
+    return fail("Signature must be 64 hexadecimal characters");
+  }
+  auth.signature = to_lower(*signature);
+  return auth;
+}
+
+// ---- verification ----
+
+std::string_view VerifyResult::error_type() const {
+  switch (outcome) {
+    case Outcome::kOk: return "";
+    case Outcome::kInvalidSignature: return "InvalidSignatureException";
+    case Outcome::kUnrecognizedClient: return "UnrecognizedClientException";
+    case Outcome::kIncompleteSignature: return "IncompleteSignatureException";
+  }
+  return "";
+}
+
+VerifyResult verify(const Request& request, const CredentialStore& store,
+                    const VerifierConfig& config, Clock::time_point now) {
+  const std::vector<std::string_view> authz = request.header_values("authorization");
+  if (authz.empty()) {
+    return reject(Outcome::kIncompleteSignature,
+                  "Missing Authentication Token: this endpoint requires requests signed with "
+                  "AWS Signature Version 4 for service '" + config.service + "'.");
+  }
+  if (authz.size() > 1) {
+    return reject(Outcome::kIncompleteSignature, "More than one Authorization header.");
+  }
+  std::string error;
+  const std::optional<Authorization> auth = parse_authorization(authz[0], &error);
+  if (!auth) return reject(Outcome::kIncompleteSignature, error);
+  const auto& signed_list = auth->signed_header_list;
+  auto is_signed = [&](std::string_view name) {
+    return std::find(signed_list.begin(), signed_list.end(), name) != signed_list.end();
+  };
+  if (!is_signed("host")) {
+    return reject(Outcome::kIncompleteSignature,
+                  "'Host' must be a 'SignedHeader' in the AWS Authorization.");
+  }
+
+  // Timestamp: X-Amz-Date, else Date (botocore signs whichever it set).
+  std::string amz_date;
+  std::optional<Clock::time_point> when;
+  if (auto x = request.header("x-amz-date")) {
+    if (!is_signed("x-amz-date")) {
+      return reject(Outcome::kIncompleteSignature,
+                    "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
+    }
+    amz_date = std::string(trim(*x));
+    when = parse_amz_date(amz_date);
+    if (!when) {
+      return reject(Outcome::kIncompleteSignature,
+                    "X-Amz-Date must be in ISO-8601 'basic format' (YYYYMMDD'T'HHMMSS'Z'), got '" +
+                        amz_date.substr(0, 64) + "'.");
+    }
+  } else if (auto d = request.header("date")) {
+    if (!is_signed("date")) {
+      return reject(Outcome::kIncompleteSignature,
+                    "'Date' must be a 'SignedHeader' in the AWS Authorization.");
+    }
+    when = parse_http_date(*d);
+    if (!when) {
+      return reject(Outcome::kIncompleteSignature,
+                    "Date header is not an HTTP date: '" + std::string(d->substr(0, 64)) + "'.");
+    }
+    amz_date = format_amz_date(*when);
+  } else {
+    return reject(Outcome::kIncompleteSignature,
+                  "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
+                  "header.");
+  }
+
+  const Credentials* creds = store.find(auth->access_key_id);
+  if (!creds) {
+    return reject(Outcome::kUnrecognizedClient,
+                  "The security token included in the request is invalid.", auth->access_key_id);
+  }
+  const std::string& key = auth->access_key_id;
+  if (auth->terminator != "aws4_request") {
+    return reject(Outcome::kInvalidSignature,
+                  "Credential should be scoped with a valid terminator: 'aws4_request', not '" +
+                      auth->terminator.substr(0, 64) + "'.", key);
+  }
+  if (auth->service != config.service) {
+    return reject(Outcome::kInvalidSignature,
+                  "Credential should be scoped to correct service: '" + config.service + "'.", key);
+  }
+  if (!config.region.empty() && auth->region != config.region) {
+    return reject(Outcome::kInvalidSignature,
+                  "Credential should be scoped to a valid region, not '" +
+                      auth->region.substr(0, 64) + "'. This endpoint serves '" + config.region +
+                      "'.", key);
+  }
+  if (auth->region.empty()) {
+    return reject(Outcome::kInvalidSignature, "Credential should be scoped to a valid region.", key);
+  }
+  if (auth->date != amz_date.substr(0, 8)) {
+    return reject(Outcome::kInvalidSignature,
+                  "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+                  "from HTTP: '" + auth->date.substr(0, 16) + "' != '" + amz_date.substr(0, 8) +
+                      "', from '" + amz_date + "'.", key);
+  }
+  if (*when < now - config.max_skew) {
+    return reject(Outcome::kInvalidSignature,
+                  "Signature expired: " + amz_date + " is now earlier than " +
+                      format_amz_date(now - config.max_skew) + " (" + format_amz_date(now) +
+                      " - " + std::to_string(config.max_skew.count() / 60) + " min.)", key);
+  }
+  if (*when > now + config.max_skew) {
+    return reject(Outcome::kInvalidSignature,
+                  "Signature not yet current: " + amz_date + " is still later than " +
+                      format_amz_date(now + config.max_skew) + " (" + format_amz_date(now) +
+                      " + " + std::to_string(config.max_skew.count() / 60) + " min.)", key);
+  }
+  if (!creds->session_token.empty()) {
+    const auto token = request.header("x-amz-security-token");
+    if (!token || !is_signed("x-amz-security-token") ||
+        !constant_time_equal(*token, creds->session_token)) {
+      return reject(Outcome::kUnrecognizedClient,
+                    "The security token included in the request is invalid.", key);
+    }
+  }
+
+  std::string missing;
+  const std::optional<std::string> block = canonical_headers(request, signed_list, &missing);
+  if (!block) {
+    return reject(Outcome::kInvalidSignature,
+                  "SignedHeaders names '" + missing.substr(0, 64) +
+                      "', which the request does not carry.", key);
+  }
+  const std::string cr = canonical_request(request, *block, auth->signed_headers,
+                                           payload_hash(request));
+  const std::string sts =
+      string_to_sign(amz_date, scope_of(auth->date, auth->region, auth->service), cr);
+  const std::string expected = hex(hmac_sha256(
+      signing_key(creds->secret_access_key, auth->date, auth->region, auth->service), sts));
+  if (!constant_time_equal(expected, auth->signature)) {
+    return reject(Outcome::kInvalidSignature,
+                  "The request signature we calculated does not match the signature you "
+                  "provided. Check your AWS Secret Access Key and signing method. Consult the "
+                  "service documentation for details.", key);
+  }
+  return VerifyResult{Outcome::kOk, "", key};
+}
+
+// ---- signing ----
+
+void sign(Request& request, const Credentials& credentials, const SignOptions& options) {
+  if (!request.header("host")) throw std::invalid_argument("SigV4 signing needs a Host header");
+  remove_header(request, "authorization");
+  remove_header(request, "x-amz-date");
+  const std::string amz_date = format_amz_date(options.now);
+  request.headers.emplace_back("X-Amz-Date", amz_date);
+  if (!credentials.session_token.empty()) {
+    remove_header(request, "x-amz-security-token");
+    request.headers.emplace_back("X-Amz-Security-Token", credentials.session_token);
+  }
+  std::vector<std::string> names;
+  for (const auto& h : request.headers) {
+    std::string lname = to_lower(trim(h.first));
+    if (!unsigned_by_botocore(lname)) names.push_back(std::move(lname));
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string signed_headers;
+  for (const std::string& n : names) {
+    if (!signed_headers.empty()) signed_headers.push_back(';');
+    signed_headers.append(n);
+  }
+  const std::string date = amz_date.substr(0, 8);
+  const std::string scope = scope_of(date, options.region, options.service);
+  const std::string cr =
+      canonical_request(request, *canonical_headers(request, names), signed_headers,
+                        payload_hash(request));
+  const std::string signature = hex(hmac_sha256(
+      signing_key(credentials.secret_access_key, date, options.region, options.service),
+      string_to_sign(amz_date, scope, cr)));
+  request.headers.emplace_back(
+      "Authorization", std::string(kAlgorithm) + " Credential=" + credentials.access_key_id + "/" +
+                           scope + ", SignedHeaders=" + signed_headers + ", Signature=" + signature);
+}
+
+}  // namespace lmstream::sigv4

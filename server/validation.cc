@@ -1,0 +1,342 @@
+// TGI / LMI request parsing and validation (see validation.h).
+#include "server/validation.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "server/tgi_wire.h"
+
+namespace lmstream::server {
+namespace {
+
+using json = nlohmann::json;
+
+struct SchemaError {
+  std::string msg;
+};
+
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return std::string("boolean `") + (v.get<bool>() ? "true" : "false") + "`";
+    case json::value_t::string: return "string " + v.dump();
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "integer `" + v.dump() + "`";
+    case json::value_t::number_float: return "floating point `" + v.dump() + "`";
+    case json::value_t::array: return "sequence";
+    case json::value_t::object: return "map";
+    default: return "value";
+  }
+}
+
+[[noreturn]] void bad_type(const std::string& path, const json& v, const char* expected) {
+  throw SchemaError{path + ": invalid type: " + describe(v) + ", expected " + expected};
+}
+
+uint64_t get_uint(const std::string& path, const json& v, uint64_t max, const char* tname) {
+  if (v.is_number_unsigned()) {
+    uint64_t x = v.get<uint64_t>();
+    if (x > max) throw SchemaError{path + ": invalid value: integer `" + v.dump() + "`, expected " + tname};
+    return x;
+  }
+  if (v.is_number_integer())  // negative
+    throw SchemaError{path + ": invalid value: integer `" + v.dump() + "`, expected " + tname};
+  bad_type(path, v, tname);
+}
+
+int32_t get_i32(const std::string& path, const json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) {
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max())
+                               : (v.get<int64_t>() < std::numeric_limits<int32_t>::min() ||
+                                  v.get<int64_t>() > std::numeric_limits<int32_t>::max()))
+      throw SchemaError{path + ": invalid value: integer `" + v.dump() + "`, expected i32"};
+    return int32_t(v.get<int64_t>());
+  }
+  bad_type(path, v, "i32");
+}
+
+float get_f32(const std::string& path, const json& v) {
+  if (!v.is_number()) bad_type(path, v, "f32");
+  return float(v.get<double>());
+}
+
+bool get_bool(const std::string& path, const json& v) {
+  if (!v.is_boolean()) bad_type(path, v, "a boolean");
+  return v.get<bool>();
+}
+
+std::vector<std::string> get_strings(const std::string& path, const json& v) {
+  if (!v.is_array()) bad_type(path, v, "a sequence");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string()) bad_type(path + "[" + std::to_string(i) + "]", v[i], "a string");
+    out.push_back(v[i].get<std::string>());
+  }
+  return out;
+}
+
+template <class T, class F>
+void opt(const json& p, const char* key, std::optional<T>& out, F get) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return;
+  out = get(std::string("parameters.") + key, *it);
+}
+
+void parse_params(const json& p, TgiParams& t) {
+  if (!p.is_object()) bad_type("parameters", p, "struct GenerateParameters");
+  const uint64_t u32max = std::numeric_limits<uint32_t>::max();
+  const uint64_t u64max = std::numeric_limits<uint64_t>::max();
+  opt(p, "best_of", t.best_of, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
+  opt(p, "temperature", t.temperature, get_f32);
+  opt(p, "repetition_penalty", t.repetition_penalty, get_f32);
+  opt(p, "frequency_penalty", t.frequency_penalty, get_f32);
+  opt(p, "top_k", t.top_k, get_i32);
+  opt(p, "top_p", t.top_p, get_f32);
+  opt(p, "typical_p", t.typical_p, get_f32);
+  opt(p, "return_full_text", t.return_full_text, get_bool);
+  opt(p, "truncate", t.truncate, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
+  opt(p, "seed", t.seed, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "u64"); });
+  opt(p, "top_n_tokens", t.top_n_tokens, [&](const auto& n, const auto& v) { return uint32_t(get_uint(n, v, u32max, "u32")); });
+  if (auto it = p.find("do_sample"); it != p.end()) t.do_sample = get_bool("parameters.do_sample", *it);
+  if (auto it = p.find("max_new_tokens"); it != p.end())
+    t.max_new_tokens = uint32_t(get_uint("parameters.max_new_tokens", *it, u32max, "u32"));
+  if (auto it = p.find("stop"); it != p.end()) t.stop = get_strings("parameters.stop", *it);
+  if (auto it = p.find("watermark"); it != p.end()) t.watermark = get_bool("parameters.watermark", *it);
+  if (auto it = p.find("details"); it != p.end()) t.details = get_bool("parameters.details", *it);
+  if (auto it = p.find("decoder_input_details"); it != p.end())
+    t.decoder_input_details = get_bool("parameters.decoder_input_details", *it);
+  if (auto it = p.find("grammar"); it != p.end() && !it->is_null()) t.has_grammar = true;
+}
+
+bool is_json_content_type(const std::string* ct) {
+  if (!ct) return false;
+  std::string v = ct->substr(0, ct->find(';'));
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  for (auto& c : v) c = char(std::tolower((unsigned char)c));
+  if (v == "application/json") return true;
+  return v.rfind("application/", 0) == 0 && v.size() > 5 && v.compare(v.size() - 5, 5, "+json") == 0;
+}
+
+// ---- The validation table: TGI's checks in TGI's order, each with its exact message.
+struct Rule {
+  std::function<bool(const TgiRequest&, const TgiLimits&, bool stream)> fails;
+  std::function<std::string(const TgiRequest&, const TgiLimits&)> message;
+};
+
+const std::vector<Rule>& rules() {
+  static const std::vector<Rule> r = {
+      // Stream-only checks run in the streaming handler before anything else.
+      {[](auto& q, auto&, bool s) { return s && q.parameters.best_of && *q.parameters.best_of != 1; },
+       [](auto&, auto&) { return std::string("`best_of` != 1 is not supported when streaming tokens"); }},
+      {[](auto& q, auto&, bool s) { return s && q.parameters.decoder_input_details; },
+       [](auto&, auto&) { return std::string("`decoder_input_details` == true is not supported when streaming tokens"); }},
+      // generate_best_of's limit check (non-stream, best_of > 1).
+      {[](auto& q, auto& l, bool) { return q.parameters.best_of && *q.parameters.best_of > 1 && l.max_best_of == 1; },
+       [](auto&, auto&) { return std::string("`best_of` != 1 is not allowed for this endpoint"); }},
+      {[](auto& q, auto& l, bool) {
+         return q.parameters.best_of && *q.parameters.best_of > 1 && *q.parameters.best_of > uint64_t(l.max_best_of);
+       },
+       [](auto& q, auto& l) {
+         return "`best_of` must be > 0 and <= " + std::to_string(l.max_best_of) + ". Given: " +
+                std::to_string(*q.parameters.best_of);
+       }},
+      // 1..13 (validation.rs)
+      {[](auto& q, auto&, bool) { return q.parameters.best_of && *q.parameters.best_of > 1 && !tgi_is_sampling(q.parameters); },
+       [](auto&, auto&) { return std::string("you must use sampling when `best_of` is > 1"); }},
+      {[](auto& q, auto&, bool) { return q.parameters.temperature && !(*q.parameters.temperature > 0.f); },
+       [](auto&, auto&) { return std::string("`temperature` must be strictly positive"); }},
+      {[](auto& q, auto&, bool) { return q.parameters.repetition_penalty && !(*q.parameters.repetition_penalty > 0.f); },
+       [](auto&, auto&) { return std::string("`repetition_penalty` must be strictly positive"); }},
+      {[](auto& q, auto&, bool) {
+         auto& f = q.parameters.frequency_penalty;
+         return f && !(*f >= -2.f && *f <= 2.f);
+       },
+       [](auto&, auto&) { return std::string("`frequency_penalty` must be >= -2.0 and <= 2.0"); }},
+      {[](auto& q, auto&, bool) { auto& p = q.parameters.top_p; return p && !(*p > 0.f && *p < 1.f); },
+       [](auto&, auto&) { return std::string("`top_p` must be > 0.0 and < 1.0"); }},
+      {[](auto& q, auto&, bool) { auto& p = q.parameters.typical_p; return p && !(*p > 0.f && *p < 1.f); },
+       [](auto&, auto&) { return std::string("`typical_p` must be > 0.0 and < 1.0"); }},
+      {[](auto& q, auto&, bool) { return q.parameters.top_k && *q.parameters.top_k <= 0; },
+       [](auto&, auto&) { return std::string("`top_k` must be strictly positive"); }},
+      {[](auto& q, auto&, bool) { return q.parameters.max_new_tokens == 0; },
+       [](auto&, auto&) { return std::string("`max_new_tokens` must be strictly positive"); }},
+      {[](auto& q, auto& l, bool) { return q.parameters.stop.size() > size_t(l.max_stop_sequences); },
+       [](auto& q, auto& l) {
+         return "`stop` supports up to " + std::to_string(l.max_stop_sequences) + " stop sequences. Given: " +
+                std::to_string(q.parameters.stop.size());
+       }},
+      {[](auto& q, auto&, bool) { return q.parameters.seed && q.parameters.best_of && *q.parameters.best_of > 1; },
+       [](auto&, auto&) { return std::string("`seed` must not be set when `best_of` > 1"); }},
+      {[](auto& q, auto& l, bool) { return q.parameters.top_n_tokens && *q.parameters.top_n_tokens > uint32_t(l.max_top_n_tokens); },
+       [](auto& q, auto& l) {
+         return "`top_n_tokens` must be >= 0 and <= " + std::to_string(l.max_top_n_tokens) + ". Given: " +
+                std::to_string(*q.parameters.top_n_tokens);
+       }},
+      {[](auto& q, auto&, bool) { return q.inputs.empty(); },
+       [](auto&, auto&) { return std::string("`inputs` cannot be empty"); }},
+      {[](auto& q, auto& l, bool) {
+         auto& t = q.parameters.truncate;
+         return t && (*t == 0 || *t > uint64_t(l.max_input_length));
+       },
+       [](auto& q, auto& l) {
+         return "`truncate` must be strictly positive and less than " + std::to_string(l.max_input_length) +
+                ". Given: " + std::to_string(*q.parameters.truncate);
+       }},
+      // Not in TGI's CPU-less world: features this build does not have.
+      {[](auto& q, auto&, bool) { return q.parameters.has_grammar; },
+       [](auto&, auto&) { return std::string("grammar is not supported"); }},
+      {[](auto& q, auto&, bool) { return q.parameters.watermark; },
+       [](auto&, auto&) { return std::string("`watermark` is not supported by this server"); }},
+  };
+  return r;
+}
+
+}  // namespace
+
+Rejection tgi_rejection(int status, const std::string& error, const std::string& error_type) {
+  Rejection r;
+  r.status = status;
+  r.body = tgi_error_json(error, error_type);
+  r.error_type = error_type;
+  r.message = error;
+  return r;
+}
+
+Rejection validation_rejection(const std::string& message) {
+  return tgi_rejection(422, "Input validation error: " + message, "validation");
+}
+
+std::optional<Rejection> parse_tgi_request(const std::string* content_type, std::string_view body,
+                                           bool compat, TgiRequest* out) {
+  auto plain = [](int status, std::string msg) {
+    Rejection r;
+    r.status = status;
+    r.body = msg;
+    r.message = std::move(msg);
+    r.content_type = "text/plain; charset=utf-8";
+    return r;
+  };
+  if (!is_json_content_type(content_type))
+    return plain(415, "Expected request with `Content-Type: application/json`");
+  json j;
+  try {
+    j = json::parse(body.begin(), body.end());
+  } catch (const std::exception& e) {
+    return plain(400, std::string("Failed to parse the request body as JSON: ") + e.what());
+  }
+  try {
+    if (!j.is_object()) bad_type("", j, "struct GenerateRequest");
+    auto in = j.find("inputs");
+    if (in == j.end()) throw SchemaError{"missing field `inputs`"};
+    if (!in->is_string()) bad_type("inputs", *in, "a string");
+    out->inputs = in->get<std::string>();
+    if (auto p = j.find("parameters"); p != j.end()) parse_params(*p, out->parameters);
+    if (compat)
+      if (auto s = j.find("stream"); s != j.end()) out->stream = get_bool("stream", *s);
+  } catch (const SchemaError& e) {
+    std::string m = e.msg;
+    if (!m.empty() && m[0] == ':') m = m.substr(2);
+    return plain(422, "Failed to deserialize the JSON body into the target type: " + m);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> validate_tgi(const TgiRequest& r, const TgiLimits& l, bool stream) {
+  for (auto& rule : rules())
+    if (rule.fails(r, l, stream)) return rule.message(r, l);
+  return std::nullopt;
+}
+
+std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens, const TgiLimits& l) {
+  if (uint64_t(input_len) + max_new_tokens > uint64_t(l.max_total_tokens))
+    return "`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(l.max_total_tokens) + ". Given: " +
+           std::to_string(input_len) + " `inputs` tokens and " + std::to_string(max_new_tokens) +
+           " `max_new_tokens`";
+  if (input_len > l.max_input_length)
+    return "`inputs` must have less than " + std::to_string(l.max_input_length) + " tokens. Given: " +
+           std::to_string(input_len);
+  return std::nullopt;
+}
+
+bool tgi_is_sampling(const TgiParams& p) {
+  bool warpers = (p.temperature && *p.temperature != 1.f) || (p.top_k && *p.top_k != 0) ||
+                 (p.top_p && *p.top_p < 1.f) || (p.typical_p && *p.typical_p < 1.f);
+  return p.do_sample || warpers;
+}
+
+SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed) {
+  SamplingParams s;
+  s.do_sample = tgi_is_sampling(p);
+  if (p.temperature) s.temperature = *p.temperature;
+  if (p.top_k) s.top_k = *p.top_k;
+  if (p.top_p) s.top_p = *p.top_p;
+  if (p.typical_p) s.typical_p = *p.typical_p;
+  if (p.repetition_penalty) s.repetition_penalty = *p.repetition_penalty;
+  if (p.frequency_penalty) s.frequency_penalty = *p.frequency_penalty;
+  s.seed = p.seed ? *p.seed : random_seed;
+  s.top_n_tokens = p.top_n_tokens ? int(*p.top_n_tokens) : 0;
+  return s;
+}
+
+std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out) {
+  json j;
+  try {
+    j = json::parse(body.begin(), body.end());
+  } catch (const std::exception& e) {
+    return std::string("Input parsing failed: ") + e.what();
+  }
+  if (!j.is_object()) return std::string("Input parsing failed: the body must be a JSON object");
+  auto in = j.find("inputs");
+  if (in == j.end()) return std::string("Input parsing failed: missing \"inputs\"");
+  if (in->is_array() && in->size() == 1 && (*in)[0].is_string()) {
+    out->inputs = (*in)[0].get<std::string>();
+  } else if (in->is_string()) {
+    out->inputs = in->get<std::string>();
+  } else {
+    return std::string("Input parsing failed: \"inputs\" must be a string");
+  }
+  SamplingParams s;
+  s.seed = random_seed;
+  auto p = j.find("parameters");
+  if (p != j.end() && !p->is_null()) {
+    if (!p->is_object()) return std::string("Input parsing failed: \"parameters\" must be an object");
+    try {
+      auto num = [&](const char* k, float& dst) {
+        if (auto it = p->find(k); it != p->end() && !it->is_null()) dst = get_f32(k, *it);
+      };
+      num("temperature", s.temperature);
+      num("repetition_penalty", s.repetition_penalty);
+      num("top_p", s.top_p);
+      num("typical_p", s.typical_p);
+      if (auto it = p->find("top_k"); it != p->end() && !it->is_null()) s.top_k = get_i32("top_k", *it);
+      if (auto it = p->find("do_sample"); it != p->end() && !it->is_null()) s.do_sample = get_bool("do_sample", *it);
+      if (auto it = p->find("seed"); it != p->end() && !it->is_null()) {
+        s.seed = get_uint("seed", *it, std::numeric_limits<uint64_t>::max(), "u64");
+        out->seed_given = true;
+      }
+      if (auto it = p->find("max_new_tokens"); it != p->end() && !it->is_null())
+        out->max_new_tokens = int(get_uint("max_new_tokens", *it, 1u << 30, "u32"));
+      if (auto it = p->find("stop_sequences"); it != p->end() && !it->is_null())
+        out->stop_sequences = get_strings("stop_sequences", *it);
+      if (auto it = p->find("truncate"); it != p->end() && !it->is_null())
+        out->truncate = get_uint("truncate", *it, std::numeric_limits<uint64_t>::max(), "usize");
+    } catch (const SchemaError& e) {
+      return "Input parsing failed: " + e.msg;
+    }
+  }
+  // lmi-dist's NextTokenChooser: sampling when do_sample or any warper is set.
+  s.do_sample = s.do_sample || s.temperature != 1.f || s.top_k != 0 || s.top_p < 1.f || s.typical_p < 1.f;
+  // No range validation in 0.25.0; values the engine cannot use fail like an engine exception.
+  if (!(s.temperature > 0.f)) return std::string("`temperature` must be strictly positive");
+  if (!(s.top_p > 0.f && s.top_p <= 1.f)) return std::string("`top_p` must be in (0, 1]");
+  if (!(s.typical_p > 0.f && s.typical_p <= 1.f)) return std::string("`typical_p` must be in (0, 1]");
+  if (s.top_k < 0) return std::string("`top_k` must be >= 0");
+  if (!(s.repetition_penalty > 0.f)) return std::string("`repetition_penalty` must be strictly positive");
+  if (out->max_new_tokens <= 0) return std::string("`max_new_tokens` must be strictly positive");
+  out->sampling = s;
+  return std::nullopt;
+}
+
+}  // namespace lmstream::server

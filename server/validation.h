@@ -1,0 +1,86 @@
+// TGI request parsing and validation (api.md §1.2–1.3), in one place: the body rejections axum
+// makes before TGI sees a request (415 / 400 / 422 plain text), then ONE table of TGI's checks in
+// TGI's order with its exact messages, then the token-count checks after tokenization. Also the
+// LMI 0.25 parameter parsing (no range checks there, as in lmi-dist).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scheduler/request.h"
+
+namespace lmstream::server {
+
+struct TgiParams {
+  std::optional<uint64_t> best_of;
+  std::optional<float> temperature, repetition_penalty, frequency_penalty, top_p, typical_p;
+  std::optional<int32_t> top_k;
+  bool do_sample = false;
+  uint32_t max_new_tokens = 20;  // TGI 1.0.3: non-nullable u32, default 20
+  std::optional<bool> return_full_text;
+  std::vector<std::string> stop;
+  std::optional<uint64_t> truncate;
+  bool watermark = false;
+  bool details = false;
+  bool decoder_input_details = false;
+  std::optional<uint64_t> seed;
+  std::optional<uint32_t> top_n_tokens;
+  bool has_grammar = false;
+};
+
+struct TgiRequest {
+  std::string inputs;
+  TgiParams parameters;
+  bool stream = false;  // compat routes only
+};
+
+struct TgiLimits {
+  int max_best_of = 2;
+  int max_stop_sequences = 4;
+  int max_top_n_tokens = 5;
+  int max_input_length = 1024;
+  int max_total_tokens = 2048;
+};
+
+// A rejection: HTTP status, body, content type, and TGI's error_type (for metrics).
+struct Rejection {
+  int status = 422;
+  std::string body;
+  std::string content_type = "application/json";
+  std::string error_type;   // "validation", "overloaded", ... ("" for axum's plain-text ones)
+  std::string message;      // the TGI error message (for SSE error events)
+};
+
+// axum's Json<T> extraction: Content-Type must be application/json (415), the body must be JSON
+// (400), and it must fit the schema (422). compat: the body may carry "stream".
+std::optional<Rejection> parse_tgi_request(const std::string* content_type, std::string_view body,
+                                           bool compat, TgiRequest* out);
+
+// TGI's validation table (checks 1–13 and the stream-only checks), first failure wins.
+std::optional<std::string> validate_tgi(const TgiRequest& r, const TgiLimits& l, bool stream);
+// Checks 14–15 once the prompt is tokenized (input_len after truncation).
+std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens, const TgiLimits& l);
+
+Rejection validation_rejection(const std::string& message);  // 422 {"error":"Input validation error: ...",...}
+Rejection tgi_rejection(int status, const std::string& error, const std::string& error_type);
+
+// Sampling as TGI's NextTokenChooser does it: sampling when do_sample or any warper is set.
+SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed);
+bool tgi_is_sampling(const TgiParams& p);
+
+// LMI 0.25 (lmi-dist) request: {"inputs": "...", "parameters": {...}}; parameters outside lmi-dist's
+// list are ignored. Errors are messages for DJL's 424 error chunk.
+struct LmiRequest {
+  std::string inputs;
+  SamplingParams sampling;
+  int max_new_tokens = 30;
+  std::vector<std::string> stop_sequences;
+  std::optional<uint64_t> truncate;
+  bool seed_given = false;
+};
+std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out);
+
+}  // namespace lmstream::server

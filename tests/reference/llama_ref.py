@@ -1,0 +1,199 @@
+# Independent float64 Llama-2 forward pass used to check lmstream's numerics (engine.md §4.1–4.3).
+# Reads GGUF files and Hugging Face directories itself (gguf_reader.py, hf_reader.py); shares no
+# code with the C++ engine. Returns logits for every prompt position.
+#
+#   python3 llama_ref.py MODEL --tokens 1,2,3 --out logits.npy
+import argparse
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dequant import FormatError  # noqa: E402
+from gguf_reader import GGUFFile  # noqa: E402
+from hf_reader import HFCheckpoint  # noqa: E402
+
+INTERLEAVED, HALF_SPLIT = "interleaved", "half_split"
+
+
+@dataclasses.dataclass
+class Layer:
+    attn_norm: np.ndarray  # [dim]
+    wq: np.ndarray         # [n_heads*head_dim, dim]   (PyTorch [out, in])
+    wk: np.ndarray         # [n_kv_heads*head_dim, dim]
+    wv: np.ndarray         # [n_kv_heads*head_dim, dim]
+    wo: np.ndarray         # [dim, n_heads*head_dim]
+    ffn_norm: np.ndarray   # [dim]
+    w_gate: np.ndarray     # [ffn, dim]
+    w_up: np.ndarray       # [ffn, dim]
+    w_down: np.ndarray     # [dim, ffn]
+
+
+@dataclasses.dataclass
+class LlamaModel:
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    rms_eps: float
+    rope_theta: float
+    rope_layout: str
+    tok_embd: np.ndarray  # [vocab, dim]
+    layers: list
+    out_norm: np.ndarray  # [dim]
+    output: np.ndarray    # [vocab, dim]
+
+
+def load_gguf(path):
+    g = GGUFFile(path)
+    md = g.metadata
+    arch = md.get("general.architecture")
+    if arch != "llama":
+        raise FormatError(f"{path}: architecture {arch!r} is not llama")
+    n_layers = int(md["llama.block_count"])
+    n_heads = int(md["llama.attention.head_count"])
+    n_kv = int(md.get("llama.attention.head_count_kv", n_heads))
+    dim = int(md["llama.embedding_length"])
+    head_dim = int(md.get("llama.attention.key_length", dim // n_heads))
+    rope_dims = int(md.get("llama.rope.dimension_count", head_dim))
+    if rope_dims != head_dim:
+        raise FormatError(f"{path}: partial rotary ({rope_dims} of {head_dim}) not supported")
+    if md.get("llama.rope.scaling.type", "none") not in ("none",):
+        raise FormatError(f"{path}: rope scaling not supported by the reference")
+    layers = []
+    for i in range(n_layers):
+        t = lambda n: g.tensor(f"blk.{i}.{n}.weight")  # noqa: E731
+        layers.append(Layer(t("attn_norm"), t("attn_q"), t("attn_k"), t("attn_v"), t("attn_output"),
+                            t("ffn_norm"), t("ffn_gate"), t("ffn_up"), t("ffn_down")))
+    tok = g.tensor("token_embd.weight")
+    output = g.tensor("output.weight") if "output.weight" in g.tensors else tok
+    return LlamaModel(n_heads, n_kv, head_dim, float(md["llama.attention.layer_norm_rms_epsilon"]),
+                      float(md.get("llama.rope.freq_base", 10000.0)), INTERLEAVED, tok, layers,
+                      g.tensor("output_norm.weight"), output)
+
+
+def load_hf(directory):
+    ck = HFCheckpoint(directory)
+    c = ck.config
+    dim, n_heads = int(c["hidden_size"]), int(c["num_attention_heads"])
+    n_kv = int(c.get("num_key_value_heads") or n_heads)
+    head_dim = int(c.get("head_dim") or dim // n_heads)
+    rope_params = c.get("rope_parameters") or {}
+    theta = float(c.get("rope_theta", rope_params.get("rope_theta", 10000.0)))
+    if c.get("rope_scaling"):
+        raise FormatError(f"{directory}: rope_scaling not supported by the reference")
+    layers = []
+    for i in range(int(c["num_hidden_layers"])):
+        t = lambda n: ck.tensor(f"model.layers.{i}.{n}.weight")  # noqa: E731
+        layers.append(Layer(t("input_layernorm"), t("self_attn.q_proj"), t("self_attn.k_proj"),
+                            t("self_attn.v_proj"), t("self_attn.o_proj"), t("post_attention_layernorm"),
+                            t("mlp.gate_proj"), t("mlp.up_proj"), t("mlp.down_proj")))
+    tok = ck.tensor("model.embed_tokens.weight")
+    output = ck.tensor("lm_head.weight") if ck.has("lm_head.weight") else tok
+    return LlamaModel(n_heads, n_kv, head_dim, float(c.get("rms_norm_eps", 1e-6)), theta, HALF_SPLIT,
+                      tok, layers, ck.tensor("model.norm.weight"), output)
+
+
+def load(path):
+    """A GGUF file or a Hugging Face directory -> LlamaModel (float64 weights)."""
+    return load_hf(path) if os.path.isdir(path) else load_gguf(path)
+
+
+def rms_norm(x, w, eps):
+    """x * 1/sqrt(mean(x^2) + eps) * w, over the last axis."""
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, positions, theta, layout):
+    """Rotates x [T, n_heads, head_dim] by position. Interleaved pairs (2i, 2i+1) (Meta/GGUF) or
+    half-split pairs (i, i+hd/2) (HF); in both, pair i turns by pos * theta^(-2i/hd)."""
+    hd = x.shape[-1]
+    inv_freq = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)  # [hd/2]
+    ang = positions[:, None].astype(np.float64) * inv_freq[None, :]     # [T, hd/2]
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    if layout == INTERLEAVED:
+        a, b = x[..., 0::2], x[..., 1::2]
+    else:
+        a, b = x[..., :hd // 2], x[..., hd // 2:]
+    ra, rb = a * cos - b * sin, a * sin + b * cos
+    out = np.empty_like(x)
+    if layout == INTERLEAVED:
+        out[..., 0::2], out[..., 1::2] = ra, rb
+    else:
+        out[..., :hd // 2], out[..., hd // 2:] = ra, rb
+    return out
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def attention(q, k, v, n_heads, n_kv_heads):
+    """Causal attention. q [T, n_heads, hd]; k, v [T, n_kv_heads, hd]. Query head h reads kv head
+    h // (n_heads / n_kv_heads). Returns [T, n_heads*hd]."""
+    T, _, hd = q.shape
+    group = n_heads // n_kv_heads
+    out = np.empty_like(q)
+    mask = np.triu(np.ones((T, T), dtype=bool), k=1)  # True above the diagonal = future
+    for h in range(n_heads):
+        kh, vh = k[:, h // group, :], v[:, h // group, :]
+        s = q[:, h, :] @ kh.T / np.sqrt(hd)
+        s[mask] = -np.inf
+        s = np.exp(s - s.max(axis=1, keepdims=True))
+        out[:, h, :] = (s / s.sum(axis=1, keepdims=True)) @ vh
+    return out.reshape(T, n_heads * hd)
+
+
+def forward(m, tokens):
+    """Logits [len(tokens), vocab] (float64) at every position 0..T-1 of the prompt."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    vocab = m.tok_embd.shape[0]
+    if tokens.ndim != 1 or len(tokens) == 0 or tokens.min() < 0 or tokens.max() >= vocab:
+        raise ValueError(f"tokens must be a non-empty list of ids in [0, {vocab})")
+    if m.n_heads % m.n_kv_heads:
+        raise FormatError(f"{m.n_heads} heads not divisible by {m.n_kv_heads} kv heads")
+    T, hd = len(tokens), m.head_dim
+    pos = np.arange(T)
+    h = m.tok_embd[tokens]  # [T, dim]
+    for L in m.layers:
+        # attention block
+        a = rms_norm(h, L.attn_norm, m.rms_eps)
+        q = (a @ L.wq.T).reshape(T, m.n_heads, hd)
+        k = (a @ L.wk.T).reshape(T, m.n_kv_heads, hd)
+        v = (a @ L.wv.T).reshape(T, m.n_kv_heads, hd)
+        q = rope(q, pos, m.rope_theta, m.rope_layout)
+        k = rope(k, pos, m.rope_theta, m.rope_layout)
+        h = h + attention(q, k, v, m.n_heads, m.n_kv_heads) @ L.wo.T
+        # SwiGLU feed-forward block
+        f = rms_norm(h, L.ffn_norm, m.rms_eps)
+        h = h + (silu(f @ L.w_gate.T) * (f @ L.w_up.T)) @ L.w_down.T
+    return rms_norm(h, m.out_norm, m.rms_eps) @ m.output.T
+
+
+def greedy(m, prompt, n_new):
+    """Greedy continuation (argmax at each step, full recompute): the n_new generated ids."""
+    ids = list(prompt)
+    for _ in range(n_new):
+        ids.append(int(np.argmax(forward(m, ids)[-1])))
+    return ids[len(prompt):]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="float64 reference Llama forward pass")
+    ap.add_argument("model", help="GGUF file or Hugging Face directory")
+    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
+    ap.add_argument("--out", required=True, help="where to write logits [n_tokens, vocab] (.npy, float64)")
+    args = ap.parse_args(argv)
+    try:
+        tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
+        logits = forward(load(args.model), tokens)
+    except (FormatError, ValueError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    np.save(args.out, logits)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
