@@ -23,7 +23,7 @@ trap 'rm -rf "$WORK"' EXIT
 # decode steps batch one token of every sequence (llama-batched-bench's default pattern), and
 # speed_tg = sequences x 32 / decode time is the aggregate decode speed.
 peer_cmd=("$LLAMA_BATCHED_BENCH" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -c 8192 -b 2048 -ub 512
-          -npp "$PROMPT" -ntg "$GEN" -npl "$(IFS=,; echo "${PEER_LEVELS[*]}")" --output-format jsonl)
+          -npp "$PROMPT" -ntg "$GEN" -npl "$(IFS=,; echo "${PEER_LEVELS[*]}")")
 us_cmd=("$LMSTREAM" bench --model "$MODEL" --threads "$THREADS" --prompt-tokens "$PROMPT"
         --gen-tokens "$GEN" --concurrency "$US_LEVELS" --json)
 
@@ -34,15 +34,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
   timeout "$STEP_TIMEOUT" "${peer_cmd[@]}" >"$WORK/peer.out" 2>&1 ||
     { tail -20 "$WORK/peer.out" >&2; die "llama-batched-bench failed"; }
   "$PY" - "$WORK/peer.out" "${PEER_LEVELS[@]}" >>"$WORK/all" <<'EOF'
-import json, sys
+import sys
 want = {int(x) for x in sys.argv[2:]}
 got = set()
+# the markdown table (its --output-format jsonl mode drops the last row in this version):
+# | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
 for line in open(sys.argv[1]):
-    line = line.strip()
-    if line.startswith('{"n_kv_max"'):
-        o = json.loads(line)
-        print("peer", o["pl"], o["speed_tg"], o["speed_pp"], "n/a")
-        got.add(o["pl"])
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 10 and cells[0].isdigit():
+        pl, speed_pp, speed_tg = int(cells[2]), float(cells[5]), float(cells[7])
+        print("peer", pl, speed_tg, speed_pp, "n/a")
+        got.add(pl)
 if got != want: sys.exit(f"llama-batched-bench reported levels {sorted(got)}, wanted {sorted(want)}")
 EOF
 

@@ -84,5 +84,5 @@ append_results <<EOF
 | lmstream RSS, self-reported | $(mib "$m_us_rss") | – | – |
 | lmstream RSS budget (file + KV + 150 MB) | $(mib "$budget"): self-reported $(verdict "$m_us_rss" "$budget"), external $(verdict "$m_us_rss_ext" "$budget") | – | – |
 
-Per-round values — llama.cpp pp: ${peer_pp[*]}; tg: ${peer_tg[*]} · lmstream pp: ${us_pp[*]}; tg: ${us_tg[*]}
+Per-round tok/s — llama.cpp pp: $(fmt_list "${peer_pp[@]}"); tg: $(fmt_list "${peer_tg[@]}") · lmstream pp: $(fmt_list "${us_pp[@]}"); tg: $(fmt_list "${us_tg[@]}")
 EOF

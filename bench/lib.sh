@@ -9,11 +9,12 @@ BENCH_ROOT="$(pwd)"
 LMSTREAM="${LMSTREAM:-$BENCH_ROOT/build/cli/lmstream}"
 TOKENIZER="${TOKENIZER:-$BENCH_ROOT/../shared/testdata/llama2-tokenizer.model}"
 MODELS_DIR="$BENCH_ROOT/bench/models"
-RESULTS="$BENCH_ROOT/bench/RESULTS.md"
+RESULTS="${RESULTS:-$BENCH_ROOT/bench/RESULTS.md}"   # point elsewhere for trial runs
 ROUNDS="${ROUNDS:-3}"          # interleaved rounds per side; the median is reported
 THREADS="${THREADS:-2}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-900}"   # seconds; bound on any single measured command
 PY="${PY:-python3}"            # stdlib only
+BENCH_LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"   # other jobs on the box skew both sides
 
 die() { echo "error: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -58,7 +59,7 @@ machine_desc() {
   local cpu flags
   cpu="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
   flags="$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "${cpu:-unknown CPU}, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), ${flags% }"
+  echo "${cpu:-unknown CPU}, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), ${flags% }; load average at start ${BENCH_LOAD_START:-?}, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 commit_desc() {
@@ -79,10 +80,14 @@ ratio() { "$PY" -c 'import sys
 try: a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "n/a")
 except ValueError: print("n/a")' "$1" "$2"; }
 
-# fmt X -> X with 2 decimals (passes "n/a" through).
+# fmt X -> X rounded for a table: 1 decimal from 100, 2 from 1, else 3 significant digits
+# (passes "n/a" through).
 fmt() { "$PY" -c 'import sys
-try: print(f"{float(sys.argv[1]):.2f}")
+try: x=float(sys.argv[1]); print(f"{x:.1f}" if abs(x)>=100 else f"{x:.2f}" if abs(x)>=1 else f"{x:.3g}")
 except ValueError: print(sys.argv[1])' "$1"; }
+
+# fmt_list X... -> the values rounded to 3 significant digits, space separated.
+fmt_list() { "$PY" -c 'import sys; print(" ".join(f"{float(x):.3g}" for x in sys.argv[1:]))' "$@"; }
 
 # max RSS in bytes from a /usr/bin/time -v log.
 time_maxrss_bytes() { awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2*1024}' "$1"; }

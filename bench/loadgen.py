@@ -6,7 +6,8 @@ and read the Server-Sent-Events stream, timing: time to first token (first token
 the arrival time of every token event, and the number of token events. Two wire protocols:
 
   llama  llama.cpp llama-server: POST /completion {"prompt","n_predict","stream":true,...};
-         events `data: {...}` carry "content"; the last one has "stop": true (not a token).
+         events `data: {...}` carry "content" and the running "tokens_predicted"; the last one
+         has "stop": true.
   tgi    lmstream serve (TGI): POST /generate_stream {"inputs","parameters":{"max_new_tokens"}};
          events `data:{...}` carry "token": {"text": ...}; every such event is one token.
 
@@ -74,10 +75,16 @@ def one_request(host, port, proto, prompt, n_new, timeout):
             if "error" in ev:
                 raise RuntimeError(f"server error event: {ev['error']}")
             if proto == "llama":
+                # A token whose text ends in a partial UTF-8 sequence gets no event of its own
+                # (its text goes out with the next one), so count by the running
+                # "tokens_predicted" the events carry.
+                now = time.perf_counter()
+                seen = len(times)
+                total = ev.get("tokens_predicted", seen + (0 if ev.get("stop") else 1))
+                times.extend([now] * max(0, total - seen))
                 if ev.get("stop"):
                     prompt_tokens = ev.get("tokens_evaluated", prompt_tokens)
                     break
-                times.append(time.perf_counter())
             else:
                 if "token" in ev:
                     times.append(time.perf_counter())

@@ -42,7 +42,7 @@ one_side() {
   stop_servers
   echo "$name $(json_field "$WORK/lg.json" ttft_p50_s) $(json_field "$WORK/lg.json" ttft_p90_s)" \
        "$(json_field "$WORK/lg.json" agg_tok_s) $(json_field "$WORK/lg.json" tokens_per_request)" \
-       "$(json_field "$WORK/lg.json" prompt_tokens | tr -d ' ')" >>"$WORK/all"
+       "$(json_field "$WORK/lg.json" prompt_tokens | tr -d ' ' | sed 's/^\[\]$/n\/a/')" >>"$WORK/all"
 }
 
 : >"$WORK/all"

@@ -14,6 +14,9 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/threadpool.h"
+#include "model/mmap.h"
+
+#include <sys/mman.h>
 
 namespace lmstream {
 namespace {
@@ -54,12 +57,26 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
   pool_ = std::make_unique<ThreadPool>(opts_.threads);
   kv_ = std::make_unique<KvCache>(c, opts_.n_blocks, opts_.block_size, opts_.kv_type);
 
+  // Packed matrices are copies: drop the file pages they came from, so resident memory holds each
+  // weight once. (Read-only file pages fault back in if something reads them again.)
+  auto prepare = [&](const Tensor& t) {
+    Matrix m = Matrix::prepare(t);
+    if (m.packed) {
+      for (const auto& f : model_.maps) {
+        if (t.data < f->data() || t.data + t.nbytes() > f->data() + f->size()) continue;
+        const uintptr_t page = 4096;
+        const uintptr_t a = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
+        const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes()) & ~(page - 1);
+        if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+      }
+    }
+    return m;
+  };
   for (const LayerWeights& lw : model_.layers) {
-    s_->layers.push_back({Matrix::prepare(lw.wq), Matrix::prepare(lw.wk), Matrix::prepare(lw.wv),
-                          Matrix::prepare(lw.wo), Matrix::prepare(lw.w_gate),
-                          Matrix::prepare(lw.w_up), Matrix::prepare(lw.w_down)});
+    s_->layers.push_back({prepare(lw.wq), prepare(lw.wk), prepare(lw.wv), prepare(lw.wo),
+                          prepare(lw.w_gate), prepare(lw.w_up), prepare(lw.w_down)});
   }
-  s_->output = Matrix::prepare(model_.output);
+  s_->output = prepare(model_.output);
 
   const int half = c.head_dim / 2;
   s_->rope_cos.resize(size_t(c.max_pos) * half);
@@ -152,7 +169,8 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
   grow(s.u, size_t(M) * ffn);
   float* x = s.x.data();
   float* xb = s.xb.data();
-  const int64_t row_chunk = std::max<int64_t>(1, M / (pool.size() * 4));
+  // Element-wise work is spread over threads only when there are enough rows to pay for it.
+  const int64_t row_chunk = int64_t(M) * dim < (1 << 16) ? M : std::max<int64_t>(1, M / (pool.size() * 4));
   auto rows_parallel = [&](auto&& fn) {
     pool.parallel_for(M, row_chunk, [&](int64_t a, int64_t b) {
       for (int64_t r = a; r < b; ++r) fn(int(r));
@@ -204,7 +222,13 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
 
     // Causal attention: every (row, head) over its sequence's positions 0..pos.
     const int group = nh / nkv;
-    pool.parallel_for(int64_t(M) * nh, std::max<int64_t>(1, int64_t(M) * nh / (pool.size() * 8)),
+    int64_t attn_work = 0;
+    for (int r = 0; r < M; ++r) attn_work += int64_t(rows[r].pos + 1) * nh * hd;
+    const int64_t attn_tasks = int64_t(M) * nh;
+    const int64_t attn_chunk = attn_work < (1 << 16)
+                                   ? attn_tasks
+                                   : std::max<int64_t>(1, attn_tasks / (pool.size() * 8));
+    pool.parallel_for(attn_tasks, attn_chunk,
                       [&](int64_t a, int64_t b) {
       thread_local std::vector<float> local;  // attention scores
       for (int64_t t = a; t < b; ++t) {

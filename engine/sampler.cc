@@ -1,7 +1,9 @@
 // Token selection for one request (see sampler.h): penalties, warpers and the draw, with
 // Hugging Face / TGI semantics. Works in place on the logits row and reuses its scratch vectors,
-// so a step allocates nothing once the vectors have grown to the vocabulary size. Knows nothing
-// of tokenizers, text or batching.
+// so a step allocates nothing but the returned top list once the scratch has grown to the
+// vocabulary size. Greedy costs two passes over the row (one with exp, for the logprob); the
+// truncating warpers select their kept set in expected linear time instead of sorting.
+// Knows nothing of tokenizers, text or batching.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -20,63 +22,66 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("SamplingParams: " + what);
 }
 
-// Makes every logit finite or -inf with a finite maximum, so softmax is well defined:
-// NaN counts as -inf; if some logits are +inf, exactly those share the mass (they become 0, the
-// rest -inf); if every logit is -inf, all are equal and the distribution is uniform.
-void canonicalize(std::span<float> x) {
-  float m = kNegInf;
-  for (float& v : x) {
-    if (std::isnan(v)) v = kNegInf;
-    m = std::max(m, v);
-  }
-  if (m == kPosInf) {
-    for (float& v : x) v = (v == kPosInf) ? 0.f : kNegInf;
-  } else if (m == kNegInf) {
-    std::fill(x.begin(), x.end(), 0.f);
-  }
-}
+struct MaxAt {
+  float value;
+  int32_t id;  // lowest id holding value
+};
 
-float max_of(std::span<const float> x) {
-  float m = kNegInf;
-  for (float v : x) m = std::max(m, v);
+// Makes every logit finite or -inf with a finite maximum, so softmax is well defined, and
+// returns that maximum: NaN counts as -inf; if some logits are +inf, exactly those share the mass
+// (they become 0, the rest -inf); if every logit is -inf, all are equal (uniform).
+MaxAt canonicalize(std::span<float> x) {
+  MaxAt m{kNegInf, 0};
+  for (size_t i = 0; i < x.size(); ++i) {
+    float& v = x[i];
+    if (std::isnan(v)) v = kNegInf;
+    if (v > m.value) m = {v, static_cast<int32_t>(i)};
+  }
+  if (m.value == kPosInf) {
+    for (float& v : x) v = (v == kPosInf) ? 0.f : kNegInf;
+    m.value = 0.f;
+  } else if (m.value == kNegInf) {
+    std::fill(x.begin(), x.end(), 0.f);
+    m.value = 0.f;
+  }
   return m;
 }
 
-// Lowest id among the largest values.
-int32_t argmax(std::span<const float> x) {
-  size_t best = 0;
-  for (size_t i = 1; i < x.size(); ++i)
-    if (x[i] > x[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
-// log(sum(exp(x))) over the finite logits; x has a finite maximum (canonicalize).
-float log_sum_exp(std::span<const float> x) {
-  float m = max_of(x);
-  double z = 0;
-  for (float v : x)
-    if (v != kNegInf) z += std::exp(v - m);
-  return m + static_cast<float>(std::log(z));
-}
-
-// Orders idx by cmp lazily, only as far as needed: returns the length of the shortest ordered
-// prefix whose weights sum to at least target (all of idx if none does). On return
-// idx[0, result) holds that prefix in order and the rest holds the other ids in any order.
-template <class Cmp>
-size_t ordered_prefix_reaching(std::vector<int32_t>& idx, Cmp cmp, const float* w, double target) {
-  size_t done = 0;
-  size_t chunk = 64;
-  double acc = 0;
-  while (done < idx.size()) {
-    size_t end = std::min(idx.size(), done + chunk);
-    std::partial_sort(idx.begin() + done, idx.begin() + end, idx.end(), cmp);
-    for (; done < end; ++done) {
-      acc += w[idx[done]];
-      if (acc >= target) return done + 1;
+// Reorders idx so that idx[0, L) holds the L best ids under `better` (a strict total order) and
+// returns L, the length of the shortest best-first prefix whose weights sum to >= target
+// (idx.size() when none does); idx[L-1] is the worst of them. Quickselect on accumulated
+// weight: expected linear time, falling back to a sort after too many partition rounds.
+template <class Better>
+size_t select_mass_prefix(std::vector<int32_t>& idx, Better better, const float* w, double target) {
+  size_t lo = 0, hi = idx.size();
+  double acc = 0;  // weight of idx[0, lo), all better than idx[lo, hi)
+  for (int rounds = 0; hi - lo > 32 && rounds < 64; ++rounds) {
+    int32_t a = idx[lo], b = idx[lo + (hi - lo) / 2], c = idx[hi - 1];
+    if (better(b, a)) std::swap(a, b);
+    if (better(c, b)) std::swap(b, c);
+    if (better(b, a)) std::swap(a, b);
+    const int32_t pivot = b;  // median of three
+    auto first = idx.begin() + lo, last = idx.begin() + hi;
+    auto split = std::partition(first, last, [&](int32_t id) { return better(id, pivot); });
+    std::iter_swap(split, std::find(split, last, pivot));
+    const size_t mid = static_cast<size_t>(split - idx.begin());
+    double mass = 0;
+    for (size_t i = lo; i < mid; ++i) mass += w[idx[i]];
+    if (acc + mass >= target) {
+      hi = mid;
+    } else if (acc + mass + w[pivot] >= target) {
+      return mid + 1;
+    } else {
+      acc += mass + w[pivot];
+      lo = mid + 1;
     }
-    chunk *= 4;
   }
-  return idx.size();
+  std::sort(idx.begin() + lo, idx.begin() + hi, better);
+  for (size_t i = lo; i < hi; ++i) {
+    acc += w[idx[i]];
+    if (acc >= target) return i + 1;
+  }
+  return hi;  // the better part reached target (rounding aside), or nothing did: keep all
 }
 
 }  // namespace
@@ -103,21 +108,25 @@ SampleResult Sampler::sample(std::span<float> logits, std::span<const int32_t> h
   apply_penalties(logits, history);
   if (p_.do_sample && p_.temperature != 1.f)
     for (float& v : logits) v /= p_.temperature;
-  canonicalize(logits);
+  const MaxAt max = canonicalize(logits);
 
   SampleResult out;
+  double z = 0;  // sum of exp(logit - max) over the remaining tokens
   if (!p_.do_sample) {
-    out.id = argmax(logits);
+    out.id = max.id;
+    for (float v : logits)
+      if (v != kNegInf) z += std::exp(v - max.value);
   } else {
-    apply_top_k(logits);
-    if (p_.top_p < 1.f || p_.typical_p < 1.f) {
-      collect_candidates(logits);
+    const bool truncate = (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < logits.size()) ||
+                          p_.top_p < 1.f || p_.typical_p < 1.f;
+    if (truncate) {
+      select_candidates(logits, max.value);
       if (p_.top_p < 1.f) apply_top_p(logits);
-      if (p_.typical_p < 1.f) apply_typical_p(logits);
+      if (p_.typical_p < 1.f) apply_typical_p(logits, max.value);
     }
-    out.id = draw(logits);
+    out.id = draw(logits, max.value, truncate, z);
   }
-  float log_norm = log_sum_exp(logits);
+  const float log_norm = max.value + static_cast<float>(std::log(z));
   out.logprob = logits[out.id] - log_norm;
   if (p_.top_n_tokens > 0) fill_top(logits, log_norm, out);
   return out;
@@ -142,52 +151,51 @@ void Sampler::apply_penalties(std::span<float> x, std::span<const int32_t> histo
   }
 }
 
-// HF TopKLogitsWarper: threshold = k-th largest value; everything below it is removed, so ties
-// with the k-th value are all kept.
-void Sampler::apply_top_k(std::span<float> x) {
+// Top-k (HF TopKLogitsWarper: threshold = k-th largest value, everything below it removed, so
+// ties with the k-th value are all kept), then idx_ = the ids still in play and probs_ = their
+// weights.
+void Sampler::select_candidates(std::span<float> x, float max) {
   const size_t k = static_cast<size_t>(p_.top_k);
-  if (k == 0 || k >= x.size()) return;
-  float threshold;
-  if (k <= 1024) {
-    // Min-heap of the k largest values seen so far; its top is the k-th largest.
-    auto heap_end = aux_.begin() + k;
-    std::copy(x.begin(), x.begin() + k, aux_.begin());
-    std::make_heap(aux_.begin(), heap_end, std::greater<float>());
-    for (size_t i = k; i < x.size(); ++i) {
-      if (x[i] > aux_[0]) {
-        std::pop_heap(aux_.begin(), heap_end, std::greater<float>());
-        *(heap_end - 1) = x[i];
-        std::push_heap(aux_.begin(), heap_end, std::greater<float>());
+  float threshold = kNegInf;
+  if (k > 0 && k < x.size()) {
+    if (k <= 1024) {
+      // Min-heap of the k largest values seen so far; its top is the k-th largest.
+      auto heap_end = aux_.begin() + static_cast<std::ptrdiff_t>(k);
+      std::copy(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(k), aux_.begin());
+      std::make_heap(aux_.begin(), heap_end, std::greater<float>());
+      for (size_t i = k; i < x.size(); ++i) {
+        if (x[i] > aux_[0]) {
+          std::pop_heap(aux_.begin(), heap_end, std::greater<float>());
+          *(heap_end - 1) = x[i];
+          std::push_heap(aux_.begin(), heap_end, std::greater<float>());
+        }
       }
+      threshold = aux_[0];
+    } else {
+      std::copy(x.begin(), x.end(), aux_.begin());
+      auto kth = aux_.begin() + static_cast<std::ptrdiff_t>(k - 1);
+      std::nth_element(aux_.begin(), kth, aux_.begin() + static_cast<std::ptrdiff_t>(x.size()),
+                       std::greater<float>());
+      threshold = *kth;
     }
-    threshold = aux_[0];
-  } else {
-    std::copy(x.begin(), x.end(), aux_.begin());
-    std::nth_element(aux_.begin(), aux_.begin() + (k - 1), aux_.begin() + x.size(),
-                     std::greater<float>());
-    threshold = aux_[k - 1];
   }
-  for (float& v : x)
-    if (v < threshold) v = kNegInf;
-}
-
-// idx_ = ids still in play (finite logits), in id order.
-void Sampler::collect_candidates(std::span<const float> x) {
   idx_.clear();
-  for (size_t i = 0; i < x.size(); ++i)
-    if (x[i] != kNegInf) idx_.push_back(static_cast<int32_t>(i));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] < threshold) x[i] = kNegInf;
+    if (x[i] == kNegInf) continue;
+    idx_.push_back(static_cast<int32_t>(i));
+    probs_[i] = std::exp(x[i] - max);
+  }
 }
 
 // HF TopPLogitsWarper: sort ascending, softmax, cumsum, remove cumsum <= 1 - p, keep >= 1.
 // Equivalently: in descending order (ties: lower id first), a token is kept while the mass
 // strictly before it is < p, i.e. keep the shortest top prefix whose mass reaches p.
 void Sampler::apply_top_p(std::span<float> x) {
-  float m = kNegInf;
-  for (int32_t id : idx_) m = std::max(m, x[id]);
   double z = 0;
-  for (int32_t id : idx_) z += probs_[id] = std::exp(x[id] - m);
+  for (int32_t id : idx_) z += probs_[id];
   auto better = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-  size_t keep = ordered_prefix_reaching(idx_, better, probs_.data(), double(p_.top_p) * z);
+  size_t keep = select_mass_prefix(idx_, better, probs_.data(), double(p_.top_p) * z);
   for (size_t i = keep; i < idx_.size(); ++i) x[idx_[i]] = kNegInf;
   idx_.resize(keep);
 }
@@ -195,30 +203,28 @@ void Sampler::apply_top_p(std::span<float> x) {
 // HF TypicalLogitsWarper: with p = softmax, H = -sum p log p and score = |-log p - H|, sort by
 // score ascending, take the shortest prefix whose mass reaches typical_p, and keep every token
 // whose score is <= the last score of that prefix (ties kept).
-void Sampler::apply_typical_p(std::span<float> x) {
-  float m = kNegInf;
-  for (int32_t id : idx_) m = std::max(m, x[id]);
+void Sampler::apply_typical_p(std::span<float> x, float max) {
   double z = 0;
-  for (int32_t id : idx_) z += probs_[id] = std::exp(x[id] - m);
+  for (int32_t id : idx_) z += probs_[id];
   const double log_z = std::log(z);
   double entropy = 0;
   for (int32_t id : idx_) {
-    double logp = double(x[id] - m) - log_z;
-    if (probs_[id] > 0) entropy -= double(probs_[id]) / z * logp;
+    double logp = double(x[id] - max) - log_z;
+    entropy -= double(probs_[id]) / z * logp;
   }
   for (int32_t id : idx_) {
-    double logp = double(x[id] - m) - log_z;
+    double logp = double(x[id] - max) - log_z;
     aux_[id] = static_cast<float>(std::fabs(-logp - entropy));
   }
   auto more_typical = [&](int32_t a, int32_t b) {
     return aux_[a] < aux_[b] || (aux_[a] == aux_[b] && a < b);
   };
-  size_t prefix = ordered_prefix_reaching(idx_, more_typical, probs_.data(),
-                                          double(p_.typical_p) * z);
+  const size_t prefix =
+      select_mass_prefix(idx_, more_typical, probs_.data(), double(p_.typical_p) * z);
   const float limit = aux_[idx_[prefix - 1]];
   size_t kept = prefix;
   for (size_t i = prefix; i < idx_.size(); ++i) {
-    int32_t id = idx_[i];
+    const int32_t id = idx_[i];
     if (aux_[id] <= limit) {
       idx_[kept++] = id;
     } else {
@@ -228,42 +234,64 @@ void Sampler::apply_typical_p(std::span<float> x) {
   idx_.resize(kept);
 }
 
-// Inverse-CDF draw over the remaining tokens in id order: one 53-bit uniform from the request's
-// generator per step, so the choice depends only on the generator state and the distribution.
-int32_t Sampler::draw(std::span<const float> x) {
-  const float m = max_of(x);
-  double z = 0;
+// Inverse-CDF draw over the remaining tokens in id order with one 53-bit uniform from the
+// request's generator, so the choice depends only on the generator state and the distribution.
+// Sets z to the remaining weight. have_weights: probs_ already holds the remaining weights.
+int32_t Sampler::draw(std::span<const float> x, float max, bool have_weights, double& z) {
+  z = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    float w = (x[i] == kNegInf) ? 0.f : std::exp(x[i] - m);
-    probs_[i] = w;
-    z += w;
+    if (x[i] == kNegInf) continue;
+    if (!have_weights) probs_[i] = std::exp(x[i] - max);
+    z += probs_[i];
   }
   const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;  // [0, 1)
   const double target = u * z;
   double acc = 0;
-  int32_t last_positive = -1;
+  int32_t last = -1;
   for (size_t i = 0; i < x.size(); ++i) {
-    if (probs_[i] <= 0.f) continue;
+    if (x[i] == kNegInf || probs_[i] <= 0.f) continue;
     acc += probs_[i];
-    last_positive = static_cast<int32_t>(i);
-    if (acc > target) return last_positive;
+    last = static_cast<int32_t>(i);
+    if (acc > target) return last;
   }
-  // Only reached when rounding left target just above the running total; the maximum always
-  // has weight 1, so some token had positive weight.
-  return last_positive >= 0 ? last_positive : argmax(x);
+  // Reached only when rounding left target at the very top of the total. The kept tokens always
+  // carry positive weight (the maximum has exp(0) = 1, and typical_p keeps a share of the total
+  // mass when it drops the maximum), so last is set; the scan is only a guard.
+  if (last >= 0) return last;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] != kNegInf) return static_cast<int32_t>(i);
+  return 0;
 }
 
 // The top_n_tokens tokens with the highest warped logprob (ties: lower id first). Removed tokens
 // (logprob -inf) are never listed, as in TGI, so the list may be shorter.
 void Sampler::fill_top(std::span<const float> x, float log_norm, SampleResult& out) {
-  collect_candidates(x);
-  const size_t n = std::min(idx_.size(), static_cast<size_t>(p_.top_n_tokens));
-  std::partial_sort(idx_.begin(), idx_.begin() + n, idx_.end(), [&](int32_t a, int32_t b) {
-    return x[a] > x[b] || (x[a] == x[b] && a < b);
-  });
+  const size_t n = static_cast<size_t>(p_.top_n_tokens);
+  auto better = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
   out.top.clear();
-  out.top.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.top.push_back({idx_[i], x[idx_[i]] - log_norm});
+  if (n <= 16) {
+    // One scan keeping the best n in order. Ids arrive ascending and only a strictly greater
+    // value moves ahead, so equal values stay lowest id first.
+    out.top.reserve(n + 1);
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i] == kNegInf) continue;
+      if (out.top.size() == n && !(x[i] > x[out.top.back().id])) continue;
+      auto pos = std::find_if(out.top.begin(), out.top.end(),
+                              [&](const TokenLogprob& t) { return x[i] > x[t.id]; });
+      out.top.insert(pos, {static_cast<int32_t>(i), 0.f});
+      if (out.top.size() > n) out.top.pop_back();
+    }
+  } else {
+    idx_.clear();
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i] != kNegInf) idx_.push_back(static_cast<int32_t>(i));
+    const size_t m = std::min(idx_.size(), n);
+    std::partial_sort(idx_.begin(), idx_.begin() + static_cast<std::ptrdiff_t>(m), idx_.end(),
+                      better);
+    out.top.reserve(m);
+    for (size_t i = 0; i < m; ++i) out.top.push_back({idx_[i], 0.f});
+  }
+  for (TokenLogprob& t : out.top) t.logprob = x[t.id] - log_norm;
 }
 
 }  // namespace lmstream

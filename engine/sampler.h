@@ -43,13 +43,13 @@ class Sampler {
   const SamplingParams& params() const { return p_; }
 
  private:
-  // Pipeline stages (sampler.cc); each works in place on the logits.
+  // Pipeline stages (sampler.cc); each works in place on the logits. max is the largest logit
+  // after temperature; weights in probs_ are exp(logit - max).
   void apply_penalties(std::span<float> logits, std::span<const int32_t> history);
-  void apply_top_k(std::span<float> logits);
-  void collect_candidates(std::span<const float> logits);
+  void select_candidates(std::span<float> logits, float max);
   void apply_top_p(std::span<float> logits);
-  void apply_typical_p(std::span<float> logits);
-  int32_t draw(std::span<const float> logits);
+  void apply_typical_p(std::span<float> logits, float max);
+  int32_t draw(std::span<const float> logits, float max, bool have_weights, double& z);
   void fill_top(std::span<const float> logits, float log_norm, SampleResult& out);
 
   SamplingParams p_;

@@ -57,12 +57,14 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
   const int8_t* xq[RM];
   const float* xd[RM];
   const int32_t* xs[RM];
+  _Pragma("GCC unroll 16")
   for (int m = 0; m < RM; ++m) {
     xq[m] = a.qx->q.data() + (m0 + m) * K;
     xd[m] = a.qx->d.data() + (m0 + m) * a.nb;
     xs[m] = a.qx->s.data() + (m0 + m) * a.nb;
   }
   __m512 acc[RM];
+  _Pragma("GCC unroll 16")
   for (int m = 0; m < RM; ++m) acc[m] = _mm512_setzero_ps();
   const uint8_t* gp = a.w + size_t(g) * size_t(a.nb) * a.gbb;
   const __m512i nib = _mm512_set1_epi8(0x0F);
@@ -71,18 +73,23 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     const uint8_t* wq = blk + 32;
     __m512i s[RM];
+    _Pragma("GCC unroll 16")
     for (int m = 0; m < RM; ++m) s[m] = _mm512_setzero_si512();
     if constexpr (!kQ4) {
+      _Pragma("GCC unroll 16")
       for (int k4 = 0; k4 < 8; ++k4) {
         const __m512i w = _mm512_loadu_si512(wq + 64 * k4);
+        _Pragma("GCC unroll 16")
         for (int m = 0; m < RM; ++m)
           s[m] = _mm512_dpbusd_epi32(s[m], w, _mm512_set1_epi32(LoadI32(xq[m] + b * 32 + 4 * k4)));
       }
     } else {
+      _Pragma("GCC unroll 16")
       for (int c = 0; c < 4; ++c) {
         const __m512i v = _mm512_loadu_si512(wq + 64 * c);
         const __m512i lo = _mm512_and_si512(v, nib);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        _Pragma("GCC unroll 16")
         for (int m = 0; m < RM; ++m) {
           s[m] = _mm512_dpbusd_epi32(s[m], lo, _mm512_set1_epi32(LoadI32(xq[m] + b * 32 + 4 * c)));
           s[m] = _mm512_dpbusd_epi32(s[m], hi,
@@ -90,6 +97,7 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
         }
       }
     }
+    _Pragma("GCC unroll 16")
     for (int m = 0; m < RM; ++m) {
       const __m512i t = _mm512_sub_epi32(s[m], _mm512_set1_epi32(a.bias * xs[m][b]));
       const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(t), _mm512_set1_ps(xd[m][b]));
@@ -99,6 +107,7 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
   const int64_t n0 = g * kGroupRows;
   const int valid = int(std::min<int64_t>(kGroupRows, a.rows - n0));
   const __mmask16 mask = valid == 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+  _Pragma("GCC unroll 16")
   for (int m = 0; m < RM; ++m) _mm512_mask_storeu_ps(a.y + (m0 + m) * a.ldy + n0, mask, acc[m]);
 }
 #else
@@ -153,8 +162,12 @@ template <bool kQ4>
 LMS_VNNI_ATTR void GroupsImpl(const QArgs& a, int M, int64_t g0, int64_t g1) {
   for (int64_t g = g0; g < g1; ++g) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) Tile<4, kQ4>(a, g, m);
+    for (; m + 8 <= M; m += 8) Tile<8, kQ4>(a, g, m);
     switch (M - m) {
+      case 7: Tile<7, kQ4>(a, g, m); break;
+      case 6: Tile<6, kQ4>(a, g, m); break;
+      case 5: Tile<5, kQ4>(a, g, m); break;
+      case 4: Tile<4, kQ4>(a, g, m); break;
       case 3: Tile<3, kQ4>(a, g, m); break;
       case 2: Tile<2, kQ4>(a, g, m); break;
       case 1: Tile<1, kQ4>(a, g, m); break;
@@ -395,6 +408,13 @@ void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& q
       t0 = s + b;
     }
   };
+  // Small products are not worth waking other threads for.
+  double work = 0;
+  for (const auto& j : jobs) work += double(j.w->rows) * double(K) * double(M);
+  if (work < double(1 << 20)) {
+    run(0, total);
+    return;
+  }
   const int64_t chunk = std::max<int64_t>(1, total / (int64_t(pool.size()) * 8));
   pool.parallel_for(total, chunk, run);
 }

@@ -1,6 +1,9 @@
-// A fixed pool of threads for the forward pass. run(fn) calls fn(t) on every thread t (the caller
-// is thread 0) and returns when all are done. Workers spin briefly between jobs (a forward pass
-// dispatches hundreds of jobs per token) and sleep when idle for longer.
+// A fixed pool of threads for the forward pass. run(fn) calls fn(t) on the caller (t = 0) and on
+// every worker that joins while the job is open; the caller closes the job when its own fn returns
+// and waits only for workers that joined. So a worker that the OS has not scheduled (a busy,
+// shared machine) never delays a job: fn must split its work dynamically (parallel_for does).
+// Workers spin briefly between jobs (a forward pass dispatches hundreds per token), then yield,
+// then sleep.
 #pragma once
 
 #include <atomic>
@@ -47,7 +50,8 @@ class ThreadPool {
   std::vector<std::thread> threads_;
   const std::function<void(int)>* job_ = nullptr;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // [generation: 32 bits][closed: 1 bit][workers inside the job: 31 bits]
+  std::atomic<uint64_t> ctl_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;

@@ -60,10 +60,11 @@ class Parser {
       r_.fail("unsupported GGUF version " + std::to_string(g.version) + " (supported: 2, 3)");
     uint64_t n_tensors = r_.read<uint64_t>("tensor count");
     uint64_t n_kv = r_.read<uint64_t>("metadata count");
-    if (n_tensors > kMaxTensors || n_tensors > r_.remaining() / 24)
-      r_.fail("absurd tensor count " + std::to_string(n_tensors));
-    if (n_kv > kMaxKv || n_kv > r_.remaining() / 13)
-      r_.fail("absurd metadata count " + std::to_string(n_kv));
+    if (n_tensors > kMaxTensors) r_.fail("absurd tensor count " + std::to_string(n_tensors));
+    if (n_kv > kMaxKv) r_.fail("absurd metadata count " + std::to_string(n_kv));
+    if (n_tensors > r_.remaining() / 24 || n_kv > r_.remaining() / 13)
+      r_.fail("truncated file: " + std::to_string(n_tensors) + " tensors and " + std::to_string(n_kv) +
+              " metadata entries cannot fit in the remaining " + std::to_string(r_.remaining()) + " bytes");
 
     for (uint64_t k = 0; k < n_kv; ++k) {
       std::string key = read_key("metadata key");

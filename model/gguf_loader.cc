@@ -143,10 +143,15 @@ TokenizerSpec read_tokenizer(const Meta& m, int vocab) {
   return t;
 }
 
-Tensor view(const GgufFile& g, const MappedFile& f, const std::string& name, bool required = true) {
+struct Mem {
+  const uint8_t* base;
+  const std::string& path;
+};
+
+Tensor view(const GgufFile& g, const Mem& f, const std::string& name, bool required = true) {
   const GgufTensorInfo* ti = g.find_tensor(name);
   if (!ti) {
-    if (required) throw ModelError(f.path() + ": missing tensor '" + name + "'");
+    if (required) throw ModelError(f.path + ": missing tensor '" + name + "'");
     return {};
   }
   Tensor t;
@@ -155,7 +160,7 @@ Tensor view(const GgufFile& g, const MappedFile& f, const std::string& name, boo
   t.cols = ti->ne[0];
   t.rows = 1;
   for (size_t k = 1; k < ti->ne.size(); ++k) t.rows *= ti->ne[k];
-  t.data = f.data() + g.data_offset + ti->offset;
+  t.data = f.base + g.data_offset + ti->offset;
   return t;
 }
 
@@ -163,7 +168,15 @@ Tensor view(const GgufFile& g, const MappedFile& f, const std::string& name, boo
 
 std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   auto file = MappedFile::open(path);
-  GgufFile g = parse_gguf(file->data(), file->size(), path);
+  auto m = load_gguf_from_memory(file->data(), file->size(), path);
+  m->maps.push_back(std::move(file));
+  return m;
+}
+
+std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size, const std::string& path) {
+  GgufFile g = parse_gguf(data, size, path);
+  const Mem mem{data, path};
+  const Mem* file = &mem;
   Meta meta(g, path);
   std::string arch = meta.get_string("general.architecture", "");
   if (arch.empty()) meta.fail("missing metadata key 'general.architecture'");
@@ -205,7 +218,6 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
     l.w_down = view(g, *file, p + "ffn_down.weight");
   }
   m->tokenizer = read_tokenizer(meta, m->cfg.vocab_size);
-  m->maps.push_back(std::move(file));
   return m;
 }
 

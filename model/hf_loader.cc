@@ -74,18 +74,19 @@ class Config {
 LlamaConfig read_config(const json& j, const std::string& file) {
   Config c(j, file);
   bool llama = false;
-  std::string arch_name = "unknown";
+  std::string arch_name;
   if (auto a = j.find("architectures"); a != j.end() && a->is_array()) {
     for (const json& x : *a)
       if (x.is_string()) {
-        arch_name = x.get<std::string>();
-        if (arch_name == "LlamaForCausalLM") llama = true;
+        if (arch_name.empty()) arch_name = x.get<std::string>();
+        if (x.get<std::string>() == "LlamaForCausalLM") llama = true;
       }
   }
   if (auto t = j.find("model_type"); t != j.end() && t->is_string()) {
     if (t->get<std::string>() == "llama") llama = true;
-    else if (!llama) arch_name = t->get<std::string>();
+    if (arch_name.empty()) arch_name = t->get<std::string>();
   }
+  if (arch_name.empty()) arch_name = "unknown";
   if (!llama) c.fail("unsupported architecture '" + arch_name + "' (only Llama models, LlamaForCausalLM / model_type llama)");
   LlamaConfig cfg;
   cfg.dim = c.get_int("hidden_size");

@@ -78,7 +78,10 @@ std::vector<GenTensor> tensor_list(const LlamaConfig& c) {
 }
 
 // Fills `rows` rows of a tensor in `type` (rows [0, n) of the file's order) using a few threads.
-void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, uint8_t* dst) {
+// round_via: F16/BF16 to round values through that type first (GGUF F32 norms of an f16/bf16
+// model then equal the HF checkpoint's norms exactly).
+void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, uint8_t* dst,
+               DType round_via = DType::F32) {
   const int64_t rows = t.rows ? t.rows : 1;
   const size_t rb = dtype_row_bytes(type, t.cols);
   auto work = [&](int64_t r0, int64_t r1) {
@@ -86,6 +89,11 @@ void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, u
     for (int64_t r = r0; r < r1; ++r) {
       int64_t src = gguf_order && t.permute_heads ? hf_row_for_gguf_row(r, rows, t.permute_heads) : r;
       test_model_row(seed, t.hf, src, t.cols, buf.data());
+      if (round_via == DType::F16 || round_via == DType::BF16) {
+        std::vector<uint8_t> tmp(dtype_row_bytes(round_via, t.cols));
+        quantize_row(round_via, buf.data(), tmp.data(), t.cols);
+        dequantize_row(round_via, tmp.data(), buf.data(), t.cols);
+      }
       quantize_row(type, buf.data(), dst + size_t(r) * rb, t.cols);
     }
   };
@@ -206,7 +214,7 @@ void write_gguf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v)
     DType ty = type_of(t);
     size_t n = dtype_row_bytes(ty, t.cols) * size_t(t.rows ? t.rows : 1);
     buf.resize(n);
-    fill_rows(t, o.seed, ty, true, buf.data());
+    fill_rows(t, o.seed, ty, true, buf.data(), o.dtype);
     w.write_tensor(buf.data(), n);
   }
   w.finish();

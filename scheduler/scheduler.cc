@@ -2,13 +2,21 @@
 // the real Engine.
 #include "scheduler/scheduler.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "scheduler/scheduler_core.h"
 
 namespace lmstream {
 
 struct Scheduler::Impl {
   Impl(Engine& e, const Tokenizer& tok, const SchedulerOptions& o)
-      : ex(e), core(ex, tok, CoreOptions{o, false, nullptr}) {}
+      : ex(e), core(ex, tok, CoreOptions{o, check_from_env(), nullptr}) {}
+  // LMSTREAM_SCHED_CHECK=1: check the KV block invariant after every step, abort if broken.
+  static bool check_from_env() {
+    const char* v = std::getenv("LMSTREAM_SCHED_CHECK");
+    return v && std::strcmp(v, "1") == 0;
+  }
   EngineExecutor ex;
   SchedulerCore core;
 };

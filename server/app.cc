@@ -83,6 +83,27 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
   spdlog::info("access {}", dump(j));
 }
 
+void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens) {
+  RequestRecord r;
+  r.success = fe.reason != FinishReason::kError && fe.reason != FinishReason::kCancelled;
+  if (fe.reason == FinishReason::kError) r.failure = "generation";
+  if (fe.reason == FinishReason::kCancelled) r.failure = ex.client_gone() ? "dropped" : "incomplete";
+  r.duration_s = std::chrono::duration<double>(Clock::now() - ex.request().received).count();
+  r.validation_s = validation_s;
+  r.queue_s = fe.queued_s;
+  r.inference_s = fe.total_s - fe.queued_s;
+  r.ttft_s = fe.generated_tokens > 0 ? fe.first_token_s : -1;
+  r.input_tokens = fe.input_tokens;
+  r.generated_tokens = fe.generated_tokens;
+  r.max_new_tokens = max_new_tokens;
+  app.metrics().record(r);
+  auto& a = ex.access();
+  a.input_tokens = fe.input_tokens;
+  a.generated_tokens = fe.generated_tokens;
+  a.queue_ms = fe.queued_s * 1000.0;
+  a.finish = finish_reason_name(fe.reason);
+}
+
 HttpResponse json_response(int status, std::string body) {
   return {status, {{"Content-Type", "application/json"}}, std::move(body)};
 }

@@ -37,6 +37,8 @@ class App {
  public:
   explicit App(ServeConfig cfg);
   const ServeConfig& cfg() const { return cfg_; }
+  // The final limits, known once the model is loaded; call before set_backend().
+  void set_config(ServeConfig c) { cfg_ = std::move(c); }
   // Installs the loaded, warmed-up backend; /ping turns 200.
   void set_backend(std::shared_ptr<Backend> b);
   std::shared_ptr<Backend> backend() const;  // nullptr while loading
@@ -81,6 +83,8 @@ void lmi_invoke(App& app, std::shared_ptr<Exchange> ex);
 void invocations(App& app, std::shared_ptr<Exchange> ex);  // by cfg().api
 
 // Shared helpers for handlers.
+// Metrics and access-log fields once a generation ended.
+void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens);
 HttpResponse json_response(int status, std::string body);
 void reject(Exchange& ex, const Rejection& r);
 // 503 while the model loads / the server drains; true when it answered.

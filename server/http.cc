@@ -427,6 +427,12 @@ void Connection::flush() {
   inflight_has_chunk_ = pending_has_chunk_;
   pending_has_chunk_ = false;
   writing_ = true;
+  // Asio writes speculatively at initiation: the bytes are in the kernel when async_write returns
+  // (unless the socket buffer is full), so this is when the first chunk left.
+  if (inflight_has_chunk_ && cur_ && cur_->first_chunk_ == Clock::time_point{}) {
+    cur_->first_chunk_ = Clock::now();
+    cur_->access_.first_write_mono = mono_seconds(cur_->first_chunk_);
+  }
   arm(srv_->limits.write_timeout_s, 2);
   asio::async_write(sock_, asio::buffer(inflight_), [self = shared_from_this()](beast::error_code ec, size_t) {
     self->on_write(ec);
@@ -439,10 +445,6 @@ void Connection::on_write(beast::error_code ec) {
   if (ec) {
     gone();
     return;
-  }
-  if (inflight_has_chunk_ && cur_ && cur_->first_chunk_ == Clock::time_point{}) {
-    cur_->first_chunk_ = Clock::now();
-    if (cur_->access_.first_write_mono < 0) cur_->access_.first_write_mono = mono_seconds(cur_->first_chunk_);
   }
   inflight_.clear();
   inflight_has_chunk_ = false;
@@ -524,6 +526,7 @@ HttpServer::HttpServer(asio::io_context& ioc, const RouteTable& routes, HttpLimi
     : impl_(std::make_shared<Impl>(ioc, routes, limits, std::move(done))) {}
 
 HttpServer::~HttpServer() {
+  impl_->done = nullptr;  // exchanges destroyed later (with the io_context) must not log into a dead app
   impl_->accepting = false;
   beast::error_code ec;
   impl_->acceptor.close(ec);

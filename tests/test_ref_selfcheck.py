@@ -181,6 +181,29 @@ class RefSelfCheck(unittest.TestCase):
             self.assertEqual(llama_ref.main([p, "--tokens", "1,2,3", "--out", out]), 0)
             self.assertEqual(np.load(out).shape, (3, w["vocab"]))
             self.assertEqual(llama_ref.main([p, "--tokens", "1,99999", "--out", out]), 1)
+            m = llama_ref.load(p)
+            chain = llama_ref.greedy(m, [1, 2], 3)
+            logits = llama_ref.forward(m, [1, 2] + chain)
+            self.assertEqual(chain, [int(np.argmax(logits[i])) for i in (1, 2, 3)])
+
+    def test_activation_quantization(self):
+        x = np.array([[127.0, -63.5, 0.49, -0.5, 1.5] + [0.0] * 27, [0.0] * 32])
+        y = llama_ref.q8_0_roundtrip(x)  # d = 1: round half away from zero; all-zero block stays 0
+        self.assertEqual(y[0, :5].tolist(), [127.0, -64.0, 0.0, -1.0, 2.0])
+        self.assertEqual(y[1].tolist(), [0.0] * 32)
+        margins = []
+        llama_ref.q8_0_roundtrip(x, margins)
+        self.assertEqual(margins[0].tolist(), [0.0, 0.5])
+        w = ref_writers.random_meta_weights(np.random.default_rng(8), dim=32, ffn=64)
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "q.gguf")
+            ref_writers.write_gguf(p, w, ttype=ref_writers.Q8_0)
+            m = llama_ref.load(p)
+            self.assertEqual(len(m.quantized), 2 * 7 + 1)
+            toks = [1, 2, 3, 4]
+            exact, aq = llama_ref.forward(m, toks), llama_ref.forward(m, toks, act_quant=True)
+            rel = np.abs(exact - aq).max() / np.abs(exact).max()
+            self.assertTrue(0 < rel < 0.2, rel)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ class LineIterator:
                     self._buffer.clear()
                 continue
             self._buffer += chunk
+            if b"\n" not in chunk:
+                continue  # no new line completed: avoid rescanning a long partial line
             *complete, rest = self._buffer.split(b"\n")
             self._lines.extend(line[:-1] if line.endswith(b"\r") else bytes(line)
                                for line in complete)

@@ -10,6 +10,7 @@ GGML_TYPES = {
     8: ("Q8_0", 32, 34),
     30: ("BF16", 1, 2),
 }
+QUANTIZED_TYPES = frozenset({2, 8})  # block-quantized ids among GGML_TYPES
 
 
 class FormatError(ValueError):

@@ -5,13 +5,14 @@
 #   python3 llama_ref.py MODEL --tokens 1,2,3 --out logits.npy
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dequant import FormatError  # noqa: E402
+from dequant import QUANTIZED_TYPES, FormatError  # noqa: E402
 from gguf_reader import GGUFFile  # noqa: E402
 from hf_reader import HFCheckpoint  # noqa: E402
 
@@ -43,6 +44,8 @@ class LlamaModel:
     layers: list
     out_norm: np.ndarray  # [dim]
     output: np.ndarray    # [vocab, dim]
+    # Matrices stored block-quantized in the file ("0.wq", ..., "output"), for act_quant below.
+    quantized: frozenset = frozenset()
 
 
 def load_gguf(path):
@@ -67,10 +70,17 @@ def load_gguf(path):
         layers.append(Layer(t("attn_norm"), t("attn_q"), t("attn_k"), t("attn_v"), t("attn_output"),
                             t("ffn_norm"), t("ffn_gate"), t("ffn_up"), t("ffn_down")))
     tok = g.tensor("token_embd.weight")
-    output = g.tensor("output.weight") if "output.weight" in g.tensors else tok
+    out_name = "output.weight" if "output.weight" in g.tensors else "token_embd.weight"  # tied
+    output = tok if out_name == "token_embd.weight" else g.tensor(out_name)
+    names = {"attn_q": "wq", "attn_k": "wk", "attn_v": "wv", "attn_output": "wo", "ffn_gate": "w_gate",
+             "ffn_up": "w_up", "ffn_down": "w_down"}
+    quantized = {f"{i}.{short}" for i in range(n_layers) for gg, short in names.items()
+                 if g.tensors[f"blk.{i}.{gg}.weight"][1] in QUANTIZED_TYPES}
+    if g.tensors[out_name][1] in QUANTIZED_TYPES:
+        quantized.add("output")
     return LlamaModel(n_heads, n_kv, head_dim, float(md["llama.attention.layer_norm_rms_epsilon"]),
                       float(md.get("llama.rope.freq_base", 10000.0)), INTERLEAVED, tok, layers,
-                      g.tensor("output_norm.weight"), output)
+                      g.tensor("output_norm.weight"), output, frozenset(quantized))
 
 
 def load_hf(directory):
@@ -145,37 +155,69 @@ def attention(q, k, v, n_heads, n_kv_heads):
     return out.reshape(T, n_heads * hd)
 
 
-def forward(m, tokens):
-    """Logits [len(tokens), vocab] (float64) at every position 0..T-1 of the prompt."""
+def q8_0_roundtrip(x, margins=None):
+    """Rows of x quantized to int8 per 32-block (d = amax/127, q = round-half-away(x/d)) and back:
+    what an engine that quantizes activations for integer dot products (llama.cpp's Q8_0 path)
+    feeds its quantized-weight matmuls. margins: list that gets, per row, the smallest distance
+    (in quanta) of any element from a rounding boundary; below ~1e-4 an engine computing in float32
+    may legitimately round the other way."""
+    b = x.reshape(*x.shape[:-1], -1, 32)
+    d = np.abs(b).max(axis=-1, keepdims=True) / 127.0
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    v = b * inv
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    if margins is not None:
+        frac = np.abs(v) - np.floor(np.abs(v))
+        margins.append(np.abs(frac - 0.5).reshape(x.shape[0], -1).min(axis=1))
+    return (q * d).reshape(x.shape)
+
+
+def act_quant_margins(m, tokens):
+    """Per position, the smallest rounding-boundary distance (quanta) met by forward(act_quant=True)."""
+    margins = []
+    forward(m, tokens, act_quant=True, _margins=margins)
+    return np.min(np.stack(margins), axis=0) if margins else np.full(len(tokens), np.inf)
+
+
+def forward(m, tokens, act_quant=False, _margins=None):
+    """Logits [len(tokens), vocab] (float64) at every position 0..T-1 of the prompt. act_quant:
+    round the input of every matmul whose weights are block-quantized (m.quantized) through Q8_0,
+    modelling engines that use integer dot products; off = exact float64 products."""
     tokens = np.asarray(tokens, dtype=np.int64)
     vocab = m.tok_embd.shape[0]
     if tokens.ndim != 1 or len(tokens) == 0 or tokens.min() < 0 or tokens.max() >= vocab:
         raise ValueError(f"tokens must be a non-empty list of ids in [0, {vocab})")
     if m.n_heads % m.n_kv_heads:
         raise FormatError(f"{m.n_heads} heads not divisible by {m.n_kv_heads} kv heads")
+
+    def mm(x, w, key):  # y = W x for every row x
+        if act_quant and key in m.quantized:
+            x = q8_0_roundtrip(x, _margins)
+        return x @ w.T
+
     T, hd = len(tokens), m.head_dim
     pos = np.arange(T)
     h = m.tok_embd[tokens]  # [T, dim]
-    for L in m.layers:
+    for i, L in enumerate(m.layers):
         # attention block
         a = rms_norm(h, L.attn_norm, m.rms_eps)
-        q = (a @ L.wq.T).reshape(T, m.n_heads, hd)
-        k = (a @ L.wk.T).reshape(T, m.n_kv_heads, hd)
-        v = (a @ L.wv.T).reshape(T, m.n_kv_heads, hd)
+        q = mm(a, L.wq, f"{i}.wq").reshape(T, m.n_heads, hd)
+        k = mm(a, L.wk, f"{i}.wk").reshape(T, m.n_kv_heads, hd)
+        v = mm(a, L.wv, f"{i}.wv").reshape(T, m.n_kv_heads, hd)
         q = rope(q, pos, m.rope_theta, m.rope_layout)
         k = rope(k, pos, m.rope_theta, m.rope_layout)
-        h = h + attention(q, k, v, m.n_heads, m.n_kv_heads) @ L.wo.T
+        h = h + mm(attention(q, k, v, m.n_heads, m.n_kv_heads), L.wo, f"{i}.wo")
         # SwiGLU feed-forward block
         f = rms_norm(h, L.ffn_norm, m.rms_eps)
-        h = h + (silu(f @ L.w_gate.T) * (f @ L.w_up.T)) @ L.w_down.T
-    return rms_norm(h, m.out_norm, m.rms_eps) @ m.output.T
+        h = h + mm(silu(mm(f, L.w_gate, f"{i}.w_gate")) * mm(f, L.w_up, f"{i}.w_up"), L.w_down, f"{i}.w_down")
+    return mm(rms_norm(h, m.out_norm, m.rms_eps), m.output, "output")
 
 
-def greedy(m, prompt, n_new):
+def greedy(m, prompt, n_new, act_quant=False):
     """Greedy continuation (argmax at each step, full recompute): the n_new generated ids."""
     ids = list(prompt)
     for _ in range(n_new):
-        ids.append(int(np.argmax(forward(m, ids)[-1])))
+        ids.append(int(np.argmax(forward(m, ids, act_quant=act_quant)[-1])))
     return ids[len(prompt):]
 
 
@@ -183,15 +225,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="float64 reference Llama forward pass")
     ap.add_argument("model", help="GGUF file or Hugging Face directory")
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
-    ap.add_argument("--out", required=True, help="where to write logits [n_tokens, vocab] (.npy, float64)")
+    ap.add_argument("--out", help="where to write logits [n_tokens, vocab] (.npy, float64)")
+    ap.add_argument("--act-quant", action="store_true",
+                    help="round inputs of quantized-weight matmuls through Q8_0, as int8 engines do")
+    ap.add_argument("--greedy", type=int, default=0, metavar="N",
+                    help="also print the N greedy continuation ids as a JSON array")
     args = ap.parse_args(argv)
+    if not args.out and not args.greedy:
+        ap.error("nothing to do: give --out and/or --greedy")
     try:
         tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
-        logits = forward(load(args.model), tokens)
+        m = load(args.model)
+        if args.out:
+            np.save(args.out, forward(m, tokens, act_quant=args.act_quant))
+        if args.greedy:
+            print(json.dumps(greedy(m, tokens, args.greedy, act_quant=args.act_quant)))
     except (FormatError, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    np.save(args.out, logits)
     return 0
 
 

@@ -1,0 +1,155 @@
+// `lmstream generate`: stream one completion to stdout, token by token, with timings on stderr.
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "engine/chat.h"
+#include "engine/sampler.h"
+#include "engine/stop.h"
+
+namespace lmstream::cli {
+namespace {
+
+struct GenerateArgs {
+  ModelArgs model;
+  std::string prompt, system;
+  bool chat = false;
+  int max_new_tokens = 64;
+  bool do_sample = false;
+  float temperature = 1.f, top_p = 1.f, typical_p = 1.f, repetition_penalty = 1.f;
+  int top_k = 0;
+  int64_t seed = -1;
+  std::vector<std::string> stop;
+  bool print_ids = false;
+  bool ignore_eos = false;
+};
+
+void write_out(const std::string& s) {
+  if (s.empty()) return;
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+void run(const GenerateArgs& a) {
+  Loaded l = load(a.model);
+  const Model& m = *l.model;
+  const Tokenizer& tok = *l.tokenizer;
+
+  std::vector<int32_t> prompt;
+  if (a.chat) {
+    std::vector<ChatMessage> msgs;
+    if (!a.system.empty()) msgs.push_back({"system", a.system});
+    msgs.push_back({"user", a.prompt});
+    prompt = llama2_chat_tokens(tok, msgs);
+  } else {
+    prompt = tok.encode(a.prompt, /*add_bos=*/true, /*parse_special=*/true);
+  }
+  if (prompt.empty()) throw std::invalid_argument("the prompt is empty");
+  if (int(prompt.size()) >= m.cfg.max_pos)
+    throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) +
+                                " tokens; the model's context is " + std::to_string(m.cfg.max_pos));
+
+  SamplingParams sp;
+  sp.temperature = a.temperature;
+  sp.top_k = a.top_k;
+  sp.top_p = a.top_p;
+  sp.typical_p = a.typical_p;
+  sp.repetition_penalty = a.repetition_penalty;
+  // As TGI: any warper turns sampling on.
+  sp.do_sample = a.do_sample || a.temperature != 1.f || a.top_k > 0 || a.top_p < 1.f ||
+                 a.typical_p < 1.f;
+  sp.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
+
+  const int total = std::min<int>(m.cfg.max_pos, int(prompt.size()) + a.max_new_tokens);
+  EngineOptions eo;
+  eo.threads = a.model.threads;
+  eo.kv_type = a.model.kv();
+  eo.n_blocks = (total + eo.block_size - 1) / eo.block_size;
+  Engine engine(m, eo);
+  std::vector<int32_t> table(size_t(eo.n_blocks));
+  std::iota(table.begin(), table.end(), 0);
+
+  Sampler sampler(sp);
+  StreamDecoder dec(tok, /*strip_leading_space=*/false);
+  StopMatcher stop(a.stop, /*include_stop=*/false);
+  std::vector<int32_t> history = prompt, generated;
+  std::vector<float> logits(size_t(m.cfg.vocab_size));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  SeqStep st{prompt, 0, table, true};
+  engine.step(std::span<const SeqStep>(&st, 1), logits.data());
+  const double prefill_s = seconds_since(t0);
+  double ttft_s = 0;
+  std::string reason = "length";
+  int pos = int(prompt.size());
+  for (int i = 0; i < a.max_new_tokens; ++i) {
+    const SampleResult r = sampler.sample(logits, history);
+    if (i == 0) ttft_s = seconds_since(t0);
+    history.push_back(r.id);
+    generated.push_back(r.id);
+    if (r.id == tok.eos() && !a.ignore_eos) {
+      reason = "eos_token";
+      break;
+    }
+    write_out(stop.push(dec.push(r.id)));
+    if (stop.stopped()) {
+      reason = "stop_sequence";
+      break;
+    }
+    if (i + 1 == a.max_new_tokens || pos + 1 > m.cfg.max_pos - 1) break;
+    const int32_t id = r.id;
+    SeqStep d{std::span<const int32_t>(&id, 1), pos, table, true};
+    engine.step(std::span<const SeqStep>(&d, 1), logits.data());
+    ++pos;
+  }
+  if (!stop.stopped()) {
+    write_out(stop.push(dec.finish()));
+    write_out(stop.flush());
+  }
+  const double total_s = seconds_since(t0);
+  const int decode_steps = int(generated.size()) - 1;
+  std::fprintf(stdout, "\n");
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "[lmstream] prompt %zu tokens, generated %zu (%s); time to first token %.1f ms; "
+               "prefill %.1f tok/s; decode %.1f tok/s; seed %llu; %d threads, %s\n",
+               prompt.size(), generated.size(), reason.c_str(), ttft_s * 1e3,
+               double(prompt.size()) / prefill_s,
+               decode_steps > 0 ? decode_steps / (total_s - ttft_s) : 0.0,
+               static_cast<unsigned long long>(sp.seed), engine.threads(), m.name.c_str());
+  if (a.print_ids) {
+    std::string ids = "[";
+    for (size_t i = 0; i < generated.size(); ++i)
+      ids += (i ? "," : "") + std::to_string(generated[i]);
+    std::fprintf(stderr, "%s]\n", ids.c_str());
+  }
+}
+
+const Register reg("generate", "Stream a completion of a prompt to stdout", [](CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  a->model.add(app);
+  app.add_option("--prompt,-p", a->prompt, "prompt text (special tokens like <s> are parsed)")
+      ->required();
+  app.add_option("--system", a->system, "system prompt (with --chat)");
+  app.add_flag("--chat", a->chat, "wrap the prompt in the Llama 2 chat format");
+  app.add_option("--max-new-tokens,-n", a->max_new_tokens, "tokens to generate at most")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_flag("--do-sample", a->do_sample, "sample instead of greedy decoding");
+  app.add_option("--temperature", a->temperature)->check(CLI::PositiveNumber);
+  app.add_option("--top-k", a->top_k)->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", a->top_p)->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--typical-p", a->typical_p)->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--repetition-penalty", a->repetition_penalty)->check(CLI::PositiveNumber);
+  app.add_option("--seed", a->seed, "seed for sampling (default: random)");
+  app.add_option("--stop", a->stop, "stop string (repeatable); not printed");
+  app.add_flag("--ignore-eos", a->ignore_eos, "keep generating past </s>");
+  app.add_flag("--print-ids", a->print_ids, "print generated token ids as JSON on stderr");
+  app.callback([a] { run(*a); });
+});
+
+}  // namespace
+}  // namespace lmstream::cli

@@ -1,0 +1,100 @@
+// `lmstream serve`: the HTTP server (TGI, LMI, OpenAI and SageMaker container routes) over one
+// model. Settings come from flags, then the TGI/LMI containers' environment names, then
+// serving.properties (server/config.h).
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "cli/command.h"
+#include "model/dtype.h"
+#include "server/config.h"
+#include "server/serve.h"
+
+namespace lmstream::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model, host, api, properties, quantize, kv_type = "f16";
+  int port = 0, threads = 0, max_concurrent = 0, max_input = 0, max_total = 0, max_batch_total = 0,
+      max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0, kv_blocks = 0;
+  double grace = 0;
+};
+
+template <class T>
+std::optional<T> given(CLI::App& app, const char* name, const T& v) {
+  return app.count(name) ? std::optional<T>(v) : std::nullopt;
+}
+
+void run(CLI::App& sub, const ServeArgs& a) {
+  server::ServeFlags f;
+  f.model = given(sub, "--model", a.model);
+  f.host = given(sub, "--host", a.host);
+  f.api = given(sub, "--api", a.api);
+  f.properties = given(sub, "--properties", a.properties);
+  f.port = given(sub, "--port", a.port);
+  f.threads = given(sub, "--threads", a.threads);
+  f.max_concurrent_requests = given(sub, "--max-concurrent-requests", a.max_concurrent);
+  f.max_input_length = given(sub, "--max-input-length", a.max_input);
+  f.max_total_tokens = given(sub, "--max-total-tokens", a.max_total);
+  f.max_batch_total_tokens = given(sub, "--max-batch-total-tokens", a.max_batch_total);
+  f.max_batch_prefill_tokens = given(sub, "--max-batch-prefill-tokens", a.max_batch_prefill);
+  f.max_stop_sequences = given(sub, "--max-stop-sequences", a.max_stop);
+  f.max_top_n_tokens = given(sub, "--max-top-n-tokens", a.max_top_n);
+  f.num_shard = given(sub, "--num-shard", a.num_shard);
+  f.max_rolling_batch_size = given(sub, "--max-rolling-batch-size", a.max_rolling);
+  f.kv_blocks = given(sub, "--kv-blocks", a.kv_blocks);
+  f.shutdown_grace = given(sub, "--shutdown-grace", a.grace);
+
+  std::vector<server::ConfigMessage> msgs;
+  server::ServeConfig cfg = server::resolve_config(f, server::process_env(), &msgs);
+  for (auto& m : msgs) {
+    if (m.level == server::ConfigMessage::kWarn) std::fprintf(stderr, "warning: %s\n", m.text.c_str());
+    else std::fprintf(stderr, "note: %s\n", m.text.c_str());
+  }
+  server::BackendOptions b;
+  b.model_path = cfg.model;
+  if (!a.quantize.empty()) {
+    auto q = dtype_from_name(a.quantize);
+    if (!q) throw std::invalid_argument("--quantize: unknown type '" + a.quantize + "'");
+    b.load.quantize = q;
+  }
+  b.threads = cfg.threads;
+  b.kv_blocks = cfg.kv_blocks;
+  if (cfg.max_batch_total_tokens > 0) b.kv_tokens = cfg.max_batch_total_tokens;
+  b.kv_type = a.kv_type == "f32" ? KvType::F32 : KvType::F16;
+  b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
+  if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
+  int rc = server::serve(cfg, b);
+  if (rc != 0) throw CLI::RuntimeError(rc);
+}
+
+const Register reg("serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
+                   [](CLI::App& sub) {
+  auto a = std::make_shared<ServeArgs>();
+  sub.add_option("--model", a->model, "GGUF file or model directory (env HF_MODEL_ID, option.model_id)");
+  sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
+  sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
+  sub.add_option("--api", a->api, "wire format of /invocations: tgi or lmi (default lmi with a serving.properties, else tgi)")
+      ->check(CLI::IsMember({"tgi", "lmi"}));
+  sub.add_option("--properties", a->properties, "serving.properties file (default: the one in the model directory)");
+  sub.add_option("--threads", a->threads, "engine threads (0 = all cores)");
+  sub.add_option("--max-concurrent-requests", a->max_concurrent, "requests in flight before 429 (env MAX_CONCURRENT_REQUESTS; 128)");
+  sub.add_option("--max-input-length", a->max_input, "max prompt tokens (env MAX_INPUT_LENGTH / MAX_INPUT_TOKENS)");
+  sub.add_option("--max-total-tokens", a->max_total, "max prompt + new tokens per request (env MAX_TOTAL_TOKENS)");
+  sub.add_option("--max-batch-total-tokens", a->max_batch_total, "KV cache size in tokens (env MAX_BATCH_TOTAL_TOKENS)");
+  sub.add_option("--max-batch-prefill-tokens", a->max_batch_prefill,
+                 "prefill tokens per engine step (env MAX_BATCH_PREFILL_TOKENS, option.max_rolling_batch_prefill_tokens)");
+  sub.add_option("--max-stop-sequences", a->max_stop, "env MAX_STOP_SEQUENCES (4)");
+  sub.add_option("--max-top-n-tokens", a->max_top_n, "env MAX_TOP_N_TOKENS (5)");
+  sub.add_option("--num-shard", a->num_shard, "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported");
+  sub.add_option("--max-rolling-batch-size", a->max_rolling, "sequences in the running batch (option.max_rolling_batch_size; 64)");
+  sub.add_option("--kv-blocks", a->kv_blocks, "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
+  sub.add_option("--shutdown-grace", a->grace, "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
+  sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0)");
+  sub.add_option("--kv-type", a->kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));
+  sub.callback([&sub, a] { run(sub, *a); });
+});
+
+}  // namespace
+}  // namespace lmstream::cli

@@ -1,0 +1,330 @@
+// The scheduler over the REAL engine (a micro Q8_0 model made on the fly): batch invariance with
+// many requests of up to ~1,000 prompt tokens, mixed sampling, random arrivals and cancellations,
+// and a KV budget so small that preemption is constant. Every request that was not cancelled must
+// produce exactly the tokens of its solo run; every block must be back in the pool.
+// Shrinks under LMSTREAM_SANITIZED=1.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "model/model.h"
+#include "model/testgen.h"
+#include "scheduler/prompts_file.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/scheduler_core.h"
+#include "scheduler/test_support.h"
+
+namespace lmstream {
+namespace {
+
+using testing::Collected;
+using testing::drain;
+
+bool sanitized() {
+  const char* v = std::getenv("LMSTREAM_SANITIZED");
+  return v && std::string(v) == "1";
+}
+
+struct MicroModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+// One micro model per test binary. Its context is raised to 1,100 positions (RoPE is computed,
+// not tabulated in the file) so prompts of 1,000 tokens fit.
+MicroModel& micro() {
+  static MicroModel m = [] {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("lms-sched-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    TestModelOptions o;
+    o.out = (dir / "micro.gguf").string();
+    o.format = "gguf";
+    o.shape = "micro";
+    o.dtype = DType::Q8_0;
+    o.seed = 5;
+    make_test_model(o);
+    MicroModel mm;
+    mm.model = load_model(o.out);
+    mm.model->cfg.max_pos = 1100;
+    mm.tok = make_tokenizer(mm.model->tokenizer);
+    std::filesystem::remove_all(dir);
+    return mm;
+  }();
+  return m;
+}
+
+std::unique_ptr<Engine> make_engine(int n_blocks) {
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.block_size = 16;
+  eo.n_blocks = n_blocks;
+  return std::make_unique<Engine>(*micro().model, eo);
+}
+
+// Prompt lengths are log-uniform over [1, max_prompt] (most short, some long) unless forced.
+GenerateRequest random_request(std::mt19937& rng, int max_prompt, int vocab, int max_new = 12,
+                               int force_len = 0) {
+  GenerateRequest r;
+  std::uniform_real_distribution<double> u(0.0, std::log(double(max_prompt)));
+  int n = force_len > 0 ? force_len : std::clamp(int(std::lround(std::exp(u(rng)))), 1, max_prompt);
+  r.prompt.push_back(1);  // BOS
+  for (int i = 1; i < n; ++i) r.prompt.push_back(int32_t(3 + rng() % uint32_t(vocab - 3)));
+  r.stop.max_new_tokens = 1 + int(rng() % uint32_t(max_new));
+  r.stop.ignore_eos = rng() % 2;
+  switch (rng() % 3) {
+    case 0: break;
+    case 1:
+      r.sampling.do_sample = true;
+      r.sampling.temperature = 0.8f;
+      r.sampling.top_k = 40;
+      break;
+    default:
+      r.sampling.do_sample = true;
+      r.sampling.top_p = 0.9f;
+      r.sampling.repetition_penalty = 1.1f;
+      r.sampling.top_n_tokens = 2;
+      break;
+  }
+  r.sampling.seed = rng();
+  return r;
+}
+
+Collected solo(Engine& e, const GenerateRequest& r) {
+  EngineExecutor ex(e);
+  CoreOptions o;
+  o.check_each_step = true;
+  SchedulerCore core(ex, *micro().tok, o);
+  auto s = core.submit(r);
+  Collected c;
+  while (!drain(*s, c)) core.run_once();
+  EXPECT_EQ(core.stats().blocks_used, 0);
+  return c;
+}
+
+struct Scenario {
+  int n_requests, max_prompt, n_blocks, max_running, prefill, arrive_within;
+  bool cancel_some;
+  int max_new = 12;
+};
+
+// Runs the scenario's requests together (stepped by hand so arrivals and cancellations land on
+// exact steps), then each alone, and compares. Returns the number of preemptions.
+uint64_t run_and_compare(const Scenario& sc, uint32_t seed) {
+  MicroModel& m = micro();
+  const int vocab = m.model->cfg.vocab_size;
+  std::mt19937 rng(seed);
+  std::vector<GenerateRequest> reqs;
+  std::vector<int> arrive, cancel_at;
+  for (int i = 0; i < sc.n_requests; ++i) {
+    // The first two requests pin the ends of the range: max_prompt tokens and 1 token.
+    int force = i == 0 ? sc.max_prompt : i == 1 ? 1 : 0;
+    reqs.push_back(random_request(rng, sc.max_prompt, vocab, sc.max_new, force));
+    arrive.push_back(int(rng() % uint32_t(sc.arrive_within)));
+    cancel_at.push_back(sc.cancel_some && rng() % 6 == 0 ? arrive.back() + int(rng() % 8) : -1);
+  }
+  auto engine = make_engine(sc.n_blocks);
+  EngineExecutor ex(*engine);
+  CoreOptions o;
+  o.sched.max_rolling_batch_size = sc.max_running;
+  o.sched.max_batch_prefill_tokens = sc.prefill;
+  o.check_each_step = true;
+  SchedulerCore core(ex, *m.tok, o);
+  const int n = sc.n_requests;
+  std::vector<std::shared_ptr<RequestStream>> streams(static_cast<size_t>(n));
+  std::vector<Collected> got(static_cast<size_t>(n));
+  int finished = 0;
+  for (int step = 0; finished < n; ++step) {
+    for (int i = 0; i < n; ++i) {
+      if (arrive[i] == step) streams[i] = core.submit(reqs[i]);
+      if (cancel_at[i] == step && streams[i]) streams[i]->cancel();
+    }
+    core.run_once();
+    finished = 0;
+    for (int i = 0; i < n; ++i)
+      if (streams[i] && drain(*streams[i], got[i])) ++finished;
+    if (step > 100000) {
+      ADD_FAILURE() << "scheduler did not finish";
+      break;
+    }
+  }
+  EXPECT_EQ(core.check(), "");
+  EXPECT_EQ(core.stats().blocks_used, 0);
+  EXPECT_EQ(core.stats().blocks_free, sc.n_blocks);
+  uint64_t preemptions = core.stats().preemptions;
+
+  auto solo_engine = make_engine(1100 / 16 + 2);
+  int compared = 0;
+  for (int i = 0; i < n; ++i) {
+    if (got[i].fin.reason == FinishReason::kCancelled) {
+      EXPECT_GE(cancel_at[i], 0) << "request " << i << " cancelled without asking";
+      continue;
+    }
+    if (got[i].fin.reason == FinishReason::kError) {
+      ADD_FAILURE() << "request " << i << ": " << got[i].fin.error;
+      continue;
+    }
+    Collected s = solo(*solo_engine, reqs[i]);
+    EXPECT_EQ(got[i].ids, s.ids) << "request " << i << " (prompt " << reqs[i].prompt.size()
+                                 << " tokens, preemptions " << got[i].fin.preemptions << ")";
+    EXPECT_EQ(got[i].logprobs, s.logprobs) << "request " << i;
+    EXPECT_EQ(got[i].fin.reason, s.fin.reason) << "request " << i;
+    ++compared;
+  }
+  EXPECT_GT(compared, n / 2);
+  return preemptions;
+}
+
+TEST(EngineBatch, SixtyFourRequestsMatchTheirSoloRuns) {
+  Scenario sc{64, 1000, 4096, 64, 512, 40, true};
+  if (sanitized()) sc = {12, 150, 512, 64, 128, 10, true};
+  run_and_compare(sc, 11);
+}
+
+TEST(EngineBatch, ConstantPreemptionStillMatchesSoloRuns) {
+  // 256 tokens of KV for up to 8 running sequences that each grow by up to 40 tokens.
+  Scenario sc{16, 100, 16, 8, 64, 6, false, 40};
+  if (sanitized()) sc = {8, 60, 10, 6, 48, 4, false, 30};
+  uint64_t preemptions = run_and_compare(sc, 12);
+  EXPECT_GT(preemptions, 2u);
+}
+
+TEST(EngineBatch, PublicSchedulerThreadedRoundTrip) {
+  MicroModel& m = micro();
+  auto engine = make_engine(256);
+  std::mt19937 rng(13);
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 6; ++i) reqs.push_back(random_request(rng, 60, m.model->cfg.vocab_size));
+  std::vector<Collected> got(reqs.size());
+  {
+    SchedulerOptions so;
+    so.max_rolling_batch_size = 4;
+    so.max_batch_prefill_tokens = 32;
+    Scheduler sched(*engine, *m.tok, so);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (auto& r : reqs) streams.push_back(sched.submit(r));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      while (!drain(*streams[i], got[i])) {
+        StreamEvent ev;
+        if (streams[i]->wait_pop(ev, std::chrono::milliseconds(50))) {
+          if (auto* t = std::get_if<TokenEvent>(&ev)) {
+            got[i].ids.push_back(t->id);
+            got[i].logprobs.push_back(t->logprob);
+          } else {
+            got[i].fin = std::get<FinalEvent>(ev);
+            got[i].done = true;
+          }
+        }
+      }
+    }
+    // Final events are pushed during a step; the stats follow at its end.
+    for (int k = 0; k < 400 && sched.stats().blocks_used != 0; ++k)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(sched.stats().blocks_used, 0);
+    EXPECT_GT(sched.stats().steps, 0u);
+  }
+  auto solo_engine = make_engine(256);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].ids, solo(*solo_engine, reqs[i]).ids);
+}
+
+TEST(PromptsFile, JsonLinesTaggedByRequestMatchSoloRuns) {
+  MicroModel& m = micro();
+  auto engine = make_engine(256);
+  SchedulerOptions so;
+  so.max_rolling_batch_size = 3;
+  Scheduler sched(*engine, *m.tok, so);
+  std::istringstream in(
+      "Hello world\n"
+      "\n"
+      "{\"prompt\": \"Once upon a time\", \"max_new_tokens\": 5, \"seed\": 9, \"do_sample\": true}\n"
+      "{\"prompt\": 3}\n"
+      "{not json\n"
+      "The end\n");
+  std::ostringstream out;
+  PromptsFileOptions po;
+  po.parallel = 2;
+  po.jsonl = true;
+  po.defaults.stop.max_new_tokens = 4;
+  PromptsFileSummary sum = run_prompts_file(sched, *m.tok, in, out, po);
+  EXPECT_EQ(sum.requests, 5);
+  EXPECT_EQ(sum.errors, 2);
+  std::map<int, std::vector<int32_t>> ids;
+  std::map<int, nlohmann::json> finals;
+  std::istringstream lines(out.str());
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    int r = j["request"].get<int>();
+    if (j.contains("finish_reason")) {
+      EXPECT_EQ(finals.count(r), 0u);
+      finals[r] = j;
+    } else {
+      EXPECT_EQ(finals.count(r), 0u) << "token after final";
+      EXPECT_EQ(j["index"].get<size_t>(), ids[r].size());
+      ids[r].push_back(j["id"].get<int32_t>());
+    }
+  }
+  ASSERT_EQ(finals.size(), 5u);
+  EXPECT_EQ(finals[2]["finish_reason"], "error");
+  EXPECT_EQ(finals[3]["finish_reason"], "error");
+  EXPECT_NE(finals[2]["error"].get<std::string>().find("prompt"), std::string::npos);
+  // Request 1 (the JSON line) equals its solo run with the same parameters.
+  GenerateRequest r1;
+  r1.prompt = m.tok->encode("Once upon a time", true);
+  r1.stop.max_new_tokens = 5;
+  r1.sampling.seed = 9;
+  r1.sampling.do_sample = true;
+  auto solo_engine = make_engine(256);
+  EXPECT_EQ(ids[1], solo(*solo_engine, r1).ids);
+  EXPECT_EQ(finals[1]["generated_tokens"].get<int>(), int(ids[1].size()));
+  GenerateRequest r0;
+  r0.prompt = m.tok->encode("Hello world", true);
+  r0.stop.max_new_tokens = 4;
+  EXPECT_EQ(ids[0], solo(*solo_engine, r0).ids);
+}
+
+TEST(PromptsFile, TextModeWritesOneFilePerRequest) {
+  MicroModel& m = micro();
+  auto engine = make_engine(256);
+  Scheduler sched(*engine, *m.tok, SchedulerOptions{});
+  auto dir = std::filesystem::temp_directory_path() /
+             ("lms-prompts-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::istringstream in("a b c\nd e f\n");
+  std::ostringstream out;
+  PromptsFileOptions po;
+  po.out_dir = dir.string();
+  po.defaults.stop.max_new_tokens = 6;
+  po.defaults.stop.ignore_eos = true;
+  PromptsFileSummary sum = run_prompts_file(sched, *m.tok, in, out, po);
+  EXPECT_EQ(sum.requests, 2);
+  EXPECT_EQ(sum.generated_tokens, 12u);
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream f(dir / (std::to_string(i) + ".txt"), std::ios::binary);
+    ASSERT_TRUE(f) << i;
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    GenerateRequest r;
+    r.prompt = m.tok->encode(i == 0 ? "a b c" : "d e f", true);
+    r.stop.max_new_tokens = 6;
+    r.stop.ignore_eos = true;
+    auto solo_engine = make_engine(64);
+    EXPECT_EQ(text, solo(*solo_engine, r).fin.generated_text);
+  }
+  std::filesystem::remove_all(dir);
+  po.out_dir = (dir / "missing").string();
+  std::istringstream in2("x\n");
+  EXPECT_THROW(run_prompts_file(sched, *m.tok, in2, out, po), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace lmstream

@@ -1,0 +1,87 @@
+// Backend over Model + Tokenizer + Engine + Scheduler (see model_backend.h).
+#include "server/model_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "engine/chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lmstream::server {
+namespace {
+
+class ModelBackend final : public Backend {
+ public:
+  explicit ModelBackend(const BackendOptions& o) {
+    model_ = load_model(o.model_path, o.load);
+    tok_ = make_tokenizer(model_->tokenizer);
+    EngineOptions eo;
+    eo.threads = o.threads;
+    eo.kv_type = o.kv_type;
+    int tokens = std::max(o.kv_tokens, model_->cfg.max_pos);
+    eo.n_blocks = o.kv_blocks > 0 ? o.kv_blocks : (tokens + eo.block_size - 1) / eo.block_size;
+    engine_ = std::make_unique<Engine>(*model_, eo);
+    sched_ = std::make_unique<Scheduler>(*engine_, *tok_, o.sched);
+    info_.id = o.model_path;
+    info_.name = model_->name;
+    info_.dtype = model_->layers.empty() ? "unknown" : dtype_name(model_->layers[0].wq.type);
+    info_.max_position = model_->cfg.max_pos;
+    info_.vocab_size = model_->cfg.vocab_size;
+    info_.eos_id = tok_->eos();
+    info_.max_new_tokens_default = model_->generation.max_new_tokens;
+    const std::string& tpl = model_->tokenizer.chat_template;
+    if (!tpl.empty() && tpl.find("[INST]") == std::string::npos)
+      spdlog::warn("the model's chat_template is not the Llama 2 format; /v1/chat/completions uses the built-in Llama 2 format");
+  }
+  ~ModelBackend() override {
+    sched_.reset();  // stops the engine thread before the engine and model go
+    engine_.reset();
+  }
+  const ModelInfo& info() const override { return info_; }
+  std::shared_ptr<RequestStream> submit(GenerateRequest req) override { return sched_->submit(std::move(req)); }
+  SchedulerStats stats() const override { return sched_->stats(); }
+  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
+    return tok_->encode(text, add_bos, /*parse_special=*/true);
+  }
+  std::string token_text(int32_t id) const override {
+    if (id < 0 || id >= tok_->n_vocab()) return "";
+    return tok_->is_special(id) ? tok_->piece(id) : tok_->token_bytes(id);
+  }
+  bool is_special(int32_t id) const override { return id >= 0 && id < tok_->n_vocab() && tok_->is_special(id); }
+  std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>& messages) const override {
+    return llama2_chat_tokens(*tok_, messages);
+  }
+  int n_blocks() const { return engine_->n_blocks(); }
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Scheduler> sched_;
+  ModelInfo info_;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
+  auto b = std::make_shared<ModelBackend>(o);
+  // Warm-up: one real prefill + decode step through the scheduler.
+  GenerateRequest g;
+  g.prompt = b->encode("liveness", true);
+  g.stop.max_new_tokens = 1;
+  auto rs = b->submit(std::move(g));
+  StreamEvent ev;
+  for (;;) {
+    if (!rs->wait_pop(ev, std::chrono::minutes(10))) throw std::runtime_error("warm-up step did not finish in 10 minutes");
+    if (auto* fe = std::get_if<FinalEvent>(&ev)) {
+      if (fe->reason == FinishReason::kError) throw std::runtime_error("warm-up step failed: " + fe->error);
+      break;
+    }
+  }
+  spdlog::info("model {} loaded: {} KV blocks, warm-up step done", o.model_path, b->n_blocks());
+  return b;
+}
+
+}  // namespace lmstream::server

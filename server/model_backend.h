@@ -1,0 +1,30 @@
+// The real Backend: a loaded model, its tokenizer, the engine and the rolling-batch scheduler.
+// load_backend() loads, sizes the KV pool, and runs one warm-up step before returning, so the
+// caller can flip /ping to 200 right after.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "scheduler/scheduler.h"
+#include "server/backend.h"
+
+namespace lmstream::server {
+
+struct BackendOptions {
+  std::string model_path;
+  LoadOptions load;
+  int threads = 0;
+  int kv_blocks = 0;          // 0 = derive from kv_tokens
+  int kv_tokens = 16384;      // KV pool size in tokens when kv_blocks is 0
+  KvType kv_type = KvType::F16;
+  SchedulerOptions sched;
+};
+
+// Throws ModelError / std::runtime_error with a readable message.
+std::shared_ptr<Backend> load_backend(const BackendOptions& o);
+
+}  // namespace lmstream::server

@@ -1,0 +1,104 @@
+// Routes every mode has: the SageMaker container contract (GET /ping, POST /invocations), TGI's
+// GET / /health /info /metrics, and OpenAI's GET /v1/models.
+#include <chrono>
+
+#include "server/app.h"
+#include "server/tgi_wire.h"
+#include "server/wire_json.h"
+
+namespace lmstream::server {
+namespace {
+
+void health(App& app, Exchange& ex) {
+  ex.access().route = ex.request().path;
+  if (!app.ready()) {
+    ex.respond(json_response(503, tgi_error_json("model is loading", "healthcheck")));
+    return;
+  }
+  if (app.cfg().api == ApiMode::kLmi && ex.request().path == "/ping") {
+    nlohmann::ordered_json j;
+    j[app.backend()->info().name]["status"] = "Healthy";
+    ex.respond(json_response(200, dump(j)));
+    return;
+  }
+  ex.respond({200, {}, ""});
+}
+
+void info(App& app, Exchange& ex) {
+  ex.access().route = "/info";
+  if (unavailable(app, ex)) return;
+  auto b = app.backend();
+  const auto& c = app.cfg();
+  nlohmann::ordered_json j;
+  j["model_id"] = b->info().id;
+  j["model_sha"] = nullptr;
+  j["model_dtype"] = b->info().dtype;
+  j["model_device_type"] = "cpu";
+  j["model_pipeline_tag"] = "text-generation";
+  j["max_concurrent_requests"] = c.max_concurrent_requests;
+  j["max_best_of"] = c.max_best_of;
+  j["max_stop_sequences"] = c.max_stop_sequences;
+  j["max_input_length"] = c.max_input_length;
+  j["max_total_tokens"] = c.max_total_tokens;
+  j["waiting_served_ratio"] = 1.2;
+  j["max_batch_total_tokens"] = c.max_batch_total_tokens;
+  j["max_waiting_tokens"] = 20;
+  j["max_batch_size"] = c.max_rolling_batch_size;
+  j["validation_workers"] = c.io_threads;
+  j["version"] = "1.0.3";
+  j["sha"] = nullptr;
+  j["docker_label"] = nullptr;
+  // lmstream's own: what /invocations speaks and the LMI settings in force.
+  j["max_top_n_tokens"] = c.max_top_n_tokens;
+  j["max_batch_prefill_tokens"] = c.max_batch_prefill_tokens;
+  j["api"] = c.api == ApiMode::kLmi ? "lmi" : "tgi";
+  j["max_rolling_batch_size"] = c.max_rolling_batch_size;
+  j["output_formatter"] = c.output_formatter == OutputFormatter::kJsonLines ? "jsonlines" : "json";
+  j["rolling_batch_buffer"] = c.rolling_batch_buffer;
+  j["model_loading_timeout"] = c.model_loading_timeout_s;
+  j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.properties_path);
+  j["max_position_embeddings"] = b->info().max_position;
+  ex.respond(json_response(200, dump(j)));
+}
+
+void metrics(App& app, Exchange& ex) {
+  ex.access().route = "/metrics";
+  SchedulerStats s;
+  if (auto b = app.backend()) s = b->stats();
+  ex.respond({200, {{"Content-Type", "text/plain; version=0.0.4"}}, app.metrics().render(s, app.in_flight())});
+}
+
+void models(App& app, Exchange& ex) {
+  ex.access().route = "/v1/models";
+  if (unavailable(app, ex)) return;
+  auto b = app.backend();
+  nlohmann::ordered_json m;
+  m["id"] = b->info().name;
+  m["object"] = "model";
+  m["created"] = 0;
+  m["owned_by"] = "lmstream";
+  nlohmann::ordered_json j;
+  j["object"] = "list";
+  j["data"] = nlohmann::ordered_json::array({m});
+  ex.respond(json_response(200, dump(j)));
+}
+
+}  // namespace
+
+void invocations(App& app, std::shared_ptr<Exchange> ex) {
+  ex->access().route = app.cfg().api == ApiMode::kLmi ? "/invocations(lmi)" : "/invocations(tgi)";
+  if (app.cfg().api == ApiMode::kLmi) lmi_invoke(app, std::move(ex));
+  else tgi_compat(app, std::move(ex));
+}
+
+void add_common_routes(App& app) {
+  auto& r = app.routes();
+  for (const char* p : {"/ping", "/health", "/"})
+    r.add("GET", p, [&app](auto ex) { health(app, *ex); });
+  r.add("GET", "/info", [&app](auto ex) { info(app, *ex); });
+  r.add("GET", "/metrics", [&app](auto ex) { metrics(app, *ex); });
+  r.add("GET", "/v1/models", [&app](auto ex) { models(app, *ex); });
+  r.add("POST", "/invocations", [&app](auto ex) { invocations(app, ex); });
+}
+
+}  // namespace lmstream::server

@@ -1,0 +1,137 @@
+// `lmstream serve` lifecycle (see serve.h).
+#include "server/serve.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <thread>
+
+#include "server/app.h"
+#include "server/http.h"
+
+namespace lmstream::server {
+
+namespace asio = boost::asio;
+
+int serve(ServeConfig cfg, BackendOptions bopts) {
+  auto logger = spdlog::stderr_color_mt("lmstream");
+  spdlog::set_default_logger(logger);
+  spdlog::flush_on(spdlog::level::info);
+
+  asio::io_context ioc;
+  auto work = asio::make_work_guard(ioc);
+  // Limits are known once the model's context length is; until then these defaults only size
+  // the metric buckets.
+  ServeConfig early = cfg;
+  if (early.max_input_length == 0) early.max_input_length = 1024;
+  if (early.max_total_tokens == 0) early.max_total_tokens = 2048;
+  App app(early);
+  add_all_routes(app);
+  HttpLimits lim{cfg.body_limit, cfg.header_limit, cfg.idle_timeout_s, cfg.read_timeout_s, cfg.write_timeout_s};
+  HttpServer server(ioc, app.routes(), lim, [&app](const HttpRequest& r, int s, const AccessInfo& a, double ms) {
+    app.on_complete(r, s, a, ms);
+  });
+  int port = server.listen(cfg.host, cfg.port);
+  spdlog::info("listening on {}:{} (/invocations speaks {})", cfg.host, port, cfg.api == ApiMode::kLmi ? "lmi" : "tgi");
+
+  int exit_code = 0;
+  std::atomic<bool> load_done{false};
+  std::shared_ptr<Backend> loaded;
+  std::thread loader([&] {
+    try {
+      auto b = load_backend(bopts);
+      ServeConfig fin = cfg;
+      finalize_limits(fin, b->info().max_position);
+      if (fin.max_batch_total_tokens == 0) fin.max_batch_total_tokens = std::max(bopts.kv_tokens, b->info().max_position);
+      loaded = b;
+      asio::post(ioc, [&app, b, fin] {
+        app.set_config(fin);
+        app.set_backend(b);
+        spdlog::info("ready: max_input_length={} max_total_tokens={} max_concurrent_requests={}", fin.max_input_length,
+                     fin.max_total_tokens, fin.max_concurrent_requests);
+      });
+    } catch (const std::exception& e) {
+      spdlog::error("cannot serve the model: {}", e.what());
+      asio::post(ioc, [&] {
+        exit_code = 1;
+        server.close_all();
+        ioc.stop();
+      });
+    }
+    load_done = true;
+  });
+
+  asio::steady_timer load_timer(ioc);
+  if (cfg.model_loading_timeout_s > 0) {
+    load_timer.expires_after(std::chrono::milliseconds(int64_t(cfg.model_loading_timeout_s * 1000)));
+    load_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec || load_done) return;
+      spdlog::error("the model did not load within model_loading_timeout ({} s)", cfg.model_loading_timeout_s);
+      std::_Exit(1);
+    });
+  }
+
+  // Graceful shutdown.
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  asio::steady_timer drain_timer(ioc);
+  Clock::time_point deadline;
+  bool cancelled = false;
+  std::function<void()> poll_drain = [&] {
+    if (app.in_flight() == 0 || Clock::now() > deadline + std::chrono::seconds(5)) {
+      spdlog::info("shutdown: {} request(s) still in flight; exiting", app.in_flight());
+      server.close_all();
+      work.reset();
+      ioc.stop();
+      return;
+    }
+    if (!cancelled && Clock::now() >= deadline) {
+      cancelled = true;
+      spdlog::warn("shutdown grace ({} s) over: cancelling {} request(s)", cfg.shutdown_grace_s, app.in_flight());
+      app.cancel_all();
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) poll_drain();
+    });
+  };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (app.draining()) {
+      spdlog::warn("second signal: exiting now");
+      app.cancel_all();
+      server.close_all();
+      ioc.stop();
+      return;
+    }
+    spdlog::info("signal {}: stop accepting, draining {} request(s) for up to {} s", sig, app.in_flight(),
+                 cfg.shutdown_grace_s);
+    app.set_draining();
+    server.stop_accepting();
+    deadline = Clock::now() + std::chrono::milliseconds(int64_t(cfg.shutdown_grace_s * 1000));
+    poll_drain();
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+
+  std::vector<std::thread> io;
+  for (int i = 1; i < std::max(1, cfg.io_threads); ++i) io.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : io) t.join();
+  if (!load_done) {
+    spdlog::warn("exiting while the model is still loading");
+    std::_Exit(exit_code);
+  }
+  loader.join();
+  app.set_backend(nullptr);
+  loaded.reset();  // stops the scheduler's engine thread
+  spdlog::info("bye");
+  return exit_code;
+}
+
+}  // namespace lmstream::server

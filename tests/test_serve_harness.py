@@ -1,0 +1,326 @@
+"""`lmstream serve` test harness (imported by the other test_serve_*.py) and its own smoke tests:
+/ping, keep-alive, 404/405, /info, /tokenize, /metrics, OpenAI routes. Python stdlib only.
+
+A server is started on a free loopback port with the micro test model, waited for with /ping, and
+killed on teardown; every wait is bounded."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
+
+
+def require_binary():
+    b = os.environ.get("LMSTREAM_BINARY")
+    if not b or not os.path.exists(b):
+        raise AssertionError("LMSTREAM_BINARY is not set or does not exist: %r" % b)
+    return b
+
+
+def tokenizer_path():
+    src = os.environ.get("LMSTREAM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
+    p = os.path.join(src, "..", "shared", "testdata", "llama2-tokenizer.model")
+    if not os.path.exists(p):
+        raise AssertionError("shared tokenizer missing: %s" % p)
+    return p
+
+
+_MODEL_DIR = None
+
+
+def micro_model():
+    """A micro GGUF model with the Llama 2 tokenizer, made once per process."""
+    global _MODEL_DIR
+    if _MODEL_DIR is None:
+        _MODEL_DIR = tempfile.mkdtemp(prefix="lms-serve-model-")
+    path = os.path.join(_MODEL_DIR, "micro.gguf")
+    if not os.path.exists(path):
+        r = subprocess.run([require_binary(), "make-test-model", path, "--format", "gguf", "--shape", "micro",
+                            "--dtype", "q8_0", "--tokenizer", tokenizer_path()],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError("make-test-model failed: %s %s" % (r.stdout, r.stderr))
+    return path
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """A running `lmstream serve`. Use as a context manager."""
+
+    def __init__(self, args=(), env=None, model=None, cwd=None):
+        self.port = free_port()
+        self.log_path = tempfile.mktemp(prefix="lms-serve-", suffix=".log")
+        self.args = list(args)
+        self.env = dict(os.environ)
+        for k in ("HF_MODEL_ID", "MAX_CONCURRENT_REQUESTS", "MAX_INPUT_LENGTH", "MAX_TOTAL_TOKENS", "PORT",
+                  "SAGEMAKER_BIND_TO_PORT", "NUM_SHARD", "SM_NUM_GPUS"):
+            self.env.pop(k, None)
+        self.env.update(env or {})
+        self.model = model if model is not None else micro_model()
+        self.proc = None
+
+    def start(self, wait=True):
+        cmd = [require_binary(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", "1"]
+        if self.model:
+            cmd += ["--model", self.model]
+        cmd += self.args
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=60):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, self.read_log()))
+            try:
+                st, _, _ = self.request("GET", "/ping", timeout=2)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server not ready within %ss:\n%s" % (timeout, self.read_log()))
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def access_log(self):
+        out = []
+        for line in self.read_log().splitlines():
+            i = line.find("access {")
+            if i >= 0:
+                out.append(json.loads(line[i + len("access "):]))
+        return out
+
+    def conn(self, timeout=60):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        c = self.conn(timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+                headers = dict(headers or {})
+                headers.setdefault("Content-Type", "application/json")
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            c.close()
+
+    def post_json(self, path, obj, timeout=60):
+        return self.request("POST", path, obj, timeout=timeout)
+
+    def stream(self, path, obj, timeout=60):
+        """POST and return (status, headers, [(monotonic receive time, bytes), ...])."""
+        c = self.conn(timeout)
+        try:
+            c.request("POST", path, body=json.dumps(obj), headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            chunks = []
+            while True:
+                b = r.read1(65536)
+                if not b:
+                    break
+                chunks.append((time.monotonic(), b))
+            return r.status, dict(r.getheaders()), chunks
+        finally:
+            c.close()
+
+    def metrics(self):
+        st, _, body = self.request("GET", "/metrics")
+        assert st == 200
+        m = {}
+        for line in body.decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            k, v = line.rsplit(" ", 1)
+            m[k] = float(v)
+        return m
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("server did not exit within %ss after %s" % (timeout, sig))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        finally:
+            self.log.close()
+        return False
+
+
+def sse_events(data):
+    """Splits a TGI SSE body into its events' JSON texts, checking the exact framing."""
+    out = []
+    for ev in data.split(b"\n\n"):
+        if not ev:
+            continue
+        if ev == b":":
+            continue  # keep-alive comment
+        assert ev.startswith(b"data:") and b"\n" not in ev and b"\r" not in ev, ev
+        out.append(ev[5:].decode("utf-8"))
+    assert data.endswith(b"\n\n"), data[-20:]
+    return out
+
+
+class SmokeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.s.stop()
+        cls.s.__exit__(None, None, None)
+        assert rc == 0, "exit code %s" % rc
+
+    def test_ping_health_info(self):
+        for p in ("/ping", "/health", "/"):
+            st, _, body = self.s.request("GET", p)
+            self.assertEqual(st, 200, p)
+        st, _, body = self.s.request("GET", "/info")
+        info = json.loads(body)
+        self.assertEqual(info["max_concurrent_requests"], 128)
+        self.assertEqual(info["max_stop_sequences"], 4)
+        self.assertEqual(info["api"], "tgi")
+        self.assertEqual(info["model_device_type"], "cpu")
+
+    def test_unknown_route_and_method(self):
+        self.assertEqual(self.s.request("GET", "/nope")[0], 404)
+        self.assertEqual(self.s.request("GET", "/generate")[0], 405)
+
+    def test_keep_alive_reuses_connection(self):
+        c = self.s.conn()
+        for _ in range(3):
+            c.request("POST", "/generate", body=json.dumps({"inputs": "Hi", "parameters": {"max_new_tokens": 2}}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn("generated_text", json.loads(r.read()))
+        sock = c.sock
+        c.request("GET", "/ping")
+        r = c.getresponse()
+        r.read()
+        self.assertIs(c.sock, sock)  # same TCP connection
+        c.close()
+
+    def test_generate_details(self):
+        st, h, body = self.s.post_json("/generate", {"inputs": "Hello", "parameters": {"max_new_tokens": 4, "details": True, "top_n_tokens": 2}})
+        self.assertEqual(st, 200, body)
+        j = json.loads(body)
+        d = j["details"]
+        self.assertEqual(d["generated_tokens"], 4)
+        self.assertEqual(d["finish_reason"], "length")
+        self.assertIsNone(d["seed"])
+        self.assertEqual(len(d["tokens"]), 4)
+        self.assertEqual("".join(t["text"] for t in d["tokens"]), j["generated_text"])
+        self.assertEqual(len(d["top_tokens"][0]), 2)
+        self.assertEqual(h.get("x-generated-tokens"), "4")
+
+    def test_compat_returns_array_and_full_text(self):
+        st, _, body = self.s.post_json("/", {"inputs": "Hello", "parameters": {"max_new_tokens": 3}})
+        self.assertEqual(st, 200)
+        j = json.loads(body)
+        self.assertIsInstance(j, list)
+        self.assertTrue(j[0]["generated_text"].startswith("Hello"))  # return_full_text defaults true on /
+        st, _, body = self.s.post_json("/invocations", {"inputs": "Hello", "parameters": {"max_new_tokens": 3, "return_full_text": False}})
+        self.assertFalse(json.loads(body)[0]["generated_text"].startswith("Hello"))
+
+    def test_tokenize(self):
+        st, _, body = self.s.post_json("/tokenize", {"inputs": "Hello world"})
+        self.assertEqual(st, 200)
+        toks = json.loads(body)
+        self.assertEqual(toks[0]["id"], 1)
+        self.assertEqual((toks[0]["start"], toks[0]["stop"]), (0, 0))
+        self.assertEqual("".join(t["text"] for t in toks), "Hello world")
+
+    def test_openai_chat_stream_and_not(self):
+        req = {"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+               "max_tokens": 5, "temperature": 0}
+        st, _, body = self.s.post_json("/v1/chat/completions", req)
+        self.assertEqual(st, 200, body)
+        full = json.loads(body)
+        self.assertEqual(full["object"], "chat.completion")
+        self.assertEqual(full["usage"]["completion_tokens"], 5)
+        st, h, chunks = self.s.stream("/v1/chat/completions", dict(req, stream=True))
+        data = b"".join(c for _, c in chunks)
+        events = [e for e in data.split(b"\n\n") if e]
+        self.assertEqual(events[-1], b"data: [DONE]")
+        text = ""
+        for e in events[:-1]:
+            j = json.loads(e[len(b"data: "):])
+            self.assertEqual(j["object"], "chat.completion.chunk")
+            text += j["choices"][0]["delta"].get("content", "")
+        self.assertEqual(text, full["choices"][0]["message"]["content"])  # greedy: same text
+        self.assertEqual(json.loads(events[-2][6:])["choices"][0]["finish_reason"], "length")
+
+    def test_openai_completions_and_models(self):
+        st, _, body = self.s.post_json("/v1/completions", {"model": "m", "prompt": "Hello", "max_tokens": 3, "temperature": 0})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body)["object"], "text_completion")
+        st, _, chunks = self.s.stream("/v1/completions", {"model": "m", "prompt": "Hello", "max_tokens": 3, "stream": True})
+        self.assertTrue(b"".join(c for _, c in chunks).endswith(b"data: [DONE]\n\n"))
+        st, _, body = self.s.post_json("/v1/completions", {"model": "m", "prompt": "Hello", "suffix": "x"})
+        self.assertEqual(st, 422)
+        st, _, body = self.s.request("GET", "/v1/models")
+        self.assertEqual(json.loads(body)["data"][0]["object"], "model")
+
+    def test_metrics_names(self):
+        self.s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+        m = self.s.metrics()
+        for name in ("tgi_request_count", "tgi_request_success", 'tgi_request_failure{err="validation"}',
+                     "tgi_queue_size", "tgi_batch_current_size", "lmstream_kv_blocks_used", "lmstream_kv_blocks_free",
+                     "tgi_request_duration_count", "tgi_request_queue_duration_count",
+                     "tgi_request_input_length_count", "tgi_request_generated_tokens_count",
+                     "tgi_request_mean_time_per_token_duration_count", "lmstream_time_to_first_token_seconds_count"):
+            self.assertIn(name, m)
+        self.assertGreaterEqual(m["tgi_request_success"], 1)
+
+    def test_access_log_line(self):
+        self.s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+        time.sleep(0.1)
+        entries = [e for e in self.s.access_log() if e["route"] == "/generate"]
+        self.assertTrue(entries)
+        e = entries[-1]
+        for k in ("id", "route", "status", "input_tokens", "generated_tokens", "queue_ms", "ttft_ms", "total_ms"):
+            self.assertIn(k, e)
+        self.assertEqual(e["generated_tokens"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
