@@ -108,6 +108,9 @@ names. Columns:
   for times (TTFT) and memory, lower is better for us when < 1.
 - **command**: what was run for each side (paths shortened).
 - Memory rows compare lmstream's resident set with its budget: model file size + KV bytes + 150 MB.
+- The machine line gives the load average at start and end: on this shared 2-core box a load well
+  above 2 means other jobs competed, which hurts llama.cpp's spinning thread pool more than
+  lmstream (see bench/README.md); such sections flatter lmstream.
 
 Only figures actually measured are recorded here; ratios from different runs are not comparable
 (the machine is shared and noisy), only the ratio within one section is.

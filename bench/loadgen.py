@@ -123,8 +123,13 @@ def main() -> int:
         ap.error("clients, requests-per-client and new-tokens must be >= 1")
 
     for w in range(a.warmup):
-        one_request(a.host, a.port, a.proto, make_prompt(a.tag_base + 100000 + w, a.prompt_words),
-                    a.new_tokens, a.timeout)
+        try:
+            one_request(a.host, a.port, a.proto,
+                        make_prompt(a.tag_base + 100000 + w, a.prompt_words), a.new_tokens,
+                        a.timeout)
+        except Exception as e:  # noqa: BLE001 - reported as the run's failure
+            print(json.dumps({"error": f"warm-up request failed: {type(e).__name__}: {e}"}))
+            return 1
 
     results, errors, lock = [], [], threading.Lock()
     start = threading.Barrier(a.clients)

@@ -205,50 +205,47 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
       rope(s.k.data() + size_t(r) * kvdim, nkv, hd, cs, sn, interleaved);
       const SeqStep& st = batch[rows[r].seq];
       const int32_t blk = st.block_table[p / bs];
+      const int slot = p % bs;
+      const size_t elt = kv_->elt();
       for (int h = 0; h < nkv; ++h) {
         const float* kr = s.k.data() + size_t(r) * kvdim + size_t(h) * hd;
         const float* vr = s.v.data() + size_t(r) * kvdim + size_t(h) * hd;
-        uint8_t* kd = kv_->at(l, 0, h, blk, p % bs);
-        uint8_t* vd = kv_->at(l, 1, h, blk, p % bs);
+        // K transposed within the block ([head_dim][block_size]), V row-major.
+        uint8_t* kb = kv_->k(l, h) + size_t(blk) * kv_->block_stride();
+        uint8_t* vd = kv_->v(l, h) + size_t(blk) * kv_->block_stride() + size_t(slot) * hd * elt;
         if (opts_.kv_type == KvType::F16) {
-          f32_to_f16(kr, reinterpret_cast<uint16_t*>(kd), hd);
+          auto* k16 = reinterpret_cast<uint16_t*>(kb);
+          for (int e = 0; e < hd; ++e) k16[size_t(e) * bs + slot] = fp32_to_fp16(kr[e]);
           f32_to_f16(vr, reinterpret_cast<uint16_t*>(vd), hd);
         } else {
-          std::memcpy(kd, kr, sizeof(float) * hd);
+          auto* k32 = reinterpret_cast<float*>(kb);
+          for (int e = 0; e < hd; ++e) k32[size_t(e) * bs + slot] = kr[e];
           std::memcpy(vd, vr, sizeof(float) * hd);
         }
       }
     });
 
-    // Causal attention: every (row, head) over its sequence's positions 0..pos.
+    // Causal attention: every (row, KV head) over its sequence's positions 0..pos, for all the
+    // query heads that share the KV head.
     const int group = nh / nkv;
     int64_t attn_work = 0;
     for (int r = 0; r < M; ++r) attn_work += int64_t(rows[r].pos + 1) * nh * hd;
-    const int64_t attn_tasks = int64_t(M) * nh;
+    const int64_t attn_tasks = int64_t(M) * nkv;
     const int64_t attn_chunk = attn_work < (1 << 16)
                                    ? attn_tasks
                                    : std::max<int64_t>(1, attn_tasks / (pool.size() * 8));
-    pool.parallel_for(attn_tasks, attn_chunk,
-                      [&](int64_t a, int64_t b) {
-      thread_local std::vector<float> local;  // attention scores
+    pool.parallel_for(attn_tasks, attn_chunk, [&](int64_t a, int64_t b) {
+      thread_local std::vector<float> scores;
       for (int64_t t = a; t < b; ++t) {
-        const int r = int(t / nh), h = int(t % nh);
+        const int r = int(t / nkv), kvh = int(t % nkv);
         const SeqStep& st = batch[rows[r].seq];
-        const int kvh = h / group;
         const int n_pos = rows[r].pos + 1;
-        if (int(local.size()) < n_pos) local.resize(size_t(n_pos));
-        AttnHead ah{s.q.data() + size_t(r) * qdim + size_t(h) * hd,
-                    hd,
-                    n_pos,
-                    kv_->k(l, kvh),
-                    kv_->v(l, kvh),
-                    st.block_table.data(),
-                    bs,
-                    kv_->block_stride(),
-                    opts_.kv_type == KvType::F16,
-                    local.data(),
-                    s.att.data() + size_t(r) * qdim + size_t(h) * hd};
-        attention_head(ah);
+        if (scores.size() < size_t(group) * size_t(n_pos)) scores.resize(size_t(group) * n_pos);
+        const size_t qoff = size_t(r) * qdim + size_t(kvh) * group * hd;
+        const AttnGroup ag{s.q.data() + qoff, group, hd, n_pos, kv_->k(l, kvh), kv_->v(l, kvh),
+                           st.block_table.data(), bs, kv_->block_stride(),
+                           opts_.kv_type == KvType::F16, scores.data(), s.att.data() + qoff};
+        attention_group(ag);
       }
     });
 

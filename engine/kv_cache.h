@@ -1,5 +1,6 @@
 // Storage for the keys and values of every layer, in blocks of block_size positions. Layout per
-// layer: [block][K|V][kv_head][slot][head_dim], fp16 or fp32. Which block belongs to which sequence
+// layer: [block][K|V][kv_head] then, for K, [head_dim][slot] (transposed, so a block's scores are
+// vector FMAs) and, for V, [slot][head_dim]; fp16 or fp32. Which block belongs to which sequence
 // is not known here (engine/block_pool.h owns that).
 #pragma once
 
@@ -25,12 +26,6 @@ class KvCache {
     return base_ + size_t(layer) * layer_bytes_ + size_t(kv_head) * head_bytes_;
   }
   uint8_t* v(int layer, int kv_head) const { return k(layer, kv_head) + kv_bytes_; }
-  // Address of position slot within block of (layer, head), for K (kv = 0) or V (kv = 1).
-  uint8_t* at(int layer, int kv, int kv_head, int32_t block, int slot) const {
-    return (kv ? v(layer, kv_head) : k(layer, kv_head)) + size_t(block) * block_stride_ +
-           size_t(slot) * size_t(head_dim_) * elt_;
-  }
-
  private:
   uint8_t* base_ = nullptr;
   size_t bytes_ = 0, elt_ = 2, layer_bytes_ = 0, block_stride_ = 0, head_bytes_ = 0, kv_bytes_ = 0;

@@ -294,6 +294,17 @@ TEST(Sampler, TopPExactBoundaryIsRemoved) {
   expect_logprobs_near(got, {std::log(0.5), std::log(0.5), -kInf, -kInf});
 }
 
+TEST(Sampler, TopPExactBoundaryInALargeVocabulary) {
+  // 4096 equal tokens (all partial sums exact): p = 0.5 keeps exactly 2048, the lowest ids.
+  std::vector<float> x(4096, 1.f);
+  SamplingParams p = sampling();
+  p.top_p = 0.5f;
+  std::vector<double> got = observed_logprobs(p, x);
+  EXPECT_EQ(kept_count(got), 2048u);
+  EXPECT_NE(got[2047], -kInf);
+  EXPECT_EQ(got[2048], -kInf);
+}
+
 TEST(Sampler, TypicalPKeepsTiesWithTheLastKeptScore) {
   // Equal tokens all have score 0: the prefix reaching 0.3 has two tokens, the ties keep all.
   std::vector<float> x(4, -1.f);

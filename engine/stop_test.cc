@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -165,6 +167,34 @@ TEST(StopMatcher, EverySplitUtf8) {
   check_all_splits("Café! déjà vu ✓ 😀 ok", {"é!"});
   check_all_splits("naïve è é", {"é"});  // è and é share their lead byte
   check_all_splits("日本語のテキスト", {"テキ", "本語x"});
+}
+
+TEST(StopMatcher, RandomTextsStopsAndCutsMatchTheReference) {
+  // Small alphabet so stops and near-misses are frequent; multi-byte characters share bytes.
+  const std::vector<std::string> alphabet = {"a", "b", " ", "\xC3\xA9", "\xC3\xA8", "\xF0\x9F\x98\x80"};
+  std::mt19937 gen(2024);
+  auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(gen); };
+  for (int iter = 0; iter < 2000; ++iter) {
+    auto random_text = [&](size_t max_chars) {
+      std::string t;
+      for (size_t i = 0, n = 1 + pick(max_chars); i < n; ++i) t += alphabet[pick(alphabet.size())];
+      return t;
+    };
+    std::vector<std::string> stops;
+    for (size_t i = 0, n = 1 + pick(3); i < n; ++i) stops.push_back(random_text(3));
+    const std::string text = random_text(14);
+    const bool include = pick(2) == 1;
+    std::vector<std::string> pieces;
+    for (size_t pos = 0; pos < text.size();) {
+      size_t len = std::min(text.size() - pos, 1 + pick(6));
+      pieces.push_back(text.substr(pos, len));
+      pos += len;
+    }
+    StopMatcher m(stops, include);
+    Expected want = reference(text, stops, include);
+    ASSERT_EQ(run(m, pieces, true), want.output) << "text '" << text << "' iteration " << iter;
+    EXPECT_EQ(m.matched(), want.matched);
+  }
 }
 
 TEST(StopMatcher, NeverSplitsACharacterBetweenEmittedAndHeld) {

@@ -50,16 +50,18 @@ inline int32_t LoadI32(const int8_t* p) {
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-// 16 rows x RM activation rows, VNNI.
+// 16 rows x RM activation rows, VNNI. Two integer sums per (row, activation row): hi and lo terms.
 template <int RM, bool kQ4>
 LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
   const int64_t K = a.qx->cols;
-  const int8_t* xq[RM];
+  const int8_t* xh[RM];
+  const int8_t* xl[RM];
   const float* xd[RM];
   const int32_t* xs[RM];
   _Pragma("GCC unroll 16")
   for (int m = 0; m < RM; ++m) {
-    xq[m] = a.qx->q.data() + (m0 + m) * K;
+    xh[m] = a.qx->hi.data() + (m0 + m) * K;
+    xl[m] = a.qx->lo.data() + (m0 + m) * K;
     xd[m] = a.qx->d.data() + (m0 + m) * a.nb;
     xs[m] = a.qx->s.data() + (m0 + m) * a.nb;
   }
@@ -72,16 +74,22 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
     const uint8_t* blk = gp + size_t(b) * a.gbb;
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     const uint8_t* wq = blk + 32;
-    __m512i s[RM];
+    __m512i sh[RM], sl[RM];
     _Pragma("GCC unroll 16")
-    for (int m = 0; m < RM; ++m) s[m] = _mm512_setzero_si512();
+    for (int m = 0; m < RM; ++m) {
+      sh[m] = _mm512_setzero_si512();
+      sl[m] = _mm512_setzero_si512();
+    }
     if constexpr (!kQ4) {
       _Pragma("GCC unroll 16")
       for (int k4 = 0; k4 < 8; ++k4) {
         const __m512i w = _mm512_loadu_si512(wq + 64 * k4);
         _Pragma("GCC unroll 16")
-        for (int m = 0; m < RM; ++m)
-          s[m] = _mm512_dpbusd_epi32(s[m], w, _mm512_set1_epi32(LoadI32(xq[m] + b * 32 + 4 * k4)));
+        for (int m = 0; m < RM; ++m) {
+          const int64_t o = b * 32 + 4 * k4;
+          sh[m] = _mm512_dpbusd_epi32(sh[m], w, _mm512_set1_epi32(LoadI32(xh[m] + o)));
+          sl[m] = _mm512_dpbusd_epi32(sl[m], w, _mm512_set1_epi32(LoadI32(xl[m] + o)));
+        }
       }
     } else {
       _Pragma("GCC unroll 16")
@@ -91,15 +99,18 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
         _Pragma("GCC unroll 16")
         for (int m = 0; m < RM; ++m) {
-          s[m] = _mm512_dpbusd_epi32(s[m], lo, _mm512_set1_epi32(LoadI32(xq[m] + b * 32 + 4 * c)));
-          s[m] = _mm512_dpbusd_epi32(s[m], hi,
-                                     _mm512_set1_epi32(LoadI32(xq[m] + b * 32 + 4 * (c + 4))));
+          const int64_t o1 = b * 32 + 4 * c, o2 = b * 32 + 4 * (c + 4);
+          sh[m] = _mm512_dpbusd_epi32(sh[m], lo, _mm512_set1_epi32(LoadI32(xh[m] + o1)));
+          sl[m] = _mm512_dpbusd_epi32(sl[m], lo, _mm512_set1_epi32(LoadI32(xl[m] + o1)));
+          sh[m] = _mm512_dpbusd_epi32(sh[m], hi, _mm512_set1_epi32(LoadI32(xh[m] + o2)));
+          sl[m] = _mm512_dpbusd_epi32(sl[m], hi, _mm512_set1_epi32(LoadI32(xl[m] + o2)));
         }
       }
     }
     _Pragma("GCC unroll 16")
     for (int m = 0; m < RM; ++m) {
-      const __m512i t = _mm512_sub_epi32(s[m], _mm512_set1_epi32(a.bias * xs[m][b]));
+      const __m512i t = _mm512_sub_epi32(_mm512_add_epi32(_mm512_slli_epi32(sh[m], 8), sl[m]),
+                                         _mm512_set1_epi32(a.bias * xs[m][b]));
       const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(t), _mm512_set1_ps(xd[m][b]));
       acc[m] = _mm512_fmadd_ps(f, dw, acc[m]);
     }
@@ -126,17 +137,21 @@ HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
       std::memcpy(&h, blk + 2 * r, 2);
       dw[r] = fp16_to_fp32(h);
     }
-    int32_t s[RM][kGroupRows] = {};
+    int32_t sh[RM][kGroupRows] = {}, sl[RM][kGroupRows] = {};
     for (int m = 0; m < RM; ++m) {
-      const int8_t* x = a.qx->q.data() + (m0 + m) * K + b * 32;
+      const int8_t* xh = a.qx->hi.data() + (m0 + m) * K + b * 32;
+      const int8_t* xl = a.qx->lo.data() + (m0 + m) * K + b * 32;
       for (int c = 0; c < (kQ4 ? 4 : 8); ++c) {
         for (int r = 0; r < kGroupRows; ++r) {
           for (int j = 0; j < 4; ++j) {
             const uint8_t v = wq[64 * c + 4 * r + j];
             if constexpr (kQ4) {
-              s[m][r] += int32_t(v & 15) * x[4 * c + j] + int32_t(v >> 4) * x[4 * (c + 4) + j];
+              const int32_t w1 = v & 15, w2 = v >> 4;
+              sh[m][r] += w1 * xh[4 * c + j] + w2 * xh[4 * (c + 4) + j];
+              sl[m][r] += w1 * xl[4 * c + j] + w2 * xl[4 * (c + 4) + j];
             } else {
-              s[m][r] += int32_t(v) * x[4 * c + j];
+              sh[m][r] += int32_t(v) * xh[4 * c + j];
+              sl[m][r] += int32_t(v) * xl[4 * c + j];
             }
           }
         }
@@ -146,7 +161,8 @@ HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
       const float xd = a.qx->d[(m0 + m) * a.nb + b];
       const int32_t corr = a.bias * a.qx->s[(m0 + m) * a.nb + b];
       for (int r = 0; r < kGroupRows; ++r) {
-        const float f = float(s[m][r] - corr) * xd;
+        const int32_t t = int32_t(uint32_t(sh[m][r]) << 8) + sl[m][r] - corr;
+        const float f = float(t) * xd;
         acc[m][r] = std::fma(f, dw[r], acc[m][r]);
       }
     }
@@ -162,10 +178,8 @@ template <bool kQ4>
 LMS_VNNI_ATTR void GroupsImpl(const QArgs& a, int M, int64_t g0, int64_t g1) {
   for (int64_t g = g0; g < g1; ++g) {
     int m = 0;
-    for (; m + 8 <= M; m += 8) Tile<8, kQ4>(a, g, m);
+    for (; m + 6 <= M; m += 6) Tile<6, kQ4>(a, g, m);
     switch (M - m) {
-      case 7: Tile<7, kQ4>(a, g, m); break;
-      case 6: Tile<6, kQ4>(a, g, m); break;
       case 5: Tile<5, kQ4>(a, g, m); break;
       case 4: Tile<4, kQ4>(a, g, m); break;
       case 3: Tile<3, kQ4>(a, g, m); break;
@@ -344,11 +358,16 @@ void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, Threa
   const int64_t nb = cols / 32;
   out.rows = rows;
   out.cols = cols;
-  if (out.q.size() < size_t(rows) * size_t(cols)) out.q.resize(size_t(rows) * size_t(cols));
+  const size_t n = size_t(rows) * size_t(cols);
+  if (out.hi.size() < n) {
+    out.hi.resize(n);
+    out.lo.resize(n);
+  }
   if (out.d.size() < size_t(rows) * size_t(nb)) {
     out.d.resize(size_t(rows) * size_t(nb));
     out.s.resize(size_t(rows) * size_t(nb));
   }
+  auto clamp127 = [](float v) { return v > 127.f ? 127.f : (v < -127.f ? -127.f : v); };
   auto work = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t b = 0; b < nb; ++b) {
@@ -357,14 +376,18 @@ void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, Threa
         for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
         const float d = amax / 127.f;
         const float id = d != 0.f ? 1.f / d : 0.f;
-        int8_t* q = out.q.data() + r * cols + b * 32;
+        int8_t* qh = out.hi.data() + r * cols + b * 32;
+        int8_t* ql = out.lo.data() + r * cols + b * 32;
         int32_t sum = 0;
         for (int i = 0; i < 32; ++i) {
-          const float v = std::nearbyint(xb[i] * id);
-          q[i] = int8_t(v > 127.f ? 127 : (v < -127.f ? -127 : v));
-          sum += q[i];
+          const float v = xb[i] * id;
+          const float h = clamp127(std::nearbyint(v));
+          const float l = clamp127(std::nearbyint((v - h) * 256.f));
+          qh[i] = int8_t(h);
+          ql[i] = int8_t(l);
+          sum += int32_t(h) * 256 + int32_t(l);
         }
-        out.d[r * nb + b] = d;
+        out.d[r * nb + b] = d / 256.f;
         out.s[r * nb + b] = sum;
       }
     }

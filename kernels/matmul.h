@@ -23,13 +23,17 @@ class ThreadPool;
 
 inline constexpr int kGroupRows = 16;  // rows per packed group
 
-// Activation rows quantized for integer dot products.
+// Activation rows quantized for integer dot products, in two int8 terms per element:
+// x ~= d * (hi + lo / 256), hi = round(x / d) with d = amax / 127 per 32-block, lo the rounding
+// residual quantized to 1/256 of a step. Products with int8 weights stay exact integers
+// (hi * 256 + lo fits easily in int32) and the activation error is ~250x below single int8.
 struct QuantActs {
   int rows = 0;
   int64_t cols = 0;
-  std::vector<int8_t> q;   // [rows][cols]
-  std::vector<float> d;    // [rows][cols/32] scale
-  std::vector<int32_t> s;  // [rows][cols/32] sum of the block's quants
+  std::vector<int8_t> hi;  // [rows][cols]
+  std::vector<int8_t> lo;  // [rows][cols]
+  std::vector<float> d;    // [rows][cols/32]: the block's scale divided by 256
+  std::vector<int32_t> s;  // [rows][cols/32]: sum over the block of hi * 256 + lo
 };
 
 class Matrix {

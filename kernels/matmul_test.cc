@@ -77,9 +77,11 @@ TEST_P(MatmulTypes, MatchesFloat64Reference) {
     for (int mm = 0; mm < M; ++mm) {
       double ref = 0, mag = 0;
       if (m.packed) {
-        // Exact reference for the quantized path: weights times quantized activations.
+        // Exact reference for the quantized path: weights times quantized activations, which
+        // must also be within 1e-4 of the float activations (two-term quantization).
         for (int64_t k = 0; k < K; ++k) {
-          const double xq = double(qx.q[mm * K + k]) * double(qx.d[mm * (K / 32) + k / 32]);
+          const double xq = (double(qx.hi[mm * K + k]) * 256.0 + double(qx.lo[mm * K + k])) *
+                            double(qx.d[mm * (K / 32) + k / 32]);
           ref += double(wr[k]) * xq;
           mag += std::fabs(double(wr[k]) * xq);
         }
@@ -90,6 +92,11 @@ TEST_P(MatmulTypes, MatchesFloat64Reference) {
         }
       }
       EXPECT_NEAR(y[mm * N + n], ref, 1e-5 * mag + 1e-6) << "n " << n << " m " << mm;
+      if (m.packed) {
+        double fref = 0;
+        for (int64_t k = 0; k < K; ++k) fref += double(wr[k]) * double(x[mm * K + k]);
+        EXPECT_NEAR(y[mm * N + n], fref, 1e-4 * mag) << "float activations, n " << n;
+      }
     }
   }
 }

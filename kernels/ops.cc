@@ -5,6 +5,7 @@
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -67,97 +68,105 @@ void AddInplace(float* x, const float* y, int64_t n) {
   for (; i < n; ++i) x[i] += y[i];
 }
 
-template <bool kF16>
-HWY_INLINE float DotKv(const float* q, const uint8_t* k, int n) {
-  const hn::ScalableTag<float> d;
-  const int N = int(hn::Lanes(d));
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
-  int i = 0;
+// Loads N keys/values starting at p as fp32.
+template <bool kF16, class D>
+HWY_INLINE hn::Vec<D> LoadKv(D d, const uint8_t* p) {
   if constexpr (kF16) {
-    const hn::Rebind<hwy::float16_t, decltype(d)> dh;
-    const auto* kh = reinterpret_cast<const hwy::float16_t*>(k);
-    for (; i + 2 * N <= n; i += 2 * N) {
-      s0 = hn::MulAdd(hn::LoadU(d, q + i), hn::PromoteTo(d, hn::LoadU(dh, kh + i)), s0);
-      s1 = hn::MulAdd(hn::LoadU(d, q + i + N), hn::PromoteTo(d, hn::LoadU(dh, kh + i + N)), s1);
-    }
-    for (; i + N <= n; i += N)
-      s0 = hn::MulAdd(hn::LoadU(d, q + i), hn::PromoteTo(d, hn::LoadU(dh, kh + i)), s0);
-    float t = 0.f;
-    for (; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, k + 2 * i, 2);
-      t = std::fma(q[i], fp16_to_fp32(h), t);
-    }
-    return hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1))) + t;
+    const hn::Rebind<hwy::float16_t, D> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
   } else {
-    const auto* kf = reinterpret_cast<const float*>(k);
-    for (; i + 2 * N <= n; i += 2 * N) {
-      s0 = hn::MulAdd(hn::LoadU(d, q + i), hn::LoadU(d, kf + i), s0);
-      s1 = hn::MulAdd(hn::LoadU(d, q + i + N), hn::LoadU(d, kf + i + N), s1);
-    }
-    for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, q + i), hn::LoadU(d, kf + i), s0);
-    float t = 0.f;
-    for (; i < n; ++i) t = std::fma(q[i], kf[i], t);
-    return hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1))) + t;
+    return hn::LoadU(d, reinterpret_cast<const float*>(p));
   }
 }
 
 template <bool kF16>
-HWY_INLINE void AxpyKv(float a, const uint8_t* v, float* out, int n) {
-  const hn::ScalableTag<float> d;
-  const int N = int(hn::Lanes(d));
-  const auto va = hn::Set(d, a);
-  int i = 0;
+HWY_INLINE float KvAt(const uint8_t* p, size_t i) {
   if constexpr (kF16) {
-    const hn::Rebind<hwy::float16_t, decltype(d)> dh;
-    const auto* vh = reinterpret_cast<const hwy::float16_t*>(v);
-    for (; i + N <= n; i += N)
-      hn::StoreU(hn::MulAdd(va, hn::PromoteTo(d, hn::LoadU(dh, vh + i)), hn::LoadU(d, out + i)), d,
-                 out + i);
-    for (; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, v + 2 * i, 2);
-      out[i] = std::fma(a, fp16_to_fp32(h), out[i]);
-    }
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return fp16_to_fp32(h);
   } else {
-    const auto* vf = reinterpret_cast<const float*>(v);
-    for (; i + N <= n; i += N)
-      hn::StoreU(hn::MulAdd(va, hn::LoadU(d, vf + i), hn::LoadU(d, out + i)), d, out + i);
-    for (; i < n; ++i) out[i] = std::fma(a, vf[i], out[i]);
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
   }
 }
 
 template <bool kF16>
-HWY_INLINE void AttnImpl(const AttnHead& a) {
+HWY_INLINE void AttnGroupImpl(const AttnGroup& a) {
+  const hn::ScalableTag<float> d;
+  const int N = int(hn::Lanes(d));
   const size_t elt = kF16 ? 2 : 4;
-  const float scale = 1.f / std::sqrt(float(a.head_dim));
-  float mx = -INFINITY;
-  for (int p = 0; p < a.n_pos; ++p) {
-    const size_t off = size_t(a.table[p / a.block_size]) * a.block_stride +
-                       size_t(p % a.block_size) * size_t(a.head_dim) * elt;
-    const float s = DotKv<kF16>(a.q, a.k_base + off, a.head_dim) * scale;
-    a.scores[p] = s;
-    mx = s > mx ? s : mx;
+  const int H = a.n_heads, hd = a.head_dim, bs = a.block_size, n_pos = a.n_pos;
+  const float scale = 1.f / std::sqrt(float(hd));
+  const int n_blocks = (n_pos + bs - 1) / bs;
+  const bool vec = bs % N == 0 && bs / N <= 4;
+  // Scores: q . k for every head and position.
+  for (int bi = 0; bi < n_blocks; ++bi) {
+    const uint8_t* kb = a.k_base + size_t(a.table[bi]) * a.block_stride;
+    const int valid = std::min(bs, n_pos - bi * bs);
+    for (int h = 0; h < H; ++h) {
+      const float* q = a.q + size_t(h) * hd;
+      float* sc = a.scores + size_t(h) * n_pos + size_t(bi) * bs;
+      if (vec) {
+        hn::Vec<decltype(d)> acc[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+        for (int e = 0; e < hd; ++e) {
+          const auto qe = hn::Set(d, q[e]);
+          for (int v = 0; v < bs / N; ++v)
+            acc[v] = hn::MulAdd(qe, LoadKv<kF16>(d, kb + (size_t(e) * bs + size_t(v) * N) * elt),
+                                acc[v]);
+        }
+        HWY_ALIGN float tmp[4 * HWY_MAX_BYTES / sizeof(float)];
+        for (int v = 0; v < bs / N; ++v) hn::Store(acc[v], d, tmp + v * N);
+        for (int j = 0; j < valid; ++j) sc[j] = tmp[j] * scale;
+      } else {
+        for (int j = 0; j < valid; ++j) {
+          float s = 0.f;
+          for (int e = 0; e < hd; ++e) s = std::fma(q[e], KvAt<kF16>(kb, size_t(e) * bs + j), s);
+          sc[j] = s * scale;
+        }
+      }
+    }
   }
-  float sum = 0.f;
-  for (int p = 0; p < a.n_pos; ++p) {
-    a.scores[p] = std::exp(a.scores[p] - mx);
-    sum += a.scores[p];
+  // Softmax per head.
+  for (int h = 0; h < H; ++h) {
+    float* sc = a.scores + size_t(h) * n_pos;
+    float mx = -INFINITY;
+    for (int p = 0; p < n_pos; ++p) mx = sc[p] > mx ? sc[p] : mx;
+    float sum = 0.f;
+    for (int p = 0; p < n_pos; ++p) {
+      sc[p] = std::exp(sc[p] - mx);
+      sum += sc[p];
+    }
+    const float inv = 1.f / sum;
+    for (int p = 0; p < n_pos; ++p) sc[p] *= inv;
   }
-  const float inv = 1.f / sum;
-  std::memset(a.out, 0, sizeof(float) * size_t(a.head_dim));
-  for (int p = 0; p < a.n_pos; ++p) {
-    const size_t off = size_t(a.table[p / a.block_size]) * a.block_stride +
-                       size_t(p % a.block_size) * size_t(a.head_dim) * elt;
-    AxpyKv<kF16>(a.scores[p] * inv, a.v_base + off, a.out, a.head_dim);
+  // Weighted sum of values: each V row is loaded once for all heads.
+  std::memset(a.out, 0, sizeof(float) * size_t(H) * size_t(hd));
+  const bool vvec = hd % N == 0;
+  for (int p = 0; p < n_pos; ++p) {
+    const uint8_t* vr = a.v_base + size_t(a.table[p / bs]) * a.block_stride +
+                        size_t(p % bs) * size_t(hd) * elt;
+    for (int h = 0; h < H; ++h) {
+      const float w = a.scores[size_t(h) * n_pos + p];
+      float* o = a.out + size_t(h) * hd;
+      if (vvec) {
+        const auto vw = hn::Set(d, w);
+        for (int e = 0; e < hd; e += N)
+          hn::StoreU(hn::MulAdd(vw, LoadKv<kF16>(d, vr + size_t(e) * elt), hn::LoadU(d, o + e)), d,
+                     o + e);
+      } else {
+        for (int e = 0; e < hd; ++e) o[e] = std::fma(w, KvAt<kF16>(vr, e), o[e]);
+      }
+    }
   }
 }
 
-void AttentionHead(const AttnHead& a) {
+void AttentionGroup(const AttnGroup& a) {
   if (a.f16)
-    AttnImpl<true>(a);
+    AttnGroupImpl<true>(a);
   else
-    AttnImpl<false>(a);
+    AttnGroupImpl<false>(a);
 }
 
 void F32ToF16(const float* x, uint16_t* y, int64_t n) {
@@ -179,7 +188,7 @@ namespace lmstream {
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(AddInplace);
-HWY_EXPORT(AttentionHead);
+HWY_EXPORT(AttentionGroup);
 HWY_EXPORT(F32ToF16);
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
@@ -187,7 +196,7 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
 }
 void silu_mul(float* g, const float* u, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(g, u, n); }
 void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
-void attention_head(const AttnHead& a) { HWY_DYNAMIC_DISPATCH(AttentionHead)(a); }
+void attention_group(const AttnGroup& a) { HWY_DYNAMIC_DISPATCH(AttentionGroup)(a); }
 void f32_to_f16(const float* x, uint16_t* y, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToF16)(x, y, n); }
 
 void rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin,

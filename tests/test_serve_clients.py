@@ -157,7 +157,8 @@ class TgiClientTest(unittest.TestCase):
             for parts in ([data], rechunk(data, rng), [data[i:i + 1] for i in range(len(data))]):
                 printed = tgi_print_response_stream(parts)
                 # generated_text skips special tokens; the client filters "</s>" by text.
-                self.assertEqual(printed, final["generated_text"])
+                gt = final["generated_text"]
+                self.assertTrue(gt.startswith(printed) and set(gt[len(printed):]) <= {"\ufffd"}, (printed, gt))
             # Same seed without streaming: the same text.
             p2 = dict(payload, stream=False)
             st, _, body = self.s.post_json("/invocations", p2)

@@ -75,7 +75,9 @@ class Server:
         self.proc = None
 
     def start(self, wait=True):
-        cmd = [require_binary(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", "1"]
+        cmd = [require_binary(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if "--threads" not in self.args:
+            cmd += ["--threads", "1"]
         if self.model:
             cmd += ["--model", self.model]
         cmd += self.args

@@ -1,0 +1,172 @@
+// serving.properties parsing and configuration precedence (flag > env > serving.properties; DJL's
+// OPTION_* env only when the file lacks the key).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "server/config.h"
+#include "server/properties.h"
+
+namespace lmstream::server {
+namespace {
+
+const char* kSeed =
+    "engine = MPI\n"
+    "option.entryPoint=djl_python.huggingface\n"
+    "option.tensor_parallel_degree=4\n"
+    "option.low_cpu_mem_usage=TRUE\n"
+    "option.rolling_batch=lmi-dist\n"
+    "option.max_rolling_batch_size=64\n"
+    "option.model_loading_timeout=900\n"
+    "option.model_id={{model_id}}\n"
+    "option.paged_attention=true\n";
+
+EnvLookup env_of(std::map<std::string, std::string> m) {
+  return [m](const std::string& k) -> std::optional<std::string> {
+    auto it = m.find(k);
+    if (it == m.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+struct TempDir {
+  std::filesystem::path p;
+  TempDir() {
+    p = std::filesystem::temp_directory_path() / ("lms-config-test-" + std::to_string(::getpid()) + "-" +
+                                                  std::to_string(reinterpret_cast<uintptr_t>(this)));
+    std::filesystem::create_directories(p);
+  }
+  ~TempDir() { std::filesystem::remove_all(p); }
+  std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(p / name) << text;
+    return (p / name).string();
+  }
+};
+
+TEST(Properties, ParsesSeedFileWithSpacesAndComments) {
+  std::vector<std::string> bad;
+  Properties p = parse_properties(std::string("# comment\n! also\n\n") + kSeed + "option.dtype: fp16\nnot a pair\r\n", &bad);
+  ASSERT_NE(p.find("engine"), nullptr);
+  EXPECT_EQ(*p.find("engine"), "MPI");
+  EXPECT_EQ(*p.find("option.max_rolling_batch_size"), "64");
+  EXPECT_EQ(*p.find("option.dtype"), "fp16");
+  EXPECT_EQ(*p.find("option.model_id"), "{{model_id}}");
+  EXPECT_EQ(p.find("option.nope"), nullptr);
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].find("not a pair"), std::string::npos);
+}
+
+TEST(Properties, LaterKeyWins) {
+  Properties p = parse_properties("a=1\na=2\n");
+  EXPECT_EQ(*p.find("a"), "2");
+}
+
+TEST(Config, SeedPropertiesLoadWithAMessagePerUnhonouredSetting) {
+  TempDir d;
+  std::string props = d.write("serving.properties", std::string(kSeed) + "option.something_new=1\n");
+  ServeFlags f;
+  f.model = "/models/x.gguf";
+  f.properties = props;
+  std::vector<ConfigMessage> msgs;
+  ServeConfig c = resolve_config(f, env_of({}), &msgs);
+  EXPECT_EQ(c.api, ApiMode::kLmi);  // a serving.properties was used
+  EXPECT_EQ(c.max_rolling_batch_size, 64);
+  EXPECT_EQ(c.model_loading_timeout_s, 900);
+  EXPECT_EQ(c.model, "/models/x.gguf");  // the flag wins over option.model_id
+  std::string all;
+  for (auto& m : msgs) all += m.text + "\n";
+  for (const char* k : {"engine=MPI", "option.entryPoint", "option.tensor_parallel_degree=4", "option.rolling_batch=lmi-dist",
+                        "option.low_cpu_mem_usage", "unknown key 'option.something_new'"})
+    EXPECT_NE(all.find(k), std::string::npos) << k << "\n" << all;
+}
+
+TEST(Config, PropertiesFoundInModelDirectory) {
+  TempDir d;
+  d.write("serving.properties", "option.max_rolling_batch_size=12\noption.output_formatter=jsonlines\n");
+  ServeFlags f;
+  f.model = d.p.string();
+  ServeConfig c = resolve_config(f, env_of({}), nullptr);
+  EXPECT_EQ(c.max_rolling_batch_size, 12);
+  EXPECT_EQ(c.output_formatter, OutputFormatter::kJsonLines);
+  EXPECT_EQ(c.api, ApiMode::kLmi);
+}
+
+TEST(Config, FlagBeatsEnvBeatsProperties) {
+  TempDir d;
+  std::string props = d.write("p", "option.max_rolling_batch_prefill_tokens=100\n");
+  ServeFlags f;
+  f.model = "m";
+  f.properties = props;
+  EXPECT_EQ(resolve_config(f, env_of({}), nullptr).max_batch_prefill_tokens, 100);
+  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr).max_batch_prefill_tokens, 200);
+  f.max_batch_prefill_tokens = 300;
+  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr).max_batch_prefill_tokens, 300);
+}
+
+TEST(Config, OptionEnvOnlyWhenFileLacksKey) {
+  TempDir d;
+  std::string props = d.write("p", "option.max_rolling_batch_size=5\n");
+  ServeFlags f;
+  f.model = "m";
+  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr).max_rolling_batch_size, 7);
+  f.properties = props;
+  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr).max_rolling_batch_size, 5);
+}
+
+TEST(Config, TgiEnvironmentNames) {
+  ServeFlags f;
+  auto c = resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"MAX_CONCURRENT_REQUESTS", "9"}, {"MAX_INPUT_TOKENS", "10"},
+                                     {"MAX_TOTAL_TOKENS", "20"}, {"MAX_STOP_SEQUENCES", "1"}, {"MAX_TOP_N_TOKENS", "2"},
+                                     {"SAGEMAKER_BIND_TO_PORT", "9000"}, {"PORT", "9001"}, {"SM_NUM_GPUS", "1"}}),
+                          nullptr);
+  EXPECT_EQ(c.model, "/m");
+  EXPECT_EQ(c.max_concurrent_requests, 9);
+  EXPECT_EQ(c.max_input_length, 10);
+  EXPECT_EQ(c.max_total_tokens, 20);
+  EXPECT_EQ(c.max_stop_sequences, 1);
+  EXPECT_EQ(c.max_top_n_tokens, 2);
+  EXPECT_EQ(c.port, 9000);  // SAGEMAKER_BIND_TO_PORT before PORT
+  EXPECT_EQ(c.api, ApiMode::kTgi);
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port, 9001);
+  f.port = 1234;
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port, 1234);
+}
+
+TEST(Config, ClearErrors) {
+  ServeFlags f;
+  EXPECT_THROW(resolve_config(f, env_of({}), nullptr), std::invalid_argument);  // no model
+  f.model = "m";
+  EXPECT_THROW(resolve_config(f, env_of({{"NUM_SHARD", "4"}}), nullptr), std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "lots"}}), nullptr), std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "99999999999999"}}), nullptr), std::invalid_argument);
+  f.model = "s3://bucket/model";
+  try {
+    resolve_config(f, env_of({}), nullptr);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("local"), std::string::npos);
+  }
+}
+
+TEST(Config, FinalizeLimits) {
+  ServeConfig c;
+  finalize_limits(c, 256);
+  EXPECT_EQ(c.max_total_tokens, 256);
+  EXPECT_EQ(c.max_input_length, 255);
+  ServeConfig d;
+  finalize_limits(d, 4096);
+  EXPECT_EQ(d.max_total_tokens, 2048);
+  EXPECT_EQ(d.max_input_length, 1024);
+  ServeConfig e;
+  e.max_input_length = 100;
+  e.max_total_tokens = 100;
+  EXPECT_THROW(finalize_limits(e, 4096), std::invalid_argument);
+  ServeConfig g;
+  g.max_total_tokens = 5000;
+  EXPECT_THROW(finalize_limits(g, 4096), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace lmstream::server

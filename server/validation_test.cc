@@ -1,0 +1,150 @@
+// The TGI validation table: each rule's exact message, TGI's order, axum's body rejections.
+#include "server/validation.h"
+
+#include <gtest/gtest.h>
+
+namespace lmstream::server {
+namespace {
+
+TgiRequest parse_ok(const std::string& body, bool compat = false) {
+  std::string ct = "application/json";
+  TgiRequest r;
+  auto rej = parse_tgi_request(&ct, body, compat, &r);
+  EXPECT_FALSE(rej) << (rej ? rej->body : "");
+  return r;
+}
+
+std::string first_error(const std::string& body, bool stream = false) {
+  TgiLimits l;
+  auto m = validate_tgi(parse_ok(body), l, stream);
+  return m ? *m : "";
+}
+
+TEST(Validation, RulesInOrderWithExactMessages) {
+  struct Case {
+    const char* params;
+    const char* message;
+  } cases[] = {
+      {R"({"best_of":2})", "you must use sampling when `best_of` is > 1"},
+      {R"({"best_of":3,"do_sample":true})", "`best_of` must be > 0 and <= 2. Given: 3"},
+      {R"({"temperature":0})", "`temperature` must be strictly positive"},
+      {R"({"repetition_penalty":-1})", "`repetition_penalty` must be strictly positive"},
+      {R"({"frequency_penalty":-2.5})", "`frequency_penalty` must be >= -2.0 and <= 2.0"},
+      {R"({"top_p":1.0})", "`top_p` must be > 0.0 and < 1.0"},
+      {R"({"typical_p":0})", "`typical_p` must be > 0.0 and < 1.0"},
+      {R"({"top_k":0})", "`top_k` must be strictly positive"},
+      {R"({"max_new_tokens":0})", "`max_new_tokens` must be strictly positive"},
+      {R"({"stop":["a","b","c","d","e"]})", "`stop` supports up to 4 stop sequences. Given: 5"},
+      {R"({"best_of":2,"do_sample":true,"seed":1})", "`seed` must not be set when `best_of` > 1"},
+      {R"({"top_n_tokens":9})", "`top_n_tokens` must be >= 0 and <= 5. Given: 9"},
+      {R"({"truncate":0})", "`truncate` must be strictly positive and less than 1024. Given: 0"},
+      {R"({"temperature":0,"top_k":0})", "`temperature` must be strictly positive"},
+      {R"({"top_p":2,"top_k":0,"max_new_tokens":0})", "`top_p` must be > 0.0 and < 1.0"},
+      {R"({"grammar":{"type":"json","value":{}}})", "grammar is not supported"},
+  };
+  for (auto& c : cases)
+    EXPECT_EQ(first_error(std::string(R"({"inputs":"x","parameters":)") + c.params + "}"), c.message) << c.params;
+  EXPECT_EQ(first_error(R"({"inputs":""})"), "`inputs` cannot be empty");
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"top_k":5,"top_p":0.5,"temperature":0.7}})"), "");
+}
+
+TEST(Validation, StreamOnlyChecksComeFirst) {
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"best_of":2,"temperature":0}})", true),
+            "`best_of` != 1 is not supported when streaming tokens");
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"decoder_input_details":true}})", true),
+            "`decoder_input_details` == true is not supported when streaming tokens");
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"decoder_input_details":true}})", false), "");
+}
+
+TEST(Validation, LengthsTotalBeforeInput) {
+  TgiLimits l;
+  l.max_input_length = 10;
+  l.max_total_tokens = 20;
+  EXPECT_EQ(*validate_tgi_lengths(15, 10, l),
+            "`inputs` tokens + `max_new_tokens` must be <= 20. Given: 15 `inputs` tokens and 10 `max_new_tokens`");
+  EXPECT_EQ(*validate_tgi_lengths(11, 2, l), "`inputs` must have less than 10 tokens. Given: 11");
+  EXPECT_FALSE(validate_tgi_lengths(10, 10, l));
+}
+
+TEST(Validation, RejectionJson) {
+  Rejection r = validation_rejection("`top_k` must be strictly positive");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.body, R"({"error":"Input validation error: `top_k` must be strictly positive","error_type":"validation"})");
+  EXPECT_EQ(tgi_rejection(429, "Model is overloaded", "overloaded").body,
+            R"({"error":"Model is overloaded","error_type":"overloaded"})");
+}
+
+TEST(Validation, AxumBodyRejections) {
+  TgiRequest r;
+  std::string json = "application/json", json_cs = "application/json; charset=utf-8", text = "text/plain";
+  EXPECT_EQ(parse_tgi_request(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_EQ(parse_tgi_request(&text, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_FALSE(parse_tgi_request(&json_cs, R"({"inputs":"x"})", false, &r));
+  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":)", false, &r)->status, 400);
+  EXPECT_EQ(parse_tgi_request(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
+  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":NaN})", false, &r)->status, 400);
+  for (const char* bad : {R"({"inputs":["x"]})", R"({})", R"([])", R"({"inputs":"x","parameters":null})",
+                          R"({"inputs":"x","parameters":{"max_new_tokens":-1}})",
+                          R"({"inputs":"x","parameters":{"max_new_tokens":4294967296}})",
+                          R"({"inputs":"x","parameters":{"max_new_tokens":1.5}})",
+                          R"({"inputs":"x","parameters":{"max_new_tokens":null}})",
+                          R"({"inputs":"x","parameters":{"top_k":3000000000}})",
+                          R"({"inputs":"x","parameters":{"seed":-1}})", R"({"inputs":"x","parameters":{"stop":[1]}})",
+                          R"({"inputs":"x","parameters":{"do_sample":1}})", R"({"inputs":"x","stream":"yes"})"}) {
+    TgiRequest q;
+    auto rej = parse_tgi_request(&json, bad, true, &q);
+    ASSERT_TRUE(rej) << bad;
+    EXPECT_EQ(rej->status, 422) << bad;
+    EXPECT_EQ(rej->body.rfind("Failed to deserialize the JSON body into the target type: ", 0), 0u) << rej->body;
+  }
+  auto rej = parse_tgi_request(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
+  EXPECT_EQ(rej->body,
+            "Failed to deserialize the JSON body into the target type: parameters.max_new_tokens: invalid value: "
+            "integer `-1`, expected u32");
+}
+
+TEST(Validation, DefaultsAndNulls) {
+  TgiRequest r = parse_ok(R"({"inputs":"x","parameters":{"temperature":null,"seed":null,"extra":1},"stream":true})", true);
+  EXPECT_EQ(r.parameters.max_new_tokens, 20u);
+  EXPECT_FALSE(r.parameters.temperature);
+  EXPECT_FALSE(r.parameters.seed);
+  EXPECT_TRUE(r.stream);
+  EXPECT_FALSE(parse_ok(R"({"inputs":"x","stream":true})", false).stream);  // only compat routes read it
+}
+
+TEST(Validation, SamplingMapping) {
+  TgiParams p;
+  EXPECT_FALSE(tgi_is_sampling(p));
+  p.top_k = 5;
+  EXPECT_TRUE(tgi_is_sampling(p));  // a warper implies sampling (NextTokenChooser)
+  p.seed = 42;
+  p.temperature = 0.5f;
+  SamplingParams s = tgi_sampling(p, 7);
+  EXPECT_TRUE(s.do_sample);
+  EXPECT_EQ(s.seed, 42u);
+  EXPECT_EQ(s.top_k, 5);
+  EXPECT_FLOAT_EQ(s.temperature, 0.5f);
+  TgiParams q;
+  EXPECT_EQ(tgi_sampling(q, 7).seed, 7u);
+}
+
+TEST(Validation, LmiRequest) {
+  LmiRequest r;
+  EXPECT_FALSE(parse_lmi_request(R"({"inputs":"hi","parameters":{"max_new_tokens":5,"stop_sequences":["x"],"stop":["ignored"],"top_p":0.6}})", 9, &r));
+  EXPECT_EQ(r.inputs, "hi");
+  EXPECT_EQ(r.max_new_tokens, 5);
+  EXPECT_EQ(r.stop_sequences, std::vector<std::string>{"x"});
+  EXPECT_TRUE(r.sampling.do_sample);
+  EXPECT_EQ(r.sampling.seed, 9u);
+  LmiRequest d;
+  EXPECT_FALSE(parse_lmi_request(R"({"inputs":"hi"})", 1, &d));
+  EXPECT_EQ(d.max_new_tokens, 30);  // lmi-dist default
+  EXPECT_FALSE(d.sampling.do_sample);
+  LmiRequest e;
+  EXPECT_TRUE(parse_lmi_request(R"({"inputs":"hi","parameters":{"temperature":0}})", 1, &e));
+  EXPECT_TRUE(parse_lmi_request(R"({"parameters":{}})", 1, &e));
+  EXPECT_TRUE(parse_lmi_request("not json", 1, &e));
+}
+
+}  // namespace
+}  // namespace lmstream::server
