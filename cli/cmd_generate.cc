@@ -10,6 +10,11 @@
 #include "engine/chat.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
+#include "scheduler/prompts_file.h"
+#include "scheduler/scheduler.h"
+
+#include <fstream>
+#include <iostream>
 
 namespace lmstream::cli {
 namespace {
@@ -26,6 +31,11 @@ struct GenerateArgs {
   std::vector<std::string> stop;
   bool print_ids = false;
   bool ignore_eos = false;
+  // Many prompts through the rolling batch.
+  std::string prompts_file, out_dir;
+  int parallel = 8;
+  bool jsonl = false;
+  BatchArgs batch;
 };
 
 void write_out(const std::string& s) {
@@ -34,10 +44,55 @@ void write_out(const std::string& s) {
   std::fflush(stdout);
 }
 
+SamplingParams sampling_params(const GenerateArgs& a) {
+  SamplingParams sp;
+  sp.temperature = a.temperature;
+  sp.top_k = a.top_k;
+  sp.top_p = a.top_p;
+  sp.typical_p = a.typical_p;
+  sp.repetition_penalty = a.repetition_penalty;
+  // As TGI: any warper turns sampling on.
+  sp.do_sample = a.do_sample || a.temperature != 1.f || a.top_k > 0 || a.top_p < 1.f ||
+                 a.typical_p < 1.f;
+  sp.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
+  return sp;
+}
+
+// --prompts FILE: every line through the scheduler, --parallel at a time.
+void run_batch(const GenerateArgs& a, const Model& m, const Tokenizer& tok) {
+  std::ifstream in(a.prompts_file);
+  if (!in) throw std::runtime_error("cannot read " + a.prompts_file);
+  Engine engine(m, a.batch.engine_options(a.model, m.cfg));
+  SchedulerOptions so;
+  so.max_rolling_batch_size = a.batch.max_rolling_batch_size;
+  so.max_batch_prefill_tokens = a.batch.max_batch_prefill_tokens;
+  Scheduler sched(engine, tok, so);
+  PromptsFileOptions po;
+  po.parallel = a.parallel;
+  po.jsonl = a.jsonl;
+  po.out_dir = a.out_dir;
+  po.defaults.sampling = sampling_params(a);
+  po.defaults.stop.max_new_tokens = a.max_new_tokens;
+  po.defaults.stop.stop = a.stop;
+  po.defaults.stop.include_stop = false;
+  po.defaults.stop.ignore_eos = a.ignore_eos;
+  const PromptsFileSummary sum = run_prompts_file(sched, tok, in, std::cout, po);
+  std::cout.flush();
+  std::fprintf(stderr,
+               "[lmstream] %d requests (%d failed), %llu tokens generated in %.2f s: %.1f tok/s "
+               "aggregate; %d threads\n",
+               sum.requests, sum.errors, static_cast<unsigned long long>(sum.generated_tokens),
+               sum.seconds, sum.seconds > 0 ? double(sum.generated_tokens) / sum.seconds : 0.0,
+               engine.threads());
+  if (sum.errors > 0) throw CLI::RuntimeError(1);
+}
+
 void run(const GenerateArgs& a) {
   Loaded l = load(a.model);
   const Model& m = *l.model;
   const Tokenizer& tok = *l.tokenizer;
+  if (!a.prompts_file.empty()) return run_batch(a, m, tok);
+  if (a.prompt.empty()) throw std::invalid_argument("give --prompt TEXT or --prompts FILE");
 
   std::vector<int32_t> prompt;
   if (a.chat) {
@@ -53,16 +108,7 @@ void run(const GenerateArgs& a) {
     throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) +
                                 " tokens; the model's context is " + std::to_string(m.cfg.max_pos));
 
-  SamplingParams sp;
-  sp.temperature = a.temperature;
-  sp.top_k = a.top_k;
-  sp.top_p = a.top_p;
-  sp.typical_p = a.typical_p;
-  sp.repetition_penalty = a.repetition_penalty;
-  // As TGI: any warper turns sampling on.
-  sp.do_sample = a.do_sample || a.temperature != 1.f || a.top_k > 0 || a.top_p < 1.f ||
-                 a.typical_p < 1.f;
-  sp.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
+  const SamplingParams sp = sampling_params(a);
 
   const int total = std::min<int>(m.cfg.max_pos, int(prompt.size()) + a.max_new_tokens);
   EngineOptions eo;
@@ -132,8 +178,17 @@ void run(const GenerateArgs& a) {
 const Register reg("generate", "Stream a completion of a prompt to stdout", [](CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   a->model.add(app);
-  app.add_option("--prompt,-p", a->prompt, "prompt text (special tokens like <s> are parsed)")
-      ->required();
+  auto* prompt =
+      app.add_option("--prompt,-p", a->prompt, "prompt text (special tokens like <s> are parsed)");
+  app.add_option("--prompts", a->prompts_file,
+                 "file of prompts, one per line (or JSON objects with per-line parameters), run "
+                 "through the rolling batch")
+      ->excludes(prompt);
+  app.add_option("--parallel", a->parallel, "with --prompts: requests in flight at once")
+      ->check(CLI::Range(1, 4096));
+  app.add_flag("--jsonl", a->jsonl, "with --prompts: JSON lines tagged by request");
+  app.add_option("--out-dir", a->out_dir, "with --prompts: stream request i to OUT_DIR/i.txt");
+  a->batch.add(app);
   app.add_option("--system", a->system, "system prompt (with --chat)");
   app.add_flag("--chat", a->chat, "wrap the prompt in the Llama 2 chat format");
   app.add_option("--max-new-tokens,-n", a->max_new_tokens, "tokens to generate at most")

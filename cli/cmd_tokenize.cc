@@ -35,9 +35,9 @@ lmstream::cli::Register reg(
                    "turn literal <s>, </s>, <unk> in the text into those tokens");
       sub.footer("Example: echo -n 'Hello world' | lmstream tokenize --model m.gguf  ->  [1,15043,3186]");
       sub.callback([a] {
-        const std::string text = read_all_stdin();
-        auto model = lmstream::load_model(a->model);
+        auto model = lmstream::load_model(a->model);  // first, so a bad path fails at once
         auto tok = lmstream::make_tokenizer(model->tokenizer);
+        const std::string text = read_all_stdin();
         const bool bos = !a->no_bos && model->tokenizer.add_bos;
         std::string out = "[";
         for (int32_t id : tok->encode(text, bos, a->parse_special)) {

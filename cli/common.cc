@@ -1,6 +1,7 @@
 // Shared CLI pieces.
 #include "cli/common.h"
 
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
@@ -28,6 +29,56 @@ Loaded load(const ModelArgs& a) {
   l.model = load_model(a.path, a.load_options());
   l.tokenizer = make_tokenizer(l.model->tokenizer);
   return l;
+}
+
+size_t parse_bytes(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("bad size '" + s + "'");
+  }
+  std::string unit = s.substr(used);
+  double mul = 1;
+  if (unit == "" || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "KB") mul = 1024.0;
+  else if (unit == "M" || unit == "MiB" || unit == "MB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB" || unit == "GB") mul = 1024.0 * 1024 * 1024;
+  else throw std::invalid_argument("bad size unit in '" + s + "' (use KiB, MiB or GiB)");
+  if (!(v > 0) || v * mul > 1e15) throw std::invalid_argument("bad size '" + s + "'");
+  return size_t(v * mul);
+}
+
+void BatchArgs::add(CLI::App& app) {
+  app.add_option("--max-batch-total-tokens", max_batch_total_tokens,
+                 "KV cache capacity in tokens (TGI's MAX_BATCH_TOTAL_TOKENS)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 34));
+  app.add_option("--kv-cache-memory", kv_cache_memory,
+                 "KV cache memory budget when --max-batch-total-tokens is not given")
+      ->capture_default_str();
+  app.add_option("--max-rolling-batch-size", max_rolling_batch_size,
+                 "sequences in the batch at most (LMI's option.max_rolling_batch_size)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--max-batch-prefill-tokens", max_batch_prefill_tokens,
+                 "prompt tokens per engine step at most")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+}
+
+EngineOptions BatchArgs::engine_options(const ModelArgs& m, const LlamaConfig& c) const {
+  EngineOptions eo;
+  eo.threads = m.threads;
+  eo.kv_type = m.kv();
+  eo.n_blocks = Engine::blocks_for(c, eo.kv_type, eo.block_size, max_batch_total_tokens,
+                                   max_batch_total_tokens > 0 ? 0 : parse_bytes(kv_cache_memory));
+  const size_t per_tok = Engine::kv_bytes_per_token(c, eo.kv_type);
+  std::fprintf(stderr, "[lmstream] KV cache: %d blocks of %d tokens = %lld tokens, %.1f MiB (%s)\n",
+               eo.n_blocks, eo.block_size, static_cast<long long>(eo.n_blocks) * eo.block_size,
+               double(per_tok) * eo.n_blocks * eo.block_size / 1048576.0,
+               m.kv_type.c_str());
+  return eo;
 }
 
 size_t resident_bytes() {

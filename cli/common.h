@@ -22,6 +22,20 @@ struct ModelArgs {
   KvType kv() const;
 };
 
+// Options of the rolling batch, shared by `generate --prompts` and `bench`.
+struct BatchArgs {
+  int64_t max_batch_total_tokens = 0;  // KV capacity in tokens; 0 = from kv_cache_memory
+  std::string kv_cache_memory = "1GiB";
+  int max_rolling_batch_size = 64;
+  int max_batch_prefill_tokens = 512;
+  void add(CLI::App& app);
+  // Engine options for this model, with the KV pool sized as asked; logs the capacity.
+  EngineOptions engine_options(const ModelArgs& m, const LlamaConfig& c) const;
+};
+
+// Parses "512MiB", "2GiB", "1.5G", "1000000" (bytes).
+size_t parse_bytes(const std::string& s);
+
 struct Loaded {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;

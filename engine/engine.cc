@@ -40,6 +40,16 @@ size_t Engine::kv_bytes_per_token(const LlamaConfig& c, KvType t) {
          (t == KvType::F16 ? 2 : 4);
 }
 
+int Engine::blocks_for(const LlamaConfig& c, KvType t, int block_size, int64_t tokens,
+                       size_t budget_bytes) {
+  if (block_size <= 0) throw std::invalid_argument("block size must be positive");
+  if (tokens <= 0) tokens = int64_t(budget_bytes / kv_bytes_per_token(c, t));
+  const int64_t blocks = (tokens + block_size - 1) / block_size;
+  if (blocks <= 0) throw std::invalid_argument("the KV cache budget holds no block");
+  if (blocks > (int64_t(1) << 30)) throw std::invalid_argument("the KV cache budget is too large");
+  return int(blocks);
+}
+
 Engine::Engine(const Model& model, const EngineOptions& opts)
     : model_(model), opts_(opts), s_(std::make_unique<Scratch>()) {
   const LlamaConfig& c = model_.cfg;

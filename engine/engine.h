@@ -57,6 +57,10 @@ class Engine {
   int threads() const;
   size_t kv_bytes() const;
   static size_t kv_bytes_per_token(const LlamaConfig& c, KvType t);
+  // KV pool size in blocks: from a capacity in tokens when tokens > 0 (TGI's
+  // MAX_BATCH_TOTAL_TOKENS), otherwise from a memory budget in bytes.
+  static int blocks_for(const LlamaConfig& c, KvType t, int block_size, int64_t tokens,
+                        size_t budget_bytes);
 
  private:
   struct Scratch;

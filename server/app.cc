@@ -64,7 +64,6 @@ void App::cancel_all() {
 void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, double ms) {
   if (a.first_token_mono >= 0 && a.first_write_mono >= 0)
     metrics_->write_delay(a.first_write_mono - a.first_token_mono);
-  if (a.route == "/ping" || a.route == "/health" || a.route == "/metrics") return;  // probes
   nlohmann::ordered_json j;
   j["id"] = req.id;
   j["remote"] = req.remote;
@@ -80,7 +79,9 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
   j["finish"] = a.finish;
   j["first_token_mono"] = a.first_token_mono;
   j["first_write_mono"] = a.first_write_mono;
-  spdlog::info("access {}", dump(j));
+  // Health probes and scrapes (every few seconds under SageMaker) go to debug level.
+  bool probe = a.route == "/ping" || a.route == "/health" || a.route == "/metrics";
+  spdlog::log(probe ? spdlog::level::debug : spdlog::level::info, "access {}", dump(j));
 }
 
 void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens) {

@@ -1,6 +1,7 @@
 // Prometheus metrics (see metrics.h).
 #include "server/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 

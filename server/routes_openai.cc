@@ -36,10 +36,10 @@ float num(const json& j, const char* k, float def, float lo, float hi) {
   auto it = j.find(k);
   if (it == j.end() || it->is_null()) return def;
   if (!it->is_number()) throw BadRequest{400, std::string("`") + k + "` must be a number"};
-  float v = float(it->get<double>());
-  if (!(v >= lo && v <= hi))
+  double d = it->get<double>();
+  if (!(d >= lo && d <= hi))
     throw BadRequest{400, std::string("`") + k + "` must be >= " + std::to_string(lo) + " and <= " + std::to_string(hi)};
-  return v;
+  return float(d);
 }
 
 int integer(const json& j, const char* k, int def, int lo, int hi) {

@@ -1,6 +1,7 @@
 // `lmstream serve` lifecycle (see serve.h).
 #include "server/serve.h"
 
+#include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -23,6 +24,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   auto logger = spdlog::stderr_color_mt("lmstream");
   spdlog::set_default_logger(logger);
   spdlog::flush_on(spdlog::level::info);
+  spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug shows the health-probe access lines too
 
   asio::io_context ioc;
   auto work = asio::make_work_guard(ioc);

@@ -53,7 +53,7 @@ std::string TgiStreamEncoder::on_token(const TokenEvent& ev) {
   ++count_;
   emitted_ += ev.emit;
   bool last = count_ >= o_.max_new_tokens || (ev.id == o_.eos_id && !o_.ignore_eos) ||
-              (o_.capacity > 0 && o_.input_len + count_ >= o_.capacity);
+              (o_.capacity > 0 && o_.input_len + count_ > o_.capacity);
   for (auto& s : o_.stop) last = last || ends_with(emitted_, s);
   std::string out;
   if (held_) {  // predicted last but more came: it was an ordinary token after all

@@ -57,9 +57,15 @@ int32_t get_i32(const std::string& path, const json& v) {
   bad_type(path, v, "i32");
 }
 
+float to_f32(double d) {  // like Rust's `as f32`: out-of-range values become infinities
+  if (d > double(std::numeric_limits<float>::max())) return std::numeric_limits<float>::infinity();
+  if (d < -double(std::numeric_limits<float>::max())) return -std::numeric_limits<float>::infinity();
+  return float(d);
+}
+
 float get_f32(const std::string& path, const json& v) {
   if (!v.is_number()) bad_type(path, v, "f32");
-  return float(v.get<double>());
+  return to_f32(v.get<double>());
 }
 
 bool get_bool(const std::string& path, const json& v) {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <limits>
 #include <queue>
 #include <stdexcept>
@@ -188,21 +187,27 @@ std::vector<int32_t> BpeModel::encode(std::string_view text, bool dummy_prefix) 
     maybe_add(top.left, l.next);
   }
 
+  // Output, splitting unused pieces back into what they were merged from (left part first).
   out.reserve(symbols.size());
-  std::function<void(std::string_view)> resegment = [&](std::string_view w) {
-    if (has_unused_) {
-      const int32_t id = find_any(w);
-      if (id >= 0 && types_[size_t(id)] == TokenType::kUnused) {
-        if (auto it = rev_merge.find(w); it != rev_merge.end()) {
-          resegment(it->second.first);
-          resegment(it->second.second);
-          return;
+  std::vector<std::string_view> stack;
+  for (int32_t i = 0; i != -1; i = symbols[i].next) {
+    stack.push_back(symbols[i].piece);
+    while (!stack.empty()) {
+      const std::string_view w = stack.back();
+      stack.pop_back();
+      if (has_unused_) {
+        const int32_t id = find_any(w);
+        if (id >= 0 && types_[size_t(id)] == TokenType::kUnused) {
+          if (auto it = rev_merge.find(w); it != rev_merge.end()) {
+            stack.push_back(it->second.second);
+            stack.push_back(it->second.first);
+            continue;
+          }
         }
       }
+      emit(w, out);
     }
-    emit(w, out);
-  };
-  for (int32_t i = 0; i != -1; i = symbols[i].next) resegment(symbols[i].piece);
+  }
   return out;
 }
 
