@@ -200,6 +200,40 @@ LMS_VNNI_ATTR void QGemmGroups(const Matrix* w, const QuantActs* qx, int M, floa
     GroupsImpl<false>(a, M, g0, g1);
 }
 
+// Two-term int8 quantization of activation rows r0..r1 (see QuantActs).
+void QuantizeRows(const float* x, int64_t cols, QuantActs* out, int64_t r0, int64_t r1) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const int64_t N = int64_t(hn::Lanes(df));
+  const int64_t nb = cols / 32;
+  const auto k256 = hn::Set(df, 256.f), lo_max = hn::Set(df, 127.f), lo_min = hn::Set(df, -127.f);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + r * cols + b * 32;
+      auto mx = hn::Zero(df);
+      for (int64_t i = 0; i < 32; i += N) mx = hn::Max(mx, hn::Abs(hn::LoadU(df, xb + i)));
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, mx));
+      const float d = amax / 127.f;
+      const auto vid = hn::Set(df, d != 0.f ? 1.f / d : 0.f);
+      int8_t* qh = out->hi.data() + r * cols + b * 32;
+      int8_t* ql = out->lo.data() + r * cols + b * 32;
+      auto sum = hn::Zero(di);
+      for (int64_t i = 0; i < 32; i += N) {
+        const auto v = hn::Mul(hn::LoadU(df, xb + i), vid);  // |v| <= 127
+        const auto hf = hn::Round(v);
+        const auto lf = hn::Min(hn::Max(hn::Round(hn::Mul(hn::Sub(v, hf), k256)), lo_min), lo_max);
+        const auto h = hn::ConvertTo(di, hf), l = hn::ConvertTo(di, lf);
+        hn::StoreU(hn::DemoteTo(d8, h), d8, qh + i);
+        hn::StoreU(hn::DemoteTo(d8, l), d8, ql + i);
+        sum = hn::Add(sum, hn::Add(hn::ShiftLeft<8>(h), l));
+      }
+      out->d[r * nb + b] = d / 256.f;
+      out->s[r * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum));
+    }
+  }
+}
+
 // Float weights in place: y[m][n] = dot(W[n], x[m]) with a fixed reduction order.
 HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
   const hn::ScalableTag<float> d;
@@ -253,6 +287,7 @@ namespace lmstream {
 
 HWY_EXPORT(QGemmGroups);
 HWY_EXPORT(FGemmRows);
+HWY_EXPORT(QuantizeRows);
 
 size_t Matrix::group_block_bytes() const {
   return type == DType::Q4_0 ? 32 + 256 : 32 + 512;
@@ -367,30 +402,8 @@ void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, Threa
     out.d.resize(size_t(rows) * size_t(nb));
     out.s.resize(size_t(rows) * size_t(nb));
   }
-  auto clamp127 = [](float v) { return v > 127.f ? 127.f : (v < -127.f ? -127.f : v); };
   auto work = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t b = 0; b < nb; ++b) {
-        const float* xb = x + r * cols + b * 32;
-        float amax = 0.f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-        const float d = amax / 127.f;
-        const float id = d != 0.f ? 1.f / d : 0.f;
-        int8_t* qh = out.hi.data() + r * cols + b * 32;
-        int8_t* ql = out.lo.data() + r * cols + b * 32;
-        int32_t sum = 0;
-        for (int i = 0; i < 32; ++i) {
-          const float v = xb[i] * id;
-          const float h = clamp127(std::nearbyint(v));
-          const float l = clamp127(std::nearbyint((v - h) * 256.f));
-          qh[i] = int8_t(h);
-          ql[i] = int8_t(l);
-          sum += int32_t(h) * 256 + int32_t(l);
-        }
-        out.d[r * nb + b] = d / 256.f;
-        out.s[r * nb + b] = sum;
-      }
-    }
+    HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, cols, &out, r0, r1);
   };
   if (pool && rows >= 8)
     pool->parallel_for(rows, std::max<int64_t>(1, rows / (pool->size() * 4)), work);
