@@ -22,7 +22,7 @@ us_cmd=("$LMSTREAM" bench --model "$MODEL" --threads "$THREADS" --prompt-tokens 
         --gen-tokens "$GEN" --json)
 
 peer_pp=() peer_tg=() peer_rss=() us_pp=() us_tg=() us_ttft=() us_rss=() us_rss_ext=()
-us_kv="" us_model_bytes=""
+us_kv="" us_model_bytes="" us_kernels=""
 
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS: llama-bench"
@@ -42,17 +42,18 @@ EOF
   log "round $r/$ROUNDS: lmstream bench"
   /usr/bin/time -v -o "$WORK/us.time" timeout "$STEP_TIMEOUT" "${us_cmd[@]}" \
     >"$WORK/us.json" 2>"$WORK/us.err" || { cat "$WORK/us.err" >&2; die "lmstream bench failed"; }
-  read -r pp tg ttft rss kv mb < <("$PY" - "$WORK/us.json" <<'EOF'
+  read -r pp tg ttft rss kv mb kern < <("$PY" - "$WORK/us.json" <<'EOF'
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.strip().startswith("{")]
 if not lines: sys.exit("lmstream bench printed no JSON object")
 o = json.loads(lines[-1])
-print(*(o[k] for k in ("prefill_tok_s", "decode_tok_s", "ttft_s", "rss_bytes", "kv_bytes", "model_bytes")))
+print(*(o[k] for k in ("prefill_tok_s", "decode_tok_s", "ttft_s", "rss_bytes", "kv_bytes", "model_bytes")),
+      o.get("kernels", "?"))
 EOF
   )
   us_pp+=("$pp") us_tg+=("$tg") us_ttft+=("$ttft") us_rss+=("$rss")
   us_rss_ext+=("$(time_maxrss_bytes "$WORK/us.time")")
-  us_kv="$kv" us_model_bytes="$mb"
+  us_kv="$kv" us_model_bytes="$mb" us_kernels="$kern"
 done
 
 m_peer_pp="$(median "${peer_pp[@]}")" m_peer_tg="$(median "${peer_tg[@]}")"
@@ -69,7 +70,7 @@ append_results <<EOF
 ## engine (single sequence) — $(date -u '+%Y-%m-%d %H:%M UTC')
 
 - machine: $(machine_desc)
-- lmstream commit: $(commit_desc); peer: $(peer_desc)
+- lmstream commit: $(commit_desc), kernels $us_kernels; peer: $(peer_desc)
 - model: $(short "$MODEL") ($(mib "$file_bytes"), lmstream reports model_bytes $us_model_bytes, kv_bytes $us_kv)
 - threads $THREADS, prompt $PROMPT, generate $GEN; $ROUNDS interleaved rounds, median
 - llama.cpp: \`$(short "${peer_cmd[@]}")\`

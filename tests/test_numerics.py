@@ -11,15 +11,14 @@
 #    engine computes in float32 -> only f32 rounding differs: 1e-4 (measured ~5e-7).
 #  * f16 KV cache: K and V are rounded to f16 (unit roundoff u = 2^-11); that perturbation passes
 #    through attention to the logits: 4u ~ 2e-3 (measured 3e-4..8e-4).
-#  * q8_0/q4_0 weights: the engine quantizes matmul inputs to int8 per 32-block (llama.cpp's
-#    scheme, kernels/matmul.h). Two checks:
-#    - strict: against the reference run with the same activation quantization (act_quant=True),
-#      f32 KV, on a prompt where no activation lies within 1e-4 quanta of a rounding boundary (so
-#      float32 vs float64 cannot flip a rounding): 1e-4, as for float weights.
-#    - broad: against the exact product with the dequantized weights, any prompt/KV type: twice
-#      what the activation quantization itself costs the reference on that prompt (act_quant vs
-#      exact, typically 2.5e-2..3e-2 on these random models), floor 1e-3. Independent rounding
-#      flips make engine and act_quant reference two samples of the same noise, hence the 2.
+#  * q8_0/q4_0 weights, compared with the exact product of the dequantized weights: the engine
+#    quantizes matmul inputs per 32-block to int8 plus an int8 residual of 1/256 step
+#    (kernels/matmul.h), i.e. steps of amax/127/256. The reference, run with that same rounding
+#    (act_quant=ACT_SUBSTEPS), measures what it costs on the prompt (~1e-4 on these models);
+#    engine and that model are two independent samples of the rounding noise (float32 vs float64
+#    flips roundings everywhere at this step size), so: KV tolerance above + 2 x that cost.
+#    (Measured: engine vs exact ~1.1e-4 with f32 KV. With llama.cpp's plain int8 activations the
+#    same models cost 2.6e-2..3.1e-2, above the 2e-2 first planned for these cases.)
 import json
 import os
 import shutil
@@ -40,8 +39,7 @@ SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
 
 TOL_F32_KV = 1e-4
 TOL_F16_KV = 4 * 2.0 ** -11
-TOL_STRICT_Q = 1e-4
-TIE_MARGIN = 1e-4  # quanta; a float32 engine may round activations this close to .5 either way
+ACT_SUBSTEPS = 256  # activation rounding step of quantized matmuls: amax/127/256 per 32-block
 QUANTIZED = ("q8_0", "q4_0")
 
 # (name, format, shape, dtype, gqa, seed, prompt length, [(chunk or None = whole prompt, kv type)])
@@ -152,30 +150,16 @@ class Numerics(unittest.TestCase):
         self.assertTrue(np.all(np.isfinite(ref)), "reference logits are not finite")
         if dtype in QUANTIZED:
             self.assertTrue(m.quantized, f"{path}: no block-quantized matrices in a {dtype} model")
-            aq_cost = float(rel_errors(llama_ref.forward(m, tokens, act_quant=True), ref).max())
-            print(f"{name}: int8 activations cost the reference {aq_cost:.3e}", flush=True)
-            self.check_quantized_strict(name, path, m, rng)
+            aq_cost = float(rel_errors(llama_ref.forward(m, tokens, act_quant=ACT_SUBSTEPS), ref).max())
+            print(f"{name}: activation rounding (1/{ACT_SUBSTEPS} int8 step) costs the reference "
+                  f"{aq_cost:.3e}", flush=True)
         for i, (chunk, kv) in enumerate(variants):
             threads = 2 if i == len(variants) - 1 else 1
             eng = self.engine_logits(path, tokens, vocab, chunk=chunk, kv=kv, threads=threads)
             tol = TOL_F32_KV if kv == "f32" else TOL_F16_KV
             if dtype in QUANTIZED:
-                tol = max(2 * aq_cost, 1e-3)
+                tol += 2 * aq_cost
             self.expect_close(name, f"chunk={chunk or 'all'} kv={kv} threads={threads}", tokens, eng, ref, tol)
-
-    def check_quantized_strict(self, name, path, m, rng):
-        """Engine vs reference with the same int8 activation quantization, on a prompt whose
-        activations all stay TIE_MARGIN away from rounding boundaries."""
-        vocab = m.tok_embd.shape[0]
-        for _ in range(60):
-            tokens = rng.integers(3, vocab, size=12).tolist()
-            if llama_ref.act_quant_margins(m, tokens).min() >= TIE_MARGIN:
-                break
-        else:
-            self.fail(f"{name}: no 12-token prompt free of rounding near-ties in 60 tries; change the seed")
-        ref = llama_ref.forward(m, tokens, act_quant=True)
-        eng = self.engine_logits(path, tokens, vocab, kv="f32", chunk=5)
-        self.expect_close(name, "strict vs int8-activation ref", tokens, eng, ref, TOL_STRICT_Q)
 
     # ---- greedy generation: GGUF and HF copies of the same weights ----
 

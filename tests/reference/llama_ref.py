@@ -155,14 +155,15 @@ def attention(q, k, v, n_heads, n_kv_heads):
     return out.reshape(T, n_heads * hd)
 
 
-def q8_0_roundtrip(x, margins=None):
-    """Rows of x quantized to int8 per 32-block (d = amax/127, q = round-half-away(x/d)) and back:
-    what an engine that quantizes activations for integer dot products (llama.cpp's Q8_0 path)
-    feeds its quantized-weight matmuls. margins: list that gets, per row, the smallest distance
-    (in quanta) of any element from a rounding boundary; below ~1e-4 an engine computing in float32
+def q8_0_roundtrip(x, margins=None, substeps=1):
+    """Rows of x quantized per 32-block to steps of d/substeps (d = amax/127; round half away from
+    zero) and back: what an engine that quantizes activations for integer dot products feeds its
+    quantized-weight matmuls. substeps=1 is llama.cpp's int8 Q8_0 path; 256 models int8 plus an
+    int8 residual of 1/256 step. margins: list that gets, per row, the smallest distance (in
+    quanta) of any element from a rounding boundary; below ~1e-4 an engine computing in float32
     may legitimately round the other way."""
     b = x.reshape(*x.shape[:-1], -1, 32)
-    d = np.abs(b).max(axis=-1, keepdims=True) / 127.0
+    d = np.abs(b).max(axis=-1, keepdims=True) / (127.0 * substeps)
     inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
     v = b * inv
     q = np.sign(v) * np.floor(np.abs(v) + 0.5)
@@ -172,17 +173,18 @@ def q8_0_roundtrip(x, margins=None):
     return (q * d).reshape(x.shape)
 
 
-def act_quant_margins(m, tokens):
-    """Per position, the smallest rounding-boundary distance (quanta) met by forward(act_quant=True)."""
+def act_quant_margins(m, tokens, act_quant=1):
+    """Per position, the smallest rounding-boundary distance (quanta) met by forward(act_quant)."""
     margins = []
-    forward(m, tokens, act_quant=True, _margins=margins)
+    forward(m, tokens, act_quant=act_quant, _margins=margins)
     return np.min(np.stack(margins), axis=0) if margins else np.full(len(tokens), np.inf)
 
 
 def forward(m, tokens, act_quant=False, _margins=None):
-    """Logits [len(tokens), vocab] (float64) at every position 0..T-1 of the prompt. act_quant:
-    round the input of every matmul whose weights are block-quantized (m.quantized) through Q8_0,
-    modelling engines that use integer dot products; off = exact float64 products."""
+    """Logits [len(tokens), vocab] (float64) at every position 0..T-1 of the prompt. act_quant
+    (False, or True/N = substeps of q8_0_roundtrip): round the input of every matmul whose weights
+    are block-quantized (m.quantized), modelling engines with integer dot products; False = exact
+    float64 products."""
     tokens = np.asarray(tokens, dtype=np.int64)
     vocab = m.tok_embd.shape[0]
     if tokens.ndim != 1 or len(tokens) == 0 or tokens.min() < 0 or tokens.max() >= vocab:
@@ -192,7 +194,7 @@ def forward(m, tokens, act_quant=False, _margins=None):
 
     def mm(x, w, key):  # y = W x for every row x
         if act_quant and key in m.quantized:
-            x = q8_0_roundtrip(x, _margins)
+            x = q8_0_roundtrip(x, _margins, int(act_quant))
         return x @ w.T
 
     T, hd = len(tokens), m.head_dim
@@ -226,8 +228,9 @@ def main(argv=None):
     ap.add_argument("model", help="GGUF file or Hugging Face directory")
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
     ap.add_argument("--out", help="where to write logits [n_tokens, vocab] (.npy, float64)")
-    ap.add_argument("--act-quant", action="store_true",
-                    help="round inputs of quantized-weight matmuls through Q8_0, as int8 engines do")
+    ap.add_argument("--act-quant", type=int, default=0, metavar="SUBSTEPS",
+                    help="round inputs of quantized-weight matmuls to steps of amax/127/SUBSTEPS per "
+                         "32-block, as integer-dot-product engines do (1 = llama.cpp's int8)")
     ap.add_argument("--greedy", type=int, default=0, metavar="N",
                     help="also print the N greedy continuation ids as a JSON array")
     args = ap.parse_args(argv)
