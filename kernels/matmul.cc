@@ -50,6 +50,7 @@ inline int32_t LoadI32(const int8_t* p) {
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
+inline constexpr size_t kPrefetchBlocks = 6;
 // 16 rows x RM activation rows, VNNI. Two integer sums per (row, activation row): hi and lo terms.
 template <int RM, bool kQ4>
 LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
@@ -72,6 +73,11 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
   const __m512i nib = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < a.nb; ++b) {
     const uint8_t* blk = gp + size_t(b) * a.gbb;
+    if constexpr (RM <= 2) {
+      // Decode streams the weights once from memory: fetch a few blocks ahead.
+      const char* pf = reinterpret_cast<const char*>(blk + kPrefetchBlocks * a.gbb);
+      for (size_t o = 0; o < a.gbb; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+    }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     const uint8_t* wq = blk + 32;
     __m512i sh[RM], sl[RM];
