@@ -73,8 +73,9 @@ LMS_VNNI_ATTR HWY_INLINE void Tile(const QArgs& a, int64_t g, int m0) {
   const __m512i nib = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < a.nb; ++b) {
     const uint8_t* blk = gp + size_t(b) * a.gbb;
-    if constexpr (RM <= 2) {
-      // Decode streams the weights once from memory: fetch a few blocks ahead.
+    if (m0 == 0) {
+      // The first tile of a group streams its weights from memory (later tiles find them in
+      // cache): fetch a few blocks ahead.
       const char* pf = reinterpret_cast<const char*>(blk + kPrefetchBlocks * a.gbb);
       for (size_t o = 0; o < a.gbb; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
     }
