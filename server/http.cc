@@ -4,6 +4,8 @@
 // (bytes of a pipelined next request are kept for later).
 #include "server/http.h"
 
+#include <array>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -167,6 +169,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer timer_;
   uint64_t timer_gen_ = 0;
   beast::flat_buffer buf_;
+  std::array<char, 16 * 1024> rbuf_;  // what one read delivers, appended to buf_
   std::optional<http::request_parser<http::string_body>> parser_;
   enum class State { kReading, kResponding, kClosed } state_ = State::kReading;
   bool reading_ = false;
@@ -303,7 +306,9 @@ void Connection::do_read() {
       buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit)
     return;
   reading_ = true;
-  sock_.async_read_some(buf_.prepare(16 * 1024), [self = shared_from_this()](beast::error_code ec, size_t n) {
+  // Read into a scratch array owned by the connection, never into buf_ itself: parse() consumes
+  // buf_ while this read is pending, which moves its storage under a prepared buffer.
+  sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->on_read(ec, n);
   });
 }
@@ -316,7 +321,8 @@ void Connection::on_read(beast::error_code ec, size_t n) {
     else close_now();
     return;
   }
-  buf_.commit(n);
+  auto dst = buf_.prepare(n);
+  buf_.commit(asio::buffer_copy(dst, asio::buffer(rbuf_.data(), n)));
   if (state_ == State::kReading) parse();
   do_read();
 }

@@ -241,6 +241,25 @@ class SmokeTest(unittest.TestCase):
         self.assertIs(c.sock, sock)  # same TCP connection
         c.close()
 
+    def test_keep_alive_many_rounds(self):
+        # Regression: a read left pending while the previous response was written must not lose
+        # the next request's bytes (it once stalled a keep-alive connection until the 30 s read
+        # timeout, about once in a hundred rounds on a busy machine).
+        c = self.s.conn()
+        for i in range(300):
+            t0 = time.time()
+            c.request("POST", "/generate", body=json.dumps({"inputs": "Hi", "parameters": {"max_new_tokens": 1}}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            c.request("GET", "/ping")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200, f"round {i}")
+            self.assertLess(time.time() - t0, 5, f"round {i} stalled")
+        c.close()
+
     def test_generate_details(self):
         st, h, body = self.s.post_json("/generate", {"inputs": "Hello", "parameters": {"max_new_tokens": 4, "details": True, "top_n_tokens": 2}})
         self.assertEqual(st, 200, body)
