@@ -67,6 +67,14 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
   pool_ = std::make_unique<ThreadPool>(opts_.threads);
   kv_ = std::make_unique<KvCache>(c, opts_.n_blocks, opts_.block_size, opts_.kv_type);
 
+  // The file mapping is read sparsely once packing is done (embedding rows, norms): map it with
+  // small pages, or a lookup brings in a whole 2 MiB page-cache folio and releasing pages below
+  // does not shrink what stays mapped.
+  for (const auto& f : model_.maps) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(f->data()) & ~uintptr_t(4095);
+    madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(f->data()) + f->size() - a,
+            MADV_NOHUGEPAGE);
+  }
   // Packed matrices are copies: drop the file pages they came from, so resident memory holds each
   // weight once. (Read-only file pages fault back in if something reads them again.)
   auto prepare = [&](const Tensor& t) {
@@ -87,6 +95,16 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
                           prepare(lw.w_gate), prepare(lw.w_up), prepare(lw.w_down)});
   }
   s_->output = prepare(model_.output);
+  // Embedding rows are read at random (one per token): no read-ahead around each fault, so
+  // resident memory holds the rows used, not their neighbourhoods.
+  for (const auto& f : model_.maps) {
+    const Tensor& e = model_.tok_embd;
+    if (e.data < f->data() || e.data + e.nbytes() > f->data() + f->size()) continue;
+    const uintptr_t page = 4096;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(e.data) & ~(page - 1);
+    madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(e.data) + e.nbytes() - a,
+            MADV_RANDOM);
+  }
 
   const int half = c.head_dim / 2;
   s_->rope_cos.resize(size_t(c.max_pos) * half);
