@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "cli/command.h"
+#include "cli/common.h"
 #include "model/dtype.h"
 #include "server/config.h"
 #include "server/serve.h"
@@ -15,7 +16,7 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, host, api, properties, quantize, kv_type = "f16";
+  std::string model, host, api, properties, quantize, kv_type = "f16", kv_cache_memory;
   int port = 0, threads = 0, max_concurrent = 0, max_input = 0, max_total = 0, max_batch_total = 0,
       max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0, kv_blocks = 0;
   double grace = 0;
@@ -61,7 +62,10 @@ void run(CLI::App& sub, const ServeArgs& a) {
   }
   b.threads = cfg.threads;
   b.kv_blocks = cfg.kv_blocks;
-  if (cfg.max_batch_total_tokens > 0) b.kv_tokens = cfg.max_batch_total_tokens;
+  if (cfg.max_batch_total_tokens > 0)
+    b.kv_tokens = cfg.max_batch_total_tokens;
+  else if (!a.kv_cache_memory.empty())
+    b.kv_memory = parse_bytes(a.kv_cache_memory);
   b.kv_type = a.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
   if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
@@ -90,6 +94,8 @@ const Register reg("serve", "Serve a model over HTTP: SageMaker /ping + /invocat
   sub.add_option("--num-shard", a->num_shard, "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported");
   sub.add_option("--max-rolling-batch-size", a->max_rolling, "sequences in the running batch (option.max_rolling_batch_size; 64)");
   sub.add_option("--kv-blocks", a->kv_blocks, "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
+  sub.add_option("--kv-cache-memory", a->kv_cache_memory,
+                 "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not given");
   sub.add_option("--shutdown-grace", a->grace, "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
   sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0)");
   sub.add_option("--kv-type", a->kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));

@@ -25,6 +25,7 @@ struct ModelInfo {
   int vocab_size = 0;
   int32_t eos_id = 2;
   int max_new_tokens_default = 0;  // generation_config.json max_new_tokens (0 = not given)
+  int64_t kv_tokens = 0;           // KV pool capacity in tokens
 };
 
 class Backend {

@@ -20,9 +20,18 @@ class ModelBackend final : public Backend {
     EngineOptions eo;
     eo.threads = o.threads;
     eo.kv_type = o.kv_type;
-    int tokens = std::max(o.kv_tokens, model_->cfg.max_pos);
-    eo.n_blocks = o.kv_blocks > 0 ? o.kv_blocks : (tokens + eo.block_size - 1) / eo.block_size;
+    if (o.kv_blocks > 0)
+      eo.n_blocks = o.kv_blocks;
+    else if (o.kv_memory > 0)
+      eo.n_blocks = Engine::blocks_for(model_->cfg, eo.kv_type, eo.block_size, 0, o.kv_memory);
+    else
+      eo.n_blocks = Engine::blocks_for(model_->cfg, eo.kv_type, eo.block_size,
+                                       std::max(o.kv_tokens, model_->cfg.max_pos), 0);
     engine_ = std::make_unique<Engine>(*model_, eo);
+    info_.kv_tokens = int64_t(eo.n_blocks) * eo.block_size;
+    spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,
+                 eo.block_size, info_.kv_tokens,
+                 double(engine_->kv_bytes()) / 1048576.0, eo.kv_type == KvType::F16 ? "f16" : "f32");
     sched_ = std::make_unique<Scheduler>(*engine_, *tok_, o.sched);
     info_.id = o.model_path;
     info_.name = model_->name;

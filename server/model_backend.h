@@ -19,7 +19,8 @@ struct BackendOptions {
   LoadOptions load;
   int threads = 0;
   int kv_blocks = 0;          // 0 = derive from kv_tokens
-  int kv_tokens = 16384;      // KV pool size in tokens when kv_blocks is 0
+  int kv_tokens = 16384;      // KV pool size in tokens when kv_blocks and kv_memory are 0
+  size_t kv_memory = 0;       // KV pool memory budget in bytes (--kv-cache-memory), 0 = unset
   KvType kv_type = KvType::F16;
   SchedulerOptions sched;
 };

@@ -50,7 +50,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       auto b = load_backend(bopts);
       ServeConfig fin = cfg;
       finalize_limits(fin, b->info().max_position);
-      if (fin.max_batch_total_tokens == 0) fin.max_batch_total_tokens = std::max(bopts.kv_tokens, b->info().max_position);
+      if (fin.max_batch_total_tokens == 0) fin.max_batch_total_tokens = int(b->info().kv_tokens);
       loaded = b;
       asio::post(ioc, [&app, b, fin] {
         app.set_config(fin);

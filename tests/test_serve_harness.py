@@ -260,6 +260,15 @@ class SmokeTest(unittest.TestCase):
             self.assertLess(time.time() - t0, 5, f"round {i} stalled")
         c.close()
 
+    def test_kv_cache_memory_budget_sizes_the_pool(self):
+        # micro model: 2 layers x 2 KV heads x 16 dims x (K and V) x 2 bytes (f16) = 256 B/token.
+        with Server(args=["--kv-cache-memory", "8MiB"]) as s:
+            st, _, body = s.request("GET", "/info")
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["max_batch_total_tokens"], 8 * 1024 * 1024 // 256)
+            st, _, body = s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 3}})
+            self.assertEqual(st, 200, body)
+
     def test_generate_details(self):
         st, h, body = self.s.post_json("/generate", {"inputs": "Hello", "parameters": {"max_new_tokens": 4, "details": True, "top_n_tokens": 2}})
         self.assertEqual(st, 200, body)
