@@ -51,9 +51,7 @@ SamplingParams sampling_params(const GenerateArgs& a) {
   sp.top_p = a.top_p;
   sp.typical_p = a.typical_p;
   sp.repetition_penalty = a.repetition_penalty;
-  // As TGI: any warper turns sampling on.
-  sp.do_sample = a.do_sample || a.temperature != 1.f || a.top_k > 0 || a.top_p < 1.f ||
-                 a.typical_p < 1.f;
+  sp.do_sample = a.do_sample || sp.warpers_active();
   sp.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
   return sp;
 }

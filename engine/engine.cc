@@ -40,6 +40,21 @@ size_t Engine::kv_bytes_per_token(const LlamaConfig& c, KvType t) {
          (t == KvType::F16 ? 2 : 4);
 }
 
+namespace {
+// Applies madvise advice to the whole pages of [p, p + n) when the range lies in one of the model's
+// read-only file mappings; never to owned memory (where MADV_DONTNEED would zero it).
+void advise_file_pages(const Model& m, const uint8_t* p, size_t n, int advice) {
+  for (const auto& f : m.maps) {
+    if (p < f->data() || p + n > f->data() + f->size()) continue;
+    const uintptr_t page = 4096;
+    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+    if (b > a) madvise(reinterpret_cast<void*>(a), b - a, advice);
+    return;
+  }
+}
+}  // namespace
+
 int Engine::blocks_for(const LlamaConfig& c, KvType t, int block_size, int64_t tokens,
                        size_t budget_bytes) {
   if (block_size <= 0) throw std::invalid_argument("block size must be positive");
@@ -70,24 +85,12 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
   // The file mapping is read sparsely once packing is done (embedding rows, norms): map it with
   // small pages, or a lookup brings in a whole 2 MiB page-cache folio and releasing pages below
   // does not shrink what stays mapped.
-  for (const auto& f : model_.maps) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(f->data()) & ~uintptr_t(4095);
-    madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(f->data()) + f->size() - a,
-            MADV_NOHUGEPAGE);
-  }
+  for (const auto& f : model_.maps) advise_file_pages(model_, f->data(), f->size(), MADV_NOHUGEPAGE);
   // Packed matrices are copies: drop the file pages they came from, so resident memory holds each
   // weight once. (Read-only file pages fault back in if something reads them again.)
   auto prepare = [&](const Tensor& t) {
     Matrix m = Matrix::prepare(t);
-    if (m.packed) {
-      for (const auto& f : model_.maps) {
-        if (t.data < f->data() || t.data + t.nbytes() > f->data() + f->size()) continue;
-        const uintptr_t page = 4096;
-        const uintptr_t a = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
-        const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes()) & ~(page - 1);
-        if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
-      }
-    }
+    if (m.packed) advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
     return m;
   };
   for (const LayerWeights& lw : model_.layers) {
@@ -95,16 +98,6 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
                           prepare(lw.w_gate), prepare(lw.w_up), prepare(lw.w_down)});
   }
   s_->output = prepare(model_.output);
-  // Embedding rows are read at random (one per token): no read-ahead around each fault, so
-  // resident memory holds the rows used, not their neighbourhoods.
-  for (const auto& f : model_.maps) {
-    const Tensor& e = model_.tok_embd;
-    if (e.data < f->data() || e.data + e.nbytes() > f->data() + f->size()) continue;
-    const uintptr_t page = 4096;
-    const uintptr_t a = reinterpret_cast<uintptr_t>(e.data) & ~(page - 1);
-    madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(e.data) + e.nbytes() - a,
-            MADV_RANDOM);
-  }
 
   const int half = c.head_dim / 2;
   s_->rope_cos.resize(size_t(c.max_pos) * half);

@@ -11,7 +11,6 @@ namespace lmstream {
 
 KvCache::KvCache(const LlamaConfig& c, int n_blocks, int block_size, KvType type) {
   elt_ = type == KvType::F16 ? 2 : 4;
-  head_dim_ = c.head_dim;
   head_bytes_ = size_t(block_size) * size_t(c.head_dim) * elt_;  // one head, one block, K or V
   kv_bytes_ = head_bytes_ * size_t(c.n_kv_heads);                 // all heads of K in a block
   block_stride_ = 2 * kv_bytes_;

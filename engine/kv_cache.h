@@ -29,7 +29,6 @@ class KvCache {
  private:
   uint8_t* base_ = nullptr;
   size_t bytes_ = 0, elt_ = 2, layer_bytes_ = 0, block_stride_ = 0, head_bytes_ = 0, kv_bytes_ = 0;
-  int head_dim_ = 0;
 };
 
 }  // namespace lmstream

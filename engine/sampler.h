@@ -21,6 +21,11 @@ struct SamplingParams {
   float frequency_penalty = 0.f;    // OpenAI-style, 0 = off
   uint64_t seed = 0;
   int top_n_tokens = 0;             // how many alternatives to report per step (TGI top_n_tokens)
+
+  // TGI's and lmi-dist's rule: any active warper turns sampling on, whatever do_sample says.
+  bool warpers_active() const {
+    return temperature != 1.f || top_k != 0 || top_p < 1.f || typical_p < 1.f;
+  }
 };
 
 struct TokenLogprob {

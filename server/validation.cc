@@ -266,15 +266,10 @@ std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_
   return std::nullopt;
 }
 
-bool tgi_is_sampling(const TgiParams& p) {
-  bool warpers = (p.temperature && *p.temperature != 1.f) || (p.top_k && *p.top_k != 0) ||
-                 (p.top_p && *p.top_p < 1.f) || (p.typical_p && *p.typical_p < 1.f);
-  return p.do_sample || warpers;
-}
+bool tgi_is_sampling(const TgiParams& p) { return tgi_sampling(p, 0).do_sample; }
 
 SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed) {
   SamplingParams s;
-  s.do_sample = tgi_is_sampling(p);
   if (p.temperature) s.temperature = *p.temperature;
   if (p.top_k) s.top_k = *p.top_k;
   if (p.top_p) s.top_p = *p.top_p;
@@ -283,6 +278,7 @@ SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed) {
   if (p.frequency_penalty) s.frequency_penalty = *p.frequency_penalty;
   s.seed = p.seed ? *p.seed : random_seed;
   s.top_n_tokens = p.top_n_tokens ? int(*p.top_n_tokens) : 0;
+  s.do_sample = p.do_sample || s.warpers_active();  // TGI's NextTokenChooser
   return s;
 }
 
@@ -333,7 +329,7 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
     }
   }
   // lmi-dist's NextTokenChooser: sampling when do_sample or any warper is set.
-  s.do_sample = s.do_sample || s.temperature != 1.f || s.top_k != 0 || s.top_p < 1.f || s.typical_p < 1.f;
+  s.do_sample = s.do_sample || s.warpers_active();
   // No range validation in 0.25.0; values the engine cannot use fail like an engine exception.
   if (!(s.temperature > 0.f)) return std::string("`temperature` must be strictly positive");
   if (!(s.top_p > 0.f && s.top_p <= 1.f)) return std::string("`top_p` must be in (0, 1]");
