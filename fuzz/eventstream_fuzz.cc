@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "server/eventstream.h"
+#include "aws/eventstream.h"
 
 using lmstream::eventstream::Decoder;
 using lmstream::eventstream::DecodeError;

@@ -1,8 +1,8 @@
-"""Event-stream bytes from our C++ encoder (server/eventstream.cc) decode with botocore's own
+"""Event-stream bytes from our C++ encoder (aws/eventstream.cc) decode with botocore's own
 parser: EventStreamBuffer (both CRCs verified) and the sagemaker-runtime EventStream that boto3's
 invoke_endpoint_with_response_stream returns, including ModelStreamError raised as EventStreamError.
 
-The bytes come from the gtest BotocoreFixture.WriteEventStream in server_tests, which writes them
+The bytes come from the gtest BotocoreFixture.WriteEventStream in aws_tests, which writes them
 into the directory named by LMSTREAM_EVENTSTREAM_FIXTURE_DIR (it is skipped when that is unset)."""
 import json
 import os
@@ -43,9 +43,9 @@ class EventStreamFromOurEncoder(unittest.TestCase):
         build = os.environ.get("LMSTREAM_BUILD_DIR")
         if not build:
             raise AssertionError("LMSTREAM_BUILD_DIR is not set (run through ctest)")
-        binary = os.path.join(build, "server", "server_tests")
+        binary = os.path.join(build, "aws", "aws_tests")
         if not os.access(binary, os.X_OK):
-            raise AssertionError(f"{binary} is missing: build the server_tests target first")
+            raise AssertionError(f"{binary} is missing: build the aws_tests target first")
         cls.tmp = tempfile.TemporaryDirectory()
         env = dict(os.environ, LMSTREAM_EVENTSTREAM_FIXTURE_DIR=cls.tmp.name)
         run = subprocess.run([binary, "--gtest_filter=BotocoreFixture.WriteEventStream"],

@@ -1,11 +1,11 @@
 """Requests signed by the real boto3/botocore clients verify with our C++ SigV4 verifier
-(server/sigv4.cc), and the wrong ones fail with the code boto3 users will see (wrong secret,
+(aws/sigv4.cc), and the wrong ones fail with the code boto3 users will see (wrong secret,
 unknown key, expired, tampered body, missing headers, region pin, session tokens). The other way
 round: requests our signer signed carry exactly the Authorization botocore computes.
 
 boto3 requests are captured at botocore's before-send hook (what would go on the wire, Host added
 as urllib3 adds it), written to cases.json, and checked by the gtest BotocoreFixture.SigV4 in
-server_tests, which runs only when LMSTREAM_SIGV4_FIXTURE_DIR is set and writes results.json."""
+aws_tests, which runs only when LMSTREAM_SIGV4_FIXTURE_DIR is set and writes results.json."""
 import datetime
 import json
 import os
@@ -87,9 +87,9 @@ class SigV4AgainstBotocore(unittest.TestCase):
         build = os.environ.get("LMSTREAM_BUILD_DIR")
         if not build:
             raise AssertionError("LMSTREAM_BUILD_DIR is not set (run through ctest)")
-        cls.binary = os.path.join(build, "server", "server_tests")
+        cls.binary = os.path.join(build, "aws", "aws_tests")
         if not os.access(cls.binary, os.X_OK):
-            raise AssertionError(f"{cls.binary} is missing: build the server_tests target first")
+            raise AssertionError(f"{cls.binary} is missing: build the aws_tests target first")
 
         rt = "sagemaker-runtime"
         good = capture(rt, stream_call, KEY, SECRET)
@@ -164,7 +164,7 @@ class SigV4AgainstBotocore(unittest.TestCase):
         run = subprocess.run([cls.binary, "--gtest_filter=BotocoreFixture.SigV4"], env=env,
                              capture_output=True, text=True, timeout=120)
         if run.returncode != 0:
-            raise AssertionError(f"server_tests failed:\n{run.stdout}\n{run.stderr}")
+            raise AssertionError(f"aws_tests failed:\n{run.stdout}\n{run.stderr}")
         with open(os.path.join(cls.tmp.name, "results.json")) as f:
             cls.results = json.load(f)
 

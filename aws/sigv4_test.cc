@@ -2,7 +2,7 @@
 // 20150830T123600Z), a boto3-shaped SageMaker request pinned from botocore 1.43.11, every
 // rejection class, and the credentials file parser. BotocoreFixture.SigV4 is the bridge used by
 // tests/test_sigv4_botocore.py (skipped unless LMSTREAM_SIGV4_FIXTURE_DIR is set).
-#include "server/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <gtest/gtest.h>
 

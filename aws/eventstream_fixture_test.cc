@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "server/eventstream.h"
+#include "aws/eventstream.h"
 
 namespace lmstream::eventstream {
 namespace {

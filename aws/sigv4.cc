@@ -1,7 +1,7 @@
 // SigV4 (AWS4-HMAC-SHA256) canonicalisation, verification and signing; see sigv4.h.
 // The verifier and the signer build the canonical request with the same functions, so a request
 // signed here verifies here, and both match botocore's SigV4Auth (auth.py) byte for byte.
-#include "server/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,6 +1,6 @@
 // AWS event-stream encoder and incremental decoder (see eventstream.h). All integers big-endian;
 // CRC32 from zlib; the message CRC covers every byte before it, prelude CRC included.
-#include "server/eventstream.h"
+#include "aws/eventstream.h"
 
 #include <zlib.h>
 

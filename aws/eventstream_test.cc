@@ -1,7 +1,7 @@
 // Tests of the event-stream encoder/decoder: the worked example of reference/api.md §3.3 byte for
 // byte, round trips of every header type, every split point of a multi-message stream, corrupt
 // CRCs at every byte, and length fields that lie.
-#include "server/eventstream.h"
+#include "aws/eventstream.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
