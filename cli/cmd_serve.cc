@@ -3,7 +3,9 @@
 // serving.properties (server/config.h).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "cli/command.h"
@@ -69,6 +71,13 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.kv_type = a.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
   if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
+  // Test-only: every request fails with an engine error after this many tokens (tests drive the
+  // mid-stream error paths of each wire format with it).
+  if (const char* f = std::getenv("LMSTREAM_TEST_FAIL_AFTER_TOKENS")) {
+    b.sched.fail_after_tokens = std::max(0, std::atoi(f));
+    std::fprintf(stderr, "warning: LMSTREAM_TEST_FAIL_AFTER_TOKENS=%d: every request fails after that many tokens\n",
+                 b.sched.fail_after_tokens);
+  }
   int rc = server::serve(cfg, b);
   if (rc != 0) throw CLI::RuntimeError(rc);
 }

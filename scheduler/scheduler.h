@@ -17,6 +17,9 @@ namespace lmstream {
 struct SchedulerOptions {
   int max_rolling_batch_size = 64;     // running sequences at most (LMI option.max_rolling_batch_size)
   int max_batch_prefill_tokens = 512;  // prefill tokens per step (TGI MAX_BATCH_PREFILL_TOKENS)
+  // Test-only fault injection: a request that has generated this many tokens (and asked for more)
+  // fails with kError "injected engine failure", as an engine fault mid-stream would. 0 = off.
+  int fail_after_tokens = 0;
 };
 
 struct SchedulerStats {

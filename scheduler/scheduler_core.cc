@@ -192,6 +192,10 @@ void SchedulerCore::execute(const StepPlan& plan) {
       finish_seq(c.id, FinishReason::kError, std::string("sampling failed: ") + e.what());
       continue;
     }
+    if (!done && opts_.sched.fail_after_tokens > 0 && seq.generated() >= opts_.sched.fail_after_tokens) {
+      finish_seq(c.id, FinishReason::kError, "injected engine failure (fail_after_tokens)");
+      continue;
+    }
     if (done) {
       remove_sequence(st_, c.id);
       seqs_.erase(c.id);

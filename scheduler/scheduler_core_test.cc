@@ -196,6 +196,31 @@ TEST(SchedulerCore, FinishReasons) {
   EXPECT_EQ(core.stats().blocks_used, 0);
 }
 
+TEST(SchedulerCore, InjectedFailureEndsTheStreamWithErrorAfterItsTokens) {
+  auto tok = testing::make_test_tokenizer();
+  FakeExecutor ex(kVocab, 4, 256);
+  CoreOptions o = core_opts();
+  o.sched.fail_after_tokens = 3;
+  SchedulerCore core(ex, *tok, o);
+  ex.eos_penalty = 50.f;
+  GenerateRequest r;
+  r.prompt = {1, 5, 6, 7};
+  r.stop.max_new_tokens = 10;
+  auto s = core.submit(r);
+  Collected c;
+  for (int i = 0; i < 1000 && !drain(*s, c); ++i) core.run_once();
+  EXPECT_EQ(c.fin.reason, FinishReason::kError);
+  EXPECT_NE(c.fin.error.find("injected"), std::string::npos) << c.fin.error;
+  EXPECT_EQ(c.ids.size(), 3u);
+  // A request that ends by its own limit first is not failed.
+  r.stop.max_new_tokens = 3;
+  auto s2 = core.submit(r);
+  Collected c2;
+  for (int i = 0; i < 1000 && !drain(*s2, c2); ++i) core.run_once();
+  EXPECT_EQ(c2.fin.reason, FinishReason::kLength);
+  EXPECT_EQ(core.stats().blocks_used, 0);
+}
+
 TEST(SchedulerCore, InvalidRequestsEndAtOnceWithError) {
   auto tok = testing::make_test_tokenizer();
   FakeExecutor ex(kVocab, 4, 8, /*max_pos=*/20);  // pool 32 tokens, context 20
