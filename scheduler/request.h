@@ -28,6 +28,8 @@ struct GenerateRequest {
   std::vector<int32_t> prompt;  // token ids, BOS included when wanted
   SamplingParams sampling;
   StopCriteria stop;
+  // Also compute each prompt token's log-probability under the model (TGI decoder_input_details).
+  bool prompt_logprobs = false;
 };
 
 struct TokenEvent {
@@ -55,6 +57,9 @@ struct FinalEvent {
   // first token existed, when it ended.
   double queued_s = 0, prefill_s = 0, first_token_s = 0, total_s = 0;
   int preemptions = 0;
+  // When requested: log-softmax of the raw logits at each prompt token given the ones before it,
+  // one per prompt token; the first (nothing before it) is NaN.
+  std::vector<float> prompt_logprobs;
 };
 
 using StreamEvent = std::variant<TokenEvent, FinalEvent>;

@@ -166,8 +166,9 @@ void SchedulerCore::execute(const StepPlan& plan) {
     s.pos = c.start;
     s.block_table = st_.seqs.at(c.id).blocks;
     s.want_logits = c.want_logits;
+    s.all_logits = seq.wants_prompt_logits();
     batch_.push_back(s);
-    rows += c.want_logits;
+    rows += s.all_logits ? size_t(c.n) : size_t(c.want_logits);
   }
   logits_.resize(rows * size_t(vocab));
   try {
@@ -179,12 +180,22 @@ void SchedulerCore::execute(const StepPlan& plan) {
     return;
   }
   size_t row = 0;
-  for (const ScheduledChunk& c : plan.chunks) {
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const ScheduledChunk& c = plan.chunks[i];
     st_.seqs.at(c.id).n_computed += c.n;
-    if (!c.want_logits) continue;
+    Sequence& seq = *seqs_.at(c.id);
+    if (batch_[i].all_logits) {
+      seq.on_prompt_logits(c.start, logits_.data() + row * size_t(vocab), c.n, vocab);
+      row += size_t(c.n) - 1;  // the chunk's last row is the sampling row below
+      if (!c.want_logits) {
+        ++row;
+        continue;
+      }
+    } else if (!c.want_logits) {
+      continue;
+    }
     std::span<float> lg(logits_.data() + row * size_t(vocab), size_t(vocab));
     ++row;
-    Sequence& seq = *seqs_.at(c.id);
     bool done;
     try {
       done = seq.on_logits(lg, cap_);

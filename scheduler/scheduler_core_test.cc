@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <thread>
@@ -52,7 +54,13 @@ GenerateRequest make_request(std::mt19937& rng, int max_prompt) {
       break;
   }
   r.sampling.seed = rng();
+  r.prompt_logprobs = (r.sampling.seed & 3) == 0;  // some ask for prompt logprobs too
   return r;
+}
+
+// Bitwise equality, so NaN (the first prompt token's logprob) equals NaN.
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 // Runs one request alone on a roomy pool, stepping by hand.
@@ -119,6 +127,8 @@ void batch_invariance(const Mix& m, uint32_t seed) {
     EXPECT_EQ(got[i].logprobs, solo.logprobs) << "request " << i;
     EXPECT_EQ(got[i].fin.reason, solo.fin.reason) << "request " << i;
     EXPECT_EQ(got[i].fin.generated_text, solo.fin.generated_text);
+    EXPECT_TRUE(same_floats(got[i].fin.prompt_logprobs, solo.fin.prompt_logprobs)) << "request " << i;
+    EXPECT_EQ(got[i].fin.prompt_logprobs.size(), reqs[i].prompt_logprobs ? reqs[i].prompt.size() : 0u);
     ++compared;
   }
   EXPECT_GT(compared, n / 2);
@@ -193,6 +203,47 @@ TEST(SchedulerCore, FinishReasons) {
   Collected sd = run(st);
   EXPECT_EQ(sd.fin.reason, FinishReason::kStopSequence);
   EXPECT_EQ(sd.fin.generated_text, len.fin.generated_text.substr(0, at));
+  EXPECT_EQ(core.stats().blocks_used, 0);
+}
+
+TEST(SchedulerCore, PromptLogprobsMatchEachPrefixScoredAlone) {
+  auto tok = testing::make_test_tokenizer();
+  GenerateRequest r;
+  for (int i = 0; i < 23; ++i) r.prompt.push_back(int32_t(3 + (i * 7) % (kVocab - 3)));
+  r.stop.max_new_tokens = 2;
+  r.prompt_logprobs = true;
+  // Prefilled 5 tokens per step, so the logprobs cross chunk boundaries.
+  FakeExecutor ex(kVocab, 4, 64);
+  SchedulerCore core(ex, *tok, core_opts(64, 5));
+  auto s = core.submit(r);
+  Collected c;
+  for (int i = 0; i < 1000 && !drain(*s, c); ++i) core.run_once();
+  ASSERT_TRUE(c.done);
+  const auto& lp = c.fin.prompt_logprobs;
+  ASSERT_EQ(lp.size(), r.prompt.size());
+  EXPECT_TRUE(std::isnan(lp[0]));
+  // Reference: each prefix run alone, last-row logits only, log-softmax in double.
+  for (size_t k = 1; k < r.prompt.size(); ++k) {
+    FakeExecutor ref(kVocab, 4, 64);
+    std::vector<int32_t> table;
+    for (int b = 0; b < 8; ++b) table.push_back(b);
+    SeqStep st;
+    st.tokens = std::span<const int32_t>(r.prompt.data(), k);
+    st.block_table = table;
+    std::vector<float> row(kVocab);
+    ref.step(std::span<const SeqStep>(&st, 1), row.data());
+    double mx = *std::max_element(row.begin(), row.end()), sum = 0;
+    for (float v : row) sum += std::exp(double(v) - mx);
+    double want = double(row[size_t(r.prompt[k])]) - mx - std::log(sum);
+    EXPECT_NEAR(lp[k], want, 1e-5) << "prompt token " << k;
+  }
+  // Not requested: none computed, and the engine is only asked for sampling rows.
+  r.prompt_logprobs = false;
+  auto s2 = core.submit(r);
+  Collected c2;
+  for (int i = 0; i < 1000 && !drain(*s2, c2); ++i) core.run_once();
+  EXPECT_TRUE(c2.fin.prompt_logprobs.empty());
+  EXPECT_EQ(c2.ids, c.ids);
   EXPECT_EQ(core.stats().blocks_used, 0);
 }
 

@@ -1,6 +1,9 @@
 // Sequence: sampling, detokenizing, stop strings and finish decisions for one request.
 #include "scheduler/sequence.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace lmstream {
@@ -21,7 +24,25 @@ Sequence::Sequence(GenerateRequest req, std::shared_ptr<RequestStream> stream, c
       decoder_(tok, /*strip_leading_space=*/false, /*skip_special=*/true),
       stop_(req_.stop.stop, req_.stop.include_stop),
       tokens_(req_.prompt),
-      prompt_len_(req_.prompt.size()) {}
+      prompt_len_(req_.prompt.size()) {
+  if (req_.prompt_logprobs && prompt_len_ > 0) {
+    prompt_lp_.reserve(prompt_len_);
+    prompt_lp_.push_back(std::numeric_limits<float>::quiet_NaN());
+  }
+}
+
+void Sequence::on_prompt_logits(int start, const float* rows, int n_rows, int vocab) {
+  for (int j = 0; j < n_rows && wants_prompt_logits(); ++j) {
+    const size_t target = size_t(start) + size_t(j) + 1;
+    if (target != prompt_lp_.size()) continue;  // already scored, or not contiguous
+    const float* x = rows + size_t(j) * size_t(vocab);
+    float mx = x[0];
+    for (int v = 1; v < vocab; ++v) mx = std::max(mx, x[v]);
+    double sum = 0;
+    for (int v = 0; v < vocab; ++v) sum += std::exp(double(x[v] - mx));
+    prompt_lp_.push_back(float(double(x[tokens_[target]] - mx) - std::log(sum)));
+  }
+}
 
 double Sequence::now_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - stream_->start()).count();
@@ -83,6 +104,7 @@ void Sequence::finish(FinishReason reason, const std::string& error) {
   fin.prefill_s = prefill_s_;
   fin.first_token_s = first_token_s_;
   fin.preemptions = preemptions_;
+  fin.prompt_logprobs = std::move(prompt_lp_);
   stream_->push(std::move(fin));
 }
 

@@ -39,6 +39,13 @@ class Sequence {
   // tokens this sequence can ever hold in the KV cache; one more token cannot be fed past it.
   bool on_logits(std::span<float> logits, int capacity);
 
+  // Prompt logprobs: true while some are still to be computed (then prefill chunks ask the engine
+  // for every row's logits). on_prompt_logits takes the rows of a chunk starting at position
+  // start; row j (position start + j) scores prompt token start + j + 1. Rows already scored
+  // (a recomputation after preemption) are ignored.
+  bool wants_prompt_logits() const { return req_.prompt_logprobs && prompt_lp_.size() < prompt_len_; }
+  void on_prompt_logits(int start, const float* rows, int n_rows, int vocab);
+
   // Ends the request (any held-back text is released as the final event's tail).
   void finish(FinishReason reason, const std::string& error = "");
 
@@ -51,6 +58,7 @@ class Sequence {
   StopMatcher stop_;
   std::vector<int32_t> tokens_;
   size_t prompt_len_;
+  std::vector<float> prompt_lp_;  // prompt logprobs computed so far (when requested)
   std::string text_;  // everything emitted so far
   double queued_s_ = -1, prefill_s_ = 0, first_token_s_ = 0;
   int preemptions_ = 0;

@@ -44,20 +44,24 @@ class FakeExecutor final : public Executor {
         slots_[slot(s.block_table, s.pos + int(i))] = s.tokens[i];
       }
       max_rows = std::max(max_rows, int(batch.size()));
-      if (!s.want_logits) continue;
-      // Hash the whole history as read back through the block table.
-      uint64_t h = 0x1234;
-      for (int p = 0; p < end; ++p) {
-        int32_t t = slots_[slot(s.block_table, p)];
-        if (t < 0) throw std::invalid_argument("fake: reading an unwritten slot");
-        h = mix64(h ^ uint64_t(t));
+      if (!s.want_logits && !s.all_logits) continue;
+      // Each logits row hashes the whole history up to its position, as read back through the
+      // block table.
+      const int first_end = s.all_logits ? s.pos + 1 : end;
+      for (int e = first_end; e <= end; ++e) {
+        uint64_t h = 0x1234;
+        for (int p = 0; p < e; ++p) {
+          int32_t t = slots_[slot(s.block_table, p)];
+          if (t < 0) throw std::invalid_argument("fake: reading an unwritten slot");
+          h = mix64(h ^ uint64_t(t));
+        }
+        float* out = logits_out + row * size_t(vocab_);
+        for (int v = 0; v < vocab_; ++v)
+          out[v] = float(mix64(h ^ (uint64_t(v) << 32)) >> 40) / float(1 << 24) * 8.f - 4.f;
+        out[eos_] -= eos_penalty;
+        if (eos_at_len > 0 && e + 1 >= eos_at_len) out[eos_] = 100.f;
+        ++row;
       }
-      float* out = logits_out + row * size_t(vocab_);
-      for (int v = 0; v < vocab_; ++v)
-        out[v] = float(mix64(h ^ (uint64_t(v) << 32)) >> 40) / float(1 << 24) * 8.f - 4.f;
-      out[eos_] -= eos_penalty;
-      if (eos_at_len > 0 && end + 1 >= eos_at_len) out[eos_] = 100.f;
-      ++row;
     }
   }
   int vocab() const override { return vocab_; }

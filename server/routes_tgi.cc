@@ -113,6 +113,7 @@ void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
   g.stop.max_new_tokens = int(p.max_new_tokens);
   g.stop.stop = p.stop;
   g.stop.include_stop = true;
+  g.prompt_logprobs = p.decoder_input_details && !stream;  // validation rejects it when streaming
   double validation_s = std::chrono::duration<double>(Clock::now() - ex->request().received).count();
   int max_new = int(p.max_new_tokens);
 

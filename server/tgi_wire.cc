@@ -1,6 +1,8 @@
 // TGI wire encoders (see tgi_wire.h).
 #include "server/tgi_wire.h"
 
+#include <cmath>
+
 #include "server/wire_json.h"
 
 namespace lmstream::server {
@@ -114,13 +116,15 @@ std::string tgi_generate_json(const std::vector<TokenEvent>& tokens, const Final
     d["seed"] = seed_json(o, fe.seed);
     WireJson prefill = WireJson::array();
     if (o.decoder_input_details) {
-      // Prompt logprobs are not computed by the engine: every prefill logprob is null (TGI gives
-      // null for the first one).
-      for (int32_t id : prompt) {
+      // One entry per prompt token; the first has nothing before it and TGI gives it null.
+      for (size_t i = 0; i < prompt.size(); ++i) {
         WireJson t = WireJson::object();
-        t["id"] = id;
-        t["text"] = lookup.text(id);
-        t["logprob"] = nullptr;
+        t["id"] = prompt[i];
+        t["text"] = lookup.text(prompt[i]);
+        if (i > 0 && i < fe.prompt_logprobs.size() && std::isfinite(fe.prompt_logprobs[i]))
+          t["logprob"] = fe.prompt_logprobs[i];
+        else
+          t["logprob"] = nullptr;
         prefill.push_back(t);
       }
     }

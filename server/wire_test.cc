@@ -2,6 +2,8 @@
 // json pieces / jsonlines with DJL's chunk buffering, OpenAI chunks and [DONE].
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "server/lmi_wire.h"
 #include "server/openai_wire.h"
 #include "server/tgi_wire.h"
@@ -103,8 +105,9 @@ TEST(TgiWire, NonStreamingJson) {
             "\"prefill\":[],\"tokens\":[{\"id\":5,\"text\":\" Hi\",\"logprob\":-0.25,\"special\":false},{\"id\":2,\"text\":"
             "\"</s>\",\"logprob\":-0.5,\"special\":true}]}}");
   o.decoder_input_details = true;
+  f.prompt_logprobs = {std::nanf(""), -1.5f};
   EXPECT_NE(tgi_generate_json(toks, f, {1, 3}, o, lookup(), false)
-                .find("\"prefill\":[{\"id\":1,\"text\":\"t1\",\"logprob\":null},{\"id\":3,\"text\":\"t3\",\"logprob\":null}]"),
+                .find("\"prefill\":[{\"id\":1,\"text\":\"t1\",\"logprob\":null},{\"id\":3,\"text\":\"t3\",\"logprob\":-1.5}]"),
             std::string::npos);
 }
 

@@ -3,8 +3,10 @@
 
 A server is started on a free loopback port with the micro test model, waited for with /ping, and
 killed on teardown; every wait is bounded."""
+import array
 import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -281,6 +283,36 @@ class SmokeTest(unittest.TestCase):
         self.assertEqual("".join(t["text"] for t in d["tokens"]), j["generated_text"])
         self.assertEqual(len(d["top_tokens"][0]), 2)
         self.assertEqual(h.get("x-generated-tokens"), "4")
+
+    def test_decoder_input_details_gives_prompt_logprobs(self):
+        text = "Hello world, how are you"
+        st, _, body = self.s.post_json("/generate", {"inputs": text, "parameters": {"max_new_tokens": 2, "decoder_input_details": True}})
+        self.assertEqual(st, 200, body)
+        prefill = json.loads(body)["details"]["prefill"]
+        st, _, tb = self.s.post_json("/tokenize", {"inputs": text})
+        self.assertEqual(st, 200, tb)
+        ids = [t["id"] for t in json.loads(tb)]
+        self.assertEqual([t["id"] for t in prefill], ids)
+        self.assertIsNone(prefill[0]["logprob"])
+        # Each logprob is the log-softmax of the model's logits one position earlier, as the
+        # `lmstream logits` CLI computes them (f32 KV there, f16 in the server: close, not equal).
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "logits.f32")
+            r = subprocess.run([require_binary(), "logits", "--model", micro_model(), "--tokens", ",".join(map(str, ids)),
+                                "-o", out], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            flat = array.array("f")
+            with open(out, "rb") as f:
+                flat.frombytes(f.read())
+        vocab = len(flat) // len(ids)
+        for i in range(1, len(ids)):
+            row = flat[(i - 1) * vocab:i * vocab]
+            m = max(row)
+            want = row[ids[i]] - m - math.log(sum(math.exp(v - m) for v in row))
+            self.assertAlmostEqual(prefill[i]["logprob"], want, delta=2e-2, msg="prompt token %d" % i)
+        # Streaming cannot carry them: TGI's 422.
+        st, _, body = self.s.post_json("/generate_stream", {"inputs": text, "parameters": {"decoder_input_details": True}})
+        self.assertIn(b"not supported when streaming", body)
 
     def test_compat_returns_array_and_full_text(self):
         st, _, body = self.s.post_json("/", {"inputs": "Hello", "parameters": {"max_new_tokens": 3}})
