@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/ops.h"
+
 namespace lmstream {
 namespace {
 
@@ -31,6 +33,9 @@ struct MaxAt {
 // returns that maximum: NaN counts as -inf; if some logits are +inf, exactly those share the mass
 // (they become 0, the rest -inf); if every logit is -inf, all are equal (uniform).
 MaxAt canonicalize(std::span<float> x) {
+  // Fast path (every real row): no NaN and a finite maximum leave the row as it is.
+  const RowMax r = row_max(x.data(), int64_t(x.size()));
+  if (!r.any_nan && std::isfinite(r.value)) return {r.value, static_cast<int32_t>(r.index)};
   MaxAt m{kNegInf, 0};
   for (size_t i = 0; i < x.size(); ++i) {
     float& v = x[i];
@@ -114,8 +119,7 @@ SampleResult Sampler::sample(std::span<float> logits, std::span<const int32_t> h
   double z = 0;  // sum of exp(logit - max) over the remaining tokens
   if (!p_.do_sample) {
     out.id = max.id;
-    for (float v : logits)
-      if (v != kNegInf) z += std::exp(v - max.value);
+    z = sum_exp(logits.data(), int64_t(logits.size()), max.value);
   } else {
     const bool truncate = (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < logits.size()) ||
                           p_.top_p < 1.f || p_.typical_p < 1.f;
@@ -239,9 +243,9 @@ void Sampler::apply_typical_p(std::span<float> x, float max) {
 // Sets z to the remaining weight. have_weights: probs_ already holds the remaining weights.
 int32_t Sampler::draw(std::span<const float> x, float max, bool have_weights, double& z) {
   z = 0;
+  if (!have_weights) sum_exp(x.data(), int64_t(x.size()), max, probs_.data());
   for (size_t i = 0; i < x.size(); ++i) {
     if (x[i] == kNegInf) continue;
-    if (!have_weights) probs_[i] = std::exp(x[i] - max);
     z += probs_[i];
   }
   const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;  // [0, 1)

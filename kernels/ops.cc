@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/ops.h"
 #include "model/dtype.h"
@@ -179,6 +180,66 @@ void F32ToF16(const float* x, uint16_t* y, int64_t n) {
   for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+RowMax RowMaxImpl(const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  auto m = hn::Set(d, neg_inf);
+  auto nan = hn::Zero(d);  // lanes that saw a NaN hold 1
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, x + i);
+    const auto is_nan = hn::IsNaN(v);
+    nan = hn::Or(nan, hn::IfThenElseZero(is_nan, hn::Set(d, 1.f)));
+    m = hn::Max(m, hn::IfThenElse(is_nan, hn::Set(d, neg_inf), v));
+  }
+  RowMax r{hn::GetLane(hn::MaxOfLanes(d, m)), 0, hn::GetLane(hn::MaxOfLanes(d, nan)) > 0.f};
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) r.any_nan = true;
+    else if (x[i] > r.value) r.value = x[i];
+  }
+  if (r.value == neg_inf) return r;
+  const auto target = hn::Set(d, r.value);
+  for (i = 0; i + N <= n; i += N) {
+    const intptr_t at = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), target));
+    if (at >= 0) {
+      r.index = i + at;
+      return r;
+    }
+  }
+  for (; i < n; ++i)
+    if (x[i] == r.value) break;
+  r.index = i;
+  return r;
+}
+
+double SumExpImpl(const float* x, int64_t n, float shift, float* out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const auto vs = hn::Set(d, shift), neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
+  double total = 0;
+  int64_t i = 0;
+  // Float lanes within blocks of 1024 values, blocks summed in double: the error stays at a few
+  // float ulps whatever the row length.
+  while (i + N <= n) {
+    const int64_t end = std::min(n, i + 1024);
+    auto acc = hn::Zero(d);
+    for (; i + N <= end; i += N) {
+      const auto v = hn::LoadU(d, x + i);
+      const auto e = hn::IfThenElseZero(hn::Gt(v, neg_inf), hn::Exp(d, hn::Sub(v, vs)));
+      if (out) hn::StoreU(e, d, out + i);
+      acc = hn::Add(acc, e);
+    }
+    total += double(hn::GetLane(hn::SumOfLanes(d, acc)));
+  }
+  for (; i < n; ++i) {
+    const float e = x[i] == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(x[i] - shift);
+    if (out) out[i] = e;
+    total += double(e);
+  }
+  return total;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lmstream
 HWY_AFTER_NAMESPACE();
@@ -190,6 +251,12 @@ HWY_EXPORT(SiluMul);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(AttentionGroup);
 HWY_EXPORT(F32ToF16);
+HWY_EXPORT(RowMaxImpl);
+HWY_EXPORT(SumExpImpl);
+RowMax row_max(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(RowMaxImpl)(x, n); }
+double sum_exp(const float* x, int64_t n, float shift, float* out) {
+  return HWY_DYNAMIC_DISPATCH(SumExpImpl)(x, n, shift, out);
+}
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
   HWY_DYNAMIC_DISPATCH(RmsNorm)(x, w, out, n, eps);

@@ -15,6 +15,17 @@ void silu_mul(float* g, const float* u, int64_t n);
 void add_inplace(float* x, const float* y, int64_t n);
 void f32_to_f16(const float* x, uint16_t* y, int64_t n);
 
+// Reductions over one logits row, for the sampler.
+struct RowMax {
+  float value;    // largest non-NaN value (-inf when there is none)
+  int64_t index;  // lowest index holding it (0 when there is none)
+  bool any_nan;
+};
+RowMax row_max(const float* x, int64_t n);
+// Sum over i of exp(x[i] - shift); -inf terms count 0, x must hold no NaN and no +inf. With
+// out, also stores each term there.
+double sum_exp(const float* x, int64_t n, float shift, float* out = nullptr);
+
 // Rotary embedding of n_heads heads of head_dim each, in place, with cos/sin of this position
 // (head_dim/2 values each). interleaved: pairs (2i, 2i+1); otherwise pairs (i, i + head_dim/2).
 void rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin, bool interleaved);
