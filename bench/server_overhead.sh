@@ -41,8 +41,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 
   log "round $r/$ROUNDS: lmstream bench + lmstream serve"
   timeout "$STEP_TIMEOUT" "$LMSTREAM" bench --model "$MODEL" --threads "$THREADS" --prompt-tokens "$PROMPT" \
-    --gen-tokens "$GEN" --json >"$WORK/ub.json" 2>"$WORK/ub.err" || { cat "$WORK/ub.err" >&2; die "lmstream bench failed"; }
-  ustep="$("$PY" -c 'import json,sys; l=[x for x in open(sys.argv[1]) if x.startswith("{")]; print(1/json.loads(l[-1])["decode_tok_s"])' "$WORK/ub.json")"
+    --gen-tokens "$GEN" --concurrency 1,1,1,1,1,1 --json >"$WORK/ub.json" 2>"$WORK/ub.err" ||
+    { cat "$WORK/ub.err" >&2; die "lmstream bench failed"; }
+  # Six runs of one sequence in one process: the first warms up, the median of the rest counts.
+  ustep="$("$PY" -c 'import json,statistics,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]; print(1/statistics.median(x["decode_tok_s"] for x in l[1:]))' "$WORK/ub.json")"
   port="$(free_port)"
   start_server "$WORK/us.log" "$LMSTREAM" serve --model "$MODEL" --threads "$THREADS" --host 127.0.0.1 --port "$port"
   wait_ready "$port" /health /ping || { tail -20 "$WORK/us.log" >&2; die "lmstream serve did not come up"; }
@@ -61,7 +63,7 @@ append_results <<EOF
 - machine: $(machine_desc)
 - lmstream commit: $(commit_desc); peer: $(peer_desc)
 - model: ${MODEL#"$BENCH_ROOT"/}; threads $THREADS; 1 client, $REQS sequential requests of ~$PROMPT prompt tokens and $GEN new tokens (greedy); $ROUNDS interleaved rounds, median
-- engine step = 1 / decode tok/s of \`lmstream bench --prompt-tokens $PROMPT --gen-tokens $GEN\` (llama.cpp: \`llama-bench -p 0 -n $GEN\`);
+- engine step = 1 / decode tok/s of \`lmstream bench --prompt-tokens $PROMPT --gen-tokens $GEN --concurrency 1,1,1,1,1,1\` (median of runs 2–6; each decode step includes the greedy argmax) (llama.cpp: \`llama-bench -p 0 -n $GEN -r 3\`);
   streamed gap = mean time between consecutive token events seen by bench/loadgen.py; overhead = gap − step (includes HTTP/SSE framing, detokenization, scheduling hand-off, and the Python client's own parsing, equally for both)
 
 | µs per token | lmstream | llama.cpp | ratio us/peer |

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 namespace lmstream::cli {
 namespace {
@@ -54,9 +55,7 @@ Result run_level(Engine& engine, const BenchArgs& a, int N, std::mt19937& rng) {
   }
   std::vector<float> logits(size_t(N) * size_t(V));
   std::vector<int32_t> next(static_cast<size_t>(N));
-  auto argmax = [&](const float* l) {
-    return int32_t(std::max_element(l, l + V) - l);
-  };
+  auto argmax = [&](const float* l) { return int32_t(row_max(l, V).index); };  // the sampler's greedy pick
   const auto t0 = std::chrono::steady_clock::now();
   double ttft = 0;
   for (int i = 0; i < N; ++i) {
