@@ -19,6 +19,8 @@ namespace {
 
 struct ServeArgs {
   std::string model, host, api, properties, quantize, kv_type = "f16", kv_cache_memory;
+  std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region, api_key;
+  bool require_eula = false;
   int port = 0, threads = 0, max_concurrent = 0, max_input = 0, max_total = 0, max_batch_total = 0,
       max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0, kv_blocks = 0;
   double grace = 0;
@@ -48,6 +50,13 @@ void run(CLI::App& sub, const ServeArgs& a) {
   f.max_rolling_batch_size = given(sub, "--max-rolling-batch-size", a.max_rolling);
   f.kv_blocks = given(sub, "--kv-blocks", a.kv_blocks);
   f.shutdown_grace = given(sub, "--shutdown-grace", a.grace);
+  f.endpoint_name = given(sub, "--endpoint-name", a.endpoint_name);
+  f.aws_access_key_id = given(sub, "--aws-access-key-id", a.aws_access_key_id);
+  f.aws_secret_access_key = given(sub, "--aws-secret-access-key", a.aws_secret_access_key);
+  f.aws_credentials_file = given(sub, "--aws-credentials-file", a.aws_credentials_file);
+  f.region = given(sub, "--region", a.region);
+  f.api_key = given(sub, "--api-key", a.api_key);
+  if (sub.count("--require-eula") || sub.count("--no-require-eula")) f.require_eula = a.require_eula;
 
   std::vector<server::ConfigMessage> msgs;
   server::ServeConfig cfg = server::resolve_config(f, server::process_env(), &msgs);
@@ -108,6 +117,21 @@ const Register reg("serve", "Serve a model over HTTP: SageMaker /ping + /invocat
   sub.add_option("--shutdown-grace", a->grace, "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
   sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0)");
   sub.add_option("--kv-type", a->kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));
+  sub.add_option("--endpoint-name", a->endpoint_name,
+                 "SageMaker endpoint name of /endpoints/{name}/... (env LMSTREAM_ENDPOINT_NAME; default: from the model's name)");
+  sub.add_flag("--require-eula,!--no-require-eula", a->require_eula,
+               "require CustomAttributes accept_eula=true on /invocations and /endpoints/* (env LMSTREAM_REQUIRE_EULA; "
+               "default on for Llama 2 chat models)");
+  sub.add_option("--aws-access-key-id", a->aws_access_key_id,
+                 "require SigV4 (service sagemaker) on /endpoints/* with this key (env LMSTREAM_AWS_ACCESS_KEY_ID)");
+  sub.add_option("--aws-secret-access-key", a->aws_secret_access_key,
+                 "its secret (env LMSTREAM_AWS_SECRET_ACCESS_KEY)");
+  sub.add_option("--aws-credentials-file", a->aws_credentials_file,
+                 "AWS credentials file (INI, ~/.aws/credentials format); every profile is an accepted key "
+                 "(env LMSTREAM_AWS_CREDENTIALS_FILE)");
+  sub.add_option("--region", a->region, "the only region accepted in SigV4 scopes (env LMSTREAM_REGION; default any)");
+  sub.add_option("--api-key", a->api_key,
+                 "require 'Authorization: Bearer KEY' on every route but /ping, /health (env LMSTREAM_API_KEY)");
   sub.callback([&sub, a] { run(sub, *a); });
 });
 

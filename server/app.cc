@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/sagemaker.h"
 #include "server/tgi_wire.h"
 #include "server/wire_json.h"
 
@@ -120,10 +121,37 @@ bool unavailable(App& app, Exchange& ex) {
   return true;
 }
 
+bool eula_rejected(App& app, Exchange& ex) {
+  if (!app.ready() || !app.cfg().require_eula.value_or(false)) return false;
+  if (sagemaker::eula_accepted(ex.request().header("x-amzn-sagemaker-custom-attributes"))) return false;
+  app.metrics().count_failure("validation");
+  std::string msg = sagemaker::eula_message();
+  if (app.cfg().api == ApiMode::kLmi) {
+    nlohmann::ordered_json j;
+    j["code"] = 400;
+    j["message"] = "prediction failure";
+    j["error"] = msg;
+    ex.respond(json_response(400, dump(j)));
+  } else {
+    ex.respond(json_response(400, tgi_error_json(msg, "validation")));
+  }
+  return true;
+}
+
 void add_all_routes(App& app) {
   add_common_routes(app);
   add_tgi_routes(app);
   add_openai_routes(app);
+  add_sagemaker_routes(app);
+  app.routes().set_guard([&app](Exchange& ex) {
+    const Auth* auth = app.auth();
+    if (!auth) return true;
+    auto r = auth->check(ex.request(), std::chrono::system_clock::now());
+    if (!r) return true;
+    ex.access().route = "(unauthorized)";
+    ex.respond(std::move(*r));
+    return false;
+  });
 }
 
 }  // namespace lmstream::server

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "server/auth.h"
 #include "server/backend.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -44,6 +45,9 @@ class App {
   std::shared_ptr<Backend> backend() const;  // nullptr while loading
   bool ready() const { return ready_; }
   void set_draining() { draining_ = true; }
+  // Authentication (server/auth.h); set before the server accepts connections. nullptr = none.
+  void set_auth(std::shared_ptr<const Auth> a) { auth_ = std::move(a); }
+  const Auth* auth() const { return auth_.get(); }
   bool draining() const { return draining_; }
 
   Metrics& metrics() { return *metrics_; }
@@ -68,13 +72,17 @@ class App {
   std::atomic<int> in_flight_{0};
   std::mt19937_64 rng_;
   std::vector<std::weak_ptr<RequestStream>> streams_;
+  std::shared_ptr<const Auth> auth_;
 };
 
 // Route registration (routes_*.cc).
 void add_common_routes(App& app);  // /ping, /health, GET /, /info, /metrics, /v1/models, /invocations
 void add_tgi_routes(App& app);     // /generate, /generate_stream, POST /, /tokenize
 void add_openai_routes(App& app);  // /v1/chat/completions, /v1/completions
-void add_all_routes(App& app);
+// SageMaker runtime API: POST /endpoints/{name}/invocations[-response-stream], AWS-shaped errors
+// for /endpoints paths.
+void add_sagemaker_routes(App& app);
+void add_all_routes(App& app);  // all of the above, behind the authentication guard
 
 // The handlers behind /invocations, reusable by other front doors (e.g. SageMaker's runtime
 // routes wrap the Exchange to frame the bytes).
@@ -89,5 +97,8 @@ HttpResponse json_response(int status, std::string body);
 void reject(Exchange& ex, const Rejection& r);
 // 503 while the model loads / the server drains; true when it answered.
 bool unavailable(App& app, Exchange& ex);
+// The licence gate of /invocations (and so of /endpoints/*): true when it answered because the
+// request's CustomAttributes lack accept_eula=true while the model requires it.
+bool eula_rejected(App& app, Exchange& ex);
 
 }  // namespace lmstream::server

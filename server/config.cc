@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "server/properties.h"
+#include "server/sagemaker.h"
 
 namespace lmstream::server {
 namespace {
@@ -66,6 +67,55 @@ struct Src {
   std::optional<std::string> value;
   std::string label;
 };
+
+// SageMaker endpoint name, licence gate and authentication settings.
+template <class Pick>
+void resolve_sagemaker(ServeConfig& c, const ServeFlags& flags, const Pick& pick) {
+  if (Src s = pick(flags.endpoint_name, "--endpoint-name", {"LMSTREAM_ENDPOINT_NAME"}, ""); s.value) {
+    if (!sagemaker::valid_endpoint_name(*s.value))
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not a SageMaker endpoint name (1-63 characters, letters, digits and "
+                                  "hyphens, starting and ending with a letter or digit)");
+    c.endpoint_name = *s.value;
+  }
+  std::optional<std::string> eula_flag;
+  if (flags.require_eula) eula_flag = *flags.require_eula ? "true" : "false";
+  if (Src s = pick(eula_flag, "--require-eula", {"LMSTREAM_REQUIRE_EULA"}, ""); s.value)
+    c.require_eula = parse_bool(s.label, *s.value);
+
+  Src id = pick(flags.aws_access_key_id, "--aws-access-key-id", {"LMSTREAM_AWS_ACCESS_KEY_ID"}, "");
+  Src secret = pick(flags.aws_secret_access_key, "--aws-secret-access-key", {"LMSTREAM_AWS_SECRET_ACCESS_KEY"}, "");
+  if (id.value.has_value() != secret.value.has_value())
+    throw std::invalid_argument(std::string(id.value ? "an AWS access key id" : "an AWS secret access key") +
+                                " was given without its other half: pass both --aws-access-key-id and "
+                                "--aws-secret-access-key (env LMSTREAM_AWS_ACCESS_KEY_ID / "
+                                "LMSTREAM_AWS_SECRET_ACCESS_KEY)");
+  if (id.value) {
+    if (id.value->empty() || secret.value->empty())
+      throw std::invalid_argument(id.label + " / " + secret.label + ": must not be empty");
+    for (char ch : *id.value)
+      if (!std::isalnum(static_cast<unsigned char>(ch)))
+        throw std::invalid_argument(id.label + ": an access key id has only letters and digits");
+    c.aws_access_key_id = *id.value;
+    c.aws_secret_access_key = *secret.value;
+  }
+  if (Src s = pick(flags.aws_credentials_file, "--aws-credentials-file", {"LMSTREAM_AWS_CREDENTIALS_FILE"}, "");
+      s.value) {
+    if (s.value->empty()) throw std::invalid_argument(s.label + ": empty path");
+    c.aws_credentials_file = *s.value;
+  }
+  if (Src s = pick(flags.region, "--region", {"LMSTREAM_REGION"}, ""); s.value) {
+    bool ok = !s.value->empty() && std::all_of(s.value->begin(), s.value->end(), [](unsigned char ch) {
+      return std::islower(ch) || std::isdigit(ch) || ch == '-';
+    });
+    if (!ok) throw std::invalid_argument(s.label + ": '" + *s.value + "' is not an AWS region name (e.g. us-east-1)");
+    c.region = *s.value;
+  }
+  if (Src s = pick(flags.api_key, "--api-key", {"LMSTREAM_API_KEY"}, ""); s.value) {
+    if (s.value->empty()) throw std::invalid_argument(s.label + ": the API key must not be empty");
+    c.api_key = *s.value;
+  }
+}
 
 }  // namespace
 
@@ -244,7 +294,13 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
       throw std::invalid_argument("--shutdown-grace must be within [0, 86400] seconds");
     c.shutdown_grace_s = *flags.shutdown_grace;
   }
+  resolve_sagemaker(c, flags, pick);
   return c;
+}
+
+void finalize_sagemaker(ServeConfig& c, const std::string& model_name) {
+  if (c.endpoint_name.empty()) c.endpoint_name = sagemaker::endpoint_name_from(model_name);
+  if (!c.require_eula) c.require_eula = sagemaker::is_llama2_chat(model_name) || sagemaker::is_llama2_chat(c.model);
 }
 
 void finalize_limits(ServeConfig& c, int max_position) {

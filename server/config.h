@@ -22,6 +22,10 @@ struct ServeFlags {
       max_batch_total_tokens, max_batch_prefill_tokens, max_stop_sequences, max_top_n_tokens,
       num_shard, max_rolling_batch_size, kv_blocks;
   std::optional<double> shutdown_grace;
+  // SageMaker runtime routes and authentication.
+  std::optional<std::string> endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file,
+      region, api_key;
+  std::optional<bool> require_eula;
 };
 
 struct ServeConfig {
@@ -59,6 +63,15 @@ struct ServeConfig {
   double write_timeout_s = 60;   // a stalled reader (SERVING_CHUNKED_READ_TIMEOUT)
   double keepalive_s = 15;       // SSE ':' comment when no event for this long
   double shutdown_grace_s = 30;
+
+  // SageMaker runtime routes (/endpoints/{name}/...).
+  std::string endpoint_name;         // "" = derive from the model's name (finalize_sagemaker)
+  std::optional<bool> require_eula;  // nullopt = on for Llama 2 chat models (finalize_sagemaker)
+  // Authentication: SigV4 keys for /endpoints/*, a bearer key for the other routes.
+  std::string aws_access_key_id, aws_secret_access_key;
+  std::string aws_credentials_file;  // ~/.aws/credentials format; every profile is a key
+  std::string region;                // "" = any region in the credential scope
+  std::string api_key;
 };
 
 struct ConfigMessage {
@@ -74,6 +87,10 @@ EnvLookup process_env();
 // but cannot honour, and unknown serving.properties keys, become messages.
 ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
                            std::vector<ConfigMessage>* messages);
+
+// Fills the SageMaker settings that depend on the loaded model: the endpoint name (from the model's
+// name) and the licence gate (on when the model's name or path says Llama 2 chat).
+void finalize_sagemaker(ServeConfig& cfg, const std::string& model_name);
 
 // Fills the 0 = derive limits from the model's context length and checks TGI's start-up rules.
 void finalize_limits(ServeConfig& cfg, int max_position);

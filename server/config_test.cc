@@ -168,5 +168,77 @@ TEST(Config, FinalizeLimits) {
   EXPECT_THROW(finalize_limits(g, 4096), std::invalid_argument);
 }
 
+TEST(SageMakerConfig, EndpointNameEulaAndAuthSettings) {
+  ServeFlags f;
+  f.model = "/models/Llama-2-7b-chat";
+  ServeConfig c = resolve_config(f, env_of({}), nullptr);
+  EXPECT_EQ(c.endpoint_name, "");
+  EXPECT_FALSE(c.require_eula.has_value());
+  EXPECT_TRUE(c.api_key.empty());
+  finalize_sagemaker(c, "micro test model");
+  EXPECT_EQ(c.endpoint_name, "micro-test-model");
+  EXPECT_TRUE(*c.require_eula);  // the path says Llama 2 chat
+
+  c = resolve_config(f, env_of({{"LMSTREAM_REQUIRE_EULA", "false"}, {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
+                                {"LMSTREAM_API_KEY", "k"}, {"LMSTREAM_AWS_ACCESS_KEY_ID", "AKID1"},
+                                {"LMSTREAM_AWS_SECRET_ACCESS_KEY", "s1"}, {"LMSTREAM_REGION", "us-west-2"}}),
+                     nullptr);
+  finalize_sagemaker(c, "llama-2-chat");
+  EXPECT_EQ(c.endpoint_name, "ep-1");
+  EXPECT_FALSE(*c.require_eula);
+  EXPECT_EQ(c.api_key, "k");
+  EXPECT_EQ(c.aws_access_key_id, "AKID1");
+  EXPECT_EQ(c.aws_secret_access_key, "s1");
+  EXPECT_EQ(c.region, "us-west-2");
+
+  // Flags win over the environment.
+  f.require_eula = true;
+  f.endpoint_name = "flag-ep";
+  f.api_key = "flag-key";
+  c = resolve_config(f, env_of({{"LMSTREAM_REQUIRE_EULA", "false"}, {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
+                                {"LMSTREAM_API_KEY", "k"}}),
+                     nullptr);
+  EXPECT_TRUE(*c.require_eula);
+  EXPECT_EQ(c.endpoint_name, "flag-ep");
+  EXPECT_EQ(c.api_key, "flag-key");
+
+  ServeFlags g;
+  g.model = "/models/tiny";
+  c = resolve_config(g, env_of({}), nullptr);
+  finalize_sagemaker(c, "");
+  EXPECT_EQ(c.endpoint_name, "lmstream");
+  EXPECT_FALSE(*c.require_eula);
+}
+
+TEST(SageMakerConfig, RejectsBadSettings) {
+  auto bad = [](ServeFlags f, std::map<std::string, std::string> env, const char* needle) {
+    f.model = "/m";
+    try {
+      resolve_config(f, env_of(env), nullptr);
+      ADD_FAILURE() << "accepted, expected an error mentioning " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  ServeFlags f;
+  f.endpoint_name = "bad_name";
+  bad(f, {}, "--endpoint-name");
+  bad({}, {{"LMSTREAM_ENDPOINT_NAME", "-x"}}, "LMSTREAM_ENDPOINT_NAME");
+  bad({}, {{"LMSTREAM_ENDPOINT_NAME", std::string(64, 'a')}}, "63");
+  bad({}, {{"LMSTREAM_REQUIRE_EULA", "maybe"}}, "LMSTREAM_REQUIRE_EULA");
+  ServeFlags k;
+  k.aws_access_key_id = "AKID";
+  bad(k, {}, "--aws-secret-access-key");
+  bad({}, {{"LMSTREAM_AWS_SECRET_ACCESS_KEY", "s"}}, "--aws-access-key-id");
+  k.aws_secret_access_key = "";
+  bad(k, {}, "must not be empty");
+  ServeFlags r;
+  r.region = "US EAST";
+  bad(r, {}, "--region");
+  ServeFlags a;
+  a.api_key = "";
+  bad(a, {}, "--api-key");
+}
+
 }  // namespace
 }  // namespace lmstream::server

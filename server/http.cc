@@ -41,6 +41,8 @@ const char* reason(int status) {
     case 100: return "Continue";
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -52,6 +54,7 @@ const char* reason(int status) {
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 530: return "Internal Dependency Failure";
     default: return "Unknown";
   }
 }
@@ -155,7 +158,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_read(beast::error_code ec, size_t n);
   void parse();
   void dispatch();
-  void reject(int status, std::string body);
+  void reject(int status, std::string body, const std::string& path);
+  std::string target_path() const;  // the path of the request being read, as far as it is parsed
+  HttpResponse plain(int status, std::string body, const std::string& path) const;
   void flush();
   void on_write(beast::error_code ec);
   void response_complete();
@@ -171,7 +176,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buf_;
   std::array<char, 16 * 1024> rbuf_;  // what one read delivers, appended to buf_
   std::optional<http::request_parser<http::string_body>> parser_;
-  enum class State { kReading, kResponding, kClosed } state_ = State::kReading;
+  // kDraining: a rejected request's answer is out; the rest of its body is read and dropped so the
+  // client sees the answer instead of a reset (lingering close).
+  enum class State { kReading, kResponding, kDraining, kClosed } state_ = State::kReading;
+  bool linger_ = false;
+  size_t drained_ = 0;
   bool reading_ = false;
   bool request_started_ = false;
   bool sent_continue_ = false;
@@ -316,6 +325,12 @@ void Connection::do_read() {
 void Connection::on_read(beast::error_code ec, size_t n) {
   reading_ = false;
   if (state_ == State::kClosed) return;
+  if (state_ == State::kDraining) {
+    drained_ += n;
+    if (ec || drained_ > 2 * (srv_->limits.body_limit + srv_->limits.header_limit)) close_now();
+    else do_read();
+    return;
+  }
   if (ec) {
     if (state_ == State::kResponding) gone();
     else close_now();
@@ -344,12 +359,13 @@ void Connection::parse() {
     if (ec || used == 0) break;
   }
   if (ec) {
+    std::string path = target_path();
     if (ec == http::error::body_limit)
-      reject(413, "Failed to buffer the request body: length limit exceeded");
+      reject(413, "Failed to buffer the request body: length limit exceeded", path);
     else if (ec == http::error::header_limit)
-      reject(431, "Request header fields too large");
+      reject(431, "Request header fields too large", path);
     else
-      reject(400, "Malformed HTTP request: " + ec.message());
+      reject(400, "Malformed HTTP request: " + ec.message(), path);
     return;
   }
   if (parser_->is_header_done() && !parser_->is_done() && !sent_continue_) {
@@ -364,18 +380,32 @@ void Connection::parse() {
   if (parser_->is_done()) dispatch();
 }
 
-void Connection::reject(int status, std::string body) {
-  // Malformed framing: answer and close; nothing else happens.
+std::string Connection::target_path() const {
+  if (!parser_) return "";
+  auto t = parser_->get().target();
+  return std::string(t.substr(0, t.find('?')));
+}
+
+HttpResponse Connection::plain(int status, std::string body, const std::string& path) const {
+  if (auto& shaper = srv_->routes.error_shaper())
+    if (auto r = shaper(status, path, body)) return std::move(*r);
+  return {status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)};
+}
+
+void Connection::reject(int status, std::string body, const std::string& path) {
+  // Malformed framing: answer and close (after draining what the client still sends).
   keep_alive_ = false;
+  linger_ = true;
   state_ = State::kResponding;
   disarm();
   HttpRequest req;
   req.id = srv_->next_id++;
   req.remote = remote_;
+  req.path = path;
   req.received = Clock::now();
   cur_ = std::make_shared<ExchangeImpl>(shared_from_this(), std::move(req));
   cur_->access_.route = "(malformed)";
-  cur_->respond({status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)});
+  cur_->respond(plain(status, std::move(body), path));
 }
 
 void Connection::dispatch() {
@@ -401,10 +431,12 @@ void Connection::dispatch() {
   const Handler* h = srv_->routes.find(ex->req_.method, ex->req_.path, &status);
   if (!h) {
     ex->access_.route = "(none)";
-    ex->respond({status, {{"Content-Type", "text/plain; charset=utf-8"}}, status == 404 ? "Not Found" : "Method Not Allowed"});
+    ex->respond(plain(status, status == 404 ? "Not Found" : "Method Not Allowed", ex->req_.path));
     return;
   }
   try {
+    if (auto& guard = srv_->routes.guard())
+      if (!guard(*ex)) return;
     (*h)(ex);
   } catch (const std::exception& e) {
     if (!ex->ended_ && !ex->streaming_)
@@ -470,7 +502,14 @@ void Connection::response_complete() {
   } else {
     beast::error_code ec;
     sock_.shutdown(tcp::socket::shutdown_send, ec);
-    close_now();
+    if (!linger_) {
+      close_now();
+      return;
+    }
+    state_ = State::kDraining;
+    buf_.consume(buf_.size());
+    arm(srv_->limits.read_timeout_s, 3);
+    do_read();
   }
 }
 
@@ -512,7 +551,7 @@ void Connection::disarm() {
 void Connection::on_timeout(int kind) {
   if (state_ == State::kClosed) return;
   if (kind == 1 && state_ == State::kReading) {
-    reject(408, "Request read timed out");
+    reject(408, "Request read timed out", target_path());
     return;
   }
   // Idle keep-alive connection, or a reader that stopped taking our bytes.

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -89,7 +90,20 @@ class RouteTable {
   // Prefix routes ("/endpoints/" + anything): tried after exact paths.
   void add_prefix(std::string method, std::string prefix, Handler h);
 
+  // Runs before every matched handler (authentication); returns false once it has answered.
+  using Guard = std::function<bool(Exchange&)>;
+  void set_guard(Guard g) { guard_ = std::move(g); }
+  const Guard& guard() const { return guard_; }
+  // Replaces the server's own plain-text answers (404, 405, 413, ...) for a path, e.g. with the
+  // error shape an AWS client parses; nullopt keeps the plain text.
+  using ErrorShaper =
+      std::function<std::optional<HttpResponse>(int status, const std::string& path, const std::string& message)>;
+  void set_error_shaper(ErrorShaper s) { shaper_ = std::move(s); }
+  const ErrorShaper& error_shaper() const { return shaper_; }
+
  private:
+  Guard guard_;
+  ErrorShaper shaper_;
   std::map<std::pair<std::string, std::string>, Handler> exact_;
   std::vector<std::pair<std::pair<std::string, std::string>, Handler>> prefix_;
 };

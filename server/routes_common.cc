@@ -58,6 +58,9 @@ void info(App& app, Exchange& ex) {
   j["model_loading_timeout"] = c.model_loading_timeout_s;
   j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.properties_path);
   j["max_position_embeddings"] = b->info().max_position;
+  // SageMaker runtime API: the name /endpoints/{name}/... answers to, and the licence gate.
+  j["endpoint_name"] = c.endpoint_name;
+  j["require_eula"] = c.require_eula.value_or(false);
   ex.respond(json_response(200, dump(j)));
 }
 
@@ -87,6 +90,7 @@ void models(App& app, Exchange& ex) {
 
 void invocations(App& app, std::shared_ptr<Exchange> ex) {
   ex->access().route = app.cfg().api == ApiMode::kLmi ? "/invocations(lmi)" : "/invocations(tgi)";
+  if (eula_rejected(app, *ex)) return;
   if (app.cfg().api == ApiMode::kLmi) lmi_invoke(app, std::move(ex));
   else tgi_compat(app, std::move(ex));
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "server/app.h"
+#include "server/auth.h"
 #include "server/http.h"
 
 namespace lmstream::server {
@@ -21,6 +22,7 @@ namespace lmstream::server {
 namespace asio = boost::asio;
 
 int serve(ServeConfig cfg, BackendOptions bopts) {
+  auto auth = std::make_shared<const Auth>(cfg);  // throws on an unreadable credentials file
   auto logger = spdlog::stderr_color_mt("lmstream");
   spdlog::set_default_logger(logger);
   spdlog::flush_on(spdlog::level::info);
@@ -34,6 +36,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   if (early.max_input_length == 0) early.max_input_length = 1024;
   if (early.max_total_tokens == 0) early.max_total_tokens = 2048;
   App app(early);
+  if (auth->any()) app.set_auth(auth);
   add_all_routes(app);
   HttpLimits lim{cfg.body_limit, cfg.header_limit, cfg.idle_timeout_s, cfg.read_timeout_s, cfg.write_timeout_s};
   HttpServer server(ioc, app.routes(), lim, [&app](const HttpRequest& r, int s, const AccessInfo& a, double ms) {
@@ -41,6 +44,15 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   });
   int port = server.listen(cfg.host, cfg.port);
   spdlog::info("listening on {}:{} (/invocations speaks {})", cfg.host, port, cfg.api == ApiMode::kLmi ? "lmi" : "tgi");
+  if (auth->sigv4_enabled())
+    spdlog::info("SigV4 required on /endpoints/* ({} key(s), service sagemaker, region {})", auth->key_count(),
+                 cfg.region.empty() ? "any" : cfg.region);
+  if (auth->api_key_enabled()) spdlog::info("API key required on every route but /ping and /health");
+  if (!auth->any() && !is_loopback_host(cfg.host))
+    spdlog::warn("no authentication configured while listening on {}: anyone who can reach this port can run the "
+                 "model (set --api-key and/or --aws-access-key-id/--aws-secret-access-key or "
+                 "--aws-credentials-file)",
+                 cfg.host);
 
   int exit_code = 0;
   std::atomic<bool> load_done{false};
@@ -50,6 +62,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       auto b = load_backend(bopts);
       ServeConfig fin = cfg;
       finalize_limits(fin, b->info().max_position);
+      finalize_sagemaker(fin, b->info().name);
       if (fin.max_batch_total_tokens == 0) fin.max_batch_total_tokens = int(b->info().kv_tokens);
       loaded = b;
       asio::post(ioc, [&app, b, fin] {
@@ -57,6 +70,9 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
         app.set_backend(b);
         spdlog::info("ready: max_input_length={} max_total_tokens={} max_concurrent_requests={}", fin.max_input_length,
                      fin.max_total_tokens, fin.max_concurrent_requests);
+        spdlog::info("SageMaker endpoint name: {} (POST /endpoints/{}/invocations[-response-stream]); licence gate "
+                     "(CustomAttributes accept_eula=true) {}",
+                     fin.endpoint_name, fin.endpoint_name, *fin.require_eula ? "on" : "off");
       });
     } catch (const std::exception& e) {
       spdlog::error("cannot serve the model: {}", e.what());
