@@ -20,6 +20,9 @@ struct SchedulerOptions {
   // Test-only fault injection: a request that has generated this many tokens (and asked for more)
   // fails with kError "injected engine failure", as an engine fault mid-stream would. 0 = off.
   int fail_after_tokens = 0;
+  // Test-only pacing: the engine thread sleeps this long after every step that ran a batch, so
+  // tests can hold streams open for a known time on any machine. 0 = off.
+  int step_delay_ms = 0;
 };
 
 struct SchedulerStats {

@@ -3,7 +3,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 namespace lmstream {
 
@@ -247,7 +249,9 @@ void SchedulerCore::loop() {
       cv_.wait(lk, [&] { return stop_ || !inbox_.empty() || !seqs_.empty(); });
       if (stop_) return;
     }
-    run_once();
+    const bool ran = run_once();
+    if (ran && opts_.sched.step_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(opts_.sched.step_delay_ms));
   }
 }
 

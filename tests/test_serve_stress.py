@@ -72,15 +72,21 @@ def wait_idle(server, timeout=20):
 class ConcurrencyTest(unittest.TestCase):
     def test_64_streams_16_disconnect(self):
         n, quitters, new = (16, 4, 16) if SANITIZED else (64, 16, 32)
-        with Server(args=["--threads", "2"]) as srv:
+        # 2 ms per engine step (test-only pacing): the streams overlap on any machine.
+        with Server(args=["--threads", "2"], env={"LMSTREAM_TEST_STEP_DELAY_MS": "2"}) as srv:
             results = {}
 
+            # Quitters ask for far more tokens than the others, so they cannot finish before the
+            # server notices they left (the micro model makes a token in well under a millisecond).
+            quit_new = 200
+
             def client(i):
+                quits = i % (n // quitters) == 0
                 s = open_stream(srv.port, {"inputs": "Story number %d:" % i,
-                                           "parameters": {"max_new_tokens": new, "details": True, "ignore_eos": True,
-                                                          "seed": i, "do_sample": True, "top_k": 20}})
+                                           "parameters": {"max_new_tokens": quit_new if quits else new, "details": True,
+                                                          "ignore_eos": True, "seed": i, "do_sample": True, "top_k": 20}})
                 try:
-                    if i % (n // quitters) == 0:
+                    if quits:
                         results[i] = ("quit",) + read_chunked_events(s, stop_after=3)
                         s.close()  # abrupt disconnect mid-stream
                     else:
@@ -120,12 +126,14 @@ class ConcurrencyTest(unittest.TestCase):
             dropped = [e for e in srv.access_log() if e["route"] == "/generate_stream" and e["finish"] == "cancelled"]
             self.assertEqual(len(dropped), quitters)
             for e in dropped:
-                self.assertLess(e["generated_tokens"], new)
+                self.assertLess(e["generated_tokens"], quit_new)
 
     def test_429_past_limit_while_admitted_streams_go_on(self):
-        with Server(args=["--max-concurrent-requests", "3"]) as srv:
-            new = 60
-            streams = [open_stream(srv.port, {"inputs": "Long story %d" % i, "parameters": {"max_new_tokens": new}})
+        # 5 ms per engine step (test-only pacing): the three admitted streams last at least 0.5 s,
+        # however fast the machine, while the rejected requests are answered at once.
+        with Server(args=["--max-concurrent-requests", "3"], env={"LMSTREAM_TEST_STEP_DELAY_MS": "5"}) as srv:
+            new = 100
+            streams = [open_stream(srv.port, {"inputs": "Long story %d" % i, "parameters": {"max_new_tokens": new, "ignore_eos": True}})
                        for i in range(3)]
             # Wait until all three are admitted and producing.
             firsts = []
