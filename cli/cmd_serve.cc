@@ -82,6 +82,10 @@ void run(CLI::App& sub, const ServeArgs& a) {
   if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
   // Test-only: every request fails with an engine error after this many tokens (tests drive the
   // mid-stream error paths of each wire format with it).
+  if (const char* d = std::getenv("LMSTREAM_TEST_LOAD_DELAY_MS")) {
+    b.test_load_delay_ms = std::max(0, std::atoi(d));
+    std::fprintf(stderr, "warning: LMSTREAM_TEST_LOAD_DELAY_MS=%d: loading is delayed\n", b.test_load_delay_ms);
+  }
   if (const char* d = std::getenv("LMSTREAM_TEST_STEP_DELAY_MS")) {
     b.sched.step_delay_ms = std::max(0, std::atoi(d));
     std::fprintf(stderr, "warning: LMSTREAM_TEST_STEP_DELAY_MS=%d: the engine sleeps after every step\n",

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "engine/chat.h"
 #include "tokenizer/tokenizer.h"
@@ -75,6 +77,7 @@ class ModelBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
+  if (o.test_load_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.test_load_delay_ms));
   auto b = std::make_shared<ModelBackend>(o);
   // Warm-up: one real prefill + decode step through the scheduler.
   GenerateRequest g;

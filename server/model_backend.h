@@ -23,6 +23,7 @@ struct BackendOptions {
   size_t kv_memory = 0;       // KV pool memory budget in bytes (--kv-cache-memory), 0 = unset
   KvType kv_type = KvType::F16;
   SchedulerOptions sched;
+  int test_load_delay_ms = 0;  // test-only: loading takes this much longer (/ping's 503 window)
 };
 
 // Throws ModelError / std::runtime_error with a readable message.

@@ -228,6 +228,34 @@ class SmokeTest(unittest.TestCase):
         self.assertEqual(self.s.request("GET", "/nope")[0], 404)
         self.assertEqual(self.s.request("GET", "/generate")[0], 405)
 
+    def test_503_while_loading_then_200(self):
+        # Loading held for 1.5 s (test-only knob): the port answers at once, /ping and /health say
+        # 503 and generation routes refuse with 503, then /ping turns 200 and generation works.
+        srv = Server(env={"LMSTREAM_TEST_LOAD_DELAY_MS": "1500"}).start(wait=False)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    st, _, body = srv.request("GET", "/ping", timeout=2)
+                    break
+                except OSError:
+                    self.assertLess(time.monotonic(), deadline, "server never listened")
+                    time.sleep(0.02)
+            self.assertEqual(st, 503, body)
+            self.assertEqual(json.loads(body)["error_type"], "healthcheck")
+            st, _, _ = srv.request("GET", "/health")
+            self.assertEqual(st, 503)
+            st, _, body = srv.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            self.assertEqual(st, 503, body)
+            self.assertIn(b"loading", body)
+            st, _, _ = srv.post_json("/invocations", {"inputs": "Hi"})
+            self.assertEqual(st, 503)
+            srv.wait_ready()
+            st, _, body = srv.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            self.assertEqual(st, 200, body)
+        finally:
+            srv.stop()
+
     def test_keep_alive_reuses_connection(self):
         c = self.s.conn()
         for _ in range(3):
