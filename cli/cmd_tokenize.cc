@@ -1,11 +1,20 @@
 // `lmstream tokenize --model PATH`: prints the token ids of all of stdin as a JSON array on one
 // line, with the model's own tokenizer (for checking prompts and comparing with other tools).
+// With --chat FILE.json it formats a chat (a JSON array of {role, content} messages) through
+// the model's chat template first, as the OpenAI chat endpoint does.
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "engine/chat.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,6 +24,10 @@ struct Args {
   std::string model;
   bool no_bos = false;
   bool parse_special = false;
+  std::string chat;           // messages JSON file
+  std::string chat_template;  // template file overriding the model's
+  bool generation_prompt = true;
+  bool text = false;
 };
 
 std::string read_all_stdin() {
@@ -26,25 +39,93 @@ std::string read_all_stdin() {
   return text;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw std::runtime_error("error reading " + path);
+  return ss.str();
+}
+
+std::vector<lmstream::ChatMessage> read_messages(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(path + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON array of messages");
+  std::vector<lmstream::ChatMessage> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& m = j[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string())
+      throw std::runtime_error(path + ": message " + std::to_string(i) +
+                               " must be an object with string \"role\" and \"content\"");
+    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return out;
+}
+
+// The chat as prompt text: the --chat-template file, else the model's template, else the
+// built-in Llama 2 format.
+std::string chat_text(const Args& a, const lmstream::Model& model, const lmstream::Tokenizer& tok) {
+  std::vector<lmstream::ChatMessage> messages = read_messages(a.chat);
+  std::string tpl = a.chat_template.empty() ? model.tokenizer.chat_template : read_file(a.chat_template);
+  if (tpl.empty()) return lmstream::llama2_chat_text(messages);
+  return lmstream::render_chat_template(tpl, messages, tok.piece(tok.bos()), tok.piece(tok.eos()),
+                                        a.generation_prompt);
+}
+
 lmstream::cli::Register reg(
-    "tokenize", "print the token ids of stdin's text as a JSON array", [](CLI::App& sub) {
+    "tokenize", "print the token ids of stdin's text (or of a chat) as a JSON array", [](CLI::App& sub) {
       auto a = std::make_shared<Args>();
       sub.add_option("--model", a->model, "GGUF file or Hugging Face model directory")->required();
       sub.add_flag("--no-bos", a->no_bos, "do not prepend the BOS token");
       sub.add_flag("--parse-special", a->parse_special,
                    "turn literal <s>, </s>, <unk> in the text into those tokens");
-      sub.footer("Example: echo -n 'Hello world' | lmstream tokenize --model m.gguf  ->  [1,15043,3186]");
+      sub.add_option("--chat", a->chat,
+                     "instead of stdin, a JSON file with an array of {\"role\", \"content\"} messages, "
+                     "formatted with the model's chat template (literal <s>/</s> become tokens; no "
+                     "extra BOS when the template starts with it)")
+          ->check(CLI::ExistingFile);
+      sub.add_option("--chat-template", a->chat_template,
+                     "with --chat: a Jinja chat template file to use instead of the model's")
+          ->check(CLI::ExistingFile);
+      sub.add_flag("--generation-prompt,!--no-generation-prompt", a->generation_prompt,
+                   "with --chat: set the template's add_generation_prompt (default: on)");
+      sub.add_flag("--text", a->text, "print the text that would be tokenized instead of token ids");
+      sub.footer(
+          "Examples:\n"
+          "  echo -n 'Hello world' | lmstream tokenize --model m.gguf  ->  [1,15043,3186]\n"
+          "  lmstream tokenize --model m.gguf --chat chat.json --text   (the formatted prompt)");
       sub.callback([a] {
+        if (a->chat.empty() && (!a->chat_template.empty() || !a->generation_prompt))
+          throw CLI::ValidationError("--chat-template and --no-generation-prompt need --chat");
         auto model = lmstream::load_model(a->model);  // first, so a bad path fails at once
         auto tok = lmstream::make_tokenizer(model->tokenizer);
-        const std::string text = read_all_stdin();
-        const bool bos = !a->no_bos && model->tokenizer.add_bos;
-        std::string out = "[";
-        for (int32_t id : tok->encode(text, bos, a->parse_special)) {
-          if (out.size() > 1) out += ',';
-          out += std::to_string(id);
+        std::string text;
+        bool bos = !a->no_bos && model->tokenizer.add_bos;
+        bool parse_special = a->parse_special;
+        if (a->chat.empty()) {
+          text = read_all_stdin();
+        } else {
+          text = chat_text(*a, *model, *tok);
+          parse_special = true;  // HF apply_chat_template semantics (see engine/chat.h)
+          if (text.rfind(tok->piece(tok->bos()), 0) == 0) bos = false;
         }
-        out += "]\n";
+        std::string out;
+        if (a->text) {
+          out = text;
+        } else {
+          out = "[";
+          for (int32_t id : tok->encode(text, bos, parse_special)) {
+            if (out.size() > 1) out += ',';
+            out += std::to_string(id);
+          }
+          out += "]\n";
+        }
         std::fwrite(out.data(), 1, out.size(), stdout);
       });
     });

@@ -1,11 +1,15 @@
-// Llama 2 chat prompt (see chat.h). Follows Meta's llama/generation.py chat_completion: the
-// system message is merged into the first user turn, every content is Python-str.strip()ped
-// (the HF chat_template strips the same way), and each exchange is encoded on its own.
+// Chat prompts (see chat.h). The built-in Llama 2 format follows Meta's llama/generation.py
+// chat_completion: the system message is merged into the first user turn, every content is
+// Python-str.strip()ped (the HF chat_template strips the same way), and each exchange is encoded
+// on its own. Model chat_templates get apply_chat_template's context and go to tokenizer/jinja.
 #include "engine/chat.h"
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
+
+#include "tokenizer/jinja.h"
 
 namespace lmstream {
 namespace {
@@ -124,6 +128,19 @@ std::string llama2_chat_text(std::span<const ChatMessage> messages) {
     if (e.answer) out.append(" ").append(*e.answer).append(" </s>");
   }
   return out;
+}
+
+std::string render_chat_template(std::string_view tpl, std::span<const ChatMessage> messages,
+                                 const std::string& bos, const std::string& eos,
+                                 bool add_generation_prompt) {
+  // ordered: a message is {role, content} in that order, as Python dicts built by clients are.
+  nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+  for (const ChatMessage& m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+  nlohmann::ordered_json context = {{"messages", std::move(msgs)},
+                                    {"bos_token", bos},
+                                    {"eos_token", eos},
+                                    {"add_generation_prompt", add_generation_prompt}};
+  return render_jinja(tpl, context);
 }
 
 }  // namespace lmstream

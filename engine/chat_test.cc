@@ -1,7 +1,10 @@
 // Tests for engine/chat: the Llama 2 chat prompt as Meta's chat_completion builds it (structure
 // with a byte-level fake tokenizer; exact ids with the real tokenizer against libsentencepiece and
-// against ids computed once with Python sentencepiece), the text rendering, and role errors.
+// against ids computed once with Python sentencepiece), the text rendering, and role errors; and
+// model chat_templates rendered through tokenizer/jinja, the HF Llama 2 one equal to the built-in.
 #include "engine/chat.h"
+
+#include "tokenizer/jinja.h"
 
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
@@ -199,6 +202,52 @@ TEST_F(Llama2ChatReal, TextFormOfTheSameConversation) {
   EXPECT_EQ(text,
             "<s>[INST] <<SYS>>\nYou are a helpful assistant. Answer briefly.\n<</SYS>>\n\n  Hello! "
             "Who are you? [/INST] I am Llama, \u2713 caf\u00e9. </s><s>[INST] What is 2+2? [/INST]");
+}
+
+// meta-llama/Llama-2-7b-chat-hf tokenizer_config.json chat_template, verbatim.
+const char* kHfLlama2Template =
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif "
+    "%}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ "
+    "raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if "
+    "loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
+    "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if "
+    "message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] "
+    "== 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+TEST(ChatTemplate, HfLlama2TemplateEqualsBuiltInFormat) {
+  const std::vector<std::vector<ChatMessage>> convs = {
+      msgs({{"user", "Hello"}}),
+      msgs({{"system", "Be brief."}, {"user", "  Hi \n"}}),
+      msgs({{"user", "a"}, {"assistant", " b "}, {"user", "c"}}),
+      msgs({{"system", " sys "}, {"user", "u1"}, {"assistant", "a1"}, {"user", "u2"}, {"assistant", "a2"},
+            {"user", "caf\u00e9 \u4f60\u597d \xF0\x9F\x98\x80 {{ x }} 'q' \"d\""}}),
+      msgs({{"user", ""}, {"assistant", ""}, {"user", "\u00a0\u2003x\u3000"}}),
+  };
+  for (const auto& m : convs) {
+    EXPECT_EQ(render_chat_template(kHfLlama2Template, m, "<s>", "</s>", true), llama2_chat_text(m));
+  }
+}
+
+TEST(ChatTemplate, RoleErrorsComeFromRaiseException) {
+  auto m = msgs({{"user", "a"}, {"user", "b"}});
+  EXPECT_THROW(llama2_chat_text(m), std::invalid_argument);
+  try {
+    render_chat_template(kHfLlama2Template, m, "<s>", "</s>", true);
+    FAIL() << "expected a JinjaError";
+  } catch (const JinjaError& e) {
+    EXPECT_EQ(e.message(), "Conversation roles must alternate user/assistant/user/assistant/...");
+    EXPECT_EQ(e.line(), 1);
+  }
+}
+
+TEST(ChatTemplate, PassesTheApplyChatTemplateContext) {
+  const char* tpl =
+      "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+      "{% if add_generation_prompt %}<assistant>{% endif %}";
+  auto m = msgs({{"system", "s"}, {"user", "u"}});
+  EXPECT_EQ(render_chat_template(tpl, m, "<B>", "<E>", true), "<B><system>s<E><user>u<E><assistant>");
+  EXPECT_EQ(render_chat_template(tpl, m, "<B>", "<E>", false), "<B><system>s<E><user>u<E>");
 }
 
 }  // namespace

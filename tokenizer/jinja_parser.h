@@ -1,0 +1,16 @@
+// Builds the syntax tree from tokens with jinja2's grammar and operator precedence. Internal to
+// tokenizer/jinja*.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tokenizer/jinja_ast.h"
+#include "tokenizer/jinja_lexer.h"
+
+namespace lmstream::jinja {
+
+// src is the normalized source the tokens came from (for error positions). Throws JinjaError.
+Body parse(const std::string& src, const std::vector<Token>& tokens, int max_depth);
+
+}  // namespace lmstream::jinja
