@@ -42,9 +42,21 @@ class ModelBackend final : public Backend {
     info_.vocab_size = model_->cfg.vocab_size;
     info_.eos_id = tok_->eos();
     info_.max_new_tokens_default = model_->generation.max_new_tokens;
-    const std::string& tpl = model_->tokenizer.chat_template;
-    if (!tpl.empty() && tpl.find("[INST]") == std::string::npos)
-      spdlog::warn("the model's chat_template is not the Llama 2 format; /v1/chat/completions uses the built-in Llama 2 format");
+    // The model's chat_template, checked once on a one-turn conversation: a template this build
+    // cannot render is reported now, and chat then uses the built-in Llama 2 format.
+    template_ = model_->tokenizer.chat_template;
+    if (!template_.empty()) {
+      try {
+        const ChatMessage probe{"user", "Hello"};
+        render_chat_template(template_, std::span(&probe, 1), tok_->piece(tok_->bos()), tok_->piece(tok_->eos()), true);
+        spdlog::info("chat: the model's chat_template ({} bytes)", template_.size());
+      } catch (const std::exception& e) {
+        spdlog::warn("the model's chat_template cannot be rendered ({}); chat uses the built-in Llama 2 format", e.what());
+        template_.clear();
+      }
+    } else {
+      spdlog::info("chat: no chat_template in the model; the built-in Llama 2 format");
+    }
   }
   ~ModelBackend() override {
     sched_.reset();  // stops the engine thread before the engine and model go
@@ -62,7 +74,16 @@ class ModelBackend final : public Backend {
   }
   bool is_special(int32_t id) const override { return id >= 0 && id < tok_->n_vocab() && tok_->is_special(id); }
   std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>& messages) const override {
-    return llama2_chat_tokens(*tok_, messages);
+    if (template_.empty()) return llama2_chat_tokens(*tok_, messages);
+    const std::string& bos = tok_->piece(tok_->bos());
+    const std::string text = render_chat_template(template_, messages, bos, tok_->piece(tok_->eos()), true);
+    // The Llama 2 template's text: tokenized as Meta's reference does (each exchange on its own).
+    try {
+      if (text == llama2_chat_text(messages)) return llama2_chat_tokens(*tok_, messages);
+    } catch (const std::invalid_argument&) {
+    }
+    // apply_chat_template: the special tokens are in the text; BOS only if the template left it out.
+    return tok_->encode(text, model_->tokenizer.add_bos && !text.starts_with(bos), /*parse_special=*/true);
   }
   int n_blocks() const { return engine_->n_blocks(); }
 
@@ -72,6 +93,7 @@ class ModelBackend final : public Backend {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Scheduler> sched_;
   ModelInfo info_;
+  std::string template_;  // the model's chat_template, "" = built-in Llama 2 format
 };
 
 }  // namespace
