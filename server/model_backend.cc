@@ -77,12 +77,8 @@ class ModelBackend final : public Backend {
     if (template_.empty()) return llama2_chat_tokens(*tok_, messages);
     const std::string& bos = tok_->piece(tok_->bos());
     const std::string text = render_chat_template(template_, messages, bos, tok_->piece(tok_->eos()), true);
-    // The Llama 2 template's text: tokenized as Meta's reference does (each exchange on its own).
-    try {
-      if (text == llama2_chat_text(messages)) return llama2_chat_tokens(*tok_, messages);
-    } catch (const std::invalid_argument&) {
-    }
     // apply_chat_template: the special tokens are in the text; BOS only if the template left it out.
+    // (The Llama 2 template's text tokenizes to exactly llama2_chat_tokens: see Tokenizer::encode.)
     return tok_->encode(text, model_->tokenizer.add_bos && !text.starts_with(bos), /*parse_special=*/true);
   }
   int n_blocks() const { return engine_->n_blocks(); }

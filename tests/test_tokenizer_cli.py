@@ -110,10 +110,12 @@ class TokenizeCli(unittest.TestCase):
         cases = []
         for fmt in ("gguf", "hf"):
             cases += [
-                (fmt, "<s>Hello", ("--parse-special", "--no-bos"), [1, self.sp.piece_to_id("Hello")]),
+                # Every piece of text on its own, with the dummy prefix (TGI's tokenizer.json does so).
+                (fmt, "<s>Hello", ("--parse-special", "--no-bos"), [1] + self.sp.encode("Hello")),
+                (fmt, "<s>[INST] hi [/INST]", ("--parse-special", "--no-bos"), [1] + self.sp.encode("[INST] hi [/INST]")),
                 (fmt, "Hello</s>", ("--parse-special",), [1] + self.sp.encode("Hello") + [2]),
                 (fmt, "Hi</s><unk> world", ("--parse-special", "--no-bos"),
-                 self.sp.encode("Hi") + [2, 0, self.sp.piece_to_id("\u2581world")]),
+                 self.sp.encode("Hi") + [2, 0] + self.sp.encode(" world")),
                 (fmt, "Hello</s>", (), [1] + self.sp.encode("Hello</s>")),
             ]
         self.compare(cases)

@@ -38,13 +38,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
   if (!table) own = collect_specials(*this);
   const auto& specials = table ? table->special_texts() : own;
 
-  // Text between special tokens: the dummy prefix only at the very start of the input.
-  auto encode_text = [&](std::string_view segment, bool at_start) {
-    if (segment.empty()) return;
-    if (at_start || !table)
-      append(encode_plain(segment));
-    else
-      append(table->encode_segment(segment, false));
+  // Each piece of text between special tokens on its own, dummy prefix included.
+  auto encode_text = [&](std::string_view segment) {
+    if (!segment.empty()) append(encode_plain(segment));
   };
 
   // next[j]: the next occurrence of specials[j] at or after the cursor (npos: none left).
@@ -62,11 +58,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
       }
     }
     if (best_pos == std::string_view::npos) break;
-    encode_text(text.substr(cursor, best_pos - cursor), cursor == 0);
+    encode_text(text.substr(cursor, best_pos - cursor));
     out.push_back(specials[best].second);
     cursor = best_pos + specials[best].first.size();
   }
-  encode_text(text.substr(cursor), cursor == 0);
+  encode_text(text.substr(cursor));
   return out;
 }
 

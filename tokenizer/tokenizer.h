@@ -24,8 +24,9 @@ class Tokenizer {
 
   // Encode with BOS prepended when add_bos. With parse_special, literal control-token text
   // ("<s>", "</s>", "<unk>") in the input becomes that token, as HF's tokenizer does for prompts
-  // sent to TGI; the text between them is encoded with encode_plain (dummy prefix only at the very
-  // start of the input, as HF's Llama tokenizer does).
+  // sent to TGI; each piece of text between them is encoded with encode_plain, dummy prefix
+  // included, as TGI's tokenizer (tokenizer.json: added tokens split out first, then every piece
+  // normalized with Prepend("▁")) and Meta's chat format ([BOS] + sp("[INST] ...")) both do.
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special = false) const;
 
   // Raw bytes this token contributes to output text: U+2581 becomes ' ', <0xXX> becomes the byte,

@@ -147,22 +147,24 @@ TEST(Llama2Tokenizer, ParseSpecial) {
     const auto plain = t->encode("</s>", false);
     EXPECT_EQ(plain, to32(L->sp.EncodeAsIds("</s>")));
     EXPECT_EQ(std::count(plain.begin(), plain.end(), 2), 0);
-    // With it: the token itself; text after a special token gets no dummy prefix.
-    EXPECT_EQ(t->encode("<s>Hello", false, true), (std::vector<int32_t>{1, 10994}));
-    EXPECT_EQ(t->encode("Hello<s> world", false, true), (std::vector<int32_t>{15043, 1, 3186}));
+    // With it: the token itself; every piece of text is encoded on its own, dummy prefix
+    // included (TGI's tokenizer.json and Meta's chat format): "▁Hello", and " world" -> "▁", "▁world".
+    EXPECT_EQ(t->encode("<s>Hello", false, true), (std::vector<int32_t>{1, 15043}));
+    EXPECT_EQ(t->encode("Hello<s> world", false, true), (std::vector<int32_t>{15043, 1, 29871, 3186}));
     EXPECT_EQ(t->encode("Hello</s>", true, true), (std::vector<int32_t>{1, 15043, 2}));
     EXPECT_EQ(t->encode("<s><unk></s>", false, true), (std::vector<int32_t>{1, 0, 2}));
     EXPECT_EQ(t->encode("<<s>>", false, true),
-              (std::vector<int32_t>{529, 1, 29958}));  // "▁<" at the start, ">" after
-    // The first segment is exactly encode_plain; later ones the BPE without prefix.
+              (std::vector<int32_t>{529, 1, 1405}));  // "▁<", <s>, "▁>"
+    // Meta's chat format: [BOS] + sp("[INST] hi [/INST]") ("▁[" = 518), as the rendered
+    // Llama 2 template "<s>[INST] hi [/INST]" must tokenize.
     const std::string tail = "[INST] hi [/INST]";
-    auto got = t->encode("a</s>" + tail, false, true);
-    std::vector<int32_t> want = t->encode_plain("a");
+    auto got = t->encode("a</s><s>" + tail, false, true);
+    std::vector<int32_t> want = to32(L->sp.EncodeAsIds("a"));
     want.push_back(2);
-    const auto* table = dynamic_cast<const VocabTokenizer*>(L->via_vocab.get());
-    ASSERT_NE(table, nullptr);
-    for (int32_t id : table->encode_segment(tail, false)) want.push_back(id);
+    want.push_back(1);
+    for (int32_t id : to32(L->sp.EncodeAsIds(tail))) want.push_back(id);
     EXPECT_EQ(got, want);
+    EXPECT_EQ(got[3], 518);
     // Corpus strings without special text encode as with encode_plain.
     EXPECT_EQ(t->encode("Hello world", true, true), t->encode("Hello world", true, false));
   }
