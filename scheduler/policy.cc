@@ -90,6 +90,7 @@ StepPlan schedule_step(SchedState& st, const PolicyConfig& cfg) {
     int remaining = s.n_tokens - s.n_computed;
     if (remaining <= 1) continue;
     int n = std::min(remaining, budget);
+    if (s.max_chunk > 0) n = std::min(n, s.max_chunk);
     plan.chunks.push_back({id, s.n_computed, n, n == remaining, false});
     plan.prefill_tokens += n;
     budget -= n;
@@ -110,6 +111,7 @@ StepPlan schedule_step(SchedState& st, const PolicyConfig& cfg) {
     plan.admitted.push_back(s.id);
     s.n_computed = 0;
     int n = std::min(s.n_tokens, budget);
+    if (s.max_chunk > 0) n = std::min(n, s.max_chunk);
     plan.chunks.push_back({s.id, 0, n, n == s.n_tokens, false});
     plan.prefill_tokens += n;
     budget -= n;

@@ -38,6 +38,7 @@ struct SeqState {
   std::vector<int32_t> blocks;
   bool cancelled = false;
   int preemptions = 0;
+  int max_chunk = 0;   // most prefill tokens per step for this sequence (0 = the step budget)
 };
 
 struct SchedState {

@@ -131,6 +131,31 @@ TEST(Policy, DecodesFirstThenPrefillWithinBudget) {
   EXPECT_EQ(check_state(st, c), "");
 }
 
+TEST(Policy, PerSequenceChunkCapLeavesTheBudgetToOthers) {
+  SchedState st(1000);
+  PolicyConfig c = cfg(8, 32);
+  add_sequence(st, 1, 20);
+  st.seqs.at(1).max_chunk = 6;
+  add_sequence(st, 2, 50);
+  StepPlan p = schedule_step(st, c);
+  ASSERT_EQ(p.chunks.size(), 2u);
+  EXPECT_EQ(p.chunks[0].n, 6);
+  EXPECT_EQ(p.chunks[1].n, 26);  // the rest of the budget
+  int chunks1 = 1;
+  apply(st, p);
+  for (int i = 0; i < 20; ++i) {
+    p = schedule_step(st, c);
+    const ScheduledChunk* ch = find(p, 1);
+    if (ch && !ch->decode) {
+      EXPECT_LE(ch->n, 6);
+      ++chunks1;
+    }
+    apply(st, p);
+    EXPECT_EQ(check_state(st, c), "");
+  }
+  EXPECT_EQ(chunks1, 4);  // 6 + 6 + 6 + 2
+}
+
 TEST(Policy, PrefillBudgetSharedFcfsAcrossNewPrompts) {
   SchedState st(1000);
   PolicyConfig c = cfg(8, 10);

@@ -9,6 +9,8 @@
 
 namespace lmstream {
 
+constexpr int kPromptLogitsChunk = 256;
+
 static PolicyConfig make_policy_config(const Executor& ex, const SchedulerOptions& o) {
   if (o.max_rolling_batch_size < 1)
     throw std::invalid_argument("max_rolling_batch_size must be at least 1");
@@ -112,6 +114,9 @@ void SchedulerCore::drain_inbox() {
   for (auto& s : in) {
     uint64_t id = s->id();
     add_sequence(st_, id, int(s->tokens().size()));
+    // Prompt logprobs need every prefill row's logits (vocab floats each): smaller chunks bound
+    // that buffer (256 rows x 32000 = 32 MB).
+    if (s->wants_prompt_logits()) st_.seqs.at(id).max_chunk = kPromptLogitsChunk;
     seqs_.emplace(id, std::move(s));
   }
 }
