@@ -3,12 +3,16 @@
 unsigned, SigV4-signed and bearer-keyed. For a greedy request, stdout must equal the text /generate
 returns; errors (unreachable port, unknown endpoint, bad signature, validation, mid-stream failure)
 must give a clear message on stderr and a non-zero exit. Python stdlib only."""
+import http.server
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
+import threading
 import unittest
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_serve_harness import Server, free_port, require_binary  # noqa: E402
@@ -49,6 +53,58 @@ def generate_text(server, inputs=PROMPT, n=N, headers=None):
     if not text:
         raise AssertionError("/generate returned no text; the comparison would be vacuous")
     return text
+
+
+def es_message(payload, corrupt_crc=False):
+    """One event-stream PayloadPart message, framed by hand (api.md §3.3) with zlib's CRC32."""
+    headers = b""
+    for name, value in ((":event-type", "PayloadPart"), (":content-type", "application/octet-stream"),
+                        (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += bytes([len(n)]) + n + bytes([7]) + struct.pack(">H", len(v)) + v
+    total = 12 + len(headers) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+    crc = zlib.crc32(msg) ^ (1 if corrupt_crc else 0)
+    return msg + struct.pack(">I", crc)
+
+
+class CorruptStreamTest(unittest.TestCase):
+    """A server (stdlib http.server) whose event stream carries a good PayloadPart, then one with a
+    corrupt message CRC: invoke prints the first part's text, then a clear CRC error, exit != 0."""
+
+    def test_corrupt_crc_is_a_clear_error(self):
+        first = b'data:{"token":{"id":1,"text":" Hello","logprob":0,"special":false},"generated_text":null,"details":null}\n\n'
+        second = b'data:{"token":{"id":2,"text":" world","logprob":0,"special":false},"generated_text":null,"details":null}\n\n'
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = es_message(first) + es_message(second, corrupt_crc=True)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+                self.send_header("X-Amzn-SageMaker-Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            rc, out, err = invoke(srv.server_address[1], "--endpoint", EP, "--stream", "--prompt", "x", timeout=60)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        self.assertNotEqual(rc, 0, (out, err))
+        self.assertEqual(out, " Hello")
+        self.assertIn("error: ", err)
+        self.assertIn("CRC", err.upper())
 
 
 class _Base(unittest.TestCase):
