@@ -31,6 +31,13 @@ class Interp {
  public:
   Interp(const std::string& src, const JinjaLimits& limits)
       : src_(src), limits_(limits), budget_{0, limits.max_work, limits.max_output_bytes} {}
+  // Namespaces are the only mutable, shared values, so the only way to make a reference cycle
+  // ({% set ns.self = [ns] %}); emptying them all when the render ends frees every cycle.
+  ~Interp() {
+    for (const auto& d : namespaces_) d->clear();
+  }
+  Interp(const Interp&) = delete;
+  Interp& operator=(const Interp&) = delete;
 
   // context: a dict of the template's variables.
   std::string run(const Body& body, const Value& context) {
@@ -66,9 +73,10 @@ class Interp {
       const Value* m = a.get(0, "message");
       throw ValueError(m ? to_str(*m) : std::string("raise_exception() called"));
     });
-    g["namespace"] = Value::function([](Args& a) {
+    g["namespace"] = Value::function([this](Args& a) {
       Value ns = Value::make_dict();
       ns.kind = K::kNamespace;
+      namespaces_.push_back(ns.dict);
       for (const Value& p : a.pos) {
         if (p.kind != K::kDict) throw ValueError("namespace() positional arguments must be mappings");
         for (const auto& [k, v] : *p.dict) dict_set(*ns.dict, k, v);
@@ -393,6 +401,7 @@ class Interp {
   const JinjaLimits& limits_;
   Budget budget_;
   std::vector<std::shared_ptr<Frame>> frames_;
+  std::vector<std::shared_ptr<Dict>> namespaces_;  // every namespace() of this render
   std::string* out_ = nullptr;
   int depth_ = 0;
   int loop_depth_ = 0;
