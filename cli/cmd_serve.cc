@@ -80,22 +80,17 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.kv_type = a.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
   if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
-  // Test-only: every request fails with an engine error after this many tokens (tests drive the
-  // mid-stream error paths of each wire format with it).
-  if (const char* d = std::getenv("LMSTREAM_TEST_LOAD_DELAY_MS")) {
-    b.test_load_delay_ms = std::max(0, std::atoi(d));
-    std::fprintf(stderr, "warning: LMSTREAM_TEST_LOAD_DELAY_MS=%d: loading is delayed\n", b.test_load_delay_ms);
-  }
-  if (const char* d = std::getenv("LMSTREAM_TEST_STEP_DELAY_MS")) {
-    b.sched.step_delay_ms = std::max(0, std::atoi(d));
-    std::fprintf(stderr, "warning: LMSTREAM_TEST_STEP_DELAY_MS=%d: the engine sleeps after every step\n",
-                 b.sched.step_delay_ms);
-  }
-  if (const char* f = std::getenv("LMSTREAM_TEST_FAIL_AFTER_TOKENS")) {
-    b.sched.fail_after_tokens = std::max(0, std::atoi(f));
-    std::fprintf(stderr, "warning: LMSTREAM_TEST_FAIL_AFTER_TOKENS=%d: every request fails after that many tokens\n",
-                 b.sched.fail_after_tokens);
-  }
+  // Test-only knobs, loud when set: a slow load (/ping's 503 window), engine pacing (streams held
+  // open for a known time) and an engine failure after N tokens (mid-stream error paths).
+  auto test_knob = [](const char* name, int& field, const char* effect) {
+    if (const char* v = std::getenv(name)) {
+      field = std::max(0, std::atoi(v));
+      std::fprintf(stderr, "warning: %s=%d: %s\n", name, field, effect);
+    }
+  };
+  test_knob("LMSTREAM_TEST_LOAD_DELAY_MS", b.test_load_delay_ms, "loading is delayed");
+  test_knob("LMSTREAM_TEST_STEP_DELAY_MS", b.sched.step_delay_ms, "the engine sleeps after every step");
+  test_knob("LMSTREAM_TEST_FAIL_AFTER_TOKENS", b.sched.fail_after_tokens, "every request fails after that many tokens");
   int rc = server::serve(cfg, b);
   if (rc != 0) throw CLI::RuntimeError(rc);
 }

@@ -4,6 +4,7 @@
 // model chat_templates rendered through tokenizer/jinja, the HF Llama 2 one equal to the built-in.
 #include "engine/chat.h"
 
+#include "model/testgen.h"
 #include "tokenizer/jinja.h"
 
 #include <gtest/gtest.h>
@@ -205,15 +206,7 @@ TEST_F(Llama2ChatReal, TextFormOfTheSameConversation) {
 }
 
 // meta-llama/Llama-2-7b-chat-hf tokenizer_config.json chat_template, verbatim.
-const char* kHfLlama2Template =
-    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
-    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif "
-    "%}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ "
-    "raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if "
-    "loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
-    "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if "
-    "message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] "
-    "== 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+const char* const kHfLlama2Template = hf_llama2_chat_template();
 
 TEST(ChatTemplate, HfLlama2TemplateEqualsBuiltInFormat) {
   const std::vector<std::vector<ChatMessage>> convs = {

@@ -26,7 +26,6 @@
 namespace lmstream {
 namespace {
 
-// Meta's Llama-2-chat template as shipped in HF's tokenizer_config.json.
 const char* kChatTemplate =
     "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
     "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif "
@@ -279,6 +278,8 @@ void write_hf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
 }
 
 }  // namespace
+
+const char* hf_llama2_chat_template() { return kChatTemplate; }
 
 LlamaConfig test_model_shape(const std::string& shape, std::optional<bool> gqa) {
   LlamaConfig c;

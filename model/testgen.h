@@ -30,6 +30,10 @@ LlamaConfig test_model_shape(const std::string& shape, std::optional<bool> gqa);
 // Writes the model. Throws ModelError (I/O, tokenizer) or std::invalid_argument (bad options).
 void make_test_model(const TestModelOptions& opts);
 
+// Meta's Llama-2-chat chat_template as HF's tokenizer_config.json ships it (what the test models
+// carry in tokenizer_config.json and GGUF tokenizer.chat_template).
+const char* hf_llama2_chat_template();
+
 // Row `row` of the tensor named `hf_name` (Hugging Face name and row order), as generated for
 // `seed`; cols values. Exposed so tests can check what the writers stored.
 void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int64_t cols, float* out);
