@@ -11,89 +11,20 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "base/strings.h"
+#include "base/time.h"
 
 namespace lmstream::sigv4 {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
-constexpr std::string_view kWhitespace = " \t\r\n\v\f";
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  const size_t b = s.find_first_not_of(kWhitespace);
-  if (b == std::string_view::npos) return {};
-  const size_t e = s.find_last_not_of(kWhitespace);
-  return s.substr(b, e - b + 1);
-}
-
-// botocore: ' '.join(value.split()): trim, and collapse inner whitespace runs to one space.
-std::string trim_all(std::string_view s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    const size_t b = s.find_first_not_of(kWhitespace, i);
-    if (b == std::string_view::npos) break;
-    size_t e = s.find_first_of(kWhitespace, b);
-    if (e == std::string_view::npos) e = s.size();
-    if (!out.empty()) out.push_back(' ');
-    out.append(s.substr(b, e - b));
-    i = e;
-  }
-  return out;
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      parts.push_back(s.substr(start));
-      return parts;
-    }
-    parts.push_back(s.substr(start, at - start));
-    start = at + 1;
-  }
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding; a '%' not followed by two hex digits is kept literally (as Python's unquote).
-std::string uri_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
+using base::iequals;
+using base::split;
+using base::to_lower;
+using base::trim;
 
 // botocore.utils.remove_dot_segments: drops '.', empty segments, resolves '..'.
 std::string remove_dot_segments(std::string_view path) {
@@ -114,47 +45,6 @@ std::string remove_dot_segments(std::string_view path) {
   }
   if (path.back() == '/' && !out.empty()) result.push_back('/');
   return result;
-}
-
-std::string format_time(Clock::time_point t, bool date_only) {
-  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  const auto days = std::chrono::floor<std::chrono::days>(secs);
-  const std::chrono::year_month_day ymd(days);
-  const std::chrono::hh_mm_ss hms(secs - days);
-  char buf[32];
-  if (date_only) {
-    std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-  } else {
-    std::snprintf(buf, sizeof buf, "%04d%02u%02uT%02d%02d%02dZ", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()));
-  }
-  return buf;
-}
-
-// Digits s[at..at+n) as a number, or -1.
-int digits(std::string_view s, size_t at, size_t n) {
-  if (at + n > s.size()) return -1;
-  int v = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
-std::optional<Clock::time_point> make_time(int y, int mo, int d, int h, int mi, int s) {
-  if (y < 0 || mo < 0 || d < 0 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day ymd{std::chrono::year(y),
-                                        std::chrono::month(static_cast<unsigned>(mo)),
-                                        std::chrono::day(static_cast<unsigned>(d))};
-  if (!ymd.ok()) return std::nullopt;
-  return Clock::time_point(std::chrono::sys_days(ymd)) + std::chrono::hours(h) +
-         std::chrono::minutes(mi) + std::chrono::seconds(s);
 }
 
 // Header names botocore never signs (auth.py SIGNED_HEADERS_BLACKLIST), plus authorization.
@@ -200,93 +90,6 @@ std::optional<std::string_view> Request::header(std::string_view name) const {
     if (iequals(n, name)) return std::string_view(v);
   }
   return std::nullopt;
-}
-
-// ---- credentials ----
-
-void CredentialStore::add(Credentials credentials) {
-  for (Credentials& c : keys_) {
-    if (c.access_key_id == credentials.access_key_id) {
-      c = std::move(credentials);
-      return;
-    }
-  }
-  keys_.push_back(std::move(credentials));
-}
-
-const Credentials* CredentialStore::find(std::string_view access_key_id) const {
-  for (const Credentials& c : keys_) {
-    if (c.access_key_id == access_key_id) return &c;
-  }
-  return nullptr;
-}
-
-std::optional<Credentials> credentials_from_env() {
-  const char* id = std::getenv("AWS_ACCESS_KEY_ID");
-  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
-  if (!id || !secret || !*id || !*secret) return std::nullopt;
-  const char* token = std::getenv("AWS_SESSION_TOKEN");
-  return Credentials{id, secret, token ? token : ""};
-}
-
-std::vector<Credentials> parse_credentials_file(std::string_view text, std::string_view origin) {
-  std::vector<Credentials> result;
-  std::string section;
-  bool in_section = false;
-  int section_line = 0;
-  Credentials current;
-  auto close_section = [&]() {
-    if (!in_section) return;
-    const bool has_id = !current.access_key_id.empty();
-    const bool has_secret = !current.secret_access_key.empty();
-    if (has_id != has_secret) {
-      throw std::runtime_error(std::string(origin) + ":" + std::to_string(section_line) +
-                               ": profile [" + section + "] needs both aws_access_key_id and " +
-                               "aws_secret_access_key");
-    }
-    if (has_id) result.push_back(current);
-    current = Credentials{};
-  };
-  int line_no = 0;
-  for (std::string_view raw : split(text, '\n')) {
-    ++line_no;
-    const std::string_view line = trim(raw);
-    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
-    if (line.front() == '[') {
-      if (line.back() != ']' || line.size() < 3) {
-        throw std::runtime_error(std::string(origin) + ":" + std::to_string(line_no) +
-                                 ": malformed section header");
-      }
-      close_section();
-      section = std::string(trim(line.substr(1, line.size() - 2)));
-      in_section = true;
-      section_line = line_no;
-      continue;
-    }
-    const size_t eq = line.find('=');
-    if (eq == std::string_view::npos || !in_section) {
-      throw std::runtime_error(std::string(origin) + ":" + std::to_string(line_no) +
-                               (in_section ? ": expected 'key = value'"
-                                           : ": setting outside of a [profile] section"));
-    }
-    const std::string key = to_lower(trim(line.substr(0, eq)));
-    const std::string value(trim(line.substr(eq + 1)));
-    if (key == "aws_access_key_id") current.access_key_id = value;
-    else if (key == "aws_secret_access_key") current.secret_access_key = value;
-    else if (key == "aws_session_token") current.session_token = value;
-  }
-  close_section();
-  return result;
-}
-
-std::vector<Credentials> load_credentials_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read credentials file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::vector<Credentials> creds = parse_credentials_file(ss.str(), path);
-  if (creds.empty()) throw std::runtime_error("credentials file " + path + " holds no keys");
-  return creds;
 }
 
 // ---- building blocks ----
@@ -350,7 +153,7 @@ std::string canonical_query(std::string_view raw_query) {
     const size_t eq = piece.find('=');
     const std::string_view k = piece.substr(0, eq);
     const std::string_view v = eq == std::string_view::npos ? "" : piece.substr(eq + 1);
-    pairs.emplace_back(uri_encode(uri_decode(k), false), uri_encode(uri_decode(v), false));
+    pairs.emplace_back(uri_encode(base::percent_decode(k), false), uri_encode(base::percent_decode(v), false));
   }
   std::sort(pairs.begin(), pairs.end());
   std::string out;
@@ -374,7 +177,7 @@ std::optional<std::string> canonical_headers(const Request& request,
     block.append(name).push_back(':');
     for (size_t i = 0; i < values.size(); ++i) {
       if (i) block.push_back(',');
-      block.append(trim_all(values[i]));
+      block.append(base::collapse_whitespace(values[i]));
     }
     block.push_back('\n');
   }
@@ -414,35 +217,14 @@ std::string signing_key(std::string_view secret, std::string_view date, std::str
   return hmac_sha256(k_service, "aws4_request");
 }
 
-std::string format_amz_date(Clock::time_point t) { return format_time(t, false); }
+std::string format_amz_date(Clock::time_point t) { return base::format_iso8601_basic(t); }
 
 std::optional<Clock::time_point> parse_amz_date(std::string_view s) {
-  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
-  return make_time(digits(s, 0, 4), digits(s, 4, 2), digits(s, 6, 2), digits(s, 9, 2),
-                   digits(s, 11, 2), digits(s, 13, 2));
+  return base::parse_iso8601_basic(s);
 }
 
 std::optional<Clock::time_point> parse_http_date(std::string_view s) {
-  static constexpr std::array<std::string_view, 12> kMonths = {
-      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  s = trim(s);
-  if (const size_t comma = s.find(','); comma != std::string_view::npos) s = trim(s.substr(comma + 1));
-  // "24 Nov 2026 21:27:48 GMT" (day may be one digit).
-  const std::vector<std::string_view> f = split(s, ' ');
-  if (f.size() != 5) return std::nullopt;
-  const std::string_view zone = f[4];
-  if (zone != "GMT" && zone != "UTC" && zone != "+0000" && zone != "-0000" && zone != "Z") {
-    return std::nullopt;
-  }
-  if (f[0].empty() || f[0].size() > 2 || f[2].size() != 4 || f[3].size() != 8 || f[3][2] != ':' ||
-      f[3][5] != ':') {
-    return std::nullopt;
-  }
-  const auto month = std::find(kMonths.begin(), kMonths.end(), f[1]);
-  if (month == kMonths.end()) return std::nullopt;
-  return make_time(digits(f[2], 0, 4), static_cast<int>(month - kMonths.begin()) + 1,
-                   digits(f[0], 0, f[0].size()), digits(f[3], 0, 2), digits(f[3], 3, 2),
-                   digits(f[3], 6, 2));
+  return base::parse_http_date(s);
 }
 
 std::optional<Authorization> parse_authorization(std::string_view value, std::string* error) {
@@ -502,7 +284,7 @@ std::optional<Authorization> parse_authorization(std::string_view value, std::st
     auth.signed_header_list.push_back(to_lower(h));
   }
   if (signature->size() != 64 ||
-      !std::all_of(signature->begin(), signature->end(), [](char c) { return hex_value(c) >= 0; })) {
+      !std::all_of(signature->begin(), signature->end(), [](char c) { return base::hex_digit_value(c) >= 0; })) {
     return fail("Signature must be 64 hexadecimal characters");
   }
   auth.signature = to_lower(*signature);

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "aws/credentials.h"
+
 namespace lmstream::sigv4 {
 
 using Clock = std::chrono::system_clock;
@@ -31,32 +33,6 @@ struct Request {
   std::optional<std::string_view> header(std::string_view name) const;
 };
 
-struct Credentials {
-  std::string access_key_id;
-  std::string secret_access_key;
-  std::string session_token;  // empty for long-term keys
-};
-
-// Several access keys accepted at once.
-class CredentialStore {
- public:
-  // Adds or replaces the key with this access key id.
-  void add(Credentials credentials);
-  const Credentials* find(std::string_view access_key_id) const;
-  bool empty() const { return keys_.empty(); }
-  size_t size() const { return keys_.size(); }
-
- private:
-  std::vector<Credentials> keys_;
-};
-
-// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, when both key variables are set.
-std::optional<Credentials> credentials_from_env();
-// Every profile of an AWS-style credentials file (INI: [profile] sections with aws_access_key_id,
-// aws_secret_access_key, optional aws_session_token; '#'/';' comments). Throws std::runtime_error
-// naming the file and line when a profile is incomplete or a line cannot be parsed.
-std::vector<Credentials> parse_credentials_file(std::string_view text, std::string_view origin);
-std::vector<Credentials> load_credentials_file(const std::string& path);
 
 // ---- building blocks (shared by signer and verifier; exposed for tests) ----
 std::string sha256_hex(std::string_view data);

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace lmstream {
 namespace {

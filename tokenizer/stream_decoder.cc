@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace lmstream {
 namespace {

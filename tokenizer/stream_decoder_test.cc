@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenizer/test_support.h"
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace lmstream {
 namespace {

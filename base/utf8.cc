@@ -1,5 +1,5 @@
-// UTF-8 checks matching SentencePiece's DecodeUTF8 (see utf8.h).
-#include "tokenizer/utf8.h"
+// UTF-8 decoding and checks matching SentencePiece's DecodeUTF8 (see utf8.h).
+#include "base/utf8.h"
 
 #include <cstdint>
 
@@ -52,6 +52,40 @@ bool is_incomplete_prefix(std::string_view s) {
   if (s.empty()) return false;
   size_t need = lead_len(static_cast<uint8_t>(s[0]));
   return need > s.size() && prefix_ok(s, need);
+}
+
+}  // namespace lmstream::utf8
+
+namespace lmstream::utf8 {
+
+size_t decode(std::string_view s, size_t pos, char32_t& cp) {
+  if (pos >= s.size()) return 0;
+  const size_t len = valid_char_len(s.substr(pos));
+  if (len == 0) return 0;
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[pos + i]); };
+  char32_t v = len == 1 ? byte(0) : len == 2 ? (byte(0) & 0x1F) : len == 3 ? (byte(0) & 0x0F)
+                                                                           : (byte(0) & 0x07);
+  for (size_t i = 1; i < len; ++i) v = (v << 6) | (byte(i) & 0x3F);
+  cp = v;
+  return len;
+}
+
+std::vector<std::string_view> characters(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t len = valid_char_len(s.substr(i));
+    if (len == 0) len = 1;
+    out.push_back(s.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
+bool is_python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 }  // namespace lmstream::utf8
