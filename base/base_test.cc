@@ -47,6 +47,15 @@ TEST(Strings, PercentDecodeAndInts) {
   EXPECT_FALSE(parse_int64("99999999999999999999", v));
 }
 
+TEST(Strings, ByteSizes) {
+  EXPECT_EQ(parse_byte_size("512MiB"), size_t(512) << 20);
+  EXPECT_EQ(parse_byte_size("1.5G"), size_t(3) << 29);
+  EXPECT_EQ(parse_byte_size("1000"), 1000u);
+  EXPECT_THROW(parse_byte_size("12XB"), std::invalid_argument);
+  EXPECT_THROW(parse_byte_size("-1MiB"), std::invalid_argument);
+  EXPECT_THROW(parse_byte_size("big"), std::invalid_argument);
+}
+
 TEST(Utf8, DecodeIsStrict) {
   char32_t cp = 0;
   EXPECT_EQ(utf8::decode("\xC3\xA9", 0, cp), 2u);

@@ -2,6 +2,7 @@
 #include "base/strings.h"
 
 #include <charconv>
+#include <stdexcept>
 
 namespace lmstream::base {
 
@@ -92,6 +93,25 @@ bool parse_int64(std::string_view s, long long& out) {
   const char* end = s.data() + s.size();
   auto [p, ec] = std::from_chars(s.data(), end, out);
   return ec == std::errc() && p == end;
+}
+
+size_t parse_byte_size(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("bad size '" + s + "'");
+  }
+  const std::string unit = s.substr(used);
+  double mul = 1;
+  if (unit == "" || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "KB") mul = 1024.0;
+  else if (unit == "M" || unit == "MiB" || unit == "MB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB" || unit == "GB") mul = 1024.0 * 1024 * 1024;
+  else throw std::invalid_argument("bad size unit in '" + s + "' (use KiB, MiB or GiB)");
+  if (!(v > 0) || v * mul > 1e15) throw std::invalid_argument("bad size '" + s + "'");
+  return size_t(v * mul);
 }
 
 }  // namespace lmstream::base

@@ -38,4 +38,8 @@ std::string percent_decode(std::string_view s);
 // Parses all of s as a decimal integer (optional leading '-'); false on anything else or overflow.
 bool parse_int64(std::string_view s, long long& out);
 
+// "512MiB", "2GiB", "1.5G", "64KB", "1000000" (bytes); K/M/G, KB/MB/GB and KiB/MiB/GiB are all
+// powers of 1024. Throws std::invalid_argument naming the text when it is not a positive size.
+size_t parse_byte_size(const std::string& s);
+
 }  // namespace lmstream::base

@@ -18,7 +18,7 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, host, api, properties, quantize, kv_type = "f16", kv_cache_memory;
+  std::string model, host, api, properties, quantize, kv_type, kv_cache_memory;
   std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region, api_key;
   bool require_eula = false;
   int port = 0, threads = 0, max_concurrent = 0, max_input = 0, max_total = 0, max_batch_total = 0,
@@ -37,6 +37,9 @@ void run(CLI::App& sub, const ServeArgs& a) {
   f.host = given(sub, "--host", a.host);
   f.api = given(sub, "--api", a.api);
   f.properties = given(sub, "--properties", a.properties);
+  f.quantize = given(sub, "--quantize", a.quantize);
+  f.kv_type = given(sub, "--kv-type", a.kv_type);
+  f.kv_cache_memory = given(sub, "--kv-cache-memory", a.kv_cache_memory);
   f.port = given(sub, "--port", a.port);
   f.threads = given(sub, "--threads", a.threads);
   f.max_concurrent_requests = given(sub, "--max-concurrent-requests", a.max_concurrent);
@@ -66,18 +69,12 @@ void run(CLI::App& sub, const ServeArgs& a) {
   }
   server::BackendOptions b;
   b.model_path = cfg.model;
-  if (!a.quantize.empty()) {
-    auto q = dtype_from_name(a.quantize);
-    if (!q) throw std::invalid_argument("--quantize: unknown type '" + a.quantize + "'");
-    b.load.quantize = q;
-  }
+  if (!cfg.quantize.empty()) b.load.quantize = dtype_from_name(cfg.quantize);
   b.threads = cfg.threads;
-  b.kv_blocks = cfg.kv_blocks;
-  if (cfg.max_batch_total_tokens > 0)
-    b.kv_tokens = cfg.max_batch_total_tokens;
-  else if (!a.kv_cache_memory.empty())
-    b.kv_memory = parse_bytes(a.kv_cache_memory);
-  b.kv_type = a.kv_type == "f32" ? KvType::F32 : KvType::F16;
+  b.kv.blocks = cfg.kv_blocks;
+  b.kv.tokens = cfg.max_batch_total_tokens;
+  b.kv.memory_bytes = cfg.kv_cache_memory;
+  b.kv_type = cfg.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
   if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
   // Test-only knobs, loud when set: a slow load (/ping's 503 window), engine pacing (streams held
@@ -117,10 +114,10 @@ const Register reg("serve", "Serve a model over HTTP: SageMaker /ping + /invocat
   sub.add_option("--max-rolling-batch-size", a->max_rolling, "sequences in the running batch (option.max_rolling_batch_size; 64)");
   sub.add_option("--kv-blocks", a->kv_blocks, "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
   sub.add_option("--kv-cache-memory", a->kv_cache_memory,
-                 "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not given");
+                 "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not given (env LMSTREAM_KV_CACHE_MEMORY)");
   sub.add_option("--shutdown-grace", a->grace, "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
-  sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0)");
-  sub.add_option("--kv-type", a->kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));
+  sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
+  sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")->check(CLI::IsMember({"f16", "f32"}));
   sub.add_option("--endpoint-name", a->endpoint_name,
                  "SageMaker endpoint name of /endpoints/{name}/... (env LMSTREAM_ENDPOINT_NAME; default: from the model's name)");
   sub.add_flag("--require-eula,!--no-require-eula", a->require_eula,

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "base/strings.h"
+
 namespace lmstream::cli {
 
 void ModelArgs::add(CLI::App& app, bool required) {
@@ -31,25 +33,6 @@ Loaded load(const ModelArgs& a) {
   return l;
 }
 
-size_t parse_bytes(const std::string& s) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    throw std::invalid_argument("bad size '" + s + "'");
-  }
-  std::string unit = s.substr(used);
-  double mul = 1;
-  if (unit == "" || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "KB") mul = 1024.0;
-  else if (unit == "M" || unit == "MiB" || unit == "MB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB" || unit == "GB") mul = 1024.0 * 1024 * 1024;
-  else throw std::invalid_argument("bad size unit in '" + s + "' (use KiB, MiB or GiB)");
-  if (!(v > 0) || v * mul > 1e15) throw std::invalid_argument("bad size '" + s + "'");
-  return size_t(v * mul);
-}
-
 void BatchArgs::add(CLI::App& app) {
   app.add_option("--max-batch-total-tokens", max_batch_total_tokens,
                  "KV cache capacity in tokens (TGI's MAX_BATCH_TOTAL_TOKENS)")
@@ -71,8 +54,9 @@ EngineOptions BatchArgs::engine_options(const ModelArgs& m, const LlamaConfig& c
   EngineOptions eo;
   eo.threads = m.threads;
   eo.kv_type = m.kv();
-  eo.n_blocks = Engine::blocks_for(c, eo.kv_type, eo.block_size, max_batch_total_tokens,
-                                   max_batch_total_tokens > 0 ? 0 : parse_bytes(kv_cache_memory));
+  eo.n_blocks = Engine::kv_blocks(
+      c, eo.kv_type, eo.block_size,
+      KvSizing{.tokens = max_batch_total_tokens, .memory_bytes = base::parse_byte_size(kv_cache_memory)});
   const size_t per_tok = Engine::kv_bytes_per_token(c, eo.kv_type);
   std::fprintf(stderr, "[lmstream] KV cache: %d blocks of %d tokens = %lld tokens, %.1f MiB (%s)\n",
                eo.n_blocks, eo.block_size, static_cast<long long>(eo.n_blocks) * eo.block_size,

@@ -33,9 +33,6 @@ struct BatchArgs {
   EngineOptions engine_options(const ModelArgs& m, const LlamaConfig& c) const;
 };
 
-// Parses "512MiB", "2GiB", "1.5G", "1000000" (bytes).
-size_t parse_bytes(const std::string& s);
-
 struct Loaded {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;

@@ -55,11 +55,20 @@ void advise_file_pages(const Model& m, const uint8_t* p, size_t n, int advice) {
 }
 }  // namespace
 
-int Engine::blocks_for(const LlamaConfig& c, KvType t, int block_size, int64_t tokens,
-                       size_t budget_bytes) {
+int Engine::kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSizing& s) {
   if (block_size <= 0) throw std::invalid_argument("block size must be positive");
-  if (tokens <= 0) tokens = int64_t(budget_bytes / kv_bytes_per_token(c, t));
-  const int64_t blocks = (tokens + block_size - 1) / block_size;
+  int64_t blocks = s.blocks;
+  if (blocks <= 0) {
+    int64_t tokens = 0;
+    if (s.tokens > 0) {
+      tokens = std::max(s.tokens, s.min_tokens);
+    } else if (s.memory_bytes > 0) {
+      tokens = int64_t(s.memory_bytes / kv_bytes_per_token(c, t));
+    } else {
+      tokens = std::max(s.default_tokens > 0 ? s.default_tokens : int64_t(c.max_pos), s.min_tokens);
+    }
+    blocks = (tokens + block_size - 1) / block_size;
+  }
   if (blocks <= 0) throw std::invalid_argument("the KV cache budget holds no block");
   if (blocks > (int64_t(1) << 30)) throw std::invalid_argument("the KV cache budget is too large");
   return int(blocks);

@@ -3,7 +3,7 @@
 // prefill chunks of any number of sequences). Each row's result is bit-identical whatever else is
 // in the batch (batch invariance): kernels never let batch size or row position change the order of
 // a reduction. The engine knows which KV blocks to read and write from the block tables it is
-// given; who owns which block is the caller's business (engine/block_pool.h).
+// given; who owns which block is the caller's business (scheduler/block_pool.h).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,18 @@ struct SeqStep {
 class ThreadPool;
 class KvCache;
 
+// How the KV pool is sized, first rule that applies: an explicit block count; a capacity in
+// tokens (TGI's MAX_BATCH_TOTAL_TOKENS); a memory budget in bytes (--kv-cache-memory); otherwise
+// default_tokens (the model's context when 0). min_tokens floors a token count (given or
+// default), never a block count or a memory budget.
+struct KvSizing {
+  int64_t blocks = 0;
+  int64_t tokens = 0;
+  size_t memory_bytes = 0;
+  int64_t default_tokens = 0;
+  int64_t min_tokens = 0;
+};
+
 class Engine {
  public:
   Engine(const Model& model, const EngineOptions& opts);
@@ -57,10 +69,8 @@ class Engine {
   int threads() const;
   size_t kv_bytes() const;
   static size_t kv_bytes_per_token(const LlamaConfig& c, KvType t);
-  // KV pool size in blocks: from a capacity in tokens when tokens > 0 (TGI's
-  // MAX_BATCH_TOTAL_TOKENS), otherwise from a memory budget in bytes.
-  static int blocks_for(const LlamaConfig& c, KvType t, int block_size, int64_t tokens,
-                        size_t budget_bytes);
+  // KV pool size in blocks; the one sizing rule for every caller (see KvSizing).
+  static int kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSizing& s);
 
  private:
   struct Scratch;

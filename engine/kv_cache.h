@@ -1,7 +1,7 @@
 // Storage for the keys and values of every layer, in blocks of block_size positions. Layout per
 // layer: [block][K|V][kv_head] then, for K, [head_dim][slot] (transposed, so a block's scores are
 // vector FMAs) and, for V, [slot][head_dim]; fp16 or fp32. Which block belongs to which sequence
-// is not known here (engine/block_pool.h owns that).
+// is not known here (scheduler/block_pool.h owns that).
 #pragma once
 
 #include <cstddef>

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/block_pool.h"
+#include "scheduler/block_pool.h"
 
 namespace lmstream {
 

@@ -3,22 +3,34 @@
 
 #include <spdlog/spdlog.h>
 
+#include <stdexcept>
+
 #include "server/sagemaker.h"
 #include "server/tgi_wire.h"
 #include "server/wire_json.h"
 
 namespace lmstream::server {
 
-App::App(ServeConfig cfg) : cfg_(std::move(cfg)), rng_(std::random_device{}()) {
-  metrics_ = std::make_unique<Metrics>(cfg_.max_input_length, cfg_.max_total_tokens);
+App::App(ServeConfig start_cfg) : rng_(std::random_device{}()) {
+  snapshots_.push_back(std::make_unique<const ServeConfig>(std::move(start_cfg)));
+  cfg_.store(snapshots_.back().get(), std::memory_order_release);
+  metrics_ = std::make_unique<Metrics>(cfg().max_input_length, cfg().max_total_tokens);
 }
 
-void App::set_backend(std::shared_ptr<Backend> b) {
+void App::set_backend(std::shared_ptr<Backend> b, ServeConfig final_cfg) {
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (snapshots_.size() > 1) throw std::logic_error("the final configuration is published once");
+    snapshots_.push_back(std::make_unique<const ServeConfig>(std::move(final_cfg)));
+    cfg_.store(snapshots_.back().get(), std::memory_order_release);
     backend_ = std::move(b);
   }
   ready_ = true;
+}
+
+void App::clear_backend() {
+  std::lock_guard<std::mutex> lk(mu_);
+  backend_ = nullptr;
 }
 
 std::shared_ptr<Backend> App::backend() const {
@@ -28,17 +40,17 @@ std::shared_ptr<Backend> App::backend() const {
 
 TgiLimits App::tgi_limits() const {
   TgiLimits l;
-  l.max_best_of = cfg_.max_best_of;
-  l.max_stop_sequences = cfg_.max_stop_sequences;
-  l.max_top_n_tokens = cfg_.max_top_n_tokens;
-  l.max_input_length = cfg_.max_input_length;
-  l.max_total_tokens = cfg_.max_total_tokens;
+  l.max_best_of = cfg().max_best_of;
+  l.max_stop_sequences = cfg().max_stop_sequences;
+  l.max_top_n_tokens = cfg().max_top_n_tokens;
+  l.max_input_length = cfg().max_input_length;
+  l.max_total_tokens = cfg().max_total_tokens;
   return l;
 }
 
 std::optional<Permit> App::try_acquire() {
   int n = in_flight_.fetch_add(1);
-  if (n >= cfg_.max_concurrent_requests) {
+  if (n >= cfg().max_concurrent_requests) {
     in_flight_.fetch_sub(1);
     return std::nullopt;
   }

@@ -36,12 +36,17 @@ class Permit {
 
 class App {
  public:
-  explicit App(ServeConfig cfg);
-  const ServeConfig& cfg() const { return cfg_; }
-  // The final limits, known once the model is loaded; call before set_backend().
-  void set_config(ServeConfig c) { cfg_ = std::move(c); }
-  // Installs the loaded, warmed-up backend; /ping turns 200.
-  void set_backend(std::shared_ptr<Backend> b);
+  explicit App(ServeConfig start_cfg);
+  // The configuration in force, as an immutable snapshot: the start-up one until the model is
+  // loaded, then the final one (limits derived from the model), published once by set_backend.
+  // Snapshots live as long as the App, so a reference a handler holds stays valid and unchanged
+  // while another thread publishes; reading is one acquire load, from any thread.
+  const ServeConfig& cfg() const { return *cfg_.load(std::memory_order_acquire); }
+  // Installs the loaded, warmed-up backend with the final configuration, in that order, so a
+  // handler that sees ready() also sees the final limits; /ping turns 200. Any thread.
+  void set_backend(std::shared_ptr<Backend> b, ServeConfig final_cfg);
+  // Takes the backend away again (shutdown); the configuration stays.
+  void clear_backend();
   std::shared_ptr<Backend> backend() const;  // nullptr while loading
   bool ready() const { return ready_; }
   void set_draining() { draining_ = true; }
@@ -63,7 +68,9 @@ class App {
   void on_complete(const HttpRequest& req, int status, const AccessInfo& a, double ms);
 
  private:
-  ServeConfig cfg_;
+  // Every snapshot ever published (two at most), owned here; cfg_ points at the newest.
+  std::vector<std::unique_ptr<const ServeConfig>> snapshots_;
+  std::atomic<const ServeConfig*> cfg_{nullptr};
   std::unique_ptr<Metrics> metrics_;
   RouteTable routes_;
   mutable std::mutex mu_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "base/strings.h"
 #include "server/properties.h"
 #include "server/sagemaker.h"
 
@@ -35,16 +36,10 @@ double parse_double(const std::string& what, const std::string& v, double lo, do
 }
 
 bool parse_bool(const std::string& what, const std::string& v) {
-  std::string l = v;
-  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string l = base::to_lower(v);
   if (l == "true" || l == "1") return true;
   if (l == "false" || l == "0") return false;
   throw std::invalid_argument(what + ": '" + v + "' is not true or false");
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 // serving.properties keys this build knows. option.* keys also come from OPTION_<KEY>.
@@ -199,6 +194,24 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   }
   int_setting(c.threads, flags.threads, "--threads", {"LMSTREAM_THREADS"}, "", 0, 1024);
   int_setting(c.kv_blocks, flags.kv_blocks, "--kv-blocks", {"LMSTREAM_KV_BLOCKS"}, "", 0, 1 << 24);
+  if (Src s = pick(flags.quantize, "--quantize", {"LMSTREAM_QUANTIZE"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "q8_0" && v != "q4_0")
+      throw std::invalid_argument(s.label + ": '" + *s.value + "' is not a type weights can be converted to at load (q8_0, q4_0)");
+    c.quantize = v;
+  }
+  if (Src s = pick(flags.kv_type, "--kv-type", {"LMSTREAM_KV_TYPE"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "f16" && v != "f32") throw std::invalid_argument(s.label + ": '" + *s.value + "' is not f16 or f32");
+    c.kv_type = v;
+  }
+  if (Src s = pick(flags.kv_cache_memory, "--kv-cache-memory", {"LMSTREAM_KV_CACHE_MEMORY"}, ""); s.value) {
+    try {
+      c.kv_cache_memory = base::parse_byte_size(*s.value);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(s.label + ": " + e.what());
+    }
+  }
 
   // --- TGI router limits
   int_setting(c.max_concurrent_requests, flags.max_concurrent_requests, "--max-concurrent-requests",
@@ -229,7 +242,7 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size", {},
               "option.max_rolling_batch_size", 1, 1 << 16);
   if (Src s = prop("engine"); s.value) {
-    std::string e = lower(*s.value);
+    std::string e = base::to_lower(*s.value);
     if (e == "mpi")
       info("engine=MPI: accepted; this build serves from one CPU process (no MPI ranks), the built-in engine runs the model");
     else if (e == "python" || e == "deepspeed")
@@ -240,12 +253,12 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   if (Src s = prop("option.entryPoint"); s.value)
     info(s.label + "=" + *s.value + ": cannot be honoured; no Python handler is loaded, the built-in engine serves the model");
   if (Src s = prop("option.tensor_parallel_degree"); s.value) {
-    std::string v = lower(*s.value);
+    std::string v = base::to_lower(*s.value);
     if (v != "1")
       warn(s.label + "=" + *s.value + ": cannot be honoured (no tensor parallelism in this build); serving with 1 shard on CPU");
   }
   if (Src s = prop("option.rolling_batch"); s.value) {
-    std::string v = lower(*s.value);
+    std::string v = base::to_lower(*s.value);
     if (v == "disable" || v == "false")
       warn(s.label + "=" + *s.value + ": cannot be honoured; requests always go through the rolling-batch scheduler");
     else
@@ -266,7 +279,7 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   if (Src s = prop("option.dtype"); s.value)
     warn(s.label + "=" + *s.value + ": cannot be honoured; weights keep the model file's type (use `lmstream convert`/--quantize to change it)");
   if (Src s = prop("option.output_formatter"); s.value) {
-    std::string v = lower(*s.value);
+    std::string v = base::to_lower(*s.value);
     if (v == "json") c.output_formatter = OutputFormatter::kJson;
     else if (v == "jsonlines") c.output_formatter = OutputFormatter::kJsonLines;
     else
@@ -281,7 +294,7 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   {
     Src s = pick(flags.api, "--api", {"LMSTREAM_API"}, "");
     if (s.value) {
-      std::string v = lower(*s.value);
+      std::string v = base::to_lower(*s.value);
       if (v == "tgi") c.api = ApiMode::kTgi;
       else if (v == "lmi") c.api = ApiMode::kLmi;
       else throw std::invalid_argument(s.label + ": '" + *s.value + "' is not tgi or lmi");

@@ -17,7 +17,7 @@ enum class OutputFormatter { kJson, kJsonLines };
 
 // Values given on the command line (unset = not given).
 struct ServeFlags {
-  std::optional<std::string> model, host, api, properties;
+  std::optional<std::string> model, host, api, properties, quantize, kv_type, kv_cache_memory;
   std::optional<int> port, threads, max_concurrent_requests, max_input_length, max_total_tokens,
       max_batch_total_tokens, max_batch_prefill_tokens, max_stop_sequences, max_top_n_tokens,
       num_shard, max_rolling_batch_size, kv_blocks;
@@ -37,6 +37,9 @@ struct ServeConfig {
   int threads = 0;              // engine threads, 0 = all cores
   int io_threads = 2;
   int kv_blocks = 0;            // 0 = engine default sizing from max_batch_total_tokens
+  std::string quantize;         // "" = keep the file's types; q8_0 | q4_0 converts at load
+  std::string kv_type = "f16";  // KV cache element type: f16 | f32
+  size_t kv_cache_memory = 0;   // KV pool memory budget in bytes, 0 = unset
 
   // TGI router limits.
   int max_concurrent_requests = 128;

@@ -242,3 +242,49 @@ TEST(SageMakerConfig, RejectsBadSettings) {
 
 }  // namespace
 }  // namespace lmstream::server
+
+namespace lmstream::server {
+namespace {
+
+// --quantize, --kv-type and --kv-cache-memory go through the resolver like every other setting:
+// each has an environment name, the flag wins, and a bad value names where it came from.
+TEST(Config, WeightAndKvSettingsHaveEnvironmentNames) {
+  ServeFlags f;
+  f.model = "/m.gguf";
+  ServeConfig c = resolve_config(
+      f, env_of({{"LMSTREAM_QUANTIZE", "Q8_0"}, {"LMSTREAM_KV_TYPE", "f32"}, {"LMSTREAM_KV_CACHE_MEMORY", "64MiB"}}),
+      nullptr);
+  EXPECT_EQ(c.quantize, "q8_0");
+  EXPECT_EQ(c.kv_type, "f32");
+  EXPECT_EQ(c.kv_cache_memory, size_t(64) << 20);
+
+  f.quantize = "q4_0";
+  f.kv_type = "f16";
+  f.kv_cache_memory = "1GiB";
+  c = resolve_config(f, env_of({{"LMSTREAM_QUANTIZE", "q8_0"}, {"LMSTREAM_KV_TYPE", "f32"}}), nullptr);
+  EXPECT_EQ(c.quantize, "q4_0");
+  EXPECT_EQ(c.kv_type, "f16");
+  EXPECT_EQ(c.kv_cache_memory, size_t(1) << 30);
+
+  ServeConfig d = resolve_config(ServeFlags{.model = "/m.gguf"}, env_of({}), nullptr);
+  EXPECT_EQ(d.quantize, "");
+  EXPECT_EQ(d.kv_type, "f16");
+  EXPECT_EQ(d.kv_cache_memory, 0u);
+
+  auto error_of = [](std::map<std::string, std::string> env) {
+    try {
+      resolve_config(ServeFlags{.model = "/m.gguf"}, env_of(env), nullptr);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of({{"LMSTREAM_QUANTIZE", "q2_k"}}).find("LMSTREAM_QUANTIZE: 'q2_k'"), std::string::npos);
+  EXPECT_NE(error_of({{"LMSTREAM_KV_TYPE", "bf16"}}).find("LMSTREAM_KV_TYPE: 'bf16' is not f16 or f32"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"LMSTREAM_KV_CACHE_MEMORY", "lots"}}).find("LMSTREAM_KV_CACHE_MEMORY: bad size 'lots'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lmstream::server

@@ -83,7 +83,7 @@ class HttpTest : public ::testing::Test {
     app_ = std::make_unique<App>(c);
     add_all_routes(*app_);
     backend_ = std::make_shared<FakeBackend>();
-    app_->set_backend(backend_);
+    app_->set_backend(backend_, c);
     server_ = std::make_unique<HttpServer>(ioc_, app_->routes(), HttpLimits{1000, 2000, 5, 5, 5}, nullptr);
     port_ = server_->listen("127.0.0.1", 0);
     thread_ = std::thread([this] { ioc_.run(); });

@@ -22,13 +22,9 @@ class ModelBackend final : public Backend {
     EngineOptions eo;
     eo.threads = o.threads;
     eo.kv_type = o.kv_type;
-    if (o.kv_blocks > 0)
-      eo.n_blocks = o.kv_blocks;
-    else if (o.kv_memory > 0)
-      eo.n_blocks = Engine::blocks_for(model_->cfg, eo.kv_type, eo.block_size, 0, o.kv_memory);
-    else
-      eo.n_blocks = Engine::blocks_for(model_->cfg, eo.kv_type, eo.block_size,
-                                       std::max(o.kv_tokens, model_->cfg.max_pos), 0);
+    KvSizing kv = o.kv;
+    kv.min_tokens = model_->cfg.max_pos;  // a request of the model's full context always fits
+    eo.n_blocks = Engine::kv_blocks(model_->cfg, eo.kv_type, eo.block_size, kv);
     engine_ = std::make_unique<Engine>(*model_, eo);
     info_.kv_tokens = int64_t(eo.n_blocks) * eo.block_size;
     spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,

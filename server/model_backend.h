@@ -18,9 +18,7 @@ struct BackendOptions {
   std::string model_path;
   LoadOptions load;
   int threads = 0;
-  int kv_blocks = 0;          // 0 = derive from kv_tokens
-  int kv_tokens = 16384;      // KV pool size in tokens when kv_blocks and kv_memory are 0
-  size_t kv_memory = 0;       // KV pool memory budget in bytes (--kv-cache-memory), 0 = unset
+  KvSizing kv{.default_tokens = 16384};  // the pool holds at least the model's context
   KvType kv_type = KvType::F16;
   SchedulerOptions sched;
   int test_load_delay_ms = 0;  // test-only: loading takes this much longer (/ping's 503 window)

@@ -5,15 +5,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/strings.h"
+
 namespace lmstream::server {
-namespace {
-std::string_view trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\f')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\f')) --e;
-  return s.substr(b, e - b);
-}
-}  // namespace
+using base::trim;
 
 const std::string* Properties::find(std::string_view key) const {
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)

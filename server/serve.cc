@@ -66,8 +66,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       if (fin.max_batch_total_tokens == 0) fin.max_batch_total_tokens = int(b->info().kv_tokens);
       loaded = b;
       asio::post(ioc, [&app, b, fin] {
-        app.set_config(fin);
-        app.set_backend(b);
+        app.set_backend(b, fin);
         spdlog::info("ready: max_input_length={} max_total_tokens={} max_concurrent_requests={}", fin.max_input_length,
                      fin.max_total_tokens, fin.max_concurrent_requests);
         spdlog::info("SageMaker endpoint name: {} (POST /endpoints/{}/invocations[-response-stream]); licence gate "
@@ -146,7 +145,7 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
     std::_Exit(exit_code);
   }
   loader.join();
-  app.set_backend(nullptr);
+  app.clear_backend();
   loaded.reset();  // stops the scheduler's engine thread
   spdlog::info("bye");
   return exit_code;

@@ -1,6 +1,6 @@
 // Tests of BlockPool: allocation, release, all-or-nothing failure, and that check() catches every
 // kind of broken accounting (double ownership, leaks, foreign release).
-#include "engine/block_pool.h"
+#include "scheduler/block_pool.h"
 
 #include <gtest/gtest.h>
 

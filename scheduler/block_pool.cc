@@ -1,6 +1,6 @@
 // BlockPool: the single owner of KV block accounting (see block_pool.h). A free stack plus a
 // per-block owner array, so allocate/release are O(blocks moved) and the invariant is checkable.
-#include "engine/block_pool.h"
+#include "scheduler/block_pool.h"
 
 #include <stdexcept>
 
