@@ -9,11 +9,11 @@ import subprocess
 import tempfile
 import unittest
 
-BIN = os.environ.get("LMSTREAM_BINARY", "")
+from lmstest import binary, cached_model
 
 
 def run(*args, timeout=120):
-    return subprocess.run([BIN, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    return subprocess.run([binary(), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           errors="replace", timeout=timeout)
 
 
@@ -28,16 +28,10 @@ def tensor_info(data: bytes, name: str) -> int:
 class BadModels(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not BIN or not os.access(BIN, os.X_OK):
-            raise unittest.SkipTest("LMSTREAM_BINARY not set")  # turned into a failure below
+        binary()  # AssertionError when LMSTREAM_BINARY is not an executable
         cls.tmp = tempfile.mkdtemp(prefix="lms_bad_models_")
-        cls.gguf = os.path.join(cls.tmp, "good.gguf")
-        cls.hf = os.path.join(cls.tmp, "good_hf")
-        for args in (["make-test-model", cls.gguf, "--format", "gguf", "--shape", "micro", "--dtype", "q8_0"],
-                     ["make-test-model", cls.hf, "--format", "hf", "--shape", "micro", "--dtype", "f16"]):
-            r = run(*args)
-            if r.returncode != 0:
-                raise RuntimeError(f"make-test-model failed: {r.stderr}")
+        cls.gguf = cached_model("gguf", "micro", "q8_0")  # read-only: the bad ones are copies
+        cls.hf = cached_model("hf", "micro", "f16")
         with open(cls.gguf, "rb") as f:
             cls.good = f.read()
 
@@ -173,7 +167,4 @@ class BadModels(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not BIN or not os.access(BIN, os.X_OK):
-        print(f"FAIL: LMSTREAM_BINARY is not set to an executable ({BIN!r})")
-        raise SystemExit(1)
     unittest.main()

@@ -24,10 +24,10 @@ try:
 except ImportError:
     spm = None
 
-BINARY = os.environ.get("LMSTREAM_BINARY", "")
-SOURCE = os.environ.get("LMSTREAM_SOURCE_DIR", "")
-TOKENIZER = os.path.normpath(os.path.join(SOURCE, "..", "shared", "testdata", "llama2-tokenizer.model"))
-SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
+from lmstest import SANITIZED, binary_path, cached_model, tokenizer_path
+
+BINARY = binary_path()
+TOKENIZER = tokenizer_path(required=False)
 
 # meta-llama/Llama-2-7b-chat-hf tokenizer_config.json, verbatim.
 LLAMA2 = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
@@ -176,11 +176,7 @@ class ChatTemplate(unittest.TestCase):
             raise RuntimeError("cannot run: missing " + "; ".join(missing))
         cls.sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
         cls.tmp = tempfile.mkdtemp(prefix="lms-chat-")
-        cls.model = os.path.join(cls.tmp, "hf")
-        r = subprocess.run([BINARY, "make-test-model", cls.model, "--format", "hf", "--shape", "micro",
-                            "--dtype", "f32", "--tokenizer", TOKENIZER], capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise RuntimeError("make-test-model failed (%d): %s" % (r.returncode, r.stderr))
+        cls.model = cached_model("hf", "micro", "f32", tokenizer=TOKENIZER)  # read-only
         # The same model without a chat_template: lmstream falls back to its built-in Llama 2 format.
         cls.bare = os.path.join(cls.tmp, "bare")
         shutil.copytree(cls.model, cls.bare)

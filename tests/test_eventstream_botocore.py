@@ -20,6 +20,8 @@ except ImportError as e:  # pragma: no cover - reported as a failure below
     botocore = None
     IMPORT_ERROR = e
 
+from lmstest import build_binary  # noqa: E402
+
 
 class FakeRawStream:
     """What botocore's EventStream reads from: .stream() yields byte chunks."""
@@ -40,12 +42,7 @@ class EventStreamFromOurEncoder(unittest.TestCase):
     def setUpClass(cls):
         if botocore is None:
             raise AssertionError(f"botocore is required for this test: {IMPORT_ERROR}")
-        build = os.environ.get("LMSTREAM_BUILD_DIR")
-        if not build:
-            raise AssertionError("LMSTREAM_BUILD_DIR is not set (run through ctest)")
-        binary = os.path.join(build, "aws", "aws_tests")
-        if not os.access(binary, os.X_OK):
-            raise AssertionError(f"{binary} is missing: build the aws_tests target first")
+        binary = build_binary("aws", "aws_tests")
         cls.tmp = tempfile.TemporaryDirectory()
         env = dict(os.environ, LMSTREAM_EVENTSTREAM_FIXTURE_DIR=cls.tmp.name)
         run = subprocess.run([binary, "--gtest_filter=BotocoreFixture.WriteEventStream"],

@@ -9,13 +9,11 @@ import os
 import re
 import struct
 import subprocess
-import sys
 import threading
 import unittest
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import Server, free_port, require_binary  # noqa: E402
+from lmstest import Server, binary, free_port
 
 N = 12
 PROMPT = "Hello"
@@ -39,7 +37,7 @@ def start_server(args=(), env=None):
 def invoke(port, *args, env=None, timeout=120):
     e = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_DROP}
     e.update(env or {})
-    cmd = [require_binary(), "invoke", "--endpoint-url", "http://127.0.0.1:%d" % port] + list(args)
+    cmd = [binary(), "invoke", "--endpoint-url", "http://127.0.0.1:%d" % port] + list(args)
     r = subprocess.run(cmd, capture_output=True, env=e, timeout=timeout)
     return r.returncode, r.stdout.decode("utf-8"), r.stderr.decode("utf-8", "replace")
 
@@ -192,7 +190,7 @@ class TgiModeTest(_Base):
         rc, out, err = invoke(port, "--prompt", PROMPT, timeout=30)
         self.assertNotEqual(rc, 0)
         self.assertIn("cannot connect to 127.0.0.1:%d" % port, err)
-        r = subprocess.run([require_binary(), "invoke", "--endpoint-url", "https://127.0.0.1:1", "--prompt", "x"],
+        r = subprocess.run([binary(), "invoke", "--endpoint-url", "https://127.0.0.1:1", "--prompt", "x"],
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("https:// endpoints are not supported", r.stderr)

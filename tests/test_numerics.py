@@ -32,10 +32,10 @@ try:
 except ImportError:
     np = None
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "reference"))
-BINARY = os.environ.get("LMSTREAM_BINARY", "")
-SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
+from lmstest import SANITIZED, binary_path, cached_model, reference_dir
+
+sys.path.insert(0, reference_dir())
+BINARY = binary_path()
 
 TOL_F32_KV = 1e-4
 TOL_F16_KV = 4 * 2.0 ** -11
@@ -105,9 +105,7 @@ class Numerics(unittest.TestCase):
     def model(self, fmt, shape, dtype, gqa, seed):
         key = (fmt, shape, dtype, gqa, seed)
         if key not in self.models:
-            out = os.path.join(self.tmp, "_".join(str(k) for k in key) + (".gguf" if fmt == "gguf" else ""))
-            args = ["make-test-model", out, "--format", fmt, "--shape", shape, "--dtype", dtype, "--seed", str(seed)]
-            run(args + ["--gqa" if gqa else "--no-gqa"])
+            out = cached_model(fmt, shape, dtype, seed=seed, gqa=gqa)  # read-only
             self.models[key] = out
             self.refs[key] = llama_ref.load(out)
             m = self.refs[key]

@@ -6,9 +6,10 @@ import sys
 import tempfile
 import unittest
 
-SOURCE = os.environ.get("LMSTREAM_SOURCE_DIR") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
-PYTHON_DIR = os.path.join(SOURCE, "python")
+from lmstest import python_client_dir, source_dir
+
+SOURCE = source_dir()
+PYTHON_DIR = python_client_dir()
 
 
 class PythonClient(unittest.TestCase):

@@ -13,7 +13,9 @@ try:
 except ImportError:  # pragma: no cover - reported as a failure below
     np = None
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
+from lmstest import reference_dir
+
+sys.path.insert(0, reference_dir())
 
 
 class RefSelfCheck(unittest.TestCase):

@@ -8,14 +8,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 from unittest import mock
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import Server, require_binary  # noqa: E402
 
 try:
     import boto3
@@ -27,7 +23,8 @@ try:
 except ImportError as e:
     raise SystemExit("boto3/botocore are required for this test (pyenv python3): %s" % e)
 
-from test_sagemaker_boto3 import ENDPOINT, client, raw_post  # noqa: E402
+from lmstest import Server, binary, raw_post  # noqa: E402
+from lmstest.aws import ENDPOINT, sagemaker_client as client  # noqa: E402
 
 KEY, SECRET = "AKIDLMSTREAMTEST1", "secret-one/abc+def"
 KEY2, SECRET2 = "AKIDLMSTREAMTEST2", "secret-two"
@@ -221,7 +218,7 @@ class StartupChecks(unittest.TestCase):
     def test_warns_without_auth_on_non_loopback(self):
         for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
             s = Server([])
-            cmd = [require_binary(), "serve", "--host", host, "--port", str(s.port), "--threads", "1",
+            cmd = [binary(), "serve", "--host", host, "--port", str(s.port), "--threads", "1",
                    "--model", s.model]
             with tempfile.TemporaryFile() as log:
                 p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=s.env)

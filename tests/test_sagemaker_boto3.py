@@ -6,40 +6,30 @@ chunk, CRCs verified), ModelError / ModelStreamError, unknown endpoints, bad nam
 limit and the licence (EULA) gate. Needs python3 with boto3 (pyenv 3.11)."""
 import json
 import os
-import socket
 import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import SANITIZED, Server, micro_model  # noqa: E402
-
 try:
-    import boto3
+    import boto3  # noqa: F401
     import botocore.exceptions
-    from botocore.config import Config
     from botocore.eventstream import EventStreamBuffer
 except ImportError as e:  # fail loudly: these tests must not pass without boto3
     raise SystemExit("boto3/botocore are required for this test (pyenv python3): %s" % e)
 
-_SRC = os.environ.get("LMSTREAM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(_SRC, "python"))
+from lmstest import SANITIZED, Server, micro_model, python_client_dir, raw_post  # noqa: E402
+from lmstest.aws import ENDPOINT, sagemaker_client as client  # noqa: E402
+
+sys.path.insert(0, python_client_dir())
 try:
     from lmstream_client import LineIterator, build_llama2_prompt, get_instructions  # noqa: E402
 except ImportError as e:
-    raise SystemExit("lmstream_client not importable from %s/python: %s" % (_SRC, e))
+    raise SystemExit("lmstream_client not importable from %s: %s" % (python_client_dir(), e))
 
-ENDPOINT = "my-ep"
 NEW_TOKENS = 8
 # The notebooks ask for 512 new tokens; the micro model's context is 256 and their prompt takes
 # about 220 of it, so the seed payloads are sent as written except for this one number.
 SEED_NEW_TOKENS = 16 if SANITIZED else 32
-
-
-def client(server, key="AKIDEXAMPLE", secret="not-checked"):
-    return boto3.client("sagemaker-runtime", endpoint_url="http://127.0.0.1:%d" % server.port,
-                        region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret,
-                        config=Config(retries={"max_attempts": 1}, read_timeout=60, connect_timeout=10))
 
 
 def generate_text(server, inputs, parameters):
@@ -68,43 +58,6 @@ def lmi_stream_text(body):
     lines = list(LineIterator(body))
     assert len(lines) == 1, lines  # the json formatter's body is one line without a newline
     return json.loads(lines[0])["generated_text"]
-
-
-def raw_post(server, path, body, headers=None):
-    """POST over a raw socket; returns (status, headers dict lower-case, [chunk bytes, ...]) with
-    the chunked transfer coding parsed by hand, so HTTP chunk boundaries are visible."""
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=60)
-    try:
-        h = {"Host": "127.0.0.1:%d" % server.port, "Content-Type": "application/json",
-             "Content-Length": str(len(body)), "Connection": "close"}
-        h.update(headers or {})
-        req = "POST %s HTTP/1.1\r\n" % path + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
-        s.sendall(req.encode() + body)
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-    finally:
-        s.close()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-    chunks = []
-    if hdrs.get("transfer-encoding") == "chunked":
-        while True:
-            size_line, _, rest = rest.partition(b"\r\n")
-            n = int(size_line, 16)
-            if n == 0:
-                break
-            chunks.append(rest[:n])
-            assert rest[n:n + 2] == b"\r\n"
-            rest = rest[n + 2:]
-    else:
-        chunks.append(rest)
-    return status, hdrs, chunks
 
 
 def decode_messages(chunk):

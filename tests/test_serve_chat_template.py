@@ -5,13 +5,10 @@ expected prompts are formatted here by hand and tokenized by the server's /token
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import Server, require_binary, tokenizer_path  # noqa: E402
+from lmstest import Server, make_test_model
 
 CHATML = ("{% if messages[0]['role'] == 'system' and messages[0]['content'] == 'forbidden' %}"
           "{{ raise_exception('This system prompt is not allowed') }}{% endif %}"
@@ -29,11 +26,7 @@ def chatml_text(msgs):
 
 
 def model_with_template(root, name, template):
-    d = os.path.join(root, name)
-    r = subprocess.run([require_binary(), "make-test-model", d, "--format", "hf", "--shape", "micro", "--dtype", "f16",
-                        "--tokenizer", tokenizer_path()], capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        raise AssertionError("make-test-model failed: %s" % r.stderr)
+    d = make_test_model(os.path.join(root, name), "hf", "micro", "f16", tokenizer=True)
     p = os.path.join(d, "tokenizer_config.json")
     with open(p) as f:
         cfg = json.load(f)

@@ -9,12 +9,10 @@ import os
 import random
 import re
 import shutil
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import Server, micro_model, sse_events  # noqa: E402
+from lmstest import Server, micro_model, sse_events
 
 
 class TgiLineIterator:

@@ -1,205 +1,15 @@
-"""`lmstream serve` test harness (imported by the other test_serve_*.py) and its own smoke tests:
-/ping, keep-alive, 404/405, /info, /tokenize, /metrics, OpenAI routes. Python stdlib only.
-
-A server is started on a free loopback port with the micro test model, waited for with /ping, and
-killed on teardown; every wait is bounded."""
+"""Smoke tests of `lmstream serve` through the lmstest harness: /ping, keep-alive, 404/405, /info,
+/tokenize, /metrics, OpenAI routes, loading state, access log. Python stdlib only."""
 import array
-import http.client
 import json
 import math
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
-
-
-def require_binary():
-    b = os.environ.get("LMSTREAM_BINARY")
-    if not b or not os.path.exists(b):
-        raise AssertionError("LMSTREAM_BINARY is not set or does not exist: %r" % b)
-    return b
-
-
-def tokenizer_path():
-    src = os.environ.get("LMSTREAM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-    p = os.path.join(src, "..", "shared", "testdata", "llama2-tokenizer.model")
-    if not os.path.exists(p):
-        raise AssertionError("shared tokenizer missing: %s" % p)
-    return p
-
-
-_MODEL_DIR = None
-
-
-def micro_model():
-    """A micro GGUF model with the Llama 2 tokenizer, made once per process."""
-    global _MODEL_DIR
-    if _MODEL_DIR is None:
-        _MODEL_DIR = tempfile.mkdtemp(prefix="lms-serve-model-")
-    path = os.path.join(_MODEL_DIR, "micro.gguf")
-    if not os.path.exists(path):
-        r = subprocess.run([require_binary(), "make-test-model", path, "--format", "gguf", "--shape", "micro",
-                            "--dtype", "q8_0", "--tokenizer", tokenizer_path()],
-                           capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise AssertionError("make-test-model failed: %s %s" % (r.stdout, r.stderr))
-    return path
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    """A running `lmstream serve`. Use as a context manager."""
-
-    def __init__(self, args=(), env=None, model=None, cwd=None):
-        self.port = free_port()
-        self.log_path = tempfile.mktemp(prefix="lms-serve-", suffix=".log")
-        self.args = list(args)
-        self.env = dict(os.environ)
-        for k in ("HF_MODEL_ID", "MAX_CONCURRENT_REQUESTS", "MAX_INPUT_LENGTH", "MAX_TOTAL_TOKENS", "PORT",
-                  "SAGEMAKER_BIND_TO_PORT", "NUM_SHARD", "SM_NUM_GPUS"):
-            self.env.pop(k, None)
-        self.env.update(env or {})
-        self.model = model if model is not None else micro_model()
-        self.proc = None
-
-    def start(self, wait=True):
-        cmd = [require_binary(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        if "--threads" not in self.args:
-            cmd += ["--threads", "1"]
-        if self.model:
-            cmd += ["--model", self.model]
-        cmd += self.args
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout=60):
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, self.read_log()))
-            try:
-                st, _, _ = self.request("GET", "/ping", timeout=2)
-                if st == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server not ready within %ss:\n%s" % (timeout, self.read_log()))
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def access_log(self):
-        out = []
-        for line in self.read_log().splitlines():
-            i = line.find("access {")
-            if i >= 0:
-                out.append(json.loads(line[i + len("access "):]))
-        return out
-
-    def conn(self, timeout=60):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        c = self.conn(timeout)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-                headers = dict(headers or {})
-                headers.setdefault("Content-Type", "application/json")
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def post_json(self, path, obj, timeout=60):
-        return self.request("POST", path, obj, timeout=timeout)
-
-    def stream(self, path, obj, timeout=60):
-        """POST and return (status, headers, [(monotonic receive time, bytes), ...])."""
-        c = self.conn(timeout)
-        try:
-            c.request("POST", path, body=json.dumps(obj), headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            chunks = []
-            while True:
-                b = r.read1(65536)
-                if not b:
-                    break
-                chunks.append((time.monotonic(), b))
-            return r.status, dict(r.getheaders()), chunks
-        finally:
-            c.close()
-
-    def metrics(self):
-        st, _, body = self.request("GET", "/metrics")
-        assert st == 200
-        m = {}
-        for line in body.decode().splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            k, v = line.rsplit(" ", 1)
-            m[k] = float(v)
-        return m
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError("server did not exit within %ss after %s" % (timeout, sig))
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        try:
-            if self.proc and self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        finally:
-            self.log.close()
-        return False
-
-
-def sse_events(data):
-    """Splits a TGI SSE body into its events' JSON texts, checking the exact framing."""
-    out = []
-    for ev in data.split(b"\n\n"):
-        if not ev:
-            continue
-        if ev == b":":
-            continue  # keep-alive comment
-        assert ev.startswith(b"data:") and b"\n" not in ev and b"\r" not in ev, ev
-        out.append(ev[5:].decode("utf-8"))
-    assert data.endswith(b"\n\n"), data[-20:]
-    return out
+from lmstest import Server, binary, micro_model
 
 
 class SmokeTest(unittest.TestCase):
@@ -326,7 +136,7 @@ class SmokeTest(unittest.TestCase):
         # `lmstream logits` CLI computes them (f32 KV there, f16 in the server: close, not equal).
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "logits.f32")
-            r = subprocess.run([require_binary(), "logits", "--model", micro_model(), "--tokens", ",".join(map(str, ids)),
+            r = subprocess.run([binary(), "logits", "--model", micro_model(), "--tokens", ",".join(map(str, ids)),
                                 "-o", out], capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stderr)
             flat = array.array("f")

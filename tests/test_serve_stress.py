@@ -8,13 +8,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import SANITIZED, Server, micro_model, require_binary, sse_events  # noqa: E402
+from lmstest import SANITIZED, Server, binary, micro_model, sse_events
 
 
 def open_stream(port, obj, path="/generate_stream"):
@@ -259,7 +257,7 @@ class SettingsTest(unittest.TestCase):
             srv.__exit__(None, None, None)
 
     def test_num_shard_is_a_clear_startup_error(self):
-        r = subprocess.run([require_binary(), "serve", "--model", micro_model(), "--port", "0"],
+        r = subprocess.run([binary(), "serve", "--model", micro_model(), "--port", "0"],
                            env=dict(os.environ, NUM_SHARD="2"), capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("NUM_SHARD", r.stderr)

@@ -4,15 +4,12 @@ errors as SSE events on streaming routes, and 200 malformed or hostile requests 
 types, huge numbers, NaN, invalid UTF-8, oversized bodies, garbage framing, slow senders) that leave
 the server serving."""
 import json
-import os
 import socket
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_harness import SANITIZED, Server, sse_events  # noqa: E402
+from lmstest import Server, sse_events
 
 V = "Input validation error: "
 

@@ -27,6 +27,8 @@ except ImportError as e:  # reported as a failure in setUpClass
     boto3 = None
     IMPORT_ERROR = e
 
+from lmstest import build_binary  # noqa: E402
+
 KEY, SECRET = "AKIDLMSTREAMTEST", "s3cr3t/with+chars"
 KEY2, SECRET2 = "AKIDSECOND", "another-secret"
 TEMP_KEY, TEMP_SECRET, TOKEN = "ASIATEMPKEY", "temp-secret", "FwoGZXIvYXdzEJr//////////token=="
@@ -84,12 +86,7 @@ class SigV4AgainstBotocore(unittest.TestCase):
     def setUpClass(cls):
         if boto3 is None:
             raise AssertionError(f"boto3/botocore are required for this test: {IMPORT_ERROR}")
-        build = os.environ.get("LMSTREAM_BUILD_DIR")
-        if not build:
-            raise AssertionError("LMSTREAM_BUILD_DIR is not set (run through ctest)")
-        cls.binary = os.path.join(build, "aws", "aws_tests")
-        if not os.access(cls.binary, os.X_OK):
-            raise AssertionError(f"{cls.binary} is missing: build the aws_tests target first")
+        cls.binary = build_binary("aws", "aws_tests")
 
         rt = "sagemaker-runtime"
         good = capture(rt, stream_call, KEY, SECRET)

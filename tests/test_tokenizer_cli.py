@@ -17,10 +17,10 @@ try:
 except ImportError:  # reported as a failure in setUpClass
     spm = None
 
-BINARY = os.environ.get("LMSTREAM_BINARY", "")
-SOURCE = os.environ.get("LMSTREAM_SOURCE_DIR", "")
-TOKENIZER = os.path.normpath(os.path.join(SOURCE, "..", "shared", "testdata", "llama2-tokenizer.model"))
-SANITIZED = os.environ.get("LMSTREAM_SANITIZED") == "1"
+from lmstest import SANITIZED, binary_path, cached_model, tokenizer_path
+
+BINARY = binary_path()
+TOKENIZER = tokenizer_path(required=False)
 
 
 def corpus(n):
@@ -64,14 +64,8 @@ class TokenizeCli(unittest.TestCase):
         cls.sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
         cls.tmp = tempfile.mkdtemp(prefix="lms-tok-")
         cls.models = {}
-        for fmt, name in (("gguf", "m.gguf"), ("hf", "hf")):
-            path = os.path.join(cls.tmp, name)
-            r = subprocess.run([BINARY, "make-test-model", path, "--format", fmt, "--shape", "micro",
-                                "--dtype", "f32", "--tokenizer", TOKENIZER],
-                               capture_output=True, text=True, timeout=120)
-            if r.returncode != 0:
-                raise RuntimeError("make-test-model --format %s failed (%d): %s" % (fmt, r.returncode, r.stderr))
-            cls.models[fmt] = path
+        for fmt in ("gguf", "hf"):
+            cls.models[fmt] = cached_model(fmt, "micro", "f32", tokenizer=TOKENIZER)  # read-only
 
     @classmethod
     def tearDownClass(cls):
