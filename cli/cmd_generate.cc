@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "engine/chat.h"
+#include "chat/chat.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
 #include "scheduler/prompts_file.h"

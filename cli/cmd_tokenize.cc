@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "engine/chat.h"
+#include "chat/chat.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -112,7 +112,7 @@ lmstream::cli::Register reg(
           text = read_all_stdin();
         } else {
           text = chat_text(*a, *model, *tok);
-          parse_special = true;  // HF apply_chat_template semantics (see engine/chat.h)
+          parse_special = true;  // HF apply_chat_template semantics (see chat/chat.h)
           if (text.rfind(tok->piece(tok->bos()), 0) == 0) bos = false;
         }
         std::string out;

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "engine/chat.h"
+#include "chat/chat.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmstream::server {
