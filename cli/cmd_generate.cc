@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "chat/chat.h"
+#include "chat/formatter.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
 #include "scheduler/prompts_file.h"
@@ -23,6 +23,7 @@ struct GenerateArgs {
   ModelArgs model;
   std::string prompt, system;
   bool chat = false;
+  std::string chat_template;  // template file overriding the model's (with --chat)
   int max_new_tokens = 64;
   bool do_sample = false;
   float temperature = 1.f, top_p = 1.f, typical_p = 1.f, repetition_penalty = 1.f;
@@ -94,10 +95,16 @@ void run(const GenerateArgs& a) {
 
   std::vector<int32_t> prompt;
   if (a.chat) {
+    // The prompt serve would build (chat/formatter.h): --chat-template, else the model's own
+    // chat_template, else the built-in Llama 2 format.
+    const ChatFormatter chat(m.tokenizer, tok, a.chat_template);
+    if (!chat.fallback_reason().empty())
+      std::fprintf(stderr, "[lmstream] warning: the model's chat_template cannot be rendered (%s); using the built-in Llama 2 format\n",
+                   chat.fallback_reason().c_str());
     std::vector<ChatMessage> msgs;
     if (!a.system.empty()) msgs.push_back({"system", a.system});
     msgs.push_back({"user", a.prompt});
-    prompt = llama2_chat_tokens(tok, msgs);
+    prompt = chat.apply(msgs, /*add_generation_prompt=*/true);
   } else {
     prompt = tok.encode(a.prompt, /*add_bos=*/true, /*parse_special=*/true);
   }
@@ -188,7 +195,13 @@ const Register reg("generate", "Stream a completion of a prompt to stdout", [](C
   app.add_option("--out-dir", a->out_dir, "with --prompts: stream request i to OUT_DIR/i.txt");
   a->batch.add(app);
   app.add_option("--system", a->system, "system prompt (with --chat)");
-  app.add_flag("--chat", a->chat, "wrap the prompt in the Llama 2 chat format");
+  auto* chat = app.add_flag("--chat", a->chat,
+                            "format the prompt (and --system) as a chat with the model's chat_template "
+                            "(the built-in Llama 2 format when it has none), as serve's chat routes do");
+  app.add_option("--chat-template", a->chat_template,
+                 "with --chat: a Jinja chat template file to use instead of the model's")
+      ->check(CLI::ExistingFile)
+      ->needs(chat);
   app.add_option("--max-new-tokens,-n", a->max_new_tokens, "tokens to generate at most")
       ->check(CLI::Range(1, 1 << 20));
   app.add_flag("--do-sample", a->do_sample, "sample instead of greedy decoding");
