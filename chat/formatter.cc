@@ -1,4 +1,5 @@
 // ChatFormatter (see formatter.h): template choice, the one-turn check, rendering, the BOS rule.
+// It reports a fallback through fallback_reason() and never logs or prints: callers tell the user.
 #include "chat/formatter.h"
 
 #include <exception>
