@@ -1,16 +1,19 @@
-// `lmstream generate`: stream one completion to stdout, token by token, with timings on stderr.
+// `lmstream generate`: stream one completion to stdout, token by token, with timings on stderr, or
+// many (--prompts) through the rolling batch. Both run through the Scheduler, whose Sequence
+// decides every token and finish reason: this file has no generation loop of its own.
+#include <chrono>
 #include <cstdio>
-#include <numeric>
+#include <memory>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "chat/formatter.h"
 #include "cli/command.h"
 #include "cli/common.h"
-#include "engine/chat.h"
+#include "cli/prompts_file.h"
 #include "engine/sampler.h"
-#include "engine/stop.h"
-#include "scheduler/prompts_file.h"
 #include "scheduler/scheduler.h"
 
 #include <fstream>
@@ -23,6 +26,7 @@ struct GenerateArgs {
   ModelArgs model;
   std::string prompt, system;
   bool chat = false;
+  std::string chat_template;  // template file overriding the model's (with --chat)
   int max_new_tokens = 64;
   bool do_sample = false;
   float temperature = 1.f, top_p = 1.f, typical_p = 1.f, repetition_penalty = 1.f;
@@ -94,10 +98,16 @@ void run(const GenerateArgs& a) {
 
   std::vector<int32_t> prompt;
   if (a.chat) {
+    // The prompt serve would build (chat/formatter.h): --chat-template, else the model's own
+    // chat_template, else the built-in Llama 2 format.
+    const ChatFormatter chat(m.tokenizer, tok, a.chat_template);
+    if (!chat.fallback_reason().empty())
+      std::fprintf(stderr, "[lmstream] warning: the model's chat_template cannot be rendered (%s); using the built-in Llama 2 format\n",
+                   chat.fallback_reason().c_str());
     std::vector<ChatMessage> msgs;
     if (!a.system.empty()) msgs.push_back({"system", a.system});
     msgs.push_back({"user", a.prompt});
-    prompt = llama2_chat_tokens(tok, msgs);
+    prompt = chat.apply(msgs, /*add_generation_prompt=*/true);
   } else {
     prompt = tok.encode(a.prompt, /*add_bos=*/true, /*parse_special=*/true);
   }
@@ -106,65 +116,57 @@ void run(const GenerateArgs& a) {
     throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) +
                                 " tokens; the model's context is " + std::to_string(m.cfg.max_pos));
 
-  const SamplingParams sp = sampling_params(a);
-
+  // One request through the scheduler's loop (scheduler/sequence.cc), the one `serve` and
+  // `--prompts` use, so sampling, stop strings and finish reasons are the same everywhere. The
+  // KV pool holds just this request, and its whole prompt is prefilled in one step.
   const int total = std::min<int>(m.cfg.max_pos, int(prompt.size()) + a.max_new_tokens);
   EngineOptions eo;
   eo.threads = a.model.threads;
   eo.kv_type = a.model.kv();
   eo.n_blocks = (total + eo.block_size - 1) / eo.block_size;
   Engine engine(m, eo);
-  std::vector<int32_t> table(size_t(eo.n_blocks));
-  std::iota(table.begin(), table.end(), 0);
+  SchedulerOptions so;
+  so.max_rolling_batch_size = 1;
+  so.max_batch_prefill_tokens = int(prompt.size());
+  Scheduler sched(engine, tok, so);
 
-  Sampler sampler(sp);
-  StreamDecoder dec(tok, /*strip_leading_space=*/false);
-  StopMatcher stop(a.stop, /*include_stop=*/false);
-  std::vector<int32_t> history = prompt, generated;
-  std::vector<float> logits(size_t(m.cfg.vocab_size));
+  GenerateRequest req;
+  req.prompt = prompt;
+  req.sampling = sampling_params(a);
+  req.stop.max_new_tokens = a.max_new_tokens;
+  req.stop.stop = a.stop;
+  req.stop.include_stop = false;
+  req.stop.ignore_eos = a.ignore_eos;
+  const std::shared_ptr<RequestStream> stream = sched.submit(std::move(req));
 
-  const auto t0 = std::chrono::steady_clock::now();
-  SeqStep st{prompt, 0, table, true};
-  engine.step(std::span<const SeqStep>(&st, 1), logits.data());
-  const double prefill_s = seconds_since(t0);
-  double ttft_s = 0;
-  std::string reason = "length";
-  int pos = int(prompt.size());
-  for (int i = 0; i < a.max_new_tokens; ++i) {
-    const SampleResult r = sampler.sample(logits, history);
-    if (i == 0) ttft_s = seconds_since(t0);
-    history.push_back(r.id);
-    generated.push_back(r.id);
-    if (r.id == tok.eos() && !a.ignore_eos) {
-      reason = "eos_token";
+  std::vector<int32_t> generated;
+  FinalEvent fin;
+  for (;;) {
+    StreamEvent ev;
+    if (!stream->wait_pop(ev, std::chrono::seconds(60))) continue;
+    if (auto* t = std::get_if<TokenEvent>(&ev)) {
+      generated.push_back(t->id);
+      write_out(t->emit);
+    } else {
+      fin = std::get<FinalEvent>(std::move(ev));
       break;
     }
-    write_out(stop.push(dec.push(r.id)));
-    if (stop.stopped()) {
-      reason = "stop_sequence";
-      break;
-    }
-    if (i + 1 == a.max_new_tokens || pos + 1 > m.cfg.max_pos - 1) break;
-    const int32_t id = r.id;
-    SeqStep d{std::span<const int32_t>(&id, 1), pos, table, true};
-    engine.step(std::span<const SeqStep>(&d, 1), logits.data());
-    ++pos;
   }
-  if (!stop.stopped()) {
-    write_out(stop.push(dec.finish()));
-    write_out(stop.flush());
-  }
-  const double total_s = seconds_since(t0);
+  write_out(fin.tail);
+  if (fin.reason == FinishReason::kError) throw std::runtime_error(fin.error);
+  // Seconds since submit: prefill ran from leaving the queue to prefill_s.
+  const double prefill_s = fin.prefill_s - fin.queued_s;
+  const double ttft_s = fin.first_token_s;
   const int decode_steps = int(generated.size()) - 1;
   std::fprintf(stdout, "\n");
   std::fflush(stdout);
   std::fprintf(stderr,
                "[lmstream] prompt %zu tokens, generated %zu (%s); time to first token %.1f ms; "
                "prefill %.1f tok/s; decode %.1f tok/s; seed %llu; %d threads, %s\n",
-               prompt.size(), generated.size(), reason.c_str(), ttft_s * 1e3,
-               double(prompt.size()) / prefill_s,
-               decode_steps > 0 ? decode_steps / (total_s - ttft_s) : 0.0,
-               static_cast<unsigned long long>(sp.seed), engine.threads(), m.name.c_str());
+               prompt.size(), generated.size(), finish_reason_name(fin.reason), ttft_s * 1e3,
+               prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0,
+               decode_steps > 0 ? decode_steps / (fin.total_s - ttft_s) : 0.0,
+               static_cast<unsigned long long>(fin.seed), engine.threads(), m.name.c_str());
   if (a.print_ids) {
     std::string ids = "[";
     for (size_t i = 0; i < generated.size(); ++i)
@@ -188,7 +190,13 @@ const Register reg("generate", "Stream a completion of a prompt to stdout", [](C
   app.add_option("--out-dir", a->out_dir, "with --prompts: stream request i to OUT_DIR/i.txt");
   a->batch.add(app);
   app.add_option("--system", a->system, "system prompt (with --chat)");
-  app.add_flag("--chat", a->chat, "wrap the prompt in the Llama 2 chat format");
+  auto* chat = app.add_flag("--chat", a->chat,
+                            "format the prompt (and --system) as a chat with the model's chat_template "
+                            "(the built-in Llama 2 format when it has none), as serve's chat routes do");
+  app.add_option("--chat-template", a->chat_template,
+                 "with --chat: a Jinja chat template file to use instead of the model's")
+      ->check(CLI::ExistingFile)
+      ->needs(chat);
   app.add_option("--max-new-tokens,-n", a->max_new_tokens, "tokens to generate at most")
       ->check(CLI::Range(1, 1 << 20));
   app.add_flag("--do-sample", a->do_sample, "sample instead of greedy decoding");

@@ -11,7 +11,7 @@
 
 #include "cli/command.h"
 #include "client/invoke.h"
-#include "engine/chat.h"
+#include "chat/chat.h"
 
 namespace lmstream::cli {
 namespace {

@@ -30,6 +30,10 @@ lmstream::cli::Register reg("make-test-model", "write a Llama model with random 
   auto* g = sub.add_flag("--gqa", a->gqa, "force grouped-query attention");
   sub.add_flag("--no-gqa", a->no_gqa, "as many KV heads as heads")->excludes(g);
   sub.add_flag("--tie", a->o.tie, "tie the output matrix to the embedding");
+  sub.add_option("--favor-token", a->o.favor_token,
+                 "test-only: make this token id the greedy choice at every position (e.g. 2, EOS, "
+                 "for finish-reason tests); not with --tie")
+      ->check(CLI::NonNegativeNumber);
   sub.callback([a] {
     a->o.dtype = *lmstream::dtype_from_name(a->dtype);
     if (a->gqa) a->o.gqa = true;

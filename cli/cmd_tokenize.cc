@@ -3,9 +3,7 @@
 // With --chat FILE.json it formats a chat (a JSON array of {role, content} messages) through
 // the model's chat template first, as the OpenAI chat endpoint does.
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -13,8 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/files.h"
+#include "chat/formatter.h"
 #include "cli/command.h"
-#include "engine/chat.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,19 +38,10 @@ std::string read_all_stdin() {
   return text;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error("error reading " + path);
-  return ss.str();
-}
-
 std::vector<lmstream::ChatMessage> read_messages(const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(lmstream::base::read_file(path));
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error(path + ": not valid JSON: " + e.what());
   }
@@ -68,14 +58,13 @@ std::vector<lmstream::ChatMessage> read_messages(const std::string& path) {
   return out;
 }
 
-// The chat as prompt text: the --chat-template file, else the model's template, else the
-// built-in Llama 2 format.
-std::string chat_text(const Args& a, const lmstream::Model& model, const lmstream::Tokenizer& tok) {
-  std::vector<lmstream::ChatMessage> messages = read_messages(a.chat);
-  std::string tpl = a.chat_template.empty() ? model.tokenizer.chat_template : read_file(a.chat_template);
-  if (tpl.empty()) return lmstream::llama2_chat_text(messages);
-  return lmstream::render_chat_template(tpl, messages, tok.piece(tok.bos()), tok.piece(tok.eos()),
-                                        a.generation_prompt);
+std::string ids_json(const std::vector<int32_t>& ids) {
+  std::string out = "[";
+  for (int32_t id : ids) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(id);
+  }
+  return out + "]\n";
 }
 
 lmstream::cli::Register reg(
@@ -105,26 +94,19 @@ lmstream::cli::Register reg(
           throw CLI::ValidationError("--chat-template and --no-generation-prompt need --chat");
         auto model = lmstream::load_model(a->model);  // first, so a bad path fails at once
         auto tok = lmstream::make_tokenizer(model->tokenizer);
-        std::string text;
-        bool bos = !a->no_bos && model->tokenizer.add_bos;
-        bool parse_special = a->parse_special;
-        if (a->chat.empty()) {
-          text = read_all_stdin();
-        } else {
-          text = chat_text(*a, *model, *tok);
-          parse_special = true;  // HF apply_chat_template semantics (see engine/chat.h)
-          if (text.rfind(tok->piece(tok->bos()), 0) == 0) bos = false;
-        }
         std::string out;
-        if (a->text) {
-          out = text;
+        if (a->chat.empty()) {
+          const std::string text = read_all_stdin();
+          out = a->text ? text : ids_json(tok->encode(text, !a->no_bos && model->tokenizer.add_bos, a->parse_special));
         } else {
-          out = "[";
-          for (int32_t id : tok->encode(text, bos, parse_special)) {
-            if (out.size() > 1) out += ',';
-            out += std::to_string(id);
-          }
-          out += "]\n";
+          const std::vector<lmstream::ChatMessage> messages = read_messages(a->chat);
+          // The prompt serve would build for these messages (chat/formatter.h).
+          const lmstream::ChatFormatter chat(model->tokenizer, *tok, a->chat_template);
+          if (!chat.fallback_reason().empty())
+            std::fprintf(stderr, "warning: the model's chat_template cannot be rendered (%s); using the built-in Llama 2 format\n",
+                         chat.fallback_reason().c_str());
+          out = a->text ? chat.render(messages, a->generation_prompt)
+                        : ids_json(chat.apply(messages, a->generation_prompt, !a->no_bos));
         }
         std::fwrite(out.data(), 1, out.size(), stdout);
       });

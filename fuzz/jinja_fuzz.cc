@@ -1,11 +1,11 @@
-// libFuzzer target for tokenizer/jinja: arbitrary bytes as a chat template, rendered with a
+// libFuzzer target for chat/jinja: arbitrary bytes as a chat template, rendered with a
 // fixed chat context and small limits. Any outcome but a JinjaError or a rendering (a crash, a
 // hang, another exception) is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "tokenizer/jinja.h"
+#include "chat/jinja.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const nlohmann::json context = {

@@ -76,11 +76,20 @@ std::vector<GenTensor> tensor_list(const LlamaConfig& c) {
   return v;
 }
 
+// TestModelOptions::favor_token: the weight put in column 0 of every embedding row and of the
+// favoured token's output row (other weights are about 1/sqrt(dim)).
+constexpr float kFavorWeight = 16.f;
+
+void apply_favor(const std::string& hf_name, int64_t row, int32_t token, float* v) {
+  if (token < 0) return;
+  if (hf_name == "model.embed_tokens.weight" || (hf_name == "lm_head.weight" && row == token)) v[0] = kFavorWeight;
+}
+
 // Fills `rows` rows of a tensor in `type` (rows [0, n) of the file's order) using a few threads.
 // round_via: F16/BF16 to round values through that type first (GGUF F32 norms of an f16/bf16
 // model then equal the HF checkpoint's norms exactly).
 void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, uint8_t* dst,
-               DType round_via = DType::F32) {
+               DType round_via = DType::F32, int32_t favor_token = -1) {
   const int64_t rows = t.rows ? t.rows : 1;
   const size_t rb = dtype_row_bytes(type, t.cols);
   auto work = [&](int64_t r0, int64_t r1) {
@@ -88,6 +97,7 @@ void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, u
     for (int64_t r = r0; r < r1; ++r) {
       int64_t src = gguf_order && t.permute_heads ? hf_row_for_gguf_row(r, rows, t.permute_heads) : r;
       test_model_row(seed, t.hf, src, t.cols, buf.data());
+      apply_favor(t.hf, src, favor_token, buf.data());
       if (round_via == DType::F16 || round_via == DType::BF16) {
         std::vector<uint8_t> tmp(dtype_row_bytes(round_via, t.cols));
         quantize_row(round_via, buf.data(), tmp.data(), t.cols);
@@ -213,7 +223,7 @@ void write_gguf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v)
     DType ty = type_of(t);
     size_t n = dtype_row_bytes(ty, t.cols) * size_t(t.rows ? t.rows : 1);
     buf.resize(n);
-    fill_rows(t, o.seed, ty, true, buf.data(), o.dtype);
+    fill_rows(t, o.seed, ty, true, buf.data(), o.dtype, o.favor_token);
     w.write_tensor(buf.data(), n);
   }
   w.finish();
@@ -237,7 +247,8 @@ void write_hf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
     const GenTensor* tp = &t;
     uint64_t seed = o.seed;
     DType ty = o.dtype;
-    s.fill = [tp, seed, ty](uint8_t* dst) { fill_rows(*tp, seed, ty, false, dst); };
+    int32_t favor = o.favor_token;
+    s.fill = [tp, seed, ty, favor](uint8_t* dst) { fill_rows(*tp, seed, ty, false, dst, DType::F32, favor); };
     outs.push_back(std::move(s));
   }
   const int shards = std::clamp(o.hf_shards, 1, int(outs.size()));
@@ -329,6 +340,9 @@ void make_test_model(const TestModelOptions& o) {
   Vocab v = load_vocab(o.tokenizer);
   c.vocab_size = int(v.pieces.size());
   c.tie_embeddings = o.tie;
+  if (o.favor_token >= 0 && (o.tie || o.favor_token >= c.vocab_size))
+    throw std::invalid_argument("favor_token needs an untied output matrix and an id below the vocabulary size (" +
+                                std::to_string(c.vocab_size) + ")");
   if (o.format == "gguf") write_gguf(o, c, v);
   else write_hf(o, c, v);
 }

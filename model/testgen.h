@@ -22,6 +22,11 @@ struct TestModelOptions {
   std::optional<bool> gqa;      // false: kv heads = heads; true: force grouped-query attention
   bool tie = false;             // tie output to the embedding
   int hf_shards = 1;            // >1 writes model-0000k-of-0000n.safetensors + index
+  // Test-only: token id made the greedy choice at every position (-1 = none), so tests can make
+  // e.g. EOS come first, whatever the prompt: column 0 of every embedding row and of this token's output
+  // row are set large (the final hidden state's first component is then large and positive).
+  // Needs an untied output matrix.
+  int32_t favor_token = -1;
 };
 
 // The hyper-parameters a shape name stands for (vocab_size left 0). Throws std::invalid_argument.

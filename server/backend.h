@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/chat.h"
+#include "chat/chat.h"
 #include "scheduler/request.h"
 #include "scheduler/scheduler.h"
 

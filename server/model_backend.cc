@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "engine/chat.h"
+#include "chat/formatter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmstream::server {
@@ -40,19 +40,13 @@ class ModelBackend final : public Backend {
     info_.max_new_tokens_default = model_->generation.max_new_tokens;
     // The model's chat_template, checked once on a one-turn conversation: a template this build
     // cannot render is reported now, and chat then uses the built-in Llama 2 format.
-    template_ = model_->tokenizer.chat_template;
-    if (!template_.empty()) {
-      try {
-        const ChatMessage probe{"user", "Hello"};
-        render_chat_template(template_, std::span(&probe, 1), tok_->piece(tok_->bos()), tok_->piece(tok_->eos()), true);
-        spdlog::info("chat: the model's chat_template ({} bytes)", template_.size());
-      } catch (const std::exception& e) {
-        spdlog::warn("the model's chat_template cannot be rendered ({}); chat uses the built-in Llama 2 format", e.what());
-        template_.clear();
-      }
-    } else {
+    chat_ = std::make_unique<ChatFormatter>(model_->tokenizer, *tok_);
+    if (chat_->source() == ChatFormatter::Source::kModelTemplate)
+      spdlog::info("chat: the model's chat_template ({} bytes)", chat_->chat_template().size());
+    else if (!chat_->fallback_reason().empty())
+      spdlog::warn("the model's chat_template cannot be rendered ({}); chat uses the built-in Llama 2 format", chat_->fallback_reason());
+    else
       spdlog::info("chat: no chat_template in the model; the built-in Llama 2 format");
-    }
   }
   ~ModelBackend() override {
     sched_.reset();  // stops the engine thread before the engine and model go
@@ -70,12 +64,7 @@ class ModelBackend final : public Backend {
   }
   bool is_special(int32_t id) const override { return id >= 0 && id < tok_->n_vocab() && tok_->is_special(id); }
   std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>& messages) const override {
-    if (template_.empty()) return llama2_chat_tokens(*tok_, messages);
-    const std::string& bos = tok_->piece(tok_->bos());
-    const std::string text = render_chat_template(template_, messages, bos, tok_->piece(tok_->eos()), true);
-    // apply_chat_template: the special tokens are in the text; BOS only if the template left it out.
-    // (The Llama 2 template's text tokenizes to exactly llama2_chat_tokens: see Tokenizer::encode.)
-    return tok_->encode(text, model_->tokenizer.add_bos && !text.starts_with(bos), /*parse_special=*/true);
+    return chat_->apply(messages, /*add_generation_prompt=*/true);
   }
   int n_blocks() const { return engine_->n_blocks(); }
 
@@ -84,8 +73,8 @@ class ModelBackend final : public Backend {
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<ChatFormatter> chat_;
   ModelInfo info_;
-  std::string template_;  // the model's chat_template, "" = built-in Llama 2 format
 };
 
 }  // namespace

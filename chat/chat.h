@@ -1,6 +1,6 @@
 // Chat prompt formatting: the built-in Llama 2 format, as Meta's reference chat_completion builds
 // it (token ids) and as the Hugging Face chat_template renders it (text with literal <s>/</s>),
-// and any model's own chat_template rendered through tokenizer/jinja. Only formatting: no
+// and any model's own chat_template rendered through chat/jinja. Only formatting: no
 // model, no sampling, no HTTP.
 #pragma once
 

@@ -1,12 +1,12 @@
 // Builds the syntax tree from tokens with jinja2's grammar and operator precedence. Internal to
-// tokenizer/jinja*.
+// chat/jinja*.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_lexer.h"
+#include "chat/jinja_ast.h"
+#include "chat/jinja_lexer.h"
 
 namespace lmstream::jinja {
 

@@ -1,5 +1,5 @@
 // The syntax tree of a parsed template: expressions and statements, each with its source offset
-// for error messages. Internal to tokenizer/jinja*.
+// for error messages. Internal to chat/jinja*.
 #pragma once
 
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_value.h"
 
 namespace lmstream::jinja {
 

@@ -1,10 +1,12 @@
 // Python semantics for template values (see jinja_value.h).
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+
+#include "base/utf8.h"
 
 namespace lmstream::jinja {
 
@@ -141,19 +143,18 @@ bool py_unprintable(uint32_t u) {
          (u >= 0xE0020 && u <= 0xE007F) || u >= 0xF0000;
 }
 
+// The code point of one character of utf8::characters; for an invalid byte, the byte's value.
 uint32_t decode(std::string_view cp) {
-  unsigned char c = static_cast<unsigned char>(cp[0]);
-  if (cp.size() == 2) return ((c & 0x1Fu) << 6) | (cp[1] & 0x3Fu);
-  if (cp.size() == 3) return ((c & 0x0Fu) << 12) | ((cp[1] & 0x3Fu) << 6) | (cp[2] & 0x3Fu);
-  if (cp.size() == 4) return ((c & 0x07u) << 18) | ((cp[1] & 0x3Fu) << 12) | ((cp[2] & 0x3Fu) << 6) | (cp[3] & 0x3Fu);
-  return c;
+  char32_t u = 0;
+  if (utf8::decode(cp, 0, u) == cp.size()) return uint32_t(u);
+  return static_cast<unsigned char>(cp[0]);
 }
 
 std::string repr_string(const std::string& s) {
   char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
   std::string out(1, q);
   char b[16];
-  for (std::string_view cp : code_points(s)) {
+  for (std::string_view cp : utf8::characters(s)) {
     uint32_t u = decode(cp);
     if (cp.size() == 1 && u >= 0x80) {  // an invalid byte (Python would show a surrogate escape)
       std::snprintf(b, sizeof b, "\\udc%02x", static_cast<unsigned>(u));
@@ -179,7 +180,7 @@ std::string repr_string(const std::string& s) {
 
 void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
   out += '"';
-  for (std::string_view cp : code_points(s)) {
+  for (std::string_view cp : utf8::characters(s)) {
     unsigned char c = static_cast<unsigned char>(cp[0]);
     uint32_t u = cp.size() == 1 && c >= 0x80 ? 0xFFFD : decode(cp);
     char b[16];
@@ -371,41 +372,17 @@ int compare(const Value& a, const Value& b) {
   throw ValueError("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
-std::vector<std::string_view> code_points(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-    if (i + len > s.size()) len = 1;
-    for (size_t k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) { len = 1; break; }
-    out.push_back(s.substr(i, len));
-    i += len;
-  }
-  return out;
-}
-
-bool is_py_space(std::string_view cp) {
-  if (cp.size() == 1) {
-    unsigned char c = static_cast<unsigned char>(cp[0]);
-    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
-  }
-  static const char* const kSpaces[] = {"\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\xA8", "\xE2\x80\xA9",
-                                        "\xE2\x80\xAF", "\xE2\x81\x9F", "\xE3\x80\x80"};
-  for (const char* sp : kSpaces)
-    if (cp == sp) return true;
-  // U+2000..U+200A: E2 80 80..8A
-  return cp.size() == 3 && cp[0] == '\xE2' && cp[1] == '\x80' && static_cast<unsigned char>(cp[2]) >= 0x80 &&
-         static_cast<unsigned char>(cp[2]) <= 0x8A;
+bool is_space_char(std::string_view ch) {
+  char32_t u = 0;
+  return utf8::decode(ch, 0, u) == ch.size() && utf8::is_python_space(u);
 }
 
 std::string py_strip(std::string_view s, bool left, bool right, const std::string* chars) {
-  std::vector<std::string_view> cps = code_points(s);
+  std::vector<std::string_view> cps = utf8::characters(s);
   std::vector<std::string_view> set;
-  if (chars) set = code_points(*chars);
+  if (chars) set = utf8::characters(*chars);
   auto strip_it = [&](std::string_view cp) {
-    if (!chars) return is_py_space(cp);
+    if (!chars) return is_space_char(cp);
     return std::find(set.begin(), set.end(), cp) != set.end();
   };
   size_t b = 0, e = cps.size();

@@ -1,10 +1,13 @@
 // Operators, filters, tests and methods (see jinja_builtins.h).
-#include "tokenizer/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
+
+#include "base/strings.h"
+#include "base/utf8.h"
 
 namespace lmstream::jinja {
 namespace {
@@ -23,14 +26,6 @@ std::string arg_str(const Args& a, size_t i, const char* name, const std::string
   return v->s;
 }
 
-std::string ascii_upper(std::string s) {
-  for (char& c : s) if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return s;
-}
-std::string ascii_lower(std::string s) {
-  for (char& c : s) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return s;
-}
 bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 // Python str.title() on ASCII letters: upper after a non-letter, lower after a letter.
@@ -64,7 +59,7 @@ std::string jinja_title(const std::string& s) {
 }
 
 std::string capitalize(const std::string& s) {
-  std::string out = ascii_lower(s);
+  std::string out = base::to_lower(s);
   if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
   return out;
 }
@@ -73,7 +68,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
                         Budget& budget) {
   std::string out;
   if (from.empty()) {  // Python inserts `to` around every character
-    std::vector<std::string_view> cps = code_points(s);
+    std::vector<std::string_view> cps = utf8::characters(s);
     int64_t n = 0;
     for (std::string_view cp : cps) {
       if (count < 0 || n < count) { out += to; ++n; }
@@ -102,10 +97,10 @@ std::string replace_all(const std::string& s, const std::string& from, const std
 List py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
   List out;
   if (!sep || sep->kind == K::kNone) {
-    std::vector<std::string_view> cps = code_points(s);
+    std::vector<std::string_view> cps = utf8::characters(s);
     size_t i = 0;
     while (i < cps.size()) {
-      while (i < cps.size() && is_py_space(cps[i])) ++i;
+      while (i < cps.size() && is_space_char(cps[i])) ++i;
       if (i >= cps.size()) break;
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
         std::string rest(cps[i].data(), s.data() + s.size());
@@ -113,7 +108,7 @@ List py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
         break;
       }
       size_t j = i;
-      while (j < cps.size() && !is_py_space(cps[j])) ++j;
+      while (j < cps.size() && !is_space_char(cps[j])) ++j;
       out.push_back(Value::string(std::string(cps[i].data(), cps[j - 1].data() + cps[j - 1].size())));
       i = j;
     }
@@ -163,8 +158,8 @@ Value string_method(const std::string& s, const std::string& name) {
       return Value::string(py_strip(self, l, r, c && c->is_string() ? &c->s : nullptr));
     });
   }
-  if (name == "upper") return bind([](const std::string& self, Args&) { return Value::string(ascii_upper(self)); });
-  if (name == "lower") return bind([](const std::string& self, Args&) { return Value::string(ascii_lower(self)); });
+  if (name == "upper") return bind([](const std::string& self, Args&) { return Value::string(base::to_upper(self)); });
+  if (name == "lower") return bind([](const std::string& self, Args&) { return Value::string(base::to_lower(self)); });
   if (name == "title") return bind([](const std::string& self, Args&) { return Value::string(py_title(self)); });
   if (name == "capitalize")
     return bind([](const std::string& self, Args&) { return Value::string(capitalize(self)); });
@@ -190,7 +185,7 @@ Value string_method(const std::string& s, const std::string& name) {
     return bind([](const std::string& self, Args& a) {
       size_t f = self.find(arg_str(a, 0, "sub", "", true));
       if (f == std::string::npos) return Value::integer(-1);
-      return Value::integer(static_cast<int64_t>(code_points(std::string_view(self).substr(0, f)).size()));
+      return Value::integer(static_cast<int64_t>(utf8::characters(std::string_view(self).substr(0, f)).size()));
     });
   return Value::undefined(name);
 }
@@ -380,8 +375,8 @@ const std::map<std::string, Filter>& filters() {
        }},
       {"length", [](const Value& v, Args&, Budget&) { return Value::integer(length(v)); }},
       {"count", [](const Value& v, Args&, Budget&) { return Value::integer(length(v)); }},
-      {"upper", [](const Value& v, Args&, Budget&) { return Value::string(ascii_upper(to_str(v))); }},
-      {"lower", [](const Value& v, Args&, Budget&) { return Value::string(ascii_lower(to_str(v))); }},
+      {"upper", [](const Value& v, Args&, Budget&) { return Value::string(base::to_upper(to_str(v))); }},
+      {"lower", [](const Value& v, Args&, Budget&) { return Value::string(base::to_lower(to_str(v))); }},
       {"title", [](const Value& v, Args&, Budget&) { return Value::string(jinja_title(to_str(v))); }},
       {"capitalize", [](const Value& v, Args&, Budget&) { return Value::string(capitalize(to_str(v))); }},
       {"string", [](const Value& v, Args&, Budget&) { return Value::string(to_str(v)); }},
@@ -412,7 +407,7 @@ const std::map<std::string, Filter>& filters() {
        }},
       {"reverse", [](const Value& v, Args&, Budget&) {
          if (v.is_string()) {
-           std::vector<std::string_view> cps = code_points(v.s);
+           std::vector<std::string_view> cps = utf8::characters(v.s);
            std::string out;
            for (auto it = cps.rbegin(); it != cps.rend(); ++it) out += *it;
            return Value::string(std::move(out));
@@ -555,8 +550,8 @@ const std::map<std::string, Test>& tests() {
          if (d.i == 0) type_error("integer division or modulo by zero");
          return d.i == -1 || v.i % d.i == 0;
        }},
-      {"lower", [](const Value& v, Args&) { return v.is_string() && ascii_lower(v.s) == v.s; }},
-      {"upper", [](const Value& v, Args&) { return v.is_string() && ascii_upper(v.s) == v.s; }},
+      {"lower", [](const Value& v, Args&) { return v.is_string() && base::to_lower(v.s) == v.s; }},
+      {"upper", [](const Value& v, Args&) { return v.is_string() && base::to_upper(v.s) == v.s; }},
       {"eq", [](const Value& v, Args& a) { return equals(v, test_arg(a)); }},
       {"equalto", [](const Value& v, Args& a) { return equals(v, test_arg(a)); }},
       {"==", [](const Value& v, Args& a) { return equals(v, test_arg(a)); }},
@@ -659,7 +654,7 @@ Value get_item(const Value& obj, const Value& key) {
         if (i < 0 || i >= n) return Value::undefined(std::to_string(inum(key)));
         return (*obj.list)[static_cast<size_t>(i)];
       }
-      std::vector<std::string_view> cps = code_points(obj.s);
+      std::vector<std::string_view> cps = utf8::characters(obj.s);
       int64_t n = static_cast<int64_t>(cps.size());
       if (i < 0) i += n;
       if (i < 0 || i >= n) return Value::undefined(std::to_string(inum(key)));
@@ -681,7 +676,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   std::vector<std::string_view> cps;
   int64_t n;
   if (obj.kind == K::kList) n = static_cast<int64_t>(obj.list->size());
-  else if (obj.is_string()) { cps = code_points(obj.s); n = static_cast<int64_t>(cps.size()); }
+  else if (obj.is_string()) { cps = utf8::characters(obj.s); n = static_cast<int64_t>(cps.size()); }
   else if (obj.is_undefined()) type_error("'" + obj.s + "' is undefined");
   else return Value::undefined("slice");  // jinja2: a failed subscript is undefined
   // Python's PySlice_AdjustIndices.
@@ -718,7 +713,7 @@ List iterate(const Value& v) {
     }
     case K::kString: {
       List out;
-      for (std::string_view cp : code_points(v.s)) out.push_back(Value::string(std::string(cp)));
+      for (std::string_view cp : utf8::characters(v.s)) out.push_back(Value::string(std::string(cp)));
       return out;
     }
     default: type_error("'" + type_name(v) + "' object is not iterable");
@@ -730,7 +725,7 @@ int64_t length(const Value& v) {
     case K::kUndefined: return 0;
     case K::kList: return static_cast<int64_t>(v.list->size());
     case K::kDict: return static_cast<int64_t>(v.dict->size());
-    case K::kString: return static_cast<int64_t>(code_points(v.s).size());
+    case K::kString: return static_cast<int64_t>(utf8::characters(v.s).size());
     default: type_error("object of type '" + type_name(v) + "' has no len()");
   }
 }

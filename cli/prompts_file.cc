@@ -1,5 +1,5 @@
 // run_prompts_file: parse prompt lines, keep `parallel` requests in flight, stream their events.
-#include "scheduler/prompts_file.h"
+#include "cli/prompts_file.h"
 
 #include <nlohmann/json.hpp>
 

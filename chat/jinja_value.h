@@ -1,5 +1,5 @@
 // The values a chat template computes with, with Python's semantics for the operations templates
-// use: truthiness, str(), repr(), ==, <, and jinja2's tojson. Internal to tokenizer/jinja*.
+// use: truthiness, str(), repr(), ==, <, and jinja2's tojson. Internal to chat/jinja*.
 #pragma once
 
 #include <cstdint>
@@ -83,9 +83,10 @@ std::string to_json(const Value& v, int indent, bool sort_keys = false, bool ens
 bool equals(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b);  // <0, 0, >0; throws ValueError when unorderable
 
-// UTF-8 helpers (invalid bytes count as one code point each).
-std::vector<std::string_view> code_points(std::string_view s);
-bool is_py_space(std::string_view cp);
+// Strings are UTF-8 bytes seen as Python str: characters come from base/utf8.h's
+// utf8::characters (a byte that starts no well-formed character is one of its own).
+// True when ch, one such character, is Python whitespace (str.isspace()).
+bool is_space_char(std::string_view ch);
 std::string py_strip(std::string_view s, bool left, bool right, const std::string* chars = nullptr);
 
 }  // namespace lmstream::jinja

@@ -1,6 +1,8 @@
 // `lmstream generate --prompts FILE --parallel N`: many prompts through the rolling batch, each
 // streamed to its own output as its tokens exist. The CLI parses flags and calls
-// run_prompts_file(); this file knows the prompts-file format and the two output formats.
+// run_prompts_file(); this file knows the prompts-file format and the two output formats. It is
+// a CLI input format, so it lives in cli/: it only submits to the Scheduler and reads streams,
+// and nothing in scheduler/ or server/ may include it.
 //
 // Prompts file: one prompt per line (empty lines skipped). A line starting with '{' is a JSON
 // object: {"prompt": "...", "max_new_tokens": 32, "seed": 7, "do_sample": true,

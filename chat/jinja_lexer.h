@@ -1,6 +1,6 @@
 // Splits a template into tokens exactly where jinja2's lexer does, applying its whitespace rules
 // (trim_blocks, lstrip_blocks, "-" and "+" markers, dropping one trailing newline) so the parser
-// sees final text. Internal to tokenizer/jinja*.
+// sees final text. Internal to chat/jinja*.
 #pragma once
 
 #include <cstddef>

@@ -1,15 +1,16 @@
 // Chat prompts (see chat.h). The built-in Llama 2 format follows Meta's llama/generation.py
 // chat_completion: the system message is merged into the first user turn, every content is
 // Python-str.strip()ped (the HF chat_template strips the same way), and each exchange is encoded
-// on its own. Model chat_templates get apply_chat_template's context and go to tokenizer/jinja.
-#include "engine/chat.h"
+// on its own. Model chat_templates get apply_chat_template's context and go to chat/jinja.
+#include "chat/chat.h"
 
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
 
-#include "tokenizer/jinja.h"
+#include "base/utf8.h"
+#include "chat/jinja.h"
 
 namespace lmstream {
 namespace {
@@ -19,35 +20,13 @@ constexpr std::string_view kEndInst = "[/INST]";
 constexpr std::string_view kBeginSys = "<<SYS>>\n";
 constexpr std::string_view kEndSys = "\n<</SYS>>\n\n";
 
-// Python's str.isspace() code points.
-bool is_python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-// Decodes the UTF-8 character at s[pos]; returns its length, or 0 when the bytes there are not
-// a valid character (which is never whitespace).
-size_t decode_at(std::string_view s, size_t pos, char32_t& cp) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  unsigned char b = byte(pos);
-  size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-  if (len == 0 || pos + len > s.size()) return 0;
-  cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-  for (size_t i = 1; i < len; ++i) {
-    if ((byte(pos + i) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(pos + i) & 0x3F);
-  }
-  return len;
-}
-
 // Python str.strip() on UTF-8 text.
 std::string_view strip(std::string_view s) {
   char32_t cp = 0;
   size_t begin = 0;
   while (begin < s.size()) {
-    size_t len = decode_at(s, begin, cp);
-    if (len == 0 || !is_python_space(cp)) break;
+    size_t len = utf8::decode(s, begin, cp);
+    if (len == 0 || !utf8::is_python_space(cp)) break;
     begin += len;
   }
   size_t end = s.size();
@@ -55,8 +34,8 @@ std::string_view strip(std::string_view s) {
     size_t start = end - 1;
     while (start > begin && end - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
       --start;
-    size_t len = decode_at(s, start, cp);
-    if (len != end - start || !is_python_space(cp)) break;
+    size_t len = utf8::decode(s, start, cp);
+    if (len != end - start || !utf8::is_python_space(cp)) break;
     end = start;
   }
   return s.substr(begin, end - begin);

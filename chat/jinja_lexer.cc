@@ -1,11 +1,12 @@
 // jinja2's lexer rules for trim_blocks=True, lstrip_blocks=True (see jinja_lexer.h).
-#include "tokenizer/jinja_lexer.h"
+#include "chat/jinja_lexer.h"
 
 #include <cerrno>
 #include <cstdlib>
 
-#include "tokenizer/jinja.h"
-#include "tokenizer/jinja_value.h"
+#include "base/utf8.h"
+#include "chat/jinja.h"
+#include "chat/jinja_value.h"
 
 namespace lmstream::jinja {
 namespace {
@@ -16,13 +17,11 @@ namespace {
   throw JinjaError(msg, line, col);
 }
 
-// Length of the Python-whitespace code point at s[pos], or 0.
+// Length of the Python-whitespace character at s[pos], or 0.
 size_t space_at(std::string_view s, size_t pos) {
-  static const size_t kMax = 3;
-  for (size_t len = 1; len <= kMax && pos + len <= s.size(); ++len) {
-    if (is_py_space(s.substr(pos, len))) return len;
-  }
-  return 0;
+  char32_t u = 0;
+  const size_t len = utf8::decode(s, pos, u);
+  return len != 0 && utf8::is_python_space(u) ? len : 0;
 }
 
 size_t skip_spaces(std::string_view s, size_t pos) {

@@ -1,12 +1,12 @@
 // Operators, filters, tests, attribute/item access and string/dict methods of template values,
 // with jinja2's (and Python's) semantics for the subset chat templates use. Internal to
-// tokenizer/jinja*. Errors are thrown as ValueError; the evaluator adds the position.
+// chat/jinja*. Errors are thrown as ValueError; the evaluator adds the position.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_value.h"
 
 namespace lmstream::jinja {
 

@@ -1,10 +1,10 @@
 // Recursive-descent parser following jinja2's parser.py precedence (see jinja_parser.h).
-#include "tokenizer/jinja_parser.h"
+#include "chat/jinja_parser.h"
 
 #include <algorithm>
 #include <initializer_list>
 
-#include "tokenizer/jinja.h"
+#include "chat/jinja.h"
 
 namespace lmstream::jinja {
 namespace {

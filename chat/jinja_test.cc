@@ -1,8 +1,8 @@
-// Tests for tokenizer/jinja: each construct chat templates use (expected outputs were checked
+// Tests for chat/jinja: each construct chat templates use (expected outputs were checked
 // against Python jinja2 3.1 with trim_blocks/lstrip_blocks/loopcontrols and transformers' tojson
 // filter, as apply_chat_template sets it up), whitespace control,
 // errors with their template position, and the work/size/depth limits.
-#include "tokenizer/jinja.h"
+#include "chat/jinja.h"
 
 #include <gtest/gtest.h>
 

@@ -1,16 +1,16 @@
 // The template evaluator: walks the syntax tree with jinja2's scoping (each for-loop iteration
 // and macro call gets its own frame; "if" does not; namespaces carry values out of loops) and
 // charges every step to a work budget. See jinja.h.
-#include "tokenizer/jinja.h"
+#include "chat/jinja.h"
 
 #include <ctime>
 #include <memory>
 #include <unordered_map>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_lexer.h"
-#include "tokenizer/jinja_parser.h"
+#include "chat/jinja_ast.h"
+#include "chat/jinja_builtins.h"
+#include "chat/jinja_lexer.h"
+#include "chat/jinja_parser.h"
 
 namespace lmstream {
 

@@ -1,11 +1,11 @@
-// Tests for engine/chat: the Llama 2 chat prompt as Meta's chat_completion builds it (structure
+// Tests for chat/chat: the Llama 2 chat prompt as Meta's chat_completion builds it (structure
 // with a byte-level fake tokenizer; exact ids with the real tokenizer against libsentencepiece and
 // against ids computed once with Python sentencepiece), the text rendering, and role errors; and
-// model chat_templates rendered through tokenizer/jinja, the HF Llama 2 one equal to the built-in.
-#include "engine/chat.h"
+// model chat_templates rendered through chat/jinja, the HF Llama 2 one equal to the built-in.
+#include "chat/chat.h"
 
 #include "model/testgen.h"
-#include "tokenizer/jinja.h"
+#include "chat/jinja.h"
 
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
