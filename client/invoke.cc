@@ -5,6 +5,9 @@
 
 #include <cctype>
 
+#include "base/strings.h"
+#include "http/client.h"
+
 namespace lmstream::client {
 namespace {
 
@@ -17,12 +20,6 @@ bool valid_endpoint_name(std::string_view n) {
   for (char c : n)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
   return true;
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return r;
 }
 
 double since(SteadyClock::time_point t0) {
@@ -163,7 +160,7 @@ std::string http_error_message(int status, std::string_view reason, std::optiona
 
 std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::string_view content_type,
                                                    std::string_view sagemaker_content_type) {
-  std::string ct = lower(content_type.substr(0, content_type.find(';')));
+  std::string ct = base::to_lower(content_type.substr(0, content_type.find(';')));
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   bool event_stream = ct == "application/vnd.amazon.eventstream";
   std::string inner_ct(event_stream ? sagemaker_content_type : content_type);
@@ -175,7 +172,7 @@ std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::
       if (!custom_payload) f = o.stream ? Format::kSse : Format::kJsonValues;
       break;
     case Api::kLmi: {
-      std::string ict = lower(inner_ct.substr(0, inner_ct.find(';')));
+      std::string ict = base::to_lower(inner_ct.substr(0, inner_ct.find(';')));
       f = ict.find("jsonl") != std::string::npos || ict.find("ndjson") != std::string::npos ? Format::kJsonValues
                                                                                            : Format::kLmiJson;
       break;
@@ -190,36 +187,63 @@ std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::
 InvokeStats invoke(const InvokeOptions& o, const std::function<void(std::string_view)>& on_text) {
   Url url = parse_url(o.endpoint_url);
   HttpRequest req = build_request(o, url, sigv4::Clock::now());
+  http::ClientRequest cr;
+  cr.method = req.method;
+  cr.url = url.absolute(req.target);
+  cr.headers = std::move(req.headers);
+  cr.body = std::move(req.body);
+  http::ClientOptions copt;
+  copt.connect_timeout = o.timeouts.connect;
+  copt.stall_timeout = o.timeouts.read;
+  copt.redirects.follow = false;  // a 3xx is reported like any other non-2xx answer
+
   InvokeStats st;
-  auto t0 = SteadyClock::now();
-  HttpResponse resp = send_request(url, req, o.timeouts);
-  st.ttfb_s = since(t0);
-  if (resp.status() < 200 || resp.status() > 299) {
-    std::string body;
-    try {
-      body = resp.read_all(64 * 1024);
-    } catch (const HttpError&) {
-      // Report the status even when the error body is cut short.
-    }
-    throw InvokeError(http_error_message(resp.status(), resp.reason(), resp.header("x-amzn-ErrorType"), body));
-  }
-  auto decoder = make_response_decoder(o, resp.header("Content-Type").value_or(""),
-                                       resp.header("X-Amzn-SageMaker-Content-Type").value_or(""));
+  std::optional<http::ResponseHead> head;  // set once the final response's head arrived
+  bool failed_status = false;              // non-2xx: the body is the error message
+  std::string error_body;
+  std::unique_ptr<TextDecoder> decoder;
   std::string text;
+  auto t0 = SteadyClock::now();
   auto deliver = [&] {
     if (text.empty()) return;
     if (st.ttft_s < 0) st.ttft_s = since(t0);
     on_text(text);
     text.clear();
   };
-  try {
-    for (std::string chunk = resp.read_some(); !chunk.empty(); chunk = resp.read_some()) {
-      decoder->feed(chunk, text);
-      deliver();
+  auto status_error = [&] {
+    return InvokeError(http_error_message(head->status, head->reason, head->header("x-amzn-ErrorType"), error_body));
+  };
+  http::ClientCallbacks cb;
+  cb.on_head = [&](const http::ResponseHead& h) {
+    st.ttfb_s = since(t0);
+    head = h;
+    failed_status = h.status < 200 || h.status > 299;
+    if (!failed_status)
+      decoder = make_response_decoder(o, h.header("Content-Type").value_or(""),
+                                      h.header("X-Amzn-SageMaker-Content-Type").value_or(""));
+  };
+  cb.on_body = [&](std::string_view piece) {
+    if (failed_status) {
+      size_t limit = 64 * 1024;
+      if (error_body.size() < limit) error_body.append(piece.substr(0, limit - error_body.size()));
+      return;
     }
+    decoder->feed(piece, text);
+    deliver();
+  };
+  try {
+    http::perform(cr, copt, cb);
+    if (failed_status) throw status_error();
     decoder->finish(text);
-  } catch (...) {
+  } catch (const HttpError&) {
+    // Report the status even when the error body is cut short.
+    if (failed_status) throw status_error();
     deliver();  // what arrived before the failure
+    throw;
+  } catch (const InvokeError&) {
+    throw;
+  } catch (...) {
+    deliver();
     throw;
   }
   deliver();
@@ -227,7 +251,7 @@ InvokeStats invoke(const InvokeOptions& o, const std::function<void(std::string_
   st.tokens = decoder->tokens();
   st.tokens_exact = decoder->tokens_exact();
   if (st.tokens == 0) {  // a non-streamed answer: TGI's x-generated-tokens header, when sent
-    std::string g = resp.header("x-generated-tokens").value_or("");
+    std::string g = head->header("x-generated-tokens").value_or("");
     if (!g.empty() && g.size() < 10 && g.find_first_not_of("0123456789") == std::string::npos) {
       st.tokens = std::stoul(g);
       st.tokens_exact = true;

@@ -1,6 +1,7 @@
 // `lmstream invoke` without the command line: builds the request (route, payload, SageMaker
-// headers, SigV4 or bearer auth), sends it, decodes the answer as it streams in and hands the text
-// to a callback. reference/api.md §3.2 (routes/headers), §5 (signing), §1.5/§2.5 (bodies).
+// headers, SigV4 or bearer auth), sends it (http/client.h), decodes the answer as it streams in and
+// hands the text to a callback. reference/api.md §3.2 (routes/headers), §5 (signing), §1.5/§2.5
+// (bodies).
 #pragma once
 
 #include <chrono>
@@ -14,7 +15,7 @@
 #include <vector>
 
 #include "aws/sigv4.h"
-#include "client/http_client.h"
+#include "client/endpoint.h"
 #include "client/stream_decoders.h"
 
 namespace lmstream::client {

@@ -1,8 +1,9 @@
-// HTTP/1.1 server core (see http.h). One Connection per socket, on its own strand. A single read
+// HTTP/1.1 server core (see server.h). One Connection per socket, on its own strand. A single read
 // loop runs for the connection's whole life: while a request is being read it feeds the parser;
 // while its response is being written it keeps reading so that a disconnect is seen at once
-// (bytes of a pipelined next request are kept for later).
-#include "server/http.h"
+// (bytes of a pipelined next request are kept for later). Must not include anything of lmstream's
+// above base/; no wire format (TGI, SageMaker, ...) is known here.
+#include "http/server.h"
 
 #include <array>
 
@@ -20,21 +21,16 @@
 #include <optional>
 #include <stdexcept>
 
-namespace lmstream::server {
+#include "base/strings.h"
+
+namespace lmstream::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower((unsigned char)a[i]) != std::tolower((unsigned char)b[i])) return false;
-  return true;
-}
 
 const char* reason(int status) {
   switch (status) {
@@ -73,7 +69,7 @@ double mono_seconds(Clock::time_point t) { return std::chrono::duration<double>(
 
 const std::string* HttpRequest::header(std::string_view name) const {
   for (auto& h : headers)
-    if (iequals(h.first, name)) return &h.second;
+    if (base::iequals(h.first, name)) return &h.second;
   return nullptr;
 }
 
@@ -127,18 +123,64 @@ class ExchangeImpl final : public Exchange {
     auto fns = std::move(gone_fns_);
     for (auto& f : fns) f();
   }
+  // How far the route has answered: nothing yet; status line and headers of a chunked stream out;
+  // respond() or finish() called (the whole response is queued).
+  enum class Stage { kNew, kStreaming, kEnded };
+
   std::shared_ptr<Connection> conn_;
   HttpRequest req_;
   AccessInfo access_;
+  Stage stage_ = Stage::kNew;
   int status_ = 0;         // sent status (0 = nothing sent)
-  bool streaming_ = false;
-  bool ended_ = false;     // respond() or finish() called
-  bool gone_ = false;
+  bool gone_ = false;      // the client went away; gone_fns_ have run
   bool wrote_chunk_ = false;
   Clock::time_point first_chunk_{};
   std::vector<std::function<void()>> gone_fns_;
 };
 
+// One steady_timer with a generation count: a wait that was cancelled or re-armed never calls back.
+// Runs on the connection's strand (the timer is made on the socket's executor).
+class Deadline {
+ public:
+  explicit Deadline(asio::any_io_executor ex) : timer_(std::move(ex)) {}
+  // fn must keep its connection alive (it captures shared_from_this()).
+  template <class Fn>
+  void arm(double seconds, Fn fn) {
+    uint64_t g = ++gen_;
+    timer_.expires_after(std::chrono::microseconds(int64_t(seconds * 1e6)));
+    timer_.async_wait([this, g, fn = std::move(fn)](beast::error_code ec) {
+      if (ec || g != gen_) return;
+      fn();
+    });
+  }
+  void cancel() {
+    ++gen_;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  uint64_t gen_ = 0;
+};
+
+// One socket. Its life is one Phase at a time; only the functions named below move it:
+//
+//   kAwaitingRequest --first byte (parse)--> kReadingRequest --complete (dispatch)--> kResponding
+//     idle deadline: close                     read deadline: 408 (reject)              |
+//     ^                                        malformed, 413, 431: reject() ---------->|
+//     |                                                                                  |
+//     +------------ keep-alive (response_complete) <-------------------------------------+
+//                                                             Connection: close -> kClosed
+//                                                             rejected request -> kDraining
+//   kResponding  a route owns the exchange; reading goes on only to see a disconnect (the
+//                client is then gone) and to keep bytes of a pipelined next request.
+//   kDraining    our answer is out and the send side shut; what the client still sends is read
+//                and dropped (drain deadline, byte cap) so that it sees the answer, not a reset.
+//   kClosed      terminal: every callback that finds it returns.
+//
+// Two deadlines: inbound_ (idle, read or drain, by phase) and write_stall_ (a write the client
+// does not take within write_timeout_s: the client is gone). What follows a response is
+// decided once per request (After); stopping_ (the server is shutting down) overrides keep-alive.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket sock, std::shared_ptr<HttpServer::Impl> srv);
@@ -149,10 +191,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Called by ExchangeImpl (on the strand).
   void queue(std::string bytes, bool ends_response, ExchangeImpl* ex, bool is_chunk);
-  bool keep_alive() const { return keep_alive_ && !stopping_; }
+  bool keep_alive() const { return after_ == After::kNextRequest && !stopping_; }
   void exchange_destroyed(const HttpRequest& req, int status, const AccessInfo& a);
 
  private:
+  enum class Phase { kAwaitingRequest, kReadingRequest, kResponding, kDraining, kClosed };
+  // What the connection does once the current response is written.
+  enum class After { kNextRequest, kClose, kLinger };
+
   void new_request();
   void do_read();
   void on_read(beast::error_code ec, size_t n);
@@ -165,31 +211,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_write(beast::error_code ec);
   void response_complete();
   void gone();
-  void arm(double seconds, int kind);
-  void disarm();
-  void on_timeout(int kind);
+  void on_inbound_deadline();
+  void on_write_stall();
+  bool reading_request() const { return phase_ == Phase::kAwaitingRequest || phase_ == Phase::kReadingRequest; }
 
   tcp::socket sock_;
   std::shared_ptr<HttpServer::Impl> srv_;
-  asio::steady_timer timer_;
-  uint64_t timer_gen_ = 0;
+  Phase phase_ = Phase::kAwaitingRequest;
+  After after_ = After::kNextRequest;
+  bool stopping_ = false;
+
+  // Inbound side.
+  Deadline inbound_;
+  bool reading_ = false;  // an async_read_some is outstanding
   beast::flat_buffer buf_;
   std::array<char, 16 * 1024> rbuf_;  // what one read delivers, appended to buf_
-  std::optional<http::request_parser<http::string_body>> parser_;
-  // kDraining: a rejected request's answer is out; the rest of its body is read and dropped so the
-  // client sees the answer instead of a reset (lingering close).
-  enum class State { kReading, kResponding, kDraining, kClosed } state_ = State::kReading;
-  bool linger_ = false;
-  size_t drained_ = 0;
-  bool reading_ = false;
-  bool request_started_ = false;
-  bool sent_continue_ = false;
-  bool keep_alive_ = true;
-  bool stopping_ = false;
-  bool writing_ = false;
-  bool response_queued_ = false;  // the whole response is queued
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool continue_sent_ = false;  // this request's "100 Continue" is queued
+  size_t drained_ = 0;          // bytes dropped in kDraining
+
+  // Outbound side: bytes queued while a write is in flight go out with the next one.
+  Deadline write_stall_;
+  bool writing_ = false;  // an async_write is outstanding (of inflight_)
   std::string pending_, inflight_;
-  bool inflight_has_chunk_ = false, pending_has_chunk_ = false;
+  bool first_chunk_pending_ = false;  // pending_ holds the exchange's first body chunk
+  bool response_end_queued_ = false;  // the whole current response is in pending_/inflight_
+
   std::shared_ptr<ExchangeImpl> cur_;
   std::string remote_;
 };
@@ -239,8 +286,8 @@ ExchangeImpl::~ExchangeImpl() { conn_->exchange_destroyed(req_, status_, access_
 asio::any_io_executor ExchangeImpl::executor() { return conn_->executor(); }
 
 void ExchangeImpl::respond(HttpResponse r) {
-  if (ended_ || streaming_) return;
-  ended_ = true;
+  if (stage_ != Stage::kNew) return;
+  stage_ = Stage::kEnded;
   status_ = r.status;
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
   for (auto& [k, v] : r.headers) out += clean(k) + ": " + clean(v) + "\r\n";
@@ -252,8 +299,8 @@ void ExchangeImpl::respond(HttpResponse r) {
 }
 
 void ExchangeImpl::start_stream(int status, std::vector<Header> headers) {
-  if (ended_ || streaming_) return;
-  streaming_ = true;
+  if (stage_ != Stage::kNew) return;
+  stage_ = Stage::kStreaming;
   status_ = status;
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
   for (auto& [k, v] : headers) out += clean(k) + ": " + clean(v) + "\r\n";
@@ -264,7 +311,7 @@ void ExchangeImpl::start_stream(int status, std::vector<Header> headers) {
 }
 
 void ExchangeImpl::write(std::string chunk) {
-  if (!streaming_ || ended_ || gone_ || chunk.empty()) return;
+  if (stage_ != Stage::kStreaming || gone_ || chunk.empty()) return;
   char hex[32];
   std::snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
   std::string out = hex;
@@ -274,15 +321,18 @@ void ExchangeImpl::write(std::string chunk) {
 }
 
 void ExchangeImpl::finish() {
-  if (!streaming_ || ended_) return;
-  ended_ = true;
+  if (stage_ != Stage::kStreaming) return;
+  stage_ = Stage::kEnded;
   if (!gone_) conn_->queue("0\r\n\r\n", true, this, false);
 }
 
 // ---------------------------------------------------------------- Connection
 
 Connection::Connection(tcp::socket sock, std::shared_ptr<HttpServer::Impl> srv)
-    : sock_(std::move(sock)), srv_(std::move(srv)), timer_(sock_.get_executor()) {
+    : sock_(std::move(sock)),
+      srv_(std::move(srv)),
+      inbound_(sock_.get_executor()),
+      write_stall_(sock_.get_executor()) {
   beast::error_code ec;
   auto ep = sock_.remote_endpoint(ec);
   if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -294,26 +344,24 @@ void Connection::start() {
   do_read();
 }
 
+// -> kAwaitingRequest (from the start, or after a keep-alive response).
 void Connection::new_request() {
-  state_ = State::kReading;
-  request_started_ = false;
-  sent_continue_ = false;
-  response_queued_ = false;
+  phase_ = Phase::kAwaitingRequest;
+  continue_sent_ = false;
+  response_end_queued_ = false;
   parser_.emplace();
   parser_->eager(true);
   parser_->header_limit(uint32_t(std::min<size_t>(srv_->limits.header_limit, UINT32_MAX)));
   parser_->body_limit(srv_->limits.body_limit);
-  arm(srv_->limits.idle_timeout_s, 0);
+  inbound_.arm(srv_->limits.idle_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
   if (buf_.size() > 0) parse();  // a pipelined request already arrived
 }
 
 void Connection::do_read() {
-  if (reading_ || state_ == State::kClosed) return;
+  if (reading_ || phase_ == Phase::kClosed) return;
   // While responding, keep reading only to notice a disconnect; bound what a pipelining client
   // can make us buffer.
-  if (state_ == State::kResponding &&
-      buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit)
-    return;
+  if (phase_ == Phase::kResponding && buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit) return;
   reading_ = true;
   // Read into a scratch array owned by the connection, never into buf_ itself: parse() consumes
   // buf_ while this read is pending, which moves its storage under a prepared buffer.
@@ -324,35 +372,36 @@ void Connection::do_read() {
 
 void Connection::on_read(beast::error_code ec, size_t n) {
   reading_ = false;
-  if (state_ == State::kClosed) return;
-  if (state_ == State::kDraining) {
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kDraining) {
     drained_ += n;
     if (ec || drained_ > 2 * (srv_->limits.body_limit + srv_->limits.header_limit)) close_now();
     else do_read();
     return;
   }
   if (ec) {
-    if (state_ == State::kResponding) gone();
+    if (phase_ == Phase::kResponding) gone();
     else close_now();
     return;
   }
   auto dst = buf_.prepare(n);
   buf_.commit(asio::buffer_copy(dst, asio::buffer(rbuf_.data(), n)));
-  if (state_ == State::kReading) parse();
+  if (reading_request()) parse();
   do_read();
 }
 
+// kAwaitingRequest -> kReadingRequest on the first byte; -> kResponding through dispatch() or reject().
 void Connection::parse() {
-  if (state_ != State::kReading) return;
-  if (buf_.size() > 0 && !request_started_) {
-    request_started_ = true;
-    arm(srv_->limits.read_timeout_s, 1);
+  if (!reading_request()) return;
+  if (buf_.size() > 0 && phase_ == Phase::kAwaitingRequest) {
+    phase_ = Phase::kReadingRequest;
+    inbound_.arm(srv_->limits.read_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
   }
   beast::error_code ec;
   while (buf_.size() > 0 && !parser_->is_done()) {
     size_t used = parser_->put(buf_.data(), ec);
     buf_.consume(used);
-    if (ec == http::error::need_more) {
+    if (ec == bhttp::error::need_more) {
       ec = {};
       break;
     }
@@ -360,19 +409,19 @@ void Connection::parse() {
   }
   if (ec) {
     std::string path = target_path();
-    if (ec == http::error::body_limit)
+    if (ec == bhttp::error::body_limit)
       reject(413, "Failed to buffer the request body: length limit exceeded", path);
-    else if (ec == http::error::header_limit)
+    else if (ec == bhttp::error::header_limit)
       reject(431, "Request header fields too large", path);
     else
       reject(400, "Malformed HTTP request: " + ec.message(), path);
     return;
   }
-  if (parser_->is_header_done() && !parser_->is_done() && !sent_continue_) {
+  if (parser_->is_header_done() && !parser_->is_done() && !continue_sent_) {
     auto& h = parser_->get();
-    auto it = h.find(http::field::expect);
-    if (it != h.end() && iequals(std::string_view(it->value().data(), it->value().size()), "100-continue")) {
-      sent_continue_ = true;
+    auto it = h.find(bhttp::field::expect);
+    if (it != h.end() && base::iequals(std::string_view(it->value().data(), it->value().size()), "100-continue")) {
+      continue_sent_ = true;
       pending_ += "HTTP/1.1 100 Continue\r\n\r\n";
       if (!writing_) flush();
     }
@@ -392,12 +441,11 @@ HttpResponse Connection::plain(int status, std::string body, const std::string& 
   return {status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)};
 }
 
+// -> kResponding with the server's own answer; the connection closes after it (lingering).
 void Connection::reject(int status, std::string body, const std::string& path) {
-  // Malformed framing: answer and close (after draining what the client still sends).
-  keep_alive_ = false;
-  linger_ = true;
-  state_ = State::kResponding;
-  disarm();
+  after_ = After::kLinger;
+  phase_ = Phase::kResponding;
+  inbound_.cancel();
   HttpRequest req;
   req.id = srv_->next_id++;
   req.remote = remote_;
@@ -408,12 +456,13 @@ void Connection::reject(int status, std::string body, const std::string& path) {
   cur_->respond(plain(status, std::move(body), path));
 }
 
+// kReadingRequest -> kResponding: the request is complete; its route owns the exchange.
 void Connection::dispatch() {
-  state_ = State::kResponding;
-  disarm();
+  phase_ = Phase::kResponding;
+  inbound_.cancel();
   auto msg = parser_->release();
   parser_.reset();
-  keep_alive_ = msg.keep_alive();
+  after_ = msg.keep_alive() ? After::kNextRequest : After::kClose;
   HttpRequest req;
   req.id = srv_->next_id++;
   req.method = std::string(msg.method_string());
@@ -439,39 +488,38 @@ void Connection::dispatch() {
       if (!guard(*ex)) return;
     (*h)(ex);
   } catch (const std::exception& e) {
-    if (!ex->ended_ && !ex->streaming_)
+    if (ex->stage_ == ExchangeImpl::Stage::kNew)
       ex->respond({500, {{"Content-Type", "application/json"}},
                    std::string("{\"error\":\"internal error\",\"error_type\":\"internal\"}")});
-    else if (ex->streaming_)
+    else if (ex->stage_ == ExchangeImpl::Stage::kStreaming)
       ex->finish();
   }
 }
 
 void Connection::queue(std::string bytes, bool ends_response, ExchangeImpl* ex, bool is_chunk) {
-  if (state_ == State::kClosed || ex != cur_.get()) return;
+  if (phase_ == Phase::kClosed || ex != cur_.get()) return;
   pending_ += bytes;
   if (is_chunk && !ex->wrote_chunk_) {
     ex->wrote_chunk_ = true;
-    pending_has_chunk_ = true;
+    first_chunk_pending_ = true;
   }
-  if (ends_response) response_queued_ = true;
+  if (ends_response) response_end_queued_ = true;
   if (!writing_) flush();
 }
 
 void Connection::flush() {
-  if (pending_.empty() || state_ == State::kClosed) return;
+  if (pending_.empty() || phase_ == Phase::kClosed) return;
   inflight_.swap(pending_);
   pending_.clear();
-  inflight_has_chunk_ = pending_has_chunk_;
-  pending_has_chunk_ = false;
   writing_ = true;
   // Asio writes speculatively at initiation: the bytes are in the kernel when async_write returns
   // (unless the socket buffer is full), so this is when the first chunk left.
-  if (inflight_has_chunk_ && cur_ && cur_->first_chunk_ == Clock::time_point{}) {
+  if (first_chunk_pending_ && cur_ && cur_->first_chunk_ == Clock::time_point{}) {
     cur_->first_chunk_ = Clock::now();
     cur_->access_.first_write_mono = mono_seconds(cur_->first_chunk_);
   }
-  arm(srv_->limits.write_timeout_s, 2);
+  first_chunk_pending_ = false;
+  write_stall_.arm(srv_->limits.write_timeout_s, [self = shared_from_this()] { self->on_write_stall(); });
   asio::async_write(sock_, asio::buffer(inflight_), [self = shared_from_this()](beast::error_code ec, size_t) {
     self->on_write(ec);
   });
@@ -479,83 +527,83 @@ void Connection::flush() {
 
 void Connection::on_write(beast::error_code ec) {
   writing_ = false;
-  if (state_ == State::kClosed) return;
+  if (phase_ == Phase::kClosed) return;
   if (ec) {
     gone();
     return;
   }
   inflight_.clear();
-  inflight_has_chunk_ = false;
   if (!pending_.empty()) {
     flush();
     return;
   }
-  disarm();
-  if (state_ == State::kResponding && response_queued_) response_complete();
+  write_stall_.cancel();
+  if (phase_ == Phase::kResponding && response_end_queued_) response_complete();
 }
 
+// kResponding -> kAwaitingRequest (keep-alive), kClosed, or kDraining (after a rejected request).
 void Connection::response_complete() {
   cur_.reset();  // the exchange logs itself when its last owner lets go
   if (keep_alive()) {
     new_request();
     do_read();
-  } else {
-    beast::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_send, ec);
-    if (!linger_) {
-      close_now();
-      return;
-    }
-    state_ = State::kDraining;
-    buf_.consume(buf_.size());
-    arm(srv_->limits.read_timeout_s, 3);
-    do_read();
+    return;
   }
+  beast::error_code ec;
+  sock_.shutdown(tcp::socket::shutdown_send, ec);
+  if (after_ != After::kLinger) {
+    close_now();
+    return;
+  }
+  phase_ = Phase::kDraining;
+  buf_.consume(buf_.size());
+  inbound_.arm(srv_->limits.read_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
+  do_read();
 }
 
+// The client went away while it had an exchange: close, then tell the route.
 void Connection::gone() {
   auto ex = cur_;
   close_now();
   if (ex) ex->mark_gone();
 }
 
+// Any phase -> kClosed.
 void Connection::close_now() {
-  if (state_ == State::kClosed) return;
-  state_ = State::kClosed;
-  disarm();
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  inbound_.cancel();
+  write_stall_.cancel();
   beast::error_code ec;
   sock_.close(ec);
   auto ex = std::move(cur_);
-  if (ex && !ex->ended_) ex->mark_gone();
+  if (ex && ex->stage_ != ExchangeImpl::Stage::kEnded) ex->mark_gone();
 }
 
 void Connection::shutdown_soon() {
   stopping_ = true;
-  if (state_ == State::kReading && !request_started_ && !writing_) close_now();
+  if (phase_ == Phase::kAwaitingRequest && !writing_) close_now();
 }
 
-void Connection::arm(double seconds, int kind) {
-  uint64_t g = ++timer_gen_;
-  timer_.expires_after(std::chrono::microseconds(int64_t(seconds * 1e6)));
-  timer_.async_wait([self = shared_from_this(), g, kind](beast::error_code ec) {
-    if (ec || g != self->timer_gen_) return;
-    self->on_timeout(kind);
-  });
-}
-
-void Connection::disarm() {
-  ++timer_gen_;
-  timer_.cancel();
-}
-
-void Connection::on_timeout(int kind) {
-  if (state_ == State::kClosed) return;
-  if (kind == 1 && state_ == State::kReading) {
-    reject(408, "Request read timed out", target_path());
-    return;
+void Connection::on_inbound_deadline() {
+  switch (phase_) {
+    case Phase::kAwaitingRequest:  // idle keep-alive connection
+    case Phase::kDraining:         // the rejected client never finished sending
+      close_now();
+      return;
+    case Phase::kReadingRequest:
+      reject(408, "Request read timed out", target_path());
+      return;
+    case Phase::kResponding:
+    case Phase::kClosed:
+      return;  // not armed in these phases
   }
-  // Idle keep-alive connection, or a reader that stopped taking our bytes.
-  if (state_ == State::kResponding) gone();
+}
+
+// The client stopped taking our bytes.
+void Connection::on_write_stall() {
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kResponding) gone();
   else close_now();
 }
 
@@ -609,4 +657,4 @@ void HttpServer::close_all() {
 
 size_t HttpServer::open_connections() const { return impl_->live().size(); }
 
-}  // namespace lmstream::server
+}  // namespace lmstream::http
