@@ -59,6 +59,7 @@ HWY_AFTER_NAMESPACE();
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/threadpool.h"
 
@@ -132,8 +133,8 @@ void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& q
   if (any_q) quantize_acts(x, M, K, qx, &pool);
   // One task = one group of 16 output rows of one job.
   int64_t total = 0;
-  int64_t starts[8];
-  if (jobs.size() > 8) throw std::invalid_argument("matmul: at most 8 jobs");
+  int64_t starts[kMaxMatmulJobs];
+  if (jobs.size() > kMaxMatmulJobs) throw std::invalid_argument("matmul: at most " + std::to_string(kMaxMatmulJobs) + " jobs");
   for (size_t i = 0; i < jobs.size(); ++i) {
     starts[i] = total;
     total += jobs[i].w->groups();

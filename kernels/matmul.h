@@ -3,8 +3,8 @@
 // Each weight type has a format descriptor (format.h), chosen once by Matrix::prepare. Q8_0 and
 // Q4_0 weights are repacked once, at load, into groups of 16 rows interleaved in 4-byte steps (same
 // bytes per weight as the file; group_layout.h) so that one VNNI instruction computes 16 output
-// rows at once; activations are quantized to int8 per 32-block (as llama.cpp does) and the integer
-// dot products are exact. F32/F16/BF16 weights are used in place with float dot products.
+// rows at once; activations are quantized per 32-block into two int8 terms (see QuantActs) and the
+// integer dot products are exact. F32/F16/BF16 weights are used in place with float dot products.
 //
 // Batch invariance: every output element is computed by the same sequence of operations whatever
 // the number of activation rows, their position in the batch, or the thread that computes them. K is
@@ -39,8 +39,9 @@ struct QuantActs {
 class Matrix {
  public:
   Matrix() = default;
-  // Selects t's weight format; packs Q8_0/Q4_0 (and releases the source pages when
-  // release_source); float types in place.
+  // Selects t's weight format. Packed formats (Q8_0, Q4_0) are copied into storage, after which
+  // t's pages are no longer read (the caller may release them); float formats use t's rows in
+  // place, so t must outlive the matrix.
   static Matrix prepare(const Tensor& t);
 
   const WeightFormat* format = nullptr;   // set by prepare
@@ -61,13 +62,18 @@ void matrix_row_to_f32(const Matrix& m, int64_t n, float* out);
 
 void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, ThreadPool* pool);
 
+// Most jobs one matmul call takes. Their task offsets live in a fixed array on the stack, so a call
+// allocates nothing on the decode path; the engine's largest call fuses 3 (q, k, v).
+inline constexpr size_t kMaxMatmulJobs = 8;
+
 struct MatmulJob {
   const Matrix* w;
   float* y;       // [M][ldy], columns [0, w->rows) written
   int64_t ldy;
 };
 
-// Runs every job over the same input rows x[M][K] (row stride K) in one parallel dispatch.
+// Runs every job (at most kMaxMatmulJobs) over the same input rows x[M][K] (row stride K) in one
+// parallel dispatch.
 // qx is scratch for the quantized activations.
 void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& qx, ThreadPool& pool);
 
