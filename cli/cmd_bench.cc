@@ -83,15 +83,12 @@ Result run_level(Engine& engine, const BenchArgs& a, int N, std::mt19937& rng) {
 void run(const BenchArgs& a) {
   Loaded l = load(a.model);
   const int maxc = *std::max_element(a.concurrency.begin(), a.concurrency.end());
-  const int bs = 16;
+  const int bs = EngineOptions{}.block_size;
   const int per_seq = (a.prompt_tokens + a.gen_tokens + bs - 1) / bs;
   if (a.prompt_tokens + a.gen_tokens > l.model->cfg.max_pos)
     throw std::invalid_argument("prompt + generated tokens exceed the model's context");
-  EngineOptions eo;
-  eo.threads = a.model.threads;
-  eo.kv_type = a.model.kv();
-  eo.block_size = bs;
-  eo.n_blocks = per_seq * maxc;
+  // Every concurrent sequence gets whole blocks of its own.
+  const EngineOptions eo = a.model.engine_options(l.model->cfg, KvSizing{.blocks = int64_t(per_seq) * maxc});
   Engine engine(*l.model, eo);
   std::mt19937 rng(uint32_t(a.seed));
   const size_t model_bytes = path_bytes(a.model.path);

@@ -120,11 +120,7 @@ void run(const GenerateArgs& a) {
   // `--prompts` use, so sampling, stop strings and finish reasons are the same everywhere. The
   // KV pool holds just this request, and its whole prompt is prefilled in one step.
   const int total = std::min<int>(m.cfg.max_pos, int(prompt.size()) + a.max_new_tokens);
-  EngineOptions eo;
-  eo.threads = a.model.threads;
-  eo.kv_type = a.model.kv();
-  eo.n_blocks = (total + eo.block_size - 1) / eo.block_size;
-  Engine engine(m, eo);
+  Engine engine(m, a.model.engine_options(m.cfg, KvSizing{.tokens = total}));
   SchedulerOptions so;
   so.max_rolling_batch_size = 1;
   so.max_batch_prefill_tokens = int(prompt.size());

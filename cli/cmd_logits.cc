@@ -40,10 +40,7 @@ void run(const LogitsArgs& a) {
   Loaded l = load(a.model);
   const std::vector<int32_t> ids = parse_ids(a.tokens);
   if (ids.empty()) throw std::invalid_argument("no tokens given");
-  EngineOptions eo;
-  eo.threads = a.model.threads;
-  eo.kv_type = a.model.kv();
-  eo.n_blocks = int((ids.size() + eo.block_size - 1) / eo.block_size);
+  const EngineOptions eo = a.model.engine_options(l.model->cfg, KvSizing{.tokens = int64_t(ids.size())});
   Engine engine(*l.model, eo);
   std::vector<int32_t> table(size_t(eo.n_blocks));
   std::iota(table.begin(), table.end(), 0);

@@ -26,6 +26,14 @@ LoadOptions ModelArgs::load_options() const {
 
 KvType ModelArgs::kv() const { return kv_type == "f32" ? KvType::F32 : KvType::F16; }
 
+EngineOptions ModelArgs::engine_options(const LlamaConfig& c, const KvSizing& kv_sizing) const {
+  EngineOptions eo;
+  eo.threads = threads;
+  eo.kv_type = kv();
+  eo.n_blocks = Engine::kv_blocks(c, eo.kv_type, eo.block_size, kv_sizing);
+  return eo;
+}
+
 Loaded load(const ModelArgs& a) {
   Loaded l;
   l.model = load_model(a.path, a.load_options());
@@ -51,12 +59,8 @@ void BatchArgs::add(CLI::App& app) {
 }
 
 EngineOptions BatchArgs::engine_options(const ModelArgs& m, const LlamaConfig& c) const {
-  EngineOptions eo;
-  eo.threads = m.threads;
-  eo.kv_type = m.kv();
-  eo.n_blocks = Engine::kv_blocks(
-      c, eo.kv_type, eo.block_size,
-      KvSizing{.tokens = max_batch_total_tokens, .memory_bytes = base::parse_byte_size(kv_cache_memory)});
+  const EngineOptions eo = m.engine_options(
+      c, KvSizing{.tokens = max_batch_total_tokens, .memory_bytes = base::parse_byte_size(kv_cache_memory)});
   const size_t per_tok = Engine::kv_bytes_per_token(c, eo.kv_type);
   std::fprintf(stderr, "[lmstream] KV cache: %d blocks of %d tokens = %lld tokens, %.1f MiB (%s)\n",
                eo.n_blocks, eo.block_size, static_cast<long long>(eo.n_blocks) * eo.block_size,

@@ -20,6 +20,9 @@ struct ModelArgs {
   void add(CLI::App& app, bool required = true);
   LoadOptions load_options() const;
   KvType kv() const;
+  // Engine options for this model: threads, KV type, and the KV pool sized by Engine::kv_blocks,
+  // the one sizing rule every subcommand and `serve` use.
+  EngineOptions engine_options(const LlamaConfig& c, const KvSizing& kv) const;
 };
 
 // Options of the rolling batch, shared by `generate --prompts` and `bench`.
