@@ -6,7 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "server/tgi_wire.h"
+#include "base/strings.h"
 
 namespace lmstream::server {
 namespace {
@@ -118,9 +118,8 @@ void parse_params(const json& p, TgiParams& t) {
 
 bool is_json_content_type(const std::string* ct) {
   if (!ct) return false;
-  std::string v = ct->substr(0, ct->find(';'));
+  std::string v = base::to_lower(ct->substr(0, ct->find(';')));
   while (!v.empty() && v.back() == ' ') v.pop_back();
-  for (auto& c : v) c = char(std::tolower((unsigned char)c));
   if (v == "application/json") return true;
   return v.rfind("application/", 0) == 0 && v.size() > 5 && v.compare(v.size() - 5, 5, "+json") == 0;
 }
@@ -201,36 +200,19 @@ const std::vector<Rule>& rules() {
 
 }  // namespace
 
-Rejection tgi_rejection(int status, const std::string& error, const std::string& error_type) {
-  Rejection r;
-  r.status = status;
-  r.body = tgi_error_json(error, error_type);
-  r.error_type = error_type;
-  r.message = error;
-  return r;
+Error validation_error(const std::string& message) {
+  return {ErrorKind::kValidation, "Input validation error: " + message};
 }
 
-Rejection validation_rejection(const std::string& message) {
-  return tgi_rejection(422, "Input validation error: " + message, "validation");
-}
-
-std::optional<Rejection> parse_tgi_request(const std::string* content_type, std::string_view body,
-                                           bool compat, TgiRequest* out) {
-  auto plain = [](int status, std::string msg) {
-    Rejection r;
-    r.status = status;
-    r.body = msg;
-    r.message = std::move(msg);
-    r.content_type = "text/plain; charset=utf-8";
-    return r;
-  };
+std::optional<Error> parse_tgi_request(const std::string* content_type, std::string_view body,
+                                       bool compat, TgiRequest* out) {
   if (!is_json_content_type(content_type))
-    return plain(415, "Expected request with `Content-Type: application/json`");
+    return Error{ErrorKind::kUnsupportedMediaType, "Expected request with `Content-Type: application/json`"};
   json j;
   try {
     j = json::parse(body.begin(), body.end());
   } catch (const std::exception& e) {
-    return plain(400, std::string("Failed to parse the request body as JSON: ") + e.what());
+    return Error{ErrorKind::kBadRequest, std::string("Failed to parse the request body as JSON: ") + e.what()};
   }
   try {
     if (!j.is_object()) bad_type("", j, "struct GenerateRequest");
@@ -244,7 +226,7 @@ std::optional<Rejection> parse_tgi_request(const std::string* content_type, std:
   } catch (const SchemaError& e) {
     std::string m = e.msg;
     if (!m.empty() && m[0] == ':') m = m.substr(2);
-    return plain(422, "Failed to deserialize the JSON body into the target type: " + m);
+    return Error{ErrorKind::kUnprocessable, "Failed to deserialize the JSON body into the target type: " + m};
   }
   return std::nullopt;
 }

@@ -10,7 +10,7 @@ TgiRequest parse_ok(const std::string& body, bool compat = false) {
   std::string ct = "application/json";
   TgiRequest r;
   auto rej = parse_tgi_request(&ct, body, compat, &r);
-  EXPECT_FALSE(rej) << (rej ? rej->body : "");
+  EXPECT_FALSE(rej) << (rej ? rej->message : "");
   return r;
 }
 
@@ -67,22 +67,29 @@ TEST(Validation, LengthsTotalBeforeInput) {
 }
 
 TEST(Validation, RejectionJson) {
-  Rejection r = validation_rejection("`top_k` must be strictly positive");
+  HttpResponse r = tgi_error_response(validation_error("`top_k` must be strictly positive"));
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(r.body, R"({"error":"Input validation error: `top_k` must be strictly positive","error_type":"validation"})");
-  EXPECT_EQ(tgi_rejection(429, "Model is overloaded", "overloaded").body,
+  EXPECT_EQ(tgi_error_response({ErrorKind::kOverloaded, "Model is overloaded"}).body,
             R"({"error":"Model is overloaded","error_type":"overloaded"})");
+}
+
+// parse_tgi_request's typed error as TGI's wire answers it.
+std::optional<HttpResponse> parse_rejection(const std::string* ct, std::string_view body, bool compat, TgiRequest* r) {
+  auto e = parse_tgi_request(ct, body, compat, r);
+  if (!e) return std::nullopt;
+  return tgi_error_response(*e);
 }
 
 TEST(Validation, AxumBodyRejections) {
   TgiRequest r;
   std::string json = "application/json", json_cs = "application/json; charset=utf-8", text = "text/plain";
-  EXPECT_EQ(parse_tgi_request(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
-  EXPECT_EQ(parse_tgi_request(&text, R"({"inputs":"x"})", false, &r)->status, 415);
-  EXPECT_FALSE(parse_tgi_request(&json_cs, R"({"inputs":"x"})", false, &r));
-  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":)", false, &r)->status, 400);
-  EXPECT_EQ(parse_tgi_request(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
-  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":NaN})", false, &r)->status, 400);
+  EXPECT_EQ(parse_rejection(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_EQ(parse_rejection(&text, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_FALSE(parse_rejection(&json_cs, R"({"inputs":"x"})", false, &r));
+  EXPECT_EQ(parse_rejection(&json, R"({"inputs":)", false, &r)->status, 400);
+  EXPECT_EQ(parse_rejection(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
+  EXPECT_EQ(parse_rejection(&json, R"({"inputs":NaN})", false, &r)->status, 400);
   for (const char* bad : {R"({"inputs":["x"]})", R"({})", R"([])", R"({"inputs":"x","parameters":null})",
                           R"({"inputs":"x","parameters":{"max_new_tokens":-1}})",
                           R"({"inputs":"x","parameters":{"max_new_tokens":4294967296}})",
@@ -92,12 +99,12 @@ TEST(Validation, AxumBodyRejections) {
                           R"({"inputs":"x","parameters":{"seed":-1}})", R"({"inputs":"x","parameters":{"stop":[1]}})",
                           R"({"inputs":"x","parameters":{"do_sample":1}})", R"({"inputs":"x","stream":"yes"})"}) {
     TgiRequest q;
-    auto rej = parse_tgi_request(&json, bad, true, &q);
+    auto rej = parse_rejection(&json, bad, true, &q);
     ASSERT_TRUE(rej) << bad;
     EXPECT_EQ(rej->status, 422) << bad;
     EXPECT_EQ(rej->body.rfind("Failed to deserialize the JSON body into the target type: ", 0), 0u) << rej->body;
   }
-  auto rej = parse_tgi_request(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
+  auto rej = parse_rejection(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
   EXPECT_EQ(rej->body,
             "Failed to deserialize the JSON body into the target type: parameters.max_new_tokens: invalid value: "
             "integer `-1`, expected u32");
