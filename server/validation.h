@@ -1,7 +1,8 @@
 // TGI request parsing and validation (api.md §1.2–1.3), in one place: the body rejections axum
 // makes before TGI sees a request (415 / 400 / 422 plain text), then ONE table of TGI's checks in
 // TGI's order with its exact messages, then the token-count checks after tokenization. Also the
-// LMI 0.25 parameter parsing (no range checks there, as in lmi-dist).
+// LMI 0.25 parameter parsing (no range checks there, as in lmi-dist) and the OpenAI request
+// checks (api.md §4), likewise with their exact messages here.
 #pragma once
 
 #include <cstdint>
@@ -75,5 +76,20 @@ struct LmiRequest {
   bool seed_given = false;
 };
 std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out);
+
+// OpenAI /v1/chat/completions (chat) and /v1/completions request, checked in order, first failure
+// wins (kInvalidRequest unless said otherwise). The template and the token counts are the
+// route's (they need the model).
+struct OpenAiRequest {
+  bool stream = false;
+  int max_tokens = 100;
+  SamplingParams sampling;       // seed: see `seed`
+  std::optional<uint64_t> seed;  // none given: the route picks one
+  std::vector<std::string> stop;
+  std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, text)
+  std::string prompt;                                         // completions
+};
+std::optional<Error> parse_openai_request(const std::string& body, bool chat, int max_stop_sequences,
+                                          OpenAiRequest* out);
 
 }  // namespace lmstream::server

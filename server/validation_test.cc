@@ -153,5 +153,59 @@ TEST(Validation, LmiRequest) {
   EXPECT_TRUE(parse_lmi_request("not json", 1, &e));
 }
 
+TEST(OpenAiValidation, MessagesInOrder) {
+  auto first = [](const std::string& body, bool chat = true) {
+    OpenAiRequest r;
+    auto e = parse_openai_request(body, chat, 4, &r);
+    return e ? std::string(error_info(e->kind).name) + ": " + e->message : std::string("ok");
+  };
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  EXPECT_EQ(first("{" + msgs + "}"), "ok");
+  EXPECT_EQ(first("[1]"), "invalid_request: the body must be a JSON object");
+  EXPECT_EQ(first("{").rfind("invalid_request: the body is not valid JSON: ", 0), 0u);
+  EXPECT_EQ(first(R"({"stream":1})"), "invalid_request: `stream` must be a boolean");
+  EXPECT_EQ(first(R"({"n":2})"), "invalid_request: `n` must be >= 1 and <= 1");
+  EXPECT_EQ(first(R"({"max_tokens":0})"), "invalid_request: `max_tokens` must be >= 1 and <= 16777216");
+  EXPECT_EQ(first(R"({"max_completion_tokens":1.5})"), "invalid_request: `max_completion_tokens` must be an integer");
+  EXPECT_EQ(first(R"({"temperature":3})"), "invalid_request: `temperature` must be >= 0.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"temperature":"x"})"), "invalid_request: `temperature` must be a number");
+  // top_p's own rule comes before the next parameter's range.
+  EXPECT_EQ(first(R"({"top_p":0,"frequency_penalty":5})"), "invalid_request: `top_p` must be > 0");
+  EXPECT_EQ(first(R"({"frequency_penalty":5})"), "invalid_request: `frequency_penalty` must be >= -2.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"repetition_penalty":0})"),
+            "invalid_request: `repetition_penalty` must be >= 0.000001 and <= 1000000.000000");
+  EXPECT_EQ(first(R"({"top_k":-1})"), "invalid_request: `top_k` must be >= 0 and <= 16777216");
+  EXPECT_EQ(first(R"({"seed":"1"})"), "invalid_request: `seed` must be an integer");
+  EXPECT_EQ(first(R"({"stop":[1]})"), "invalid_request: `stop` must be a string or a list of strings");
+  EXPECT_EQ(first(R"({"stop":["a","b","c","d","e"]})"),
+            "unprocessable: `stop` supports up to 4 stop sequences. Given: 5");
+  EXPECT_EQ(first(R"({"messages":[]})"), "invalid_request: `messages` must be a non-empty list");
+  EXPECT_EQ(first(R"({"messages":[{"content":"x"}]})"), "invalid_request: each message needs a string `role`");
+  EXPECT_EQ(first(R"({"messages":[{"role":"user","content":[{"type":"image"}]}]})"),
+            "invalid_request: only text content parts are supported");
+  EXPECT_EQ(first(R"({"messages":[{"role":"user","content":1}]})"),
+            "invalid_request: `content` must be a string or a list of text parts");
+  EXPECT_EQ(first(R"({"prompt":"x","suffix":"y"})", false),
+            "unsupported_feature: Suffix is not supported and can be achieved by preprocessing the prompt.");
+  EXPECT_EQ(first(R"({"prompt":["a","b"]})", false), "invalid_request: `prompt` must be a string");
+  EXPECT_EQ(first(R"({"prompt":["a"]})", false), "ok");
+
+  OpenAiRequest r;
+  ASSERT_FALSE(parse_openai_request(R"({"prompt":"p","max_tokens":7,"max_completion_tokens":9,"temperature":0,)"
+                                    R"("seed":5,"stop":"s"})",
+                                    false, 4, &r));
+  EXPECT_EQ(r.max_tokens, 7);  // max_completion_tokens is chat's
+  EXPECT_FALSE(r.sampling.do_sample);
+  EXPECT_EQ(*r.seed, 5u);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"s"});
+  EXPECT_EQ(r.prompt, "p");
+  OpenAiRequest c;
+  ASSERT_FALSE(parse_openai_request("{\"max_tokens\":7," + msgs + "}", true, 4, &c));
+  EXPECT_EQ(c.max_tokens, 7);
+  EXPECT_FALSE(c.seed);
+  ASSERT_EQ(c.messages.size(), 1u);
+  EXPECT_EQ(c.messages[0].second, "hi");
+}
+
 }  // namespace
 }  // namespace lmstream::server
