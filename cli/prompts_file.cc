@@ -141,6 +141,7 @@ PromptsFileSummary run_prompts_file(Scheduler& sched, const Tokenizer& tok, std:
       if (!err.empty()) {
         FinalEvent f;
         f.reason = FinishReason::kError;
+        f.error_kind = GenerationErrorKind::kRejected;
         f.error = "prompt line " + std::to_string(a->index + 1) + ": " + err;
         finish(*a, f);
         continue;

@@ -45,6 +45,14 @@ struct TokenEvent {
 enum class FinishReason { kLength, kEosToken, kStopSequence, kCancelled, kError };
 const char* finish_reason_name(FinishReason r);  // "length", "eos_token", "stop_sequence", ...
 
+// Why a request ended with kError, typed, so each wire encodes it once (server/errors.h maps it
+// to every wire) and nothing downstream parses text.
+enum class GenerationErrorKind {
+  kNone,      // not an error
+  kRejected,  // refused at submit (empty prompt, longer than the context or the KV pool, bad sampling)
+  kFailed,    // the engine or the sampler failed while the request was running
+};
+
 struct FinalEvent {
   FinishReason reason = FinishReason::kLength;
   int generated_tokens = 0;
@@ -52,7 +60,9 @@ struct FinalEvent {
   uint64_t seed = 0;
   std::string generated_text;  // all emitted text (skip_special), stop policy applied
   std::string tail;            // held-back text released at the end (emit it after the last token)
-  std::string error;           // for kError
+  // For kError: what kind of failure, and its cause as people read it (no wire prefix).
+  GenerationErrorKind error_kind = GenerationErrorKind::kNone;
+  std::string error;
   // Seconds since submit: when the request left the queue, when its prefill finished, when its
   // first token existed, when it ended.
   double queued_s = 0, prefill_s = 0, first_token_s = 0, total_s = 0;

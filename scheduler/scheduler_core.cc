@@ -91,6 +91,7 @@ std::shared_ptr<RequestStream> SchedulerCore::submit(GenerateRequest req) {
   if (!err.empty()) {
     FinalEvent fin;
     fin.reason = FinishReason::kError;
+    fin.error_kind = GenerationErrorKind::kRejected;
     fin.error = err;
     fin.input_tokens = int(req.prompt.size());
     fin.seed = req.sampling.seed;

@@ -93,6 +93,7 @@ void Sequence::finish(FinishReason reason, const std::string& error) {
   fin.generated_tokens = generated();
   fin.input_tokens = int(prompt_len_);
   fin.seed = req_.sampling.seed;
+  if (reason == FinishReason::kError) fin.error_kind = GenerationErrorKind::kFailed;
   fin.error = error;
   if (!stop_.stopped()) {
     fin.tail = stop_.push(decoder_.finish());

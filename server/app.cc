@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "server/sagemaker.h"
-#include "server/tgi_wire.h"
 #include "server/wire_json.h"
 
 namespace lmstream::server {
@@ -100,7 +99,7 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
 void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens) {
   RequestRecord r;
   r.success = fe.reason != FinishReason::kError && fe.reason != FinishReason::kCancelled;
-  if (fe.reason == FinishReason::kError) r.failure = "generation";
+  if (fe.reason == FinishReason::kError) r.failure = failure_label(ErrorKind::kGeneration);
   if (fe.reason == FinishReason::kCancelled) r.failure = ex.client_gone() ? "dropped" : "incomplete";
   r.duration_s = std::chrono::duration<double>(Clock::now() - ex.request().received).count();
   r.validation_s = validation_s;
@@ -122,32 +121,21 @@ HttpResponse json_response(int status, std::string body) {
   return {status, {{"Content-Type", "application/json"}}, std::move(body)};
 }
 
-void reject(Exchange& ex, const Rejection& r) {
-  ex.respond({r.status, {{"Content-Type", r.content_type}}, r.body});
+std::optional<Error> unavailable_error(const App& app) {
+  if (app.ready() && !app.draining()) return std::nullopt;
+  return Error{ErrorKind::kUnavailable, app.draining() ? "server is shutting down" : "model is loading"};
 }
 
 bool unavailable(App& app, Exchange& ex) {
-  if (app.ready() && !app.draining()) return false;
-  ex.respond(json_response(503, app.draining() ? tgi_error_json("server is shutting down", "unavailable")
-                                               : tgi_error_json("model is loading", "unavailable")));
-  return true;
+  auto e = unavailable_error(app);
+  if (e) ex.respond(tgi_error_response(*e));
+  return e.has_value();
 }
 
-bool eula_rejected(App& app, Exchange& ex) {
-  if (!app.ready() || !app.cfg().require_eula.value_or(false)) return false;
-  if (sagemaker::eula_accepted(ex.request().header("x-amzn-sagemaker-custom-attributes"))) return false;
-  app.metrics().count_failure("validation");
-  std::string msg = sagemaker::eula_message();
-  if (app.cfg().api == ApiMode::kLmi) {
-    nlohmann::ordered_json j;
-    j["code"] = 400;
-    j["message"] = "prediction failure";
-    j["error"] = msg;
-    ex.respond(json_response(400, dump(j)));
-  } else {
-    ex.respond(json_response(400, tgi_error_json(msg, "validation")));
-  }
-  return true;
+std::optional<Error> eula_error(const App& app, const HttpRequest& req) {
+  if (!app.ready() || !app.cfg().require_eula.value_or(false)) return std::nullopt;
+  if (sagemaker::eula_accepted(req.header("x-amzn-sagemaker-custom-attributes"))) return std::nullopt;
+  return Error{ErrorKind::kLicense, sagemaker::eula_message()};
 }
 
 void add_all_routes(App& app) {

@@ -14,6 +14,7 @@
 #include "server/auth.h"
 #include "server/backend.h"
 #include "server/config.h"
+#include "server/errors.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/validation.h"
@@ -21,6 +22,7 @@
 namespace lmstream::server {
 
 class App;
+class Reply;
 
 // One MAX_CONCURRENT_REQUESTS permit, held for the whole request (stream included).
 class Permit {
@@ -91,21 +93,23 @@ void add_openai_routes(App& app);  // /v1/chat/completions, /v1/completions
 void add_sagemaker_routes(App& app);
 void add_all_routes(App& app);  // all of the above, behind the authentication guard
 
-// The handlers behind /invocations, reusable by other front doors (e.g. SageMaker's runtime
-// routes wrap the Exchange to frame the bytes).
-void tgi_compat(App& app, std::shared_ptr<Exchange> ex);
-void lmi_invoke(App& app, std::shared_ptr<Exchange> ex);
-void invocations(App& app, std::shared_ptr<Exchange> ex);  // by cfg().api
+// The handlers behind /invocations, reusable by other front doors: they answer through a Reply
+// (server/reply.h), which SageMaker's runtime routes replace to frame the answer.
+void tgi_compat(App& app, std::shared_ptr<Reply> reply);
+void lmi_invoke(App& app, std::shared_ptr<Reply> reply);
+void invocations(App& app, std::shared_ptr<Reply> reply);  // by cfg().api
 
 // Shared helpers for handlers.
 // Metrics and access-log fields once a generation ended.
 void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens);
 HttpResponse json_response(int status, std::string body);
-void reject(Exchange& ex, const Rejection& r);
-// 503 while the model loads / the server drains; true when it answered.
+// kUnavailable while the model loads / the server drains.
+std::optional<Error> unavailable_error(const App& app);
+// unavailable_error() answered on TGI's wire (every route but the SageMaker runtime's uses it);
+// true when it answered.
 bool unavailable(App& app, Exchange& ex);
-// The licence gate of /invocations (and so of /endpoints/*): true when it answered because the
-// request's CustomAttributes lack accept_eula=true while the model requires it.
-bool eula_rejected(App& app, Exchange& ex);
+// The licence gate of /invocations (and so of /endpoints/*): kLicense when the request's
+// CustomAttributes lack accept_eula=true while the model requires it.
+std::optional<Error> eula_error(const App& app, const HttpRequest& req);
 
 }  // namespace lmstream::server

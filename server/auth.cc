@@ -6,9 +6,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <stdexcept>
 
+#include "server/errors.h"
 #include "server/sagemaker.h"
-#include "server/tgi_wire.h"
-#include "server/wire_json.h"
 
 namespace lmstream::server {
 namespace {
@@ -62,8 +61,14 @@ std::optional<HttpResponse> Auth::check_sigv4(const HttpRequest& req, sigv4::Clo
   r.headers = req.headers;
   r.body = req.body;
   sigv4::VerifyResult v = sigv4::verify(r, keys_, verifier_, now);
-  if (v.ok()) return std::nullopt;
-  return sagemaker::aws_error(403, v.error_type(), v.message, sagemaker::request_id());
+  ErrorKind kind = ErrorKind::kInvalidSignature;
+  switch (v.outcome) {
+    case sigv4::Outcome::kOk: return std::nullopt;
+    case sigv4::Outcome::kInvalidSignature: kind = ErrorKind::kInvalidSignature; break;
+    case sigv4::Outcome::kUnrecognizedClient: kind = ErrorKind::kUnrecognizedClient; break;
+    case sigv4::Outcome::kIncompleteSignature: kind = ErrorKind::kIncompleteSignature; break;
+  }
+  return sagemaker::error_response({kind, v.message}, sagemaker::request_id());
 }
 
 std::optional<HttpResponse> Auth::check_bearer(const HttpRequest& req, bool aws_shape) const {
@@ -79,13 +84,11 @@ std::optional<HttpResponse> Auth::check_bearer(const HttpRequest& req, bool aws_
   if (ok) return std::nullopt;
   std::string msg = h ? "invalid API key" : "missing API key: send the header 'Authorization: Bearer <key>'";
   if (aws_shape) {
-    return sagemaker::aws_error(403, "UnrecognizedClientException",
-                                "This server has no AWS keys configured for /endpoints/*; " + msg,
-                                sagemaker::request_id());
+    return sagemaker::error_response(
+        {ErrorKind::kUnauthorized, "This server has no AWS keys configured for /endpoints/*; " + msg},
+        sagemaker::request_id());
   }
-  return HttpResponse{401,
-                      {{"Content-Type", "application/json"}, {"WWW-Authenticate", "Bearer"}},
-                      tgi_error_json(msg, "authentication")};
+  return tgi_error_response({ErrorKind::kUnauthorized, msg});
 }
 
 bool is_sagemaker_path(std::string_view path) { return path.substr(0, 11) == "/endpoints/"; }

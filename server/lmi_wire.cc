@@ -22,18 +22,23 @@ std::string LmiStreamEncoder::on_token(const TokenEvent& ev) {
 }
 
 std::string LmiStreamEncoder::on_final(const FinalEvent& fe) {
-  std::string out = std::move(pending_);
+  StreamEnd end = on_end(fe);
+  if (end.error) end.bytes += lmi_error_chunk(*end.error);
+  return std::move(end.bytes);
+}
+
+StreamEnd LmiStreamEncoder::on_end(const FinalEvent& fe) {
+  StreamEnd end;
+  end.bytes = std::move(pending_);
   pending_.clear();
-  if (fe.reason == FinishReason::kError || fe.reason == FinishReason::kCancelled) {
-    return out + lmi_error_chunk(424, fe.reason == FinishReason::kError ? fe.error : "request cancelled");
-  }
+  if ((end.error = final_error(fe))) return end;
   if (f_ == OutputFormatter::kJsonLines) {
-    if (!fe.tail.empty() || k_ == 0) out += piece(fe.tail, false);
-    return out;
+    if (!fe.tail.empty() || k_ == 0) end.bytes += piece(fe.tail, false);
+    return end;
   }
-  if (k_ == 0) out += "{\"generated_text\": \"";
-  out += py_json_escape(fe.tail) + "\"}";
-  return out;
+  if (k_ == 0) end.bytes += "{\"generated_text\": \"";
+  end.bytes += py_json_escape(fe.tail) + "\"}";
+  return end;
 }
 
 }  // namespace lmstream::server

@@ -9,17 +9,21 @@
 
 #include "scheduler/request.h"
 #include "server/config.h"
+#include "server/errors.h"
 
 namespace lmstream::server {
 
-std::string lmi_error_chunk(int code, const std::string& error);  // Gson pretty-printed map
+// DJL's {"code": N, "error": ...} chunk, Gson pretty-printed; server/errors.h chooses its content.
+std::string lmi_error_chunk(int code, const std::string& error);
 
 class LmiStreamEncoder {
  public:
   LmiStreamEncoder(OutputFormatter f, int buffer) : f_(f), buffer_(buffer < 1 ? 1 : buffer) {}
   // Bytes to send now as one chunk ("" while the piece is held in the buffer).
   std::string on_token(const TokenEvent& ev);
-  std::string on_final(const FinalEvent& fe);
+  // The end typed: the buffered pieces and closing text, and the error the stream ends with.
+  StreamEnd on_end(const FinalEvent& fe);
+  std::string on_final(const FinalEvent& fe);  // on_end()'s bytes + the 424 error chunk
   // DJL frontend error JSON for requests that fail before any generation (status stays 200).
   std::string content_type() const {
     return f_ == OutputFormatter::kJsonLines ? "application/jsonlines" : "application/json";

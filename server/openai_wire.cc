@@ -52,16 +52,15 @@ std::string OpenAiStreamEncoder::on_token(const TokenEvent& ev) {
   return chunk(ev.emit, nullptr, false);
 }
 
+StreamEnd OpenAiStreamEncoder::on_end(const FinalEvent& fe) {
+  if (auto err = final_error(fe)) return {"", std::move(err)};
+  return {chunk(fe.tail, openai_finish_reason(fe.reason), false), std::nullopt};
+}
+
 std::string OpenAiStreamEncoder::on_final(const FinalEvent& fe) {
-  std::string out;
-  if (fe.reason == FinishReason::kError || fe.reason == FinishReason::kCancelled) {
-    out = data(openai_error_json(fe.reason == FinishReason::kError ? "Request failed during generation: " + fe.error
-                                                                   : "Incomplete generation",
-                                 "generation_error", 424));
-  } else {
-    out = chunk(fe.tail, openai_finish_reason(fe.reason), false);
-  }
-  return out + "data: [DONE]\n\n";
+  StreamEnd end = on_end(fe);
+  if (end.error) end.bytes += openai_error_event(*end.error);
+  return end.bytes + "data: [DONE]\n\n";
 }
 
 std::string openai_response_json(const OpenAiOptions& o, const FinalEvent& fe) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "scheduler/request.h"
+#include "server/errors.h"
 
 namespace lmstream::server {
 
@@ -18,6 +19,7 @@ struct OpenAiOptions {
 };
 
 const char* openai_finish_reason(FinishReason r);  // "stop" / "length"
+// The {"error":{message,type,param,code}} object; server/errors.h's encoders choose its content.
 std::string openai_error_json(const std::string& message, const std::string& type, int code);
 
 class OpenAiStreamEncoder {
@@ -25,7 +27,9 @@ class OpenAiStreamEncoder {
   explicit OpenAiStreamEncoder(OpenAiOptions o) : o_(std::move(o)) {}
   std::string on_start();  // chat: the role chunk
   std::string on_token(const TokenEvent& ev);
-  std::string on_final(const FinalEvent& fe);  // last chunk + [DONE]
+  // The end typed: the last chunk, or the error the stream ends with.
+  StreamEnd on_end(const FinalEvent& fe);
+  std::string on_final(const FinalEvent& fe);  // on_end()'s bytes + openai_error_event() + [DONE]
 
  private:
   std::string chunk(const std::string& text, const char* finish, bool role) const;

@@ -89,7 +89,7 @@ void pump_encoded(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> r
   Exchange* e = ex.get();
   h.on_token = [e, enc](const TokenEvent& t) { e->write(enc->on_token(t)); };
   h.on_final = [e, enc, after](const FinalEvent& fe) {
-    e->write(enc->on_final(fe));
+    for (auto& chunk : enc->on_final_chunks(fe)) e->write(std::move(chunk));
     e->finish();
     if (after) after(fe);
   };

@@ -1,16 +1,18 @@
 // Moves one request's events from the engine to its HTTP exchange. The scheduler calls
 // RequestStream's notify on the engine thread; the pump only posts a drain onto the connection's
 // strand (coalesced), so the engine never waits for a socket. A client that goes away cancels the
-// request at once. Wire formats plug in as StreamEncoder (bytes per event); framings such as AWS
-// event-stream can wrap an encoder or an Exchange without touching this file.
+// request at once. Wire formats plug in as StreamEncoder (bytes per event, and the stream's end
+// typed); framings such as AWS event-stream wrap an encoder without touching this file.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "scheduler/request.h"
+#include "server/errors.h"
 #include "server/http.h"
 
 namespace lmstream::server {
@@ -19,8 +21,18 @@ class StreamEncoder {
  public:
   virtual ~StreamEncoder() = default;
   virtual std::string on_token(const TokenEvent& ev) = 0;  // bytes to write now ("" = none)
-  virtual std::string on_final(const FinalEvent& fe) = 0;  // last bytes of the response
-  virtual std::string keepalive() { return ""; }           // after keepalive_s without events
+  // The stream's end, typed: its last bytes before the wire's error event, and that error.
+  virtual StreamEnd on_end(const FinalEvent& fe) = 0;
+  virtual std::string error_event(const Error& e) = 0;  // the wire's in-stream error event
+  // The last bytes of the response: on_end()'s bytes, then the error event if any.
+  virtual std::string on_final(const FinalEvent& fe) {
+    StreamEnd end = on_end(fe);
+    if (end.error) end.bytes += error_event(*end.error);
+    return std::move(end.bytes);
+  }
+  // The last bytes as the HTTP chunks to write (a framing may want one per message).
+  virtual std::vector<std::string> on_final_chunks(const FinalEvent& fe) { return {on_final(fe)}; }
+  virtual std::string keepalive() { return ""; }  // after keepalive_s without events
 };
 
 struct PumpHooks {

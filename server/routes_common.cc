@@ -3,7 +3,8 @@
 #include <chrono>
 
 #include "server/app.h"
-#include "server/tgi_wire.h"
+#include "server/errors.h"
+#include "server/reply.h"
 #include "server/wire_json.h"
 
 namespace lmstream::server {
@@ -12,7 +13,7 @@ namespace {
 void health(App& app, Exchange& ex) {
   ex.access().route = ex.request().path;
   if (!app.ready()) {
-    ex.respond(json_response(503, tgi_error_json("model is loading", "healthcheck")));
+    ex.respond(tgi_error_response({ErrorKind::kHealthcheck, "model is loading"}));
     return;
   }
   if (app.cfg().api == ApiMode::kLmi && ex.request().path == "/ping") {
@@ -88,11 +89,16 @@ void models(App& app, Exchange& ex) {
 
 }  // namespace
 
-void invocations(App& app, std::shared_ptr<Exchange> ex) {
-  ex->access().route = app.cfg().api == ApiMode::kLmi ? "/invocations(lmi)" : "/invocations(tgi)";
-  if (eula_rejected(app, *ex)) return;
-  if (app.cfg().api == ApiMode::kLmi) lmi_invoke(app, std::move(ex));
-  else tgi_compat(app, std::move(ex));
+void invocations(App& app, std::shared_ptr<Reply> reply) {
+  bool lmi = app.cfg().api == ApiMode::kLmi;
+  reply->access().route = lmi ? "/invocations(lmi)" : "/invocations(tgi)";
+  if (auto e = eula_error(app, reply->request())) {
+    app.metrics().count_failure(failure_label(e->kind));
+    reply->error({*e, lmi ? lmi_error_response(*e) : tgi_error_response(*e), std::nullopt, ""});
+    return;
+  }
+  if (lmi) lmi_invoke(app, std::move(reply));
+  else tgi_compat(app, std::move(reply));
 }
 
 void add_common_routes(App& app) {
@@ -102,7 +108,7 @@ void add_common_routes(App& app) {
   r.add("GET", "/info", [&app](auto ex) { info(app, *ex); });
   r.add("GET", "/metrics", [&app](auto ex) { metrics(app, *ex); });
   r.add("GET", "/v1/models", [&app](auto ex) { models(app, *ex); });
-  r.add("POST", "/invocations", [&app](auto ex) { invocations(app, ex); });
+  r.add("POST", "/invocations", [&app](auto ex) { invocations(app, std::make_shared<Reply>(ex)); });
 }
 
 }  // namespace lmstream::server

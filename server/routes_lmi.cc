@@ -6,7 +6,7 @@
 #include "server/app.h"
 #include "server/lmi_wire.h"
 #include "server/pump.h"
-#include "server/wire_json.h"
+#include "server/reply.h"
 
 namespace lmstream::server {
 namespace {
@@ -15,7 +15,8 @@ class LmiEncoder final : public StreamEncoder {
  public:
   LmiEncoder(OutputFormatter f, int buffer) : e_(f, buffer) {}
   std::string on_token(const TokenEvent& ev) override { return e_.on_token(ev); }
-  std::string on_final(const FinalEvent& fe) override { return e_.on_final(fe); }
+  StreamEnd on_end(const FinalEvent& fe) override { return e_.on_end(fe); }
+  std::string error_event(const Error& e) override { return lmi_error_chunk(e); }
 
  private:
   LmiStreamEncoder e_;
@@ -23,9 +24,12 @@ class LmiEncoder final : public StreamEncoder {
 
 }  // namespace
 
-void lmi_invoke(App& app, std::shared_ptr<Exchange> ex) {
-  if (ex->access().route.empty()) ex->access().route = "/invocations(lmi)";
-  if (unavailable(app, *ex)) return;
+void lmi_invoke(App& app, std::shared_ptr<Reply> reply) {
+  if (reply->access().route.empty()) reply->access().route = "/invocations(lmi)";
+  if (auto e = unavailable_error(app)) {  // TGI's shape, as every route but the runtime API's
+    reply->error({*e, tgi_error_response(*e), std::nullopt, ""});
+    return;
+  }
   auto backend = app.backend();
   const auto& cfg = app.cfg();
   LmiStreamEncoder probe(cfg.output_formatter, cfg.rolling_batch_buffer);
@@ -33,22 +37,20 @@ void lmi_invoke(App& app, std::shared_ptr<Exchange> ex) {
   app.metrics().count_request();
   auto permit = app.try_acquire();
   if (!permit) {
-    app.metrics().count_failure("overloaded");
-    nlohmann::ordered_json j;
-    j["code"] = 429;
-    j["type"] = "ServiceUnavailableException";
-    j["message"] = "Model is overloaded";
-    ex->respond(json_response(429, dump(j)));
+    Error e{ErrorKind::kOverloaded, ""};
+    app.metrics().count_failure(failure_label(e.kind));
+    reply->error({e, lmi_error_response(e), std::nullopt, ""});
     return;
   }
+  // lmi-dist reports request problems inside the 200 stream, as DJL's 424 chunk.
   auto error_stream = [&](const std::string& msg) {
-    app.metrics().count_failure("validation");
-    ex->start_stream(200, headers);
-    ex->write(lmi_error_chunk(424, msg));
-    ex->finish();
+    Error e{ErrorKind::kValidation, msg};
+    app.metrics().count_failure(failure_label(e.kind));
+    std::string chunk = lmi_error_chunk(e);
+    reply->error({e, {kLmiStreamErrorCode, {}, chunk}, headers, chunk});
   };
   LmiRequest r;
-  if (auto err = parse_lmi_request(ex->request().body, app.random_seed(), &r)) {
+  if (auto err = parse_lmi_request(reply->request().body, app.random_seed(), &r)) {
     error_stream(*err);
     return;
   }
@@ -66,17 +68,16 @@ void lmi_invoke(App& app, std::shared_ptr<Exchange> ex) {
   g.stop.max_new_tokens = r.max_new_tokens;
   g.stop.stop = r.stop_sequences;
   g.stop.include_stop = true;
-  double validation_s = std::chrono::duration<double>(Clock::now() - ex->request().received).count();
+  double validation_s = std::chrono::duration<double>(Clock::now() - reply->request().received).count();
   auto rs = backend->submit(std::move(g));
   app.track(rs);
-  ex->start_stream(200, headers);
   auto held = std::make_shared<Permit>(std::move(*permit));
-  Exchange* e = ex.get();
+  Exchange* e = reply->exchange().get();
   int max_new = r.max_new_tokens;
-  pump_encoded(ex, rs, std::make_shared<LmiEncoder>(cfg.output_formatter, cfg.rolling_batch_buffer), 0,
-               [&app, e, held, validation_s, max_new](const FinalEvent& fe) {
-                 record_final(app, *e, fe, validation_s, max_new);
-               });
+  reply->stream(headers, rs, std::make_shared<LmiEncoder>(cfg.output_formatter, cfg.rolling_batch_buffer), 0,
+                [&app, e, held, validation_s, max_new](const FinalEvent& fe) {
+                  record_final(app, *e, fe, validation_s, max_new);
+                });
 }
 
 }  // namespace lmstream::server

@@ -1,10 +1,12 @@
 // TGI routes (api.md §1): POST /generate, /generate_stream, / (compat) and /tokenize. Thin:
-// parse -> permit -> validation table -> tokenize -> submit -> encode (server/tgi_wire.h).
+// parse -> permit -> validation table -> tokenize -> submit -> encode (server/tgi_wire.h). Errors
+// are typed (server/errors.h) and answered through a Reply, so /invocations' front doors frame them.
 #include <algorithm>
 #include <chrono>
 
 #include "server/app.h"
 #include "server/pump.h"
+#include "server/reply.h"
 #include "server/tgi_wire.h"
 #include "server/wire_json.h"
 
@@ -17,7 +19,8 @@ class TgiSse final : public StreamEncoder {
  public:
   TgiSse(TgiOptions o, TokenLookup l) : e_(std::move(o), std::move(l)) {}
   std::string on_token(const TokenEvent& ev) override { return e_.on_token(ev); }
-  std::string on_final(const FinalEvent& fe) override { return e_.on_final(fe); }
+  StreamEnd on_end(const FinalEvent& fe) override { return e_.on_end(fe); }
+  std::string error_event(const Error& e) override { return tgi_error_event(e); }
   std::string keepalive() override { return sse_keepalive(); }
 
  private:
@@ -36,16 +39,17 @@ std::vector<Header> stream_headers(const TgiRequest& r) {
           {"x-compute-characters", std::to_string(r.inputs.size())}};
 }
 
+ErrorAnswer answer(const Error& e) { return {e, tgi_error_response(e), std::nullopt, ""}; }
+
 // Sends a rejection the way the route would: SSE error event (200) when streaming.
-void fail(App& app, Exchange& ex, bool stream, const TgiRequest& r, const Rejection& rej) {
-  app.metrics().count_failure(rej.error_type);
-  if (!stream) {
-    reject(ex, rej);
-    return;
+void fail(App& app, Reply& reply, bool stream, const TgiRequest& r, const Error& e) {
+  app.metrics().count_failure(failure_label(e.kind));
+  ErrorAnswer a = answer(e);
+  if (stream) {
+    a.stream_headers = stream_headers(r);
+    a.event = tgi_error_event(e);
   }
-  ex.start_stream(200, stream_headers(r));
-  ex.write(sse_event(rej.body));
-  ex.finish();
+  reply.error(std::move(a));
 }
 
 // Collects best_of non-streaming results and answers once all are final.
@@ -66,26 +70,29 @@ double sum_logprob(const Collect::One& o) {
   return s;
 }
 
-void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
-  ex->access().route = ex->request().path;
-  if (unavailable(app, *ex)) return;
+void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
+  const HttpRequest& req = reply->request();
+  reply->access().route = req.path;
+  if (auto e = unavailable_error(app)) {
+    reply->error(answer(*e));
+    return;
+  }
   auto backend = app.backend();
   TgiRequest r;
-  if (auto rej = parse_tgi_request(ex->request().header("content-type"), ex->request().body,
-                                   mode == Mode::kCompat, &r)) {
-    reject(*ex, *rej);
+  if (auto e = parse_tgi_request(req.header("content-type"), req.body, mode == Mode::kCompat, &r)) {
+    reply->error(answer(*e));
     return;
   }
   bool stream = mode == Mode::kStream || (mode == Mode::kCompat && r.stream);
   app.metrics().count_request();
   auto permit = app.try_acquire();
   if (!permit) {
-    fail(app, *ex, stream, r, tgi_rejection(429, "Model is overloaded", "overloaded"));
+    fail(app, *reply, stream, r, {ErrorKind::kOverloaded, ""});
     return;
   }
   TgiLimits limits = app.tgi_limits();
   if (auto msg = validate_tgi(r, limits, stream)) {
-    fail(app, *ex, stream, r, validation_rejection(*msg));
+    fail(app, *reply, stream, r, validation_error(*msg));
     return;
   }
   auto& p = r.parameters;
@@ -93,7 +100,7 @@ void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
   if (p.truncate && prompt.size() > *p.truncate)
     prompt.erase(prompt.begin(), prompt.end() - std::ptrdiff_t(*p.truncate));
   if (auto msg = validate_tgi_lengths(int(prompt.size()), p.max_new_tokens, limits)) {
-    fail(app, *ex, stream, r, validation_rejection(*msg));
+    fail(app, *reply, stream, r, validation_error(*msg));
     return;
   }
   bool full_text = p.return_full_text.value_or(mode == Mode::kCompat);  // pipeline_tag text-generation
@@ -114,20 +121,20 @@ void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
   g.stop.stop = p.stop;
   g.stop.include_stop = true;
   g.prompt_logprobs = p.decoder_input_details && !stream;  // validation rejects it when streaming
-  double validation_s = std::chrono::duration<double>(Clock::now() - ex->request().received).count();
+  double validation_s = std::chrono::duration<double>(Clock::now() - req.received).count();
   int max_new = int(p.max_new_tokens);
 
   if (stream) {
     g.sampling = tgi_sampling(p, app.random_seed());
     auto rs = backend->submit(std::move(g));
     app.track(rs);
-    ex->start_stream(200, stream_headers(r));
     auto enc = std::make_shared<TgiSse>(o, lookup_of(backend));
     auto held = std::make_shared<Permit>(std::move(*permit));
-    Exchange* e = ex.get();
-    pump_encoded(ex, rs, enc, app.cfg().keepalive_s, [&app, e, held, validation_s, max_new](const FinalEvent& fe) {
-      record_final(app, *e, fe, validation_s, max_new);
-    });
+    Exchange* e = reply->exchange().get();
+    reply->stream(stream_headers(r), rs, enc, app.cfg().keepalive_s,
+                  [&app, e, held, validation_s, max_new](const FinalEvent& fe) {
+                    record_final(app, *e, fe, validation_s, max_new);
+                  });
     return;
   }
 
@@ -147,19 +154,16 @@ void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
     app.track(rs);
     PumpHooks h;
     h.on_token = [c, i](const TokenEvent& t) { c->seqs[i].tokens.push_back(t); };
-    Exchange* e = ex.get();
-    h.on_final = [&app, e, c, i, o, prompt, backend, array, headers, validation_s, max_new](const FinalEvent& fe) {
+    Exchange* e = reply->exchange().get();
+    h.on_final = [&app, reply, e, c, i, o, prompt, backend, array, headers, validation_s, max_new](const FinalEvent& fe) {
       c->seqs[i].fe = fe;
       c->seqs[i].done = true;
       if (--c->remaining > 0) return;
       // Errors fail the request; otherwise the best sequence answers.
       for (auto& s : c->seqs)
-        if (s.fe.reason == FinishReason::kError || s.fe.reason == FinishReason::kCancelled) {
+        if (auto err = final_error(s.fe)) {
           record_final(app, *e, s.fe, validation_s, max_new);
-          if (s.fe.reason == FinishReason::kError)
-            reject(*e, tgi_rejection(424, "Request failed during generation: " + s.fe.error, "generation"));
-          else
-            reject(*e, tgi_rejection(500, "Incomplete generation", "incomplete_generation"));
+          reply->error(answer(*err));
           c->permit.reset();
           return;
         }
@@ -199,10 +203,10 @@ void tgi_handle(App& app, std::shared_ptr<Exchange> ex, Mode mode) {
                     ms(b.fe.generated_tokens > 0 ? (b.fe.total_s - b.fe.queued_s) / b.fe.generated_tokens : 0)});
       hs.push_back({"x-prompt-tokens", std::to_string(b.fe.input_tokens)});
       hs.push_back({"x-generated-tokens", std::to_string(b.fe.generated_tokens)});
-      e->respond({200, hs, body});
+      reply->respond({200, hs, body});
       c->permit.reset();
     };
-    Pump::start(ex, rs, std::move(h));
+    Pump::start(reply->exchange(), rs, std::move(h));
   }
 }
 
@@ -212,8 +216,8 @@ void tokenize(App& app, std::shared_ptr<Exchange> ex) {
   if (unavailable(app, *ex)) return;
   auto backend = app.backend();
   TgiRequest r;
-  if (auto rej = parse_tgi_request(ex->request().header("content-type"), ex->request().body, false, &r)) {
-    reject(*ex, *rej);
+  if (auto e = parse_tgi_request(ex->request().header("content-type"), ex->request().body, false, &r)) {
+    ex->respond(tgi_error_response(*e));
     return;
   }
   const std::string& in = r.inputs;
@@ -253,12 +257,15 @@ void tokenize(App& app, std::shared_ptr<Exchange> ex) {
 
 }  // namespace
 
-void tgi_compat(App& app, std::shared_ptr<Exchange> ex) { tgi_handle(app, std::move(ex), Mode::kCompat); }
+void tgi_compat(App& app, std::shared_ptr<Reply> reply) { tgi_handle(app, std::move(reply), Mode::kCompat); }
 
 void add_tgi_routes(App& app) {
-  app.routes().add("POST", "/generate", [&app](auto ex) { tgi_handle(app, ex, Mode::kGenerate); });
-  app.routes().add("POST", "/generate_stream", [&app](auto ex) { tgi_handle(app, ex, Mode::kStream); });
-  app.routes().add("POST", "/", [&app](auto ex) { tgi_handle(app, ex, Mode::kCompat); });
+  auto route = [&app](Mode m) {
+    return [&app, m](std::shared_ptr<Exchange> ex) { tgi_handle(app, std::make_shared<Reply>(std::move(ex)), m); };
+  };
+  app.routes().add("POST", "/generate", route(Mode::kGenerate));
+  app.routes().add("POST", "/generate_stream", route(Mode::kStream));
+  app.routes().add("POST", "/", route(Mode::kCompat));
   app.routes().add("POST", "/tokenize", [&app](auto ex) { tokenize(app, ex); });
 }
 

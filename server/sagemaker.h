@@ -1,7 +1,8 @@
 // SageMaker runtime front door pieces (reference/api.md §3): endpoint-name rules, the AWS error
-// shapes botocore parses, the licence (EULA) gate's CustomAttributes check, and the Exchange
-// decorator that turns a container response (TGI or LMI bytes from /invocations' handlers) into
-// what InvokeEndpoint / InvokeEndpointWithResponseStream return. Knows nothing of the engine.
+// shapes botocore parses, the licence (EULA) gate's CustomAttributes check, and the Reply and
+// StreamEncoder that turn a container's answer (typed errors, TGI or LMI streams from
+// /invocations' handlers) into what InvokeEndpoint / InvokeEndpointWithResponseStream return.
+// Knows nothing of the engine, and never reads back the bytes a container encoder wrote.
 #pragma once
 
 #include <memory>
@@ -11,7 +12,10 @@
 #include <vector>
 
 #include "server/config.h"
+#include "server/errors.h"
 #include "server/http.h"
+#include "server/pump.h"
+#include "server/reply.h"
 
 namespace lmstream::server::sagemaker {
 
@@ -40,18 +44,32 @@ HttpResponse aws_error(int status, std::string_view code, std::string_view messa
 HttpResponse model_error(int original_status, std::string_view original_body,
                          const std::string& request_id);
 
-// A container chunk split at the wire's error event: the bytes before it, and the error text
-// when the chunk carries one (TGI SSE `data:{"error":...}` events, LMI's `{"code": N, "error":
-// ...}` chunk). `status` is the status the error stands for (TGI error_type / LMI code).
-struct ChunkSplit {
-  std::string payload;
-  std::optional<std::string> error;
-  std::string error_body;  // the error event's JSON as the container sent it
-  int status = 500;
-};
-ChunkSplit split_chunk(ApiMode mode, std::string_view chunk);
+// A typed error on the runtime API itself: rest-json with the status table's AWS status and code.
+HttpResponse error_response(const Error& e, const std::string& request_id);
+// The ModelStreamError (ErrorCode StreamBroken) that ends a response stream when the container's
+// stream fails: its message quotes the error the way the container's wire (`container`) words it.
+std::string stream_error(const Error& e, ApiMode container);
 
-// What the decorator adds to every answer.
+// Frames a container's stream encoder as InvokeEndpointWithResponseStream's event stream: each
+// chunk of the container's bytes becomes one PayloadPart; the typed error the stream ends with
+// becomes a ModelStreamError exception in place of the container's error event.
+class EventStreamEncoder final : public StreamEncoder {
+ public:
+  EventStreamEncoder(std::shared_ptr<StreamEncoder> inner, ApiMode container)
+      : inner_(std::move(inner)), container_(container) {}
+  std::string on_token(const TokenEvent& ev) override;
+  StreamEnd on_end(const FinalEvent& fe) override;
+  std::string error_event(const Error& e) override;
+  // The last PayloadPart and the exception, each its own chunk.
+  std::vector<std::string> on_final_chunks(const FinalEvent& fe) override;
+  std::string keepalive() override;
+
+ private:
+  std::shared_ptr<StreamEncoder> inner_;
+  ApiMode container_;
+};
+
+// What every answer on the runtime API carries.
 struct ResponseInfo {
   std::string request_id;
   std::string variant = "AllTraffic";
@@ -59,51 +77,33 @@ struct ResponseInfo {
 
 enum class Operation { kInvoke, kStream };
 
-// Wraps the connection's Exchange for one /endpoints/{name}/... request. The container handler
-// sees a request whose Accept comes from X-Amzn-SageMaker-Accept (streaming operation) and answers
-// as it would on /invocations. Until release() is called (right after the handler returns) the
-// decorator holds the answer back, so an error the handler reports synchronously (validation,
-// overload) comes back as ModelError even when the handler had already begun a stream. After
-// that, kStream frames every write() as one PayloadPart (own HTTP chunk) and turns the wire's
-// error event into a ModelStreamError exception that ends the stream; kInvoke passes the bytes
-// through with SageMaker's response headers.
-class Decorator final : public Exchange {
+// The Reply (server/reply.h) the container handler answers through for one
+// /endpoints/{name}/... request. The handler sees a request whose Accept comes from
+// X-Amzn-SageMaker-Accept (streaming operation). Request-level errors become ModelError (424,
+// quoting the container's status and body); successful answers get SageMaker's headers; kStream
+// frames streams through EventStreamEncoder and a whole answer as one PayloadPart, kInvoke passes
+// the container's bytes through. Only the first answer counts (a handler that threw may still
+// have a generation in flight).
+class EndpointReply final : public Reply {
  public:
-  Decorator(std::shared_ptr<Exchange> inner, Operation op, ApiMode mode, ResponseInfo info);
-  // The handler returned: send what it left pending.
-  void release();
-  // The handler threw: InternalFailure when nothing was sent yet, else the stream ends.
-  void abort(const std::string& message);
+  EndpointReply(std::shared_ptr<Exchange> inner, Operation op, ApiMode mode, ResponseInfo info);
 
   const HttpRequest& request() const override { return view_; }
-  AccessInfo& access() override { return inner_->access(); }
-  boost::asio::any_io_executor executor() override { return inner_->executor(); }
   void respond(HttpResponse r) override;
-  void start_stream(int status, std::vector<Header> headers) override;
-  void write(std::string chunk) override;
-  void finish() override;
-  bool client_gone() const override { return inner_->client_gone(); }
-  void on_client_gone(std::function<void()> fn) override { inner_->on_client_gone(std::move(fn)); }
-  Clock::time_point first_chunk_written() const override { return inner_->first_chunk_written(); }
+  void error(ErrorAnswer a) override;
+  void stream(std::vector<Header> headers, std::shared_ptr<RequestStream> rs, std::shared_ptr<StreamEncoder> enc,
+              double keepalive_s, std::function<void(const FinalEvent&)> after) override;
+  // The handler threw: InternalFailure unless it had already answered.
+  void internal_failure();
 
  private:
   std::vector<Header> common_headers(const std::vector<Header>& container) const;
-  void send_stream_headers();
-  void emit(std::string chunk);  // after release: frame or pass through
 
-  std::shared_ptr<Exchange> inner_;
   Operation op_;
   ApiMode mode_;
   ResponseInfo info_;
   HttpRequest view_;
-  bool held_ = true;       // before release()
-  bool started_ = false;   // start_stream() seen
-  bool sent_head_ = false; // inner stream begun
-  bool ended_ = false;     // respond()/finish() seen, or the stream broke
-  bool broke_ = false;     // a ModelStreamError was sent
-  int status_ = 200;
-  std::vector<Header> container_headers_;
-  std::vector<std::string> pending_;  // container chunks written while held
+  bool answered_ = false;
 };
 
 }  // namespace lmstream::server::sagemaker

@@ -1,13 +1,18 @@
-// SageMaker front-door pieces: endpoint-name rules, the EULA check, AWS error shapes, splitting a
-// container chunk at its error event, and the Exchange decorator's framing (decoded back with the
-// aws/ event-stream decoder) and error translation, against a recording fake Exchange.
+// SageMaker front-door pieces: endpoint-name rules, the EULA check, AWS error shapes, the
+// ModelStreamError wording, and the EndpointReply's framing (decoded back with the aws/
+// event-stream decoder, streams pumped for real on an io_context) and error translation, against
+// a recording fake Exchange.
 #include "server/sagemaker.h"
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "aws/eventstream.h"
+#include "server/lmi_wire.h"
+#include "server/tgi_wire.h"
 
 namespace lmstream::server::sagemaker {
 namespace {
@@ -71,37 +76,25 @@ TEST(SageMakerErrors, Shapes) {
   EXPECT_NE(id, request_id());
 }
 
-TEST(SageMakerSplit, TgiAndLmi) {
-  std::string tok = "data:{\"token\":{\"text\":\"hi\"},\"generated_text\":null}\n\n";
-  std::string err = "data:{\"error\":\"boom\",\"error_type\":\"generation\"}\n\n";
-  ChunkSplit s = split_chunk(ApiMode::kTgi, tok + tok);
-  EXPECT_EQ(s.payload, tok + tok);
-  EXPECT_FALSE(s.error);
-  s = split_chunk(ApiMode::kTgi, tok + err);
-  EXPECT_EQ(s.payload, tok);
-  ASSERT_TRUE(s.error);
-  EXPECT_EQ(*s.error, "boom");
-  EXPECT_EQ(s.status, 500);
-  s = split_chunk(ApiMode::kTgi, "data:{\"error\":\"bad\",\"error_type\":\"validation\"}\n\n");
-  EXPECT_EQ(s.status, 422);
-  EXPECT_EQ(s.payload, "");
-  // Text that merely mentions "error" is not an error event; malformed JSON neither.
-  EXPECT_FALSE(split_chunk(ApiMode::kTgi, "data:{\"token\":{\"text\":\"error\"}}\n\n").error);
-  EXPECT_FALSE(split_chunk(ApiMode::kTgi, "data:{\"error\"\n\n").error);
-  EXPECT_FALSE(split_chunk(ApiMode::kTgi, ":\n\n").error);
-
-  s = split_chunk(ApiMode::kLmi, "{\"generated_text\": \" a b");
-  EXPECT_FALSE(s.error);
-  s = split_chunk(ApiMode::kLmi, " c{\n  \"code\": 424,\n  \"error\": \"engine died\"\n}");
-  EXPECT_EQ(s.payload, " c");
-  ASSERT_TRUE(s.error);
-  EXPECT_EQ(*s.error, "engine died");
-  EXPECT_EQ(s.status, 424);
-  // Escaped text can never contain the raw newline of DJL's error chunk.
-  EXPECT_FALSE(split_chunk(ApiMode::kLmi, "{\\n  \\\"code\\\": 1").error);
+TEST(SageMakerStreamError, QuotesTheContainersWording) {
+  auto msg = [](const std::string& bytes) {
+    auto m = eventstream::decode_one(bytes);
+    EXPECT_EQ(*m.string_header(":message-type"), "exception");
+    EXPECT_EQ(*m.string_header(":exception-type"), "ModelStreamError");
+    auto j = nlohmann::json::parse(m.payload);
+    EXPECT_EQ(j["ErrorCode"], "StreamBroken");
+    return j["Message"].get<std::string>();
+  };
+  Error boom{ErrorKind::kGeneration, "boom"};
+  EXPECT_EQ(msg(stream_error(boom, ApiMode::kTgi)),
+            "The model's response stream failed: Request failed during generation: boom");
+  EXPECT_EQ(msg(stream_error(boom, ApiMode::kLmi)), "The model's response stream failed: boom");
+  Error cut{ErrorKind::kIncomplete, ""};
+  EXPECT_EQ(msg(stream_error(cut, ApiMode::kTgi)), "The model's response stream failed: Incomplete generation");
+  EXPECT_EQ(msg(stream_error(cut, ApiMode::kLmi)), "The model's response stream failed: request cancelled");
 }
 
-// Records what the decorator does to the real exchange.
+// Records what the reply does to the real exchange.
 class Recorder final : public Exchange {
  public:
   HttpRequest req;
@@ -112,7 +105,8 @@ class Recorder final : public Exchange {
   bool finished = false;
   const HttpRequest& request() const override { return req; }
   AccessInfo& access() override { return acc; }
-  boost::asio::any_io_executor executor() override { return {}; }
+  boost::asio::io_context io;
+  boost::asio::any_io_executor executor() override { return io.get_executor(); }
   void respond(HttpResponse r) override {
     ASSERT_FALSE(responded || started);
     responded = std::move(r);
@@ -123,7 +117,7 @@ class Recorder final : public Exchange {
   }
   void write(std::string c) override {
     ASSERT_TRUE(started && !finished);
-    chunks.push_back(std::move(c));
+    if (!c.empty()) chunks.push_back(std::move(c));  // as the real exchange: "" writes nothing
   }
   void finish() override {
     ASSERT_TRUE(started && !finished);
@@ -141,14 +135,47 @@ class Recorder final : public Exchange {
 
 eventstream::Message one(const std::string& chunk) { return eventstream::decode_one(chunk); }
 
-TEST(SageMakerDecorator, StreamFramesEachWriteAndBreaksOnError) {
+// A container encoder that answers from a script: token i gives tokens[i]; the end gives `last`
+// and `error`.
+class Scripted final : public StreamEncoder {
+ public:
+  std::deque<std::string> tokens;
+  std::string last;
+  std::optional<Error> error;
+  std::string on_token(const TokenEvent&) override {
+    std::string t = tokens.front();
+    tokens.pop_front();
+    return t;
+  }
+  StreamEnd on_end(const FinalEvent&) override { return {last, error}; }
+  std::string error_event(const Error& e) override { return tgi_error_event(e); }
+};
+
+// Streams `n` tokens and a final event through reply.stream() and runs the pump to the end.
+void pump(Recorder& rec, EndpointReply& reply, std::vector<Header> headers, std::shared_ptr<Scripted> enc,
+          size_t n, FinishReason reason = FinishReason::kLength) {
+  auto rs = std::make_shared<RequestStream>(1);
+  for (size_t i = 0; i < n; ++i) rs->push(TokenEvent{});
+  FinalEvent fe;
+  fe.reason = reason;
+  rs->push(fe);
+  bool after = false;
+  reply.stream(std::move(headers), rs, enc, 0, [&](const FinalEvent&) { after = true; });
+  rec.io.run();
+  EXPECT_TRUE(after);
+}
+
+TEST(SageMakerEndpointReply, StreamFramesEachWriteAndBreaksOnError) {
   auto rec = std::make_shared<Recorder>();
   rec->req.headers = {{"Accept", "x/y"}, {"X-Amzn-SageMaker-Accept", "text/event-stream"}};
-  Decorator d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
+  EndpointReply d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
   EXPECT_EQ(*d.request().header("accept"), "text/event-stream");
-  d.start_stream(200, {{"Content-Type", "text/event-stream"}, {"x-compute-type", "cpu"}});
-  EXPECT_FALSE(rec->started);  // held until the handler returns
-  d.release();
+  std::string tok = "data:{\"token\":{\"text\":\"a\"}}\n\n";
+  auto enc = std::make_shared<Scripted>();
+  enc->tokens = {tok, ""};
+  enc->last = tok;
+  enc->error = Error{ErrorKind::kGeneration, "boom"};
+  pump(*rec, d, {{"Content-Type", "text/event-stream"}, {"x-compute-type", "cpu"}}, enc, 2, FinishReason::kError);
   ASSERT_TRUE(rec->started);
   EXPECT_EQ(rec->started->first, 200);
   EXPECT_EQ(rec->head("Content-Type"), "application/vnd.amazon.eventstream");
@@ -156,12 +183,6 @@ TEST(SageMakerDecorator, StreamFramesEachWriteAndBreaksOnError) {
   EXPECT_EQ(rec->head("x-Amzn-Invoked-Production-Variant"), "AllTraffic");
   EXPECT_EQ(rec->head("x-amzn-RequestId"), "rid");
   EXPECT_EQ(rec->head("x-compute-type"), "");
-  std::string tok = "data:{\"token\":{\"text\":\"a\"}}\n\n";
-  d.write(tok);
-  d.write("");
-  d.write(tok + "data:{\"error\":\"boom\",\"error_type\":\"generation\"}\n\n");
-  d.write(tok);  // ignored: the stream broke
-  d.finish();
   ASSERT_EQ(rec->chunks.size(), 3u);
   EXPECT_EQ(one(rec->chunks[0]).payload, tok);
   EXPECT_EQ(*one(rec->chunks[0]).string_header(":event-type"), "PayloadPart");
@@ -175,42 +196,100 @@ TEST(SageMakerDecorator, StreamFramesEachWriteAndBreaksOnError) {
   EXPECT_TRUE(rec->finished);
 }
 
-TEST(SageMakerDecorator, SynchronousErrorBecomesModelError) {
-  for (auto mode : {ApiMode::kTgi, ApiMode::kLmi}) {
+TEST(SageMakerEndpointReply, StreamsOfTheRealEncodersFailAsBefore) {
+  // TGI: the held token, then the exception in place of the SSE error event.
+  {
     auto rec = std::make_shared<Recorder>();
-    Decorator d(rec, Operation::kStream, mode, {"rid", "AllTraffic"});
-    d.start_stream(200, {{"Content-Type", "application/json"}});
-    d.write(mode == ApiMode::kTgi ? "data:{\"error\":\"bad input\",\"error_type\":\"validation\"}\n\n"
-                                  : "{\n  \"code\": 424,\n  \"error\": \"bad input\"\n}");
-    d.finish();
-    d.release();
-    ASSERT_TRUE(rec->responded);
-    EXPECT_EQ(rec->responded->status, 424);
-    auto j = nlohmann::json::parse(rec->responded->body);
-    EXPECT_EQ(j["OriginalStatusCode"], mode == ApiMode::kTgi ? 422 : 424);
-    EXPECT_NE(j["OriginalMessage"].get<std::string>().find("bad input"), std::string::npos);
+    EndpointReply d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
+    TgiOptions o;
+    o.max_new_tokens = 1;
+    TgiStreamEncoder tgi(o, {[](int32_t) { return std::string("t"); }, [](int32_t) { return false; }});
+    TokenEvent t;
+    t.id = 5;
+    t.text = t.emit = "x";
+    EXPECT_EQ(tgi.on_token(t), "");  // held: the last allowed token
+    FinalEvent fe;
+    fe.reason = FinishReason::kError;
+    fe.error = "engine died";
+    StreamEnd end = tgi.on_end(fe);
+    EventStreamEncoder es(std::make_shared<Scripted>(), ApiMode::kTgi);
+    ASSERT_TRUE(end.error);
+    EXPECT_EQ(end.bytes, "data:{\"token\":{\"id\":5,\"text\":\"x\",\"logprob\":0.0,\"special\":false},"
+                         "\"generated_text\":null,\"details\":null}\n\n");
+    EXPECT_EQ(es.error_event(*end.error), stream_error({ErrorKind::kGeneration, "engine died"}, ApiMode::kTgi));
+  }
+  // LMI: the buffered pieces as one PayloadPart, then the exception.
+  {
+    LmiStreamEncoder lmi(OutputFormatter::kJson, 4);
+    TokenEvent t;
+    t.emit = " a";
+    EXPECT_EQ(lmi.on_token(t), "{\"generated_text\": \" a");
+    EXPECT_EQ(lmi.on_token(t), "");
+    FinalEvent fe;
+    fe.reason = FinishReason::kCancelled;
+    StreamEnd end = lmi.on_end(fe);
+    EXPECT_EQ(end.bytes, " a");
+    ASSERT_TRUE(end.error);
+    EXPECT_EQ(end.error->kind, ErrorKind::kIncomplete);
   }
 }
 
-TEST(SageMakerDecorator, SynchronousCompleteStreamIsSent) {
+TEST(SageMakerEndpointReply, SynchronousErrorBecomesModelError) {
+  for (auto mode : {ApiMode::kTgi, ApiMode::kLmi}) {
+    for (auto op : {Operation::kInvoke, Operation::kStream}) {
+      auto rec = std::make_shared<Recorder>();
+      EndpointReply d(rec, op, mode, {"rid", "AllTraffic"});
+      // As the container handlers answer a validation error inside a 200 stream.
+      Error e{ErrorKind::kValidation, "bad input"};
+      ErrorAnswer a{e, tgi_error_response(e), std::vector<Header>{{"Content-Type", "application/json"}},
+                    tgi_error_event(e)};
+      if (mode == ApiMode::kLmi) {
+        a.event = lmi_error_chunk(e);
+        a.response = {kLmiStreamErrorCode, {}, a.event};
+      }
+      d.error(a);
+      d.respond({200, {}, "late"});  // only the first answer counts
+      ASSERT_TRUE(rec->responded);
+      EXPECT_EQ(rec->responded->status, 424);
+      auto j = nlohmann::json::parse(rec->responded->body);
+      EXPECT_EQ(j["OriginalStatusCode"], mode == ApiMode::kTgi ? 422 : 424);
+      EXPECT_NE(j["OriginalMessage"].get<std::string>().find("bad input"), std::string::npos);
+      EXPECT_EQ(j["OriginalMessage"], a.response.body);
+    }
+  }
+}
+
+TEST(SageMakerEndpointReply, CompleteStreamIsSent) {
   auto rec = std::make_shared<Recorder>();
-  Decorator d(rec, Operation::kStream, ApiMode::kLmi, {"rid", "AllTraffic"});
-  d.start_stream(200, {{"Content-Type", "application/json"}});
-  d.write("{\"generated_text\": \"x\"}");
-  d.finish();
-  d.release();
+  EndpointReply d(rec, Operation::kStream, ApiMode::kLmi, {"rid", "AllTraffic"});
+  auto enc = std::make_shared<Scripted>();
+  enc->last = "{\"generated_text\": \"x\"}";
+  pump(*rec, d, {{"Content-Type", "application/json"}}, enc, 0);
   ASSERT_TRUE(rec->started);
   ASSERT_EQ(rec->chunks.size(), 1u);
   EXPECT_EQ(one(rec->chunks[0]).payload, "{\"generated_text\": \"x\"}");
   EXPECT_TRUE(rec->finished);
 }
 
-TEST(SageMakerDecorator, RespondTranslations) {
+TEST(SageMakerEndpointReply, InvokePassesTheStreamThrough) {
+  auto rec = std::make_shared<Recorder>();
+  EndpointReply d(rec, Operation::kInvoke, ApiMode::kLmi, {"rid", "AllTraffic"});
+  auto enc = std::make_shared<Scripted>();
+  enc->tokens = {"{\"generated_text\": \" a"};
+  enc->last = "\"}";
+  pump(*rec, d, {{"Content-Type", "application/json"}}, enc, 1);
+  ASSERT_TRUE(rec->started);
+  EXPECT_EQ(rec->head("Content-Type"), "application/json");
+  EXPECT_EQ(rec->head("x-amzn-RequestId"), "rid");
+  ASSERT_EQ(rec->chunks.size(), 2u);
+  EXPECT_EQ(rec->chunks[0] + rec->chunks[1], "{\"generated_text\": \" a\"}");
+}
+
+TEST(SageMakerEndpointReply, RespondTranslations) {
   {  // a whole answer on the streaming API: one PayloadPart
     auto rec = std::make_shared<Recorder>();
-    Decorator d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
+    EndpointReply d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
     d.respond({200, {{"Content-Type", "application/json"}}, "[{\"generated_text\":\"x\"}]"});
-    d.release();
     ASSERT_TRUE(rec->started);
     EXPECT_EQ(rec->head("X-Amzn-SageMaker-Content-Type"), "application/json");
     ASSERT_EQ(rec->chunks.size(), 1u);
@@ -219,7 +298,7 @@ TEST(SageMakerDecorator, RespondTranslations) {
   }
   {  // InvokeEndpoint: the body as is, SageMaker's headers, container extras dropped
     auto rec = std::make_shared<Recorder>();
-    Decorator d(rec, Operation::kInvoke, ApiMode::kTgi, {"rid", "AllTraffic"});
+    EndpointReply d(rec, Operation::kInvoke, ApiMode::kTgi, {"rid", "AllTraffic"});
     d.respond({200, {{"Content-Type", "application/json"}, {"x-compute-time", "1"},
                      {"X-Amzn-SageMaker-Custom-Attributes", "k=v"}}, "[1]"});
     ASSERT_TRUE(rec->responded);
@@ -231,19 +310,19 @@ TEST(SageMakerDecorator, RespondTranslations) {
   }
   for (auto op : {Operation::kInvoke, Operation::kStream}) {  // container error status: ModelError
     auto rec = std::make_shared<Recorder>();
-    Decorator d(rec, op, ApiMode::kTgi, {"rid", "AllTraffic"});
-    d.respond({429, {{"Content-Type", "application/json"}}, "{\"error\":\"Model is overloaded\"}"});
+    EndpointReply d(rec, op, ApiMode::kTgi, {"rid", "AllTraffic"});
+    Error e{ErrorKind::kOverloaded, ""};
+    d.error({e, tgi_error_response(e), std::nullopt, ""});
     ASSERT_TRUE(rec->responded);
     EXPECT_EQ(rec->responded->status, 424);
     EXPECT_EQ(nlohmann::json::parse(rec->responded->body)["OriginalStatusCode"], 429);
   }
 }
 
-TEST(SageMakerDecorator, AbortBeforeAnythingIsInternalFailure) {
+TEST(SageMakerEndpointReply, AbortBeforeAnythingIsInternalFailure) {
   auto rec = std::make_shared<Recorder>();
-  Decorator d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
-  d.start_stream(200, {});
-  d.abort("internal error");
+  EndpointReply d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
+  d.internal_failure();
   ASSERT_TRUE(rec->responded);
   EXPECT_EQ(rec->responded->status, 500);
   EXPECT_EQ(header(*rec->responded, "x-amzn-ErrorType"), "InternalFailure");

@@ -69,15 +69,18 @@ std::string TgiStreamEncoder::on_token(const TokenEvent& ev) {
 }
 
 std::string TgiStreamEncoder::on_final(const FinalEvent& fe) {
-  if (fe.reason == FinishReason::kError || fe.reason == FinishReason::kCancelled) {
-    std::string out;
-    if (held_) out += token_event(*held_);
+  StreamEnd end = on_end(fe);
+  if (end.error) end.bytes += tgi_error_event(*end.error);
+  return std::move(end.bytes);
+}
+
+StreamEnd TgiStreamEncoder::on_end(const FinalEvent& fe) {
+  if (auto err = final_error(fe)) {
+    StreamEnd end;
+    if (held_) end.bytes = token_event(*held_);
     held_.reset();
-    if (fe.reason == FinishReason::kError)
-      out += sse_event(tgi_error_json("Request failed during generation: " + fe.error, "generation"));
-    else
-      out += sse_event(tgi_error_json("Incomplete generation", "incomplete_generation"));
-    return out;
+    end.error = std::move(err);
+    return end;
   }
   WireJson j = WireJson::object();
   if (held_) {
@@ -88,7 +91,7 @@ std::string TgiStreamEncoder::on_final(const FinalEvent& fe) {
     // last token was already sent, so the final event repeats its id with no text.
     j["token"] = token_json(last_->id, "", last_->logprob, last_->special);
   } else {
-    return sse_event(tgi_error_json("Incomplete generation", "incomplete_generation"));
+    return {"", Error{ErrorKind::kIncomplete, ""}};
   }
   held_.reset();
   j["generated_text"] = o_.full_text_prefix + fe.generated_text;
@@ -101,7 +104,7 @@ std::string TgiStreamEncoder::on_final(const FinalEvent& fe) {
   } else {
     j["details"] = nullptr;
   }
-  return sse_event(dump(j));
+  return {sse_event(dump(j)), std::nullopt};
 }
 
 std::string tgi_generate_json(const std::vector<TokenEvent>& tokens, const FinalEvent& fe,

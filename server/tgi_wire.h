@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "scheduler/request.h"
+#include "server/errors.h"
 
 namespace lmstream::server {
 
@@ -35,6 +36,7 @@ struct TgiOptions {
   int capacity = 0;  // tokens a sequence may hold in all (0 = unknown)
 };
 
+// The {"error","error_type"} object; server/errors.h's encoders choose what goes in it.
 std::string tgi_error_json(const std::string& error, const std::string& error_type);
 std::string sse_event(const std::string& json);  // "data:" + json + "\n\n"
 inline const char* sse_keepalive() { return ":\n\n"; }
@@ -44,7 +46,10 @@ class TgiStreamEncoder {
   TgiStreamEncoder(TgiOptions o, TokenLookup lookup) : o_(std::move(o)), lookup_(std::move(lookup)) {}
   // Bytes to send now; "" when the token is held because it will be the final event's token.
   std::string on_token(const TokenEvent& ev);
-  std::string on_final(const FinalEvent& fe);
+  // The end typed: the held token / final event, and the error the stream ends with (a failed or
+  // cancelled generation, or one that ended before any token).
+  StreamEnd on_end(const FinalEvent& fe);
+  std::string on_final(const FinalEvent& fe);  // on_end()'s bytes + tgi_error_event()
 
  private:
   std::string token_event(const TokenEvent& ev) const;

@@ -6,7 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "server/tgi_wire.h"
+#include "base/strings.h"
 
 namespace lmstream::server {
 namespace {
@@ -118,9 +118,8 @@ void parse_params(const json& p, TgiParams& t) {
 
 bool is_json_content_type(const std::string* ct) {
   if (!ct) return false;
-  std::string v = ct->substr(0, ct->find(';'));
+  std::string v = base::to_lower(ct->substr(0, ct->find(';')));
   while (!v.empty() && v.back() == ' ') v.pop_back();
-  for (auto& c : v) c = char(std::tolower((unsigned char)c));
   if (v == "application/json") return true;
   return v.rfind("application/", 0) == 0 && v.size() > 5 && v.compare(v.size() - 5, 5, "+json") == 0;
 }
@@ -201,36 +200,19 @@ const std::vector<Rule>& rules() {
 
 }  // namespace
 
-Rejection tgi_rejection(int status, const std::string& error, const std::string& error_type) {
-  Rejection r;
-  r.status = status;
-  r.body = tgi_error_json(error, error_type);
-  r.error_type = error_type;
-  r.message = error;
-  return r;
+Error validation_error(const std::string& message) {
+  return {ErrorKind::kValidation, "Input validation error: " + message};
 }
 
-Rejection validation_rejection(const std::string& message) {
-  return tgi_rejection(422, "Input validation error: " + message, "validation");
-}
-
-std::optional<Rejection> parse_tgi_request(const std::string* content_type, std::string_view body,
-                                           bool compat, TgiRequest* out) {
-  auto plain = [](int status, std::string msg) {
-    Rejection r;
-    r.status = status;
-    r.body = msg;
-    r.message = std::move(msg);
-    r.content_type = "text/plain; charset=utf-8";
-    return r;
-  };
+std::optional<Error> parse_tgi_request(const std::string* content_type, std::string_view body,
+                                       bool compat, TgiRequest* out) {
   if (!is_json_content_type(content_type))
-    return plain(415, "Expected request with `Content-Type: application/json`");
+    return Error{ErrorKind::kUnsupportedMediaType, "Expected request with `Content-Type: application/json`"};
   json j;
   try {
     j = json::parse(body.begin(), body.end());
   } catch (const std::exception& e) {
-    return plain(400, std::string("Failed to parse the request body as JSON: ") + e.what());
+    return Error{ErrorKind::kBadRequest, std::string("Failed to parse the request body as JSON: ") + e.what()};
   }
   try {
     if (!j.is_object()) bad_type("", j, "struct GenerateRequest");
@@ -244,7 +226,7 @@ std::optional<Rejection> parse_tgi_request(const std::string* content_type, std:
   } catch (const SchemaError& e) {
     std::string m = e.msg;
     if (!m.empty() && m[0] == ':') m = m.substr(2);
-    return plain(422, "Failed to deserialize the JSON body into the target type: " + m);
+    return Error{ErrorKind::kUnprocessable, "Failed to deserialize the JSON body into the target type: " + m};
   }
   return std::nullopt;
 }
@@ -338,6 +320,152 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
   if (!(s.repetition_penalty > 0.f)) return std::string("`repetition_penalty` must be strictly positive");
   if (out->max_new_tokens <= 0) return std::string("`max_new_tokens` must be strictly positive");
   out->sampling = s;
+  return std::nullopt;
+}
+
+// ---- OpenAI: the numeric parameters' table, then the rest in order.
+namespace {
+
+struct OpenAiBad {
+  std::string message;
+  ErrorKind kind = ErrorKind::kInvalidRequest;
+};
+
+// A numeric parameter: absent/null gives `def`; otherwise its type and [lo, hi] are checked, and
+// `positive` ones must then be > 0 too.
+struct OpenAiNumber {
+  const char* key;
+  bool integer;
+  float def, lo, hi;
+  bool positive = false;
+};
+// In the order they are checked. max_completion_tokens (chat only) defaults to max_tokens.
+constexpr OpenAiNumber kOpenAiNumbers[] = {
+    {"n", true, 1, 1, 1},
+    {"max_tokens", true, 100, 1, 1 << 24},
+    {"max_completion_tokens", true, 0, 1, 1 << 24},
+    {"temperature", false, 1.f, 0.f, 2.f},
+    {"top_p", false, 1.f, 0.f, 1.f, true},
+    {"frequency_penalty", false, 0.f, -2.f, 2.f},
+    {"repetition_penalty", false, 1.f, 1e-6f, 1e6f},
+    {"top_k", true, 0, 0, 1 << 24},
+};
+
+std::string range_message(const OpenAiNumber& n) {
+  if (n.integer)
+    return std::string("`") + n.key + "` must be >= " + std::to_string(int(n.lo)) + " and <= " +
+           std::to_string(int(n.hi));
+  return std::string("`") + n.key + "` must be >= " + std::to_string(n.lo) + " and <= " + std::to_string(n.hi);
+}
+
+double openai_number(const json& j, const OpenAiNumber& n, double def) {
+  auto it = j.find(n.key);
+  if (it == j.end() || it->is_null()) return def;
+  if (n.integer) {
+    if (!it->is_number_integer()) throw OpenAiBad{std::string("`") + n.key + "` must be an integer"};
+    int64_t v = it->get<int64_t>();
+    if (v < int64_t(n.lo) || v > int64_t(n.hi)) throw OpenAiBad{range_message(n)};
+    return double(v);
+  }
+  if (!it->is_number()) throw OpenAiBad{std::string("`") + n.key + "` must be a number"};
+  double d = it->get<double>();
+  if (!(d >= n.lo && d <= n.hi)) throw OpenAiBad{range_message(n)};
+  if (n.positive && float(d) <= 0.f) throw OpenAiBad{std::string("`") + n.key + "` must be > 0"};
+  return float(d);
+}
+
+std::string openai_text_content(const json& c) {
+  if (c.is_string()) return c.get<std::string>();
+  if (c.is_null()) return "";
+  if (c.is_array()) {  // [{"type":"text","text":"..."}]
+    std::string s;
+    for (auto& part : c) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        throw OpenAiBad{"only text content parts are supported"};
+      s += part["text"].get<std::string>();
+    }
+    return s;
+  }
+  throw OpenAiBad{"`content` must be a string or a list of text parts"};
+}
+
+}  // namespace
+
+std::optional<Error> parse_openai_request(const std::string& body, bool chat, int max_stop_sequences,
+                                          OpenAiRequest* out) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const std::exception& e) {
+    return Error{ErrorKind::kInvalidRequest, std::string("the body is not valid JSON: ") + e.what()};
+  }
+  try {
+    if (!j.is_object()) throw OpenAiBad{"the body must be a JSON object"};
+    if (auto it = j.find("stream"); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) throw OpenAiBad{"`stream` must be a boolean"};
+      out->stream = it->get<bool>();
+    }
+    double v[std::size(kOpenAiNumbers)];
+    for (size_t i = 0; i < std::size(kOpenAiNumbers); ++i) {
+      const OpenAiNumber& n = kOpenAiNumbers[i];
+      bool completion_tokens = std::string_view(n.key) == "max_completion_tokens";
+      if (completion_tokens && !chat) {
+        v[i] = v[i - 1];
+        continue;
+      }
+      v[i] = openai_number(j, n, completion_tokens ? v[i - 1] : n.def);
+    }
+    out->max_tokens = int(v[2]);
+    float temperature = float(v[3]);
+    SamplingParams& s = out->sampling;
+    s.do_sample = temperature > 0.f;
+    s.temperature = temperature > 0.f ? temperature : 1.f;
+    s.top_p = float(v[4]);
+    s.frequency_penalty = float(v[5]);
+    s.repetition_penalty = float(v[6]);
+    s.top_k = int(v[7]);
+    if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
+      if (!it->is_number_integer()) throw OpenAiBad{"`seed` must be an integer"};
+      out->seed = it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t(it->get<int64_t>());
+    }
+    if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
+      const char* bad_stop = "`stop` must be a string or a list of strings";
+      if (it->is_string()) {
+        out->stop.push_back(it->get<std::string>());
+      } else if (it->is_array()) {
+        for (auto& x : *it) {
+          if (!x.is_string()) throw OpenAiBad{bad_stop};
+          out->stop.push_back(x.get<std::string>());
+        }
+      } else {
+        throw OpenAiBad{bad_stop};
+      }
+      if (out->stop.size() > size_t(max_stop_sequences))
+        throw OpenAiBad{"`stop` supports up to " + std::to_string(max_stop_sequences) +
+                            " stop sequences. Given: " + std::to_string(out->stop.size()),
+                        ErrorKind::kUnprocessable};
+    }
+    if (chat) {
+      auto it = j.find("messages");
+      if (it == j.end() || !it->is_array() || it->empty()) throw OpenAiBad{"`messages` must be a non-empty list"};
+      for (auto& m : *it) {
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+          throw OpenAiBad{"each message needs a string `role`"};
+        out->messages.emplace_back(m["role"].get<std::string>(), openai_text_content(m.value("content", json())));
+      }
+    } else {
+      if (j.contains("suffix") && !j["suffix"].is_null())
+        throw OpenAiBad{"Suffix is not supported and can be achieved by preprocessing the prompt.",
+                        ErrorKind::kUnsupportedFeature};
+      auto it = j.find("prompt");
+      if (it != j.end() && it->is_string()) out->prompt = it->get<std::string>();
+      else if (it != j.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string())
+        out->prompt = (*it)[0].get<std::string>();
+      else throw OpenAiBad{"`prompt` must be a string"};
+    }
+  } catch (const OpenAiBad& b) {
+    return Error{b.kind, b.message};
+  }
   return std::nullopt;
 }
 

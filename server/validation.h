@@ -1,7 +1,8 @@
 // TGI request parsing and validation (api.md §1.2–1.3), in one place: the body rejections axum
 // makes before TGI sees a request (415 / 400 / 422 plain text), then ONE table of TGI's checks in
 // TGI's order with its exact messages, then the token-count checks after tokenization. Also the
-// LMI 0.25 parameter parsing (no range checks there, as in lmi-dist).
+// LMI 0.25 parameter parsing (no range checks there, as in lmi-dist) and the OpenAI request
+// checks (api.md §4), likewise with their exact messages here.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "scheduler/request.h"
+#include "server/errors.h"
 
 namespace lmstream::server {
 
@@ -45,18 +47,10 @@ struct TgiLimits {
   int max_total_tokens = 2048;
 };
 
-// A rejection: HTTP status, body, content type, and TGI's error_type (for metrics).
-struct Rejection {
-  int status = 422;
-  std::string body;
-  std::string content_type = "application/json";
-  std::string error_type;   // "validation", "overloaded", ... ("" for axum's plain-text ones)
-  std::string message;      // the TGI error message (for SSE error events)
-};
-
-// axum's Json<T> extraction: Content-Type must be application/json (415), the body must be JSON
-// (400), and it must fit the schema (422). compat: the body may carry "stream".
-std::optional<Rejection> parse_tgi_request(const std::string* content_type, std::string_view body,
+// axum's Json<T> extraction: Content-Type must be application/json (kUnsupportedMediaType), the
+// body must be JSON (kBadRequest), and it must fit the schema (kUnprocessable); TGI's wire answers
+// them as axum's plain text. compat: the body may carry "stream".
+std::optional<Error> parse_tgi_request(const std::string* content_type, std::string_view body,
                                            bool compat, TgiRequest* out);
 
 // TGI's validation table (checks 1–13 and the stream-only checks), first failure wins.
@@ -64,8 +58,8 @@ std::optional<std::string> validate_tgi(const TgiRequest& r, const TgiLimits& l,
 // Checks 14–15 once the prompt is tokenized (input_len after truncation).
 std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens, const TgiLimits& l);
 
-Rejection validation_rejection(const std::string& message);  // 422 {"error":"Input validation error: ...",...}
-Rejection tgi_rejection(int status, const std::string& error, const std::string& error_type);
+// kValidation with TGI's "Input validation error: " before a rule's message.
+Error validation_error(const std::string& message);
 
 // Sampling as TGI's NextTokenChooser does it: sampling when do_sample or any warper is set.
 SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed);
@@ -82,5 +76,20 @@ struct LmiRequest {
   bool seed_given = false;
 };
 std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out);
+
+// OpenAI /v1/chat/completions (chat) and /v1/completions request, checked in order, first failure
+// wins (kInvalidRequest unless said otherwise). The template and the token counts are the
+// route's (they need the model).
+struct OpenAiRequest {
+  bool stream = false;
+  int max_tokens = 100;
+  SamplingParams sampling;       // seed: see `seed`
+  std::optional<uint64_t> seed;  // none given: the route picks one
+  std::vector<std::string> stop;
+  std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, text)
+  std::string prompt;                                         // completions
+};
+std::optional<Error> parse_openai_request(const std::string& body, bool chat, int max_stop_sequences,
+                                          OpenAiRequest* out);
 
 }  // namespace lmstream::server

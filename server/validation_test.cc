@@ -10,7 +10,7 @@ TgiRequest parse_ok(const std::string& body, bool compat = false) {
   std::string ct = "application/json";
   TgiRequest r;
   auto rej = parse_tgi_request(&ct, body, compat, &r);
-  EXPECT_FALSE(rej) << (rej ? rej->body : "");
+  EXPECT_FALSE(rej) << (rej ? rej->message : "");
   return r;
 }
 
@@ -67,22 +67,29 @@ TEST(Validation, LengthsTotalBeforeInput) {
 }
 
 TEST(Validation, RejectionJson) {
-  Rejection r = validation_rejection("`top_k` must be strictly positive");
+  HttpResponse r = tgi_error_response(validation_error("`top_k` must be strictly positive"));
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(r.body, R"({"error":"Input validation error: `top_k` must be strictly positive","error_type":"validation"})");
-  EXPECT_EQ(tgi_rejection(429, "Model is overloaded", "overloaded").body,
+  EXPECT_EQ(tgi_error_response({ErrorKind::kOverloaded, "Model is overloaded"}).body,
             R"({"error":"Model is overloaded","error_type":"overloaded"})");
+}
+
+// parse_tgi_request's typed error as TGI's wire answers it.
+std::optional<HttpResponse> parse_rejection(const std::string* ct, std::string_view body, bool compat, TgiRequest* r) {
+  auto e = parse_tgi_request(ct, body, compat, r);
+  if (!e) return std::nullopt;
+  return tgi_error_response(*e);
 }
 
 TEST(Validation, AxumBodyRejections) {
   TgiRequest r;
   std::string json = "application/json", json_cs = "application/json; charset=utf-8", text = "text/plain";
-  EXPECT_EQ(parse_tgi_request(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
-  EXPECT_EQ(parse_tgi_request(&text, R"({"inputs":"x"})", false, &r)->status, 415);
-  EXPECT_FALSE(parse_tgi_request(&json_cs, R"({"inputs":"x"})", false, &r));
-  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":)", false, &r)->status, 400);
-  EXPECT_EQ(parse_tgi_request(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
-  EXPECT_EQ(parse_tgi_request(&json, R"({"inputs":NaN})", false, &r)->status, 400);
+  EXPECT_EQ(parse_rejection(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_EQ(parse_rejection(&text, R"({"inputs":"x"})", false, &r)->status, 415);
+  EXPECT_FALSE(parse_rejection(&json_cs, R"({"inputs":"x"})", false, &r));
+  EXPECT_EQ(parse_rejection(&json, R"({"inputs":)", false, &r)->status, 400);
+  EXPECT_EQ(parse_rejection(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
+  EXPECT_EQ(parse_rejection(&json, R"({"inputs":NaN})", false, &r)->status, 400);
   for (const char* bad : {R"({"inputs":["x"]})", R"({})", R"([])", R"({"inputs":"x","parameters":null})",
                           R"({"inputs":"x","parameters":{"max_new_tokens":-1}})",
                           R"({"inputs":"x","parameters":{"max_new_tokens":4294967296}})",
@@ -92,12 +99,12 @@ TEST(Validation, AxumBodyRejections) {
                           R"({"inputs":"x","parameters":{"seed":-1}})", R"({"inputs":"x","parameters":{"stop":[1]}})",
                           R"({"inputs":"x","parameters":{"do_sample":1}})", R"({"inputs":"x","stream":"yes"})"}) {
     TgiRequest q;
-    auto rej = parse_tgi_request(&json, bad, true, &q);
+    auto rej = parse_rejection(&json, bad, true, &q);
     ASSERT_TRUE(rej) << bad;
     EXPECT_EQ(rej->status, 422) << bad;
     EXPECT_EQ(rej->body.rfind("Failed to deserialize the JSON body into the target type: ", 0), 0u) << rej->body;
   }
-  auto rej = parse_tgi_request(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
+  auto rej = parse_rejection(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
   EXPECT_EQ(rej->body,
             "Failed to deserialize the JSON body into the target type: parameters.max_new_tokens: invalid value: "
             "integer `-1`, expected u32");
@@ -144,6 +151,60 @@ TEST(Validation, LmiRequest) {
   EXPECT_TRUE(parse_lmi_request(R"({"inputs":"hi","parameters":{"temperature":0}})", 1, &e));
   EXPECT_TRUE(parse_lmi_request(R"({"parameters":{}})", 1, &e));
   EXPECT_TRUE(parse_lmi_request("not json", 1, &e));
+}
+
+TEST(OpenAiValidation, MessagesInOrder) {
+  auto first = [](const std::string& body, bool chat = true) {
+    OpenAiRequest r;
+    auto e = parse_openai_request(body, chat, 4, &r);
+    return e ? std::string(error_info(e->kind).name) + ": " + e->message : std::string("ok");
+  };
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  EXPECT_EQ(first("{" + msgs + "}"), "ok");
+  EXPECT_EQ(first("[1]"), "invalid_request: the body must be a JSON object");
+  EXPECT_EQ(first("{").rfind("invalid_request: the body is not valid JSON: ", 0), 0u);
+  EXPECT_EQ(first(R"({"stream":1})"), "invalid_request: `stream` must be a boolean");
+  EXPECT_EQ(first(R"({"n":2})"), "invalid_request: `n` must be >= 1 and <= 1");
+  EXPECT_EQ(first(R"({"max_tokens":0})"), "invalid_request: `max_tokens` must be >= 1 and <= 16777216");
+  EXPECT_EQ(first(R"({"max_completion_tokens":1.5})"), "invalid_request: `max_completion_tokens` must be an integer");
+  EXPECT_EQ(first(R"({"temperature":3})"), "invalid_request: `temperature` must be >= 0.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"temperature":"x"})"), "invalid_request: `temperature` must be a number");
+  // top_p's own rule comes before the next parameter's range.
+  EXPECT_EQ(first(R"({"top_p":0,"frequency_penalty":5})"), "invalid_request: `top_p` must be > 0");
+  EXPECT_EQ(first(R"({"frequency_penalty":5})"), "invalid_request: `frequency_penalty` must be >= -2.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"repetition_penalty":0})"),
+            "invalid_request: `repetition_penalty` must be >= 0.000001 and <= 1000000.000000");
+  EXPECT_EQ(first(R"({"top_k":-1})"), "invalid_request: `top_k` must be >= 0 and <= 16777216");
+  EXPECT_EQ(first(R"({"seed":"1"})"), "invalid_request: `seed` must be an integer");
+  EXPECT_EQ(first(R"({"stop":[1]})"), "invalid_request: `stop` must be a string or a list of strings");
+  EXPECT_EQ(first(R"({"stop":["a","b","c","d","e"]})"),
+            "unprocessable: `stop` supports up to 4 stop sequences. Given: 5");
+  EXPECT_EQ(first(R"({"messages":[]})"), "invalid_request: `messages` must be a non-empty list");
+  EXPECT_EQ(first(R"({"messages":[{"content":"x"}]})"), "invalid_request: each message needs a string `role`");
+  EXPECT_EQ(first(R"({"messages":[{"role":"user","content":[{"type":"image"}]}]})"),
+            "invalid_request: only text content parts are supported");
+  EXPECT_EQ(first(R"({"messages":[{"role":"user","content":1}]})"),
+            "invalid_request: `content` must be a string or a list of text parts");
+  EXPECT_EQ(first(R"({"prompt":"x","suffix":"y"})", false),
+            "unsupported_feature: Suffix is not supported and can be achieved by preprocessing the prompt.");
+  EXPECT_EQ(first(R"({"prompt":["a","b"]})", false), "invalid_request: `prompt` must be a string");
+  EXPECT_EQ(first(R"({"prompt":["a"]})", false), "ok");
+
+  OpenAiRequest r;
+  ASSERT_FALSE(parse_openai_request(R"({"prompt":"p","max_tokens":7,"max_completion_tokens":9,"temperature":0,)"
+                                    R"("seed":5,"stop":"s"})",
+                                    false, 4, &r));
+  EXPECT_EQ(r.max_tokens, 7);  // max_completion_tokens is chat's
+  EXPECT_FALSE(r.sampling.do_sample);
+  EXPECT_EQ(*r.seed, 5u);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"s"});
+  EXPECT_EQ(r.prompt, "p");
+  OpenAiRequest c;
+  ASSERT_FALSE(parse_openai_request("{\"max_tokens\":7," + msgs + "}", true, 4, &c));
+  EXPECT_EQ(c.max_tokens, 7);
+  EXPECT_FALSE(c.seed);
+  ASSERT_EQ(c.messages.size(), 1u);
+  EXPECT_EQ(c.messages[0].second, "hi");
 }
 
 }  // namespace
