@@ -152,6 +152,7 @@ void add_all_routes(App& app) {
     ex.respond(std::move(*r));
     return false;
   });
+  add_web_routes(app);
 }
 
 }  // namespace lmstream::server

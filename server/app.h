@@ -91,7 +91,11 @@ void add_openai_routes(App& app);  // /v1/chat/completions, /v1/completions
 // SageMaker runtime API: POST /endpoints/{name}/invocations[-response-stream], AWS-shaped errors
 // for /endpoints paths.
 void add_sagemaker_routes(App& app);
+// The playground page: GET /ui and /ui/<file> (web/), public; call after the guard is set.
+void add_web_routes(App& app);
 void add_all_routes(App& app);  // all of the above, behind the authentication guard
+// True for a browser's page load (a GET whose Accept names text/html): GET / redirects it to /ui.
+bool wants_page(const HttpRequest& req);
 
 // The handlers behind /invocations, reusable by other front doors: they answer through a Reply
 // (server/reply.h), which SageMaker's runtime routes replace to frame the answer.

@@ -1,5 +1,5 @@
 // Routes every mode has: the SageMaker container contract (GET /ping, POST /invocations), TGI's
-// GET / /health /info /metrics, and OpenAI's GET /v1/models.
+// GET / /health /info /metrics, and OpenAI's GET /v1/models. A browser's GET / goes to /ui.
 #include <chrono>
 
 #include "server/app.h"
@@ -103,8 +103,14 @@ void invocations(App& app, std::shared_ptr<Reply> reply) {
 
 void add_common_routes(App& app) {
   auto& r = app.routes();
-  for (const char* p : {"/ping", "/health", "/"})
+  for (const char* p : {"/ping", "/health"})
     r.add("GET", p, [&app](auto ex) { health(app, *ex); });
+  // A browser opening the server's address gets the playground page; API clients today's answer.
+  r.add("GET", "/", [&app](auto ex) {
+    if (!wants_page(ex->request())) return health(app, *ex);
+    ex->access().route = "/";
+    ex->respond({302, {{"Location", "/ui"}, {"Content-Type", "text/plain; charset=utf-8"}}, "see /ui\n"});
+  });
   r.add("GET", "/info", [&app](auto ex) { info(app, *ex); });
   r.add("GET", "/metrics", [&app](auto ex) { metrics(app, *ex); });
   r.add("GET", "/v1/models", [&app](auto ex) { models(app, *ex); });
