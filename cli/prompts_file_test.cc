@@ -24,8 +24,6 @@
 namespace lmstream {
 namespace {
 
-using testing::Collected;
-using testing::drain;
 using testing::make_engine;
 using testing::micro;
 using testing::MicroModel;
