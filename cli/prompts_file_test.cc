@@ -1,7 +1,8 @@
 // Tests for cli/prompts_file (`lmstream generate --prompts`) over the real engine and the public
 // Scheduler (a micro Q8_0 model made on the fly): JSON lines tagged by request and text mode with
 // one file per request, each request equal to its solo run. Moved from scheduler/ with the code;
-// tests the input and output formats only, not scheduling (scheduler/engine_batch_test.cc does).
+// tests the input and output formats only, not scheduling (scheduler/engine_batch_test.cc does;
+// both use the micro model of scheduler/engine_test_support.h).
 #include "cli/prompts_file.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 
 #include "model/model.h"
 #include "model/testgen.h"
+#include "scheduler/engine_test_support.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_core.h"
 #include "scheduler/test_support.h"
@@ -22,56 +24,10 @@
 namespace lmstream {
 namespace {
 
-using testing::Collected;
-using testing::drain;
-
-struct MicroModel {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-};
-
-// One micro model per test binary (the same one scheduler/engine_batch_test.cc uses).
-MicroModel& micro() {
-  static MicroModel m = [] {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("lms-cli-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    TestModelOptions o;
-    o.out = (dir / "micro.gguf").string();
-    o.format = "gguf";
-    o.shape = "micro";
-    o.dtype = DType::Q8_0;
-    o.seed = 5;
-    make_test_model(o);
-    MicroModel mm;
-    mm.model = load_model(o.out);
-    mm.model->cfg.max_pos = 1100;
-    mm.tok = make_tokenizer(mm.model->tokenizer);
-    std::filesystem::remove_all(dir);
-    return mm;
-  }();
-  return m;
-}
-
-std::unique_ptr<Engine> make_engine(int n_blocks) {
-  EngineOptions eo;
-  eo.threads = 2;
-  eo.block_size = 16;
-  eo.n_blocks = n_blocks;
-  return std::make_unique<Engine>(*micro().model, eo);
-}
-
-Collected solo(Engine& e, const GenerateRequest& r) {
-  EngineExecutor ex(e);
-  CoreOptions o;
-  o.check_each_step = true;
-  SchedulerCore core(ex, *micro().tok, o);
-  auto s = core.submit(r);
-  Collected c;
-  while (!drain(*s, c)) core.run_once();
-  EXPECT_EQ(core.stats().blocks_used, 0);
-  return c;
-}
+using testing::make_engine;
+using testing::micro;
+using testing::MicroModel;
+using testing::solo;
 
 TEST(PromptsFile, JsonLinesTaggedByRequestMatchSoloRuns) {
   MicroModel& m = micro();

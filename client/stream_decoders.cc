@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/strings.h"
+
 namespace lmstream::client {
 namespace {
 
@@ -19,16 +21,12 @@ constexpr size_t kMaxSuffixBytes = 1u << 20; // `, "details": {...}}`
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-std::string_view trim(std::string_view s) {
+// Removes JSON whitespace (RFC 8259: space, tab, CR, LF; is_ws) at both ends. Not base::trim,
+// which also removes \v and \f: those are not whitespace to a JSON parser.
+std::string_view trim_json_ws(std::string_view s) {
   while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
   return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return r;
 }
 
 void append_utf8(std::string& out, unsigned cp) {
@@ -261,13 +259,13 @@ void JsonValuesDecoder::scan(std::string_view bytes, std::string& out) {
 void JsonValuesDecoder::complete(std::string& out) {
   std::string text = std::move(pending_);
   pending_.clear();
-  std::string_view t = trim(text);
+  std::string_view t = trim_json_ws(text);
   if (!t.empty()) handle_json_text(t, out, &tokens_);
 }
 
 void JsonValuesDecoder::finish(std::string& out) {
-  if (!trim(pending_).empty() && (depth_ > 0 || in_string_))
-    throw FormatError("the response ended inside a JSON value: " + quote_bytes(trim(pending_)));
+  if (!trim_json_ws(pending_).empty() && (depth_ > 0 || in_string_))
+    throw FormatError("the response ended inside a JSON value: " + quote_bytes(trim_json_ws(pending_)));
   complete(out);
 }
 
@@ -423,7 +421,7 @@ void LmiJsonDecoder::string(std::string& out) {
 }
 
 void LmiJsonDecoder::suffix() {
-  std::string_view s = trim(pending_);
+  std::string_view s = trim_json_ws(pending_);
   if (s.empty()) return;
   if (s.front() == '}') {
     if (s.size() > 1) fail("unexpected bytes after the generated text");
@@ -437,12 +435,12 @@ void LmiJsonDecoder::finish(std::string& out) {
   switch (state_) {
     case State::kFallback: return fallback_->finish(out);
     case State::kPrefix:
-      if (trim(pending_).empty()) fail("empty body");
+      if (trim_json_ws(pending_).empty()) fail("empty body");
       fail("the body ended before the opening {\"generated_text\": \"");
     case State::kString: fail("the body ended inside the generated text");
     case State::kSuffix: break;
   }
-  std::string_view s = trim(pending_);
+  std::string_view s = trim_json_ws(pending_);
   if (s.empty()) fail("missing closing }");
   if (s.front() == ',' && !json::accept("{\"generated_text\": \"\"" + std::string(s)))
     fail("invalid JSON after the generated text");
@@ -461,7 +459,7 @@ Format detect_format(std::string_view content_type, std::string_view full_head) 
 
 namespace {
 Format detect_format_in(std::string_view content_type, std::string_view head) {
-  std::string ct = lower(trim(content_type.substr(0, content_type.find(';'))));
+  std::string ct = base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
   if (ct == "text/event-stream") return Format::kSse;
   if (ct == "application/jsonlines" || ct == "application/x-jsonlines" || ct == "application/jsonl" ||
       ct == "application/x-ndjson" || ct == "application/ndjson")
@@ -516,7 +514,7 @@ void AutoDecoder::feed(std::string_view bytes, std::string& out) {
 
 void AutoDecoder::finish(std::string& out) {
   if (!inner_) {
-    if (trim(head_).empty()) throw FormatError("the response body is empty");
+    if (trim_json_ws(head_).empty()) throw FormatError("the response body is empty");
     throw FormatError("cannot tell the response format from its bytes: " + quote_bytes(head_));
   }
   inner_->finish(out);

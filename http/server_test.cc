@@ -16,8 +16,14 @@
 #include <stdexcept>
 #include <thread>
 
+#include "http/test_support.h"
+
 namespace lmstream::http {
 namespace {
+
+using testing::read_to_close;
+using testing::read_until;
+using testing::send_all;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -69,41 +75,7 @@ class ServerTest : public ::testing::Test {
     held_.clear();
     server_.reset();
   }
-  int connect_() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-  }
-  static void send_all(int fd, const std::string& s) {
-    ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), ssize_t(s.size()));
-  }
-  // Reads until `end` has arrived (or the peer closes); returns everything read.
-  static std::string read_until(int fd, const std::string& end) {
-    std::string got;
-    char buf[4096];
-    while (got.find(end) == std::string::npos) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      got.append(buf, size_t(n));
-    }
-    return got;
-  }
-  // Reads until the peer closes; true when it did (rather than the 5 s receive timeout).
-  static bool read_to_close(int fd, std::string* got = nullptr) {
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET;
-      if (got) got->append(buf, size_t(n));
-    }
-  }
+  int connect_() { return testing::connect_loopback(port_); }
 
   boost::asio::io_context ioc_;
   RouteTable routes_;

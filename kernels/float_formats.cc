@@ -95,35 +95,24 @@ void gemm_converted(const Matrix& w, const float* x, const QuantActs&, int M, fl
 void unpack_in_place(const Matrix& m, int64_t n, float* out) {
   dequantize_row(m.type, m.data + dtype_row_bytes(m.type, m.cols) * size_t(n), out, m.cols);
 }
+
+// The descriptor of an in-place float format: the three differ only in type and kernel.
+constexpr WeightFormat in_place_format(DType type, GemmGroupsFn gemm) {
+  return {
+      .type = type,
+      .packed = false,
+      .block_cols = 1,
+      .group_block_bytes = 0,
+      .pack = nullptr,
+      .unpack_row = &unpack_in_place,
+      .gemm = gemm,
+  };
+}
 }  // namespace
 
-extern const WeightFormat kF32Format = {
-    .type = DType::F32,
-    .packed = false,
-    .block_cols = 1,
-    .group_block_bytes = 0,
-    .pack = nullptr,
-    .unpack_row = &unpack_in_place,
-    .gemm = &gemm_f32,
-};
-extern const WeightFormat kF16Format = {
-    .type = DType::F16,
-    .packed = false,
-    .block_cols = 1,
-    .group_block_bytes = 0,
-    .pack = nullptr,
-    .unpack_row = &unpack_in_place,
-    .gemm = &gemm_converted,
-};
-extern const WeightFormat kBF16Format = {
-    .type = DType::BF16,
-    .packed = false,
-    .block_cols = 1,
-    .group_block_bytes = 0,
-    .pack = nullptr,
-    .unpack_row = &unpack_in_place,
-    .gemm = &gemm_converted,
-};
+extern constinit const WeightFormat kF32Format = in_place_format(DType::F32, &gemm_f32);
+extern constinit const WeightFormat kF16Format = in_place_format(DType::F16, &gemm_converted);
+extern constinit const WeightFormat kBF16Format = in_place_format(DType::BF16, &gemm_converted);
 
 }  // namespace lmstream
 #endif  // HWY_ONCE

@@ -10,8 +10,9 @@
 // Codes are unsigned, u = w + kBias, so sum(u * x) = sum(w * x) + kBias * sum(x): the correction
 // needs only the activation block sums (QuantActs::s).
 //
-// Pack, unpack (here) and the tiles (group_tile-inl.h) all address codes through GroupLayout, so
-// the layout is written once. A format file supplies the codes and scale of its file blocks.
+// Pack, unpack, the descriptor (here) and the tiles (group_tile-inl.h) all address codes through
+// GroupLayout, so the layout is written once. A format file supplies the codes and scale of its
+// file blocks.
 // Must not: depend on a SIMD target or know a file format by name.
 #pragma once
 
@@ -96,6 +97,21 @@ void unpack_group_row(const Matrix& m, int64_t n, float* out) {
       out[b * F::kBlockCols + e] = float(w) * d;
     }
   }
+}
+
+// The descriptor of the packed format F (file type `type`, kernel `gemm`): a format file's
+// descriptor differs from another's only in these.
+template <class F>
+constexpr WeightFormat group_format(DType type, GemmGroupsFn gemm) {
+  return {
+      .type = type,
+      .packed = true,
+      .block_cols = F::kBlockCols,
+      .group_block_bytes = F::kGroupBlockBytes,
+      .pack = &pack_groups<F>,
+      .unpack_row = &unpack_group_row<F>,
+      .gemm = gemm,
+  };
 }
 
 }  // namespace lmstream

@@ -56,15 +56,7 @@ void gemm(const Matrix& w, const float*, const QuantActs& qx, int M, float* y, i
 }
 }  // namespace
 
-extern const WeightFormat kQ4_0Format = {
-    .type = DType::Q4_0,
-    .packed = true,
-    .block_cols = Q4_0::kBlockCols,
-    .group_block_bytes = Q4_0::kGroupBlockBytes,
-    .pack = &pack_groups<Q4_0>,
-    .unpack_row = &unpack_group_row<Q4_0>,
-    .gemm = &gemm,
-};
+extern constinit const WeightFormat kQ4_0Format = group_format<Q4_0>(DType::Q4_0, &gemm);
 
 }  // namespace lmstream
 #endif  // HWY_ONCE

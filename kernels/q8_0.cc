@@ -55,15 +55,7 @@ void gemm(const Matrix& w, const float*, const QuantActs& qx, int M, float* y, i
 }
 }  // namespace
 
-extern const WeightFormat kQ8_0Format = {
-    .type = DType::Q8_0,
-    .packed = true,
-    .block_cols = Q8_0::kBlockCols,
-    .group_block_bytes = Q8_0::kGroupBlockBytes,
-    .pack = &pack_groups<Q8_0>,
-    .unpack_row = &unpack_group_row<Q8_0>,
-    .gemm = &gemm,
-};
+extern constinit const WeightFormat kQ8_0Format = group_format<Q8_0>(DType::Q8_0, &gemm);
 
 }  // namespace lmstream
 #endif  // HWY_ONCE

@@ -19,6 +19,7 @@
 
 #include "model/model.h"
 #include "model/testgen.h"
+#include "scheduler/engine_test_support.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_core.h"
 #include "scheduler/test_support.h"
@@ -28,47 +29,14 @@ namespace {
 
 using testing::Collected;
 using testing::drain;
+using testing::make_engine;
+using testing::micro;
+using testing::MicroModel;
+using testing::solo;
 
 bool sanitized() {
   const char* v = std::getenv("LMSTREAM_SANITIZED");
   return v && std::string(v) == "1";
-}
-
-struct MicroModel {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-};
-
-// One micro model per test binary. Its context is raised to 1,100 positions (RoPE is computed,
-// not tabulated in the file) so prompts of 1,000 tokens fit.
-MicroModel& micro() {
-  static MicroModel m = [] {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("lms-sched-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    TestModelOptions o;
-    o.out = (dir / "micro.gguf").string();
-    o.format = "gguf";
-    o.shape = "micro";
-    o.dtype = DType::Q8_0;
-    o.seed = 5;
-    make_test_model(o);
-    MicroModel mm;
-    mm.model = load_model(o.out);
-    mm.model->cfg.max_pos = 1100;
-    mm.tok = make_tokenizer(mm.model->tokenizer);
-    std::filesystem::remove_all(dir);
-    return mm;
-  }();
-  return m;
-}
-
-std::unique_ptr<Engine> make_engine(int n_blocks) {
-  EngineOptions eo;
-  eo.threads = 2;
-  eo.block_size = 16;
-  eo.n_blocks = n_blocks;
-  return std::make_unique<Engine>(*micro().model, eo);
 }
 
 // Prompt lengths are log-uniform over [1, max_prompt] (most short, some long) unless forced.
@@ -97,18 +65,6 @@ GenerateRequest random_request(std::mt19937& rng, int max_prompt, int vocab, int
   }
   r.sampling.seed = rng();
   return r;
-}
-
-Collected solo(Engine& e, const GenerateRequest& r) {
-  EngineExecutor ex(e);
-  CoreOptions o;
-  o.check_each_step = true;
-  SchedulerCore core(ex, *micro().tok, o);
-  auto s = core.submit(r);
-  Collected c;
-  while (!drain(*s, c)) core.run_once();
-  EXPECT_EQ(core.stats().blocks_used, 0);
-  return c;
 }
 
 struct Scenario {

@@ -12,11 +12,15 @@
 #include <boost/asio/io_context.hpp>
 #include <thread>
 
+#include "http/test_support.h"
 #include "server/app.h"
 #include "server/http.h"
 
 namespace lmstream::server {
 namespace {
+
+using http::testing::read_until;
+using http::testing::send_all;
 
 class FakeBackend final : public Backend {
  public:
@@ -100,28 +104,7 @@ class HttpTest : public ::testing::Test {
     app_.reset();
     backend_.reset();
   }
-  int connect_() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-  }
-  static void send_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), ssize_t(s.size())); }
-  static std::string read_until(int fd, const std::string& end) {
-    std::string got;
-    char buf[4096];
-    while (got.find(end) == std::string::npos) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      got.append(buf, size_t(n));
-    }
-    return got;
-  }
+  int connect_() { return http::testing::connect_loopback(port_); }
   static std::string post(const std::string& path, const std::string& body) {
     return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;

@@ -12,25 +12,12 @@ import subprocess
 import tempfile
 import unittest
 
+from lmstest import binary, make_test_model
+
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
           "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 UNSUPPORTED = "{% call foo() %}x{% endcall %}"
 SYSTEM, USER = "You are terse.", "Name a colour."
-
-
-def binary():
-    b = os.environ.get("LMSTREAM_BINARY")
-    if not b or not os.path.exists(b):
-        raise AssertionError("LMSTREAM_BINARY is not set or does not exist: %r" % b)
-    return b
-
-
-def tokenizer_path():
-    src = os.environ.get("LMSTREAM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-    p = os.path.join(src, "..", "shared", "testdata", "llama2-tokenizer.model")
-    if not os.path.exists(p):
-        raise AssertionError("shared tokenizer missing: %s" % p)
-    return p
 
 
 def run(*args, stdin=None):
@@ -48,10 +35,7 @@ class GenerateChatTemplateTest(unittest.TestCase):
         cls.models = {}
         for name, template in (("chatml", CHATML), ("llama2", None), ("bare", ""), ("unsupported", UNSUPPORTED)):
             d = os.path.join(cls.tmp, name)
-            r = run("make-test-model", d, "--format", "hf", "--shape", "micro", "--dtype", "f32",
-                    "--tokenizer", tokenizer_path(), "--seed", "3")
-            if r.returncode != 0:
-                raise AssertionError("make-test-model failed: %s" % r.stderr)
+            make_test_model(d, "hf", "micro", "f32", tokenizer=True, seed=3)
             p = os.path.join(d, "tokenizer_config.json")
             with open(p) as f:
                 cfg = json.load(f)
