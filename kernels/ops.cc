@@ -3,6 +3,7 @@
 #define HWY_TARGET_INCLUDE "kernels/ops.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+// After highway.h (its own block, so include sorting keeps it there).
 #include "hwy/contrib/math/math-inl.h"
 
 #include <algorithm>
