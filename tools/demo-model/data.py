@@ -91,8 +91,9 @@ def _split(pool, every, keep=()):
 
 
 class Pools:
-    def __init__(self, part):
+    def __init__(self, part, pseudo=False):
         assert part in ("train", "heldout")
+        self.pseudo = pseudo and part == "train"
         k = 0 if part == "train" else 1
         seedish = {"Alice", "Smith", "AnyCompany", "AnyCloud", "Streaming", "STREAM", "DREAM"}
         self.first = _split(FIRST, 5, seedish)[k]
@@ -102,7 +103,9 @@ class Pools:
         self.noun = _split(PRODUCT_NOUN, 5, seedish)[k]
         self.code = _split(CODE_WORDS, 5, seedish)[k]
         self.percents = [p for p in PERCENTS if (p in HELDOUT_PERCENTS) == (part == "heldout")]
-        if part == "train":  # a held-out word never appears in training, whatever pool it is in
+        self.avoid = set()  # held-out words (lower case); non-empty only for training, which then uses pseudo-words
+        if part == "train":
+            self.avoid = Pools("heldout").words()  # a held-out word never appears in training, whatever pool it is in
             held = Pools("heldout").words()
             for a in ("first", "last", "company", "prefix", "noun", "code"):
                 setattr(self, a, [x for x in getattr(self, a) if x.lower() not in held])
@@ -117,17 +120,38 @@ def _months_phrase(rng, n):
     return rng.choice([f"1st {n} months", f"first {n} months", f"{n} months", f"the first {n} months"])
 
 
+SYL_C = "b c d f g h j k l m n p r s t v w z br ch cl dr fl gr kr pl sh st tr".split()
+SYL_V = "a e i o u a e i o ai ea io".split()
+
+
+def pseudo_word(rng, pools, caps=False):
+    """A random pronounceable word (never one of the held-out words): training slots use these half
+    the time, so the model learns to copy what the prompt says instead of recalling a pool."""
+    while True:
+        w = "".join(rng.choice(SYL_C) + rng.choice(SYL_V) for _ in range(rng.randrange(1, 4)))
+        if rng.random() < 0.5:
+            w += rng.choice("nrlsmtkx")
+        if len(w) >= 3 and w not in pools.avoid:
+            return w.upper() if caps else w.capitalize()
+
+
+def pick(rng, pools, pool, caps=False):
+    if pools.pseudo and rng.random() < 0.5:
+        return pseudo_word(rng, pools, caps)
+    return rng.choice(pool)
+
+
 def draw_slots(rng, pools):
-    first, last = rng.choice(pools.first), rng.choice(pools.last)
+    first, last = pick(rng, pools, pools.first), pick(rng, pools, pools.last)
     name = f"{first} {last}"
     sep = rng.choice([".", ".", "_", ""])
     local = (first + sep + last).lower() if rng.random() < 0.8 else (first[0] + last).lower()
     email = f"{local}@{rng.choice(DOMAINS)}"
-    company = rng.choice(pools.company) + rng.choice(COMPANY_SUFFIX)
-    product = f"{rng.choice(pools.prefix)} {rng.choice(pools.noun)} {rng.choice(PRODUCT_KIND)}"
+    company = pick(rng, pools, pools.company) + rng.choice(COMPANY_SUFFIX)
+    product = f"{pick(rng, pools, pools.prefix)} {pick(rng, pools, pools.noun)} {rng.choice(PRODUCT_KIND)}"
     if rng.random() < 0.25:  # two-word products too
-        product = f"{rng.choice(pools.prefix)}{rng.choice(pools.noun)} {rng.choice(PRODUCT_KIND)}"
-    w1, w2 = rng.choice(pools.code), rng.choice(pools.code)
+        product = f"{pick(rng, pools, pools.prefix)}{pick(rng, pools, pools.noun)} {rng.choice(PRODUCT_KIND)}"
+    w1, w2 = pick(rng, pools, pools.code, True), pick(rng, pools, pools.code, True)
     style = rng.randrange(4)
     if style == 0:
         code = f"{w1}2{w2}"
@@ -278,9 +302,10 @@ def seed_conversation(rng):
     return None, SEED_PROMPT, launch_answer(rng, s)
 
 
-def training_conversations(n, seed=0):
+def training_conversations(n, seed=0, pseudo=False):
+    """n conversations; with pseudo, half the slot words are pseudo_word()s."""
     rng = random.Random(seed)
-    pools = Pools("train")
+    pools = Pools("train", pseudo)
     out = [conversation(rng, pools) for _ in range(n)]
     # The seed's own prompt, a few times (its values are in the training pools anyway).
     for i in range(max(1, n // 2000)):

@@ -5,7 +5,7 @@
 #
 #   /usr/bin/python3 tools/demo-model/train.py --out out/demo-train            # the shipped model
 #   /usr/bin/python3 tools/demo-model/train.py --out out/demo-train2 --init out/demo-train --seed 1235 \
-#       --steps 600 --lr 1e-3                                                   # its second stage
+#       --steps 900 --lr 1.5e-3 --pseudo-words                                  # its second stage
 #   /usr/bin/python3 tools/demo-model/train.py --out /tmp/t --preset tiny --max-seconds 60
 import argparse
 import dataclasses
@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--init", help="continue from this train.py --out directory (its tokenizer and weights)")
     ap.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+    ap.add_argument("--pseudo-words", action="store_true", help="half the slot words random pseudo-words")
     a = ap.parse_args()
     cfg_kw, n_conv, steps, batch, lr, vocab = PRESETS[a.preset]
     steps = a.steps or steps
@@ -97,7 +98,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
 
-    convs = data.training_conversations(n_conv, seed=a.seed)
+    convs = data.training_conversations(n_conv, seed=a.seed, pseudo=a.pseudo_words)
     if a.init:
         shutil.copyfile(os.path.join(a.init, "tokenizer.model"), os.path.join(a.out, "tokenizer.model"))
         sp = spm.SentencePieceProcessor(model_file=os.path.join(a.out, "tokenizer.model"))
@@ -146,7 +147,7 @@ def main():
     model.eval()
     torch.save({"config": dataclasses.asdict(c), "state_dict": model.state_dict()}, os.path.join(a.out, "checkpoint.pt"))
     with open(os.path.join(a.out, "train_log.json"), "w") as f:
-        json.dump({"preset": a.preset, "init": a.init, "seed": a.seed, "steps": step + 1, "batch": batch, "lr": lr,
+        json.dump({"preset": a.preset, "init": a.init, "pseudo_words": a.pseudo_words, "seed": a.seed, "steps": step + 1, "batch": batch, "lr": lr,
                    "conversations": len(examples), "parameters": n_params, "config": dataclasses.asdict(c),
                    "tokenizer_seconds": round(t_tok, 1), "train_seconds": round(time.time() - t_train, 1),
                    "total_seconds": round(time.time() - t0, 1), "threads": a.threads, "log": log}, f, indent=1)
