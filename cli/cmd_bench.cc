@@ -118,7 +118,7 @@ void run(const BenchArgs& a) {
 const Register reg("bench", "Measure prefill and decode speed (random prompts, greedy)",
                    [](CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  a->model.add(app);
+  a->model.add(app, /*required=*/true);
   app.add_option("--prompt-tokens", a->prompt_tokens)->check(CLI::Range(1, 1 << 20));
   app.add_option("--gen-tokens", a->gen_tokens)->check(CLI::Range(1, 1 << 20));
   app.add_option("--concurrency", a->concurrency, "sequences decoding together (list)")

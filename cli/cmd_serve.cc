@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string_view>
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/demo_model.h"
 #include "model/dtype.h"
 #include "server/config.h"
 #include "server/serve.h"
@@ -62,7 +64,16 @@ void run(CLI::App& sub, const ServeArgs& a) {
   if (sub.count("--require-eula") || sub.count("--no-require-eula")) f.require_eula = a.require_eula;
 
   std::vector<server::ConfigMessage> msgs;
-  server::ServeConfig cfg = server::resolve_config(f, server::process_env(), &msgs);
+  server::ServeConfig cfg = [&] {
+    try {
+      return server::resolve_config(f, server::process_env(), &msgs);
+    } catch (const std::invalid_argument& e) {  // no model named anywhere: the embedded default
+      if (std::string_view(e.what()).rfind("no model:", 0) != 0) throw;
+      msgs.clear();
+      f.model = use_demo_model();
+      return server::resolve_config(f, server::process_env(), &msgs);
+    }
+  }();
   for (auto& m : msgs) {
     if (m.level == server::ConfigMessage::kWarn) std::fprintf(stderr, "warning: %s\n", m.text.c_str());
     else std::fprintf(stderr, "note: %s\n", m.text.c_str());

@@ -6,11 +6,13 @@
 #include <stdexcept>
 
 #include "base/strings.h"
+#include "cli/demo_model.h"
 
 namespace lmstream::cli {
 
 void ModelArgs::add(CLI::App& app, bool required) {
-  auto* o = app.add_option("--model,-m", path, "GGUF file or Hugging Face model directory");
+  auto* o = app.add_option("--model,-m", path,
+                           "GGUF file or Hugging Face model directory (default: the embedded demo model)");
   if (required) o->required();
   app.add_option("--quantize", quantize, "convert F32/F16/BF16 weights at load")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
@@ -36,7 +38,7 @@ EngineOptions ModelArgs::engine_options(const LlamaConfig& c, const KvSizing& kv
 
 Loaded load(const ModelArgs& a) {
   Loaded l;
-  l.model = load_model(a.path, a.load_options());
+  l.model = load_model(a.path.empty() ? use_demo_model() : a.path, a.load_options());
   l.tokenizer = make_tokenizer(l.model->tokenizer);
   return l;
 }

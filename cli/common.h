@@ -17,7 +17,7 @@ struct ModelArgs {
   std::string quantize;  // "" | q8_0 | q4_0
   int threads = 0;
   std::string kv_type = "f16";
-  void add(CLI::App& app, bool required = true);
+  void add(CLI::App& app, bool required = false);  // without --model: the embedded demo model
   LoadOptions load_options() const;
   KvType kv() const;
   // Engine options for this model: threads, KV type, and the KV pool sized by Engine::kv_blocks,
