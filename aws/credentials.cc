@@ -45,8 +45,8 @@ std::vector<Credentials> parse_credentials_file(std::string_view text, std::stri
     const bool has_secret = !c.secret_access_key.empty();
     if (has_id != has_secret) {
       throw std::runtime_error(std::string(origin) + ":" + std::to_string(section.line) +
-                               ": profile [" + section.name + "] needs both aws_access_key_id and " +
-                               "aws_secret_access_key");
+                               ": profile [" + section.name +
+                               "] needs both aws_access_key_id and " + "aws_secret_access_key");
     }
     if (has_id) result.push_back(std::move(c));
   }

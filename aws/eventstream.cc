@@ -27,12 +27,17 @@ uint64_t get_be(std::string_view bytes, size_t at, int width) {
 // Width in bytes of a fixed-size integer header value, 0 for other types.
 int integer_width(HeaderType type) {
   switch (type) {
-    case HeaderType::kByte: return 1;
-    case HeaderType::kShort: return 2;
-    case HeaderType::kInteger: return 4;
+    case HeaderType::kByte:
+      return 1;
+    case HeaderType::kShort:
+      return 2;
+    case HeaderType::kInteger:
+      return 4;
     case HeaderType::kLong:
-    case HeaderType::kTimestamp: return 8;
-    default: return 0;
+    case HeaderType::kTimestamp:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -46,7 +51,8 @@ void encode_header(std::string& out, const Header& header) {
   out.push_back(static_cast<char>(v.type));
   switch (v.type) {
     case HeaderType::kBoolTrue:
-    case HeaderType::kBoolFalse: return;
+    case HeaderType::kBoolFalse:
+      return;
     case HeaderType::kByte:
     case HeaderType::kShort:
     case HeaderType::kInteger:
@@ -127,7 +133,8 @@ std::vector<Header> decode_headers(std::string_view block) {
     header.value.type = static_cast<HeaderType>(type);
     switch (header.value.type) {
       case HeaderType::kBoolTrue:
-      case HeaderType::kBoolFalse: break;
+      case HeaderType::kBoolFalse:
+        break;
       case HeaderType::kByte:
       case HeaderType::kShort:
       case HeaderType::kInteger:

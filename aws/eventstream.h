@@ -15,7 +15,7 @@
 namespace lmstream::eventstream {
 
 // Limits botocore enforces (eventstream.py); the decoder enforces the same ones.
-inline constexpr size_t kPreludeLength = 12;        // total length, headers length, prelude CRC
+inline constexpr size_t kPreludeLength = 12;  // total length, headers length, prelude CRC
 inline constexpr size_t kMessageCrcLength = 4;
 inline constexpr size_t kMinMessageLength = kPreludeLength + kMessageCrcLength;
 inline constexpr size_t kMaxHeadersLength = 128 * 1024;

@@ -43,8 +43,8 @@ TEST(BotocoreFixture, WriteEventStream) {
     stream += encode_payload_part(p);
     manifest.push_back({{"kind", "PayloadPart"}, {"payload_hex", to_hex(p)}});
   }
-  stream += encode_model_stream_error("Engine failed mid-stream: \"boom\" \xe2\x9c\x97",
-                                      "StreamBroken");
+  stream +=
+      encode_model_stream_error("Engine failed mid-stream: \"boom\" \xe2\x9c\x97", "StreamBroken");
   manifest.push_back({{"kind", "ModelStreamError"},
                       {"message", "Engine failed mid-stream: \"boom\" \xe2\x9c\x97"},
                       {"error_code", "StreamBroken"}});

@@ -127,9 +127,9 @@ TEST(EventStream, ExceptionMessageCarriesBotocoreHeadersAndJson) {
 }
 
 TEST(EventStream, EverySplitPointAndByteByByteFeedingDecodeTheSameMessages) {
-  const std::vector<Message> expected = {decode_one(encode_payload_part("data:{\"a\":1}\n\n")),
-                                         decode_one(encode_payload_part("")), all_header_types(),
-                                         decode_one(encode_model_stream_error("m", "StreamBroken"))};
+  const std::vector<Message> expected = {
+      decode_one(encode_payload_part("data:{\"a\":1}\n\n")), decode_one(encode_payload_part("")),
+      all_header_types(), decode_one(encode_model_stream_error("m", "StreamBroken"))};
   std::string stream;
   for (const Message& m : expected) stream += encode(m);
   EXPECT_EQ(decode_all(stream, 1), expected);

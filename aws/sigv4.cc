@@ -49,10 +49,18 @@ std::string remove_dot_segments(std::string_view path) {
 
 // Header names botocore never signs (auth.py SIGNED_HEADERS_BLACKLIST), plus authorization.
 bool unsigned_by_botocore(std::string_view lname) {
-  static constexpr std::array<std::string_view, 12> kNames = {
-      "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-      "trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
-      "authorization"};
+  static constexpr std::array<std::string_view, 12> kNames = {"connection",
+                                                              "expect",
+                                                              "keep-alive",
+                                                              "proxy-authenticate",
+                                                              "proxy-authorization",
+                                                              "te",
+                                                              "trailer",
+                                                              "transfer-encoding",
+                                                              "upgrade",
+                                                              "user-agent",
+                                                              "x-amzn-trace-id",
+                                                              "authorization"};
   return std::find(kNames.begin(), kNames.end(), lname) != kNames.end();
 }
 
@@ -153,7 +161,8 @@ std::string canonical_query(std::string_view raw_query) {
     const size_t eq = piece.find('=');
     const std::string_view k = piece.substr(0, eq);
     const std::string_view v = eq == std::string_view::npos ? "" : piece.substr(eq + 1);
-    pairs.emplace_back(uri_encode(base::percent_decode(k), false), uri_encode(base::percent_decode(v), false));
+    pairs.emplace_back(uri_encode(base::percent_decode(k), false),
+                       uri_encode(base::percent_decode(v), false));
   }
   std::sort(pairs.begin(), pairs.end());
   std::string out;
@@ -240,8 +249,9 @@ std::optional<Authorization> parse_authorization(std::string_view value, std::st
                 "' (only AWS4-HMAC-SHA256 is accepted)");
   }
   if (space == std::string_view::npos) {
-    return fail("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
-                "parameters.");
+    return fail(
+        "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+        "parameters.");
   }
   std::optional<std::string_view> credential, signed_headers, signature;
   for (std::string_view part : split(value.substr(space + 1), ',')) {
@@ -283,8 +293,9 @@ std::optional<Authorization> parse_authorization(std::string_view value, std::st
     if (h.empty()) return fail("SignedHeaders has an empty header name");
     auth.signed_header_list.push_back(to_lower(h));
   }
-  if (signature->size() != 64 ||
-      !std::all_of(signature->begin(), signature->end(), [](char c) { return base::hex_digit_value(c) >= 0; })) {
+  if (signature->size() != 64 || !std::all_of(signature->begin(), signature->end(), [](char c) {
+        return base::hex_digit_value(c) >= 0;
+      })) {
     return fail("Signature must be 64 hexadecimal characters");
   }
   auth.signature = to_lower(*signature);
@@ -295,10 +306,14 @@ std::optional<Authorization> parse_authorization(std::string_view value, std::st
 
 std::string_view VerifyResult::error_type() const {
   switch (outcome) {
-    case Outcome::kOk: return "";
-    case Outcome::kInvalidSignature: return "InvalidSignatureException";
-    case Outcome::kUnrecognizedClient: return "UnrecognizedClientException";
-    case Outcome::kIncompleteSignature: return "IncompleteSignatureException";
+    case Outcome::kOk:
+      return "";
+    case Outcome::kInvalidSignature:
+      return "InvalidSignatureException";
+    case Outcome::kUnrecognizedClient:
+      return "UnrecognizedClientException";
+    case Outcome::kIncompleteSignature:
+      return "IncompleteSignatureException";
   }
   return "";
 }
@@ -309,7 +324,8 @@ VerifyResult verify(const Request& request, const CredentialStore& store,
   if (authz.empty()) {
     return reject(Outcome::kIncompleteSignature,
                   "Missing Authentication Token: this endpoint requires requests signed with "
-                  "AWS Signature Version 4 for service '" + config.service + "'.");
+                  "AWS Signature Version 4 for service '" +
+                      config.service + "'.");
   }
   if (authz.size() > 1) {
     return reject(Outcome::kIncompleteSignature, "More than one Authorization header.");
@@ -367,7 +383,8 @@ VerifyResult verify(const Request& request, const CredentialStore& store,
   if (auth->terminator != "aws4_request") {
     return reject(Outcome::kInvalidSignature,
                   "Credential should be scoped with a valid terminator: 'aws4_request', not '" +
-                      auth->terminator.substr(0, 64) + "'.", key);
+                      auth->terminator.substr(0, 64) + "'.",
+                  key);
   }
   if (auth->service != config.service) {
     return reject(Outcome::kInvalidSignature,
@@ -377,28 +394,34 @@ VerifyResult verify(const Request& request, const CredentialStore& store,
     return reject(Outcome::kInvalidSignature,
                   "Credential should be scoped to a valid region, not '" +
                       auth->region.substr(0, 64) + "'. This endpoint serves '" + config.region +
-                      "'.", key);
+                      "'.",
+                  key);
   }
   if (auth->region.empty()) {
-    return reject(Outcome::kInvalidSignature, "Credential should be scoped to a valid region.", key);
+    return reject(Outcome::kInvalidSignature, "Credential should be scoped to a valid region.",
+                  key);
   }
   if (auth->date != amz_date.substr(0, 8)) {
     return reject(Outcome::kInvalidSignature,
                   "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-                  "from HTTP: '" + auth->date.substr(0, 16) + "' != '" + amz_date.substr(0, 8) +
-                      "', from '" + amz_date + "'.", key);
+                  "from HTTP: '" +
+                      auth->date.substr(0, 16) + "' != '" + amz_date.substr(0, 8) + "', from '" +
+                      amz_date + "'.",
+                  key);
   }
   if (*when < now - config.max_skew) {
     return reject(Outcome::kInvalidSignature,
                   "Signature expired: " + amz_date + " is now earlier than " +
-                      format_amz_date(now - config.max_skew) + " (" + format_amz_date(now) +
-                      " - " + std::to_string(config.max_skew.count() / 60) + " min.)", key);
+                      format_amz_date(now - config.max_skew) + " (" + format_amz_date(now) + " - " +
+                      std::to_string(config.max_skew.count() / 60) + " min.)",
+                  key);
   }
   if (*when > now + config.max_skew) {
     return reject(Outcome::kInvalidSignature,
                   "Signature not yet current: " + amz_date + " is still later than " +
-                      format_amz_date(now + config.max_skew) + " (" + format_amz_date(now) +
-                      " + " + std::to_string(config.max_skew.count() / 60) + " min.)", key);
+                      format_amz_date(now + config.max_skew) + " (" + format_amz_date(now) + " + " +
+                      std::to_string(config.max_skew.count() / 60) + " min.)",
+                  key);
   }
   if (!creds->session_token.empty()) {
     const auto token = request.header("x-amz-security-token");
@@ -412,12 +435,13 @@ VerifyResult verify(const Request& request, const CredentialStore& store,
   std::string missing;
   const std::optional<std::string> block = canonical_headers(request, signed_list, &missing);
   if (!block) {
-    return reject(Outcome::kInvalidSignature,
-                  "SignedHeaders names '" + missing.substr(0, 64) +
-                      "', which the request does not carry.", key);
+    return reject(
+        Outcome::kInvalidSignature,
+        "SignedHeaders names '" + missing.substr(0, 64) + "', which the request does not carry.",
+        key);
   }
-  const std::string cr = canonical_request(request, *block, auth->signed_headers,
-                                           payload_hash(request));
+  const std::string cr =
+      canonical_request(request, *block, auth->signed_headers, payload_hash(request));
   const std::string sts =
       string_to_sign(amz_date, scope_of(auth->date, auth->region, auth->service), cr);
   const std::string expected = hex(hmac_sha256(
@@ -426,7 +450,8 @@ VerifyResult verify(const Request& request, const CredentialStore& store,
     return reject(Outcome::kInvalidSignature,
                   "The request signature we calculated does not match the signature you "
                   "provided. Check your AWS Secret Access Key and signing method. Consult the "
-                  "service documentation for details.", key);
+                  "service documentation for details.",
+                  key);
   }
   return VerifyResult{Outcome::kOk, "", key};
 }
@@ -457,15 +482,15 @@ void sign(Request& request, const Credentials& credentials, const SignOptions& o
   }
   const std::string date = amz_date.substr(0, 8);
   const std::string scope = scope_of(date, options.region, options.service);
-  const std::string cr =
-      canonical_request(request, *canonical_headers(request, names), signed_headers,
-                        payload_hash(request));
-  const std::string signature = hex(hmac_sha256(
-      signing_key(credentials.secret_access_key, date, options.region, options.service),
-      string_to_sign(amz_date, scope, cr)));
+  const std::string cr = canonical_request(request, *canonical_headers(request, names),
+                                           signed_headers, payload_hash(request));
+  const std::string signature = hex(
+      hmac_sha256(signing_key(credentials.secret_access_key, date, options.region, options.service),
+                  string_to_sign(amz_date, scope, cr)));
   request.headers.emplace_back(
       "Authorization", std::string(kAlgorithm) + " Credential=" + credentials.access_key_id + "/" +
-                           scope + ", SignedHeaders=" + signed_headers + ", Signature=" + signature);
+                           scope + ", SignedHeaders=" + signed_headers +
+                           ", Signature=" + signature);
 }
 
 }  // namespace lmstream::sigv4

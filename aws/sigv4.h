@@ -33,7 +33,6 @@ struct Request {
   std::optional<std::string_view> header(std::string_view name) const;
 };
 
-
 // ---- building blocks (shared by signer and verifier; exposed for tests) ----
 std::string sha256_hex(std::string_view data);
 std::string hmac_sha256(std::string_view key, std::string_view data);  // raw 32 bytes
@@ -68,9 +67,9 @@ std::optional<Clock::time_point> parse_http_date(std::string_view s);
 // A parsed Authorization header.
 struct Authorization {
   std::string access_key_id, date, region, service, terminator;
-  std::string signed_headers;               // as sent: "host;x-amz-date"
+  std::string signed_headers;  // as sent: "host;x-amz-date"
   std::vector<std::string> signed_header_list;
-  std::string signature;                    // lowercase hex
+  std::string signature;  // lowercase hex
 };
 // nullopt (with *error set to an AWS-style message) when the header is malformed.
 std::optional<Authorization> parse_authorization(std::string_view value, std::string* error);

@@ -43,28 +43,63 @@ struct SuiteCase {
 // From the AWS SigV4 test suite (aws-sig-v4-test-suite, as mirrored by the AWS SDKs' fixtures).
 std::vector<SuiteCase> suite_cases() {
   return {
-      {"get-vanilla", "GET", "/", "", {}, "host;x-amz-date",
+      {"get-vanilla",
+       "GET",
+       "/",
+       "",
+       {},
+       "host;x-amz-date",
        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-      {"post-vanilla", "POST", "/", "", {}, "host;x-amz-date",
+      {"post-vanilla",
+       "POST",
+       "/",
+       "",
+       {},
+       "host;x-amz-date",
        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-      {"get-vanilla-query-order-key-case", "GET", "/", "Param2=value2&Param1=value1", {},
-       "host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
-      {"post-header-value-case", "POST", "/", "", {{"My-Header1", "VALUE1"}},
+      {"get-vanilla-query-order-key-case",
+       "GET",
+       "/",
+       "Param2=value2&Param1=value1",
+       {},
+       "host;x-amz-date",
+       "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+      {"post-header-value-case",
+       "POST",
+       "/",
+       "",
+       {{"My-Header1", "VALUE1"}},
        "host;my-header1;x-amz-date",
        "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"},
-      {"get-header-value-trim", "GET", "/", "",
+      {"get-header-value-trim",
+       "GET",
+       "/",
+       "",
        {{"My-Header1", " value1"}, {"My-Header2", "\"a   b   c\""}},
        "host;my-header1;my-header2;x-amz-date",
        "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
-      {"get-header-key-duplicate", "GET", "/", "",
+      {"get-header-key-duplicate",
+       "GET",
+       "/",
+       "",
        {{"My-Header1", "value2"}, {"My-Header1", "value2"}, {"My-Header1", "value1"}},
        "host;my-header1;x-amz-date",
        "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"},
-      {"get-unreserved", "GET",
-       "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "", {},
-       "host;x-amz-date", "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
-      {"post-sts-header-before", "POST", "/", "", {}, "host;x-amz-date;x-amz-security-token",
-       "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead", true},
+      {"get-unreserved",
+       "GET",
+       "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+       "",
+       {},
+       "host;x-amz-date",
+       "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
+      {"post-sts-header-before",
+       "POST",
+       "/",
+       "",
+       {},
+       "host;x-amz-date;x-amz-security-token",
+       "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead",
+       true},
   };
 }
 
@@ -103,9 +138,10 @@ TEST(SigV4, SignerReproducesTheAwsTestSuite) {
   for (const SuiteCase& c : suite_cases()) {
     Request r = suite_request(c);
     sign(r, suite_credentials(c.session_token), {"us-east-1", "service", suite_time()});
-    const std::string expected = std::string("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/") +
-                                 "us-east-1/service/aws4_request, SignedHeaders=" +
-                                 c.signed_headers + ", Signature=" + c.signature;
+    const std::string expected =
+        std::string("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/") +
+        "us-east-1/service/aws4_request, SignedHeaders=" + c.signed_headers +
+        ", Signature=" + c.signature;
     EXPECT_EQ(r.header("authorization"), expected) << c.name;
     EXPECT_EQ(r.header("x-amz-date"), "20150830T123600Z") << c.name;
   }
@@ -218,7 +254,7 @@ TEST(SigV4, OurSignerMatchesBotocoreForTheSameRequest) {
   Request r = boto3_request();
   drop_header(r, "Authorization");
   drop_header(r, "X-Amz-Date");
-  drop_header(r, "Accept-Encoding");        // botocore adds these after signing
+  drop_header(r, "Accept-Encoding");  // botocore adds these after signing
   drop_header(r, "amz-sdk-invocation-id");
   drop_header(r, "Content-Length");
   sign(r, {kSuiteKey, kSuiteSecret, ""}, {"us-west-2", "sagemaker", boto3_time()});
@@ -251,8 +287,7 @@ TEST(SigV4, RejectsWithTheErrorCodeBotocoreMapsToClientError) {
       {"different path",
        [](Request& r) { r.path = "/endpoints/other/invocations-response-stream"; },
        Outcome::kInvalidSignature, "does not match"},
-      {"altered signature",
-       with_auth(replace_in_auth("Signature=ef5c", "Signature=ef5d")),
+      {"altered signature", with_auth(replace_in_auth("Signature=ef5c", "Signature=ef5d")),
        Outcome::kInvalidSignature, "does not match"},
       {"unknown access key", with_auth(replace_in_auth("AKIDEXAMPLE/", "AKIDUNKNOWN/")),
        Outcome::kUnrecognizedClient, "security token included in the request is invalid"},
@@ -274,9 +309,8 @@ TEST(SigV4, RejectsWithTheErrorCodeBotocoreMapsToClientError) {
        Outcome::kIncompleteSignature, "either a 'X-Amz-Date' or a 'Date'"},
       {"malformed date", [](Request& r) { set_header(r, "X-Amz-Date", "2026-11-24T21:27:48Z"); },
        Outcome::kIncompleteSignature, "ISO-8601"},
-      {"signed header absent",
-       [](Request& r) { drop_header(r, "X-Amzn-SageMaker-Accept"); }, Outcome::kInvalidSignature,
-       "does not carry"},
+      {"signed header absent", [](Request& r) { drop_header(r, "X-Amzn-SageMaker-Accept"); },
+       Outcome::kInvalidSignature, "does not carry"},
       {"scope date differs", with_auth(replace_in_auth("/20261124/", "/20261123/")),
        Outcome::kInvalidSignature, "Date in Credential scope does not match"},
       {"wrong service", with_auth(replace_in_auth("/sagemaker/", "/s3/")),
@@ -337,15 +371,17 @@ TEST(SigV4, DateHeaderInsteadOfXAmzDate) {
   r.body = "{}";
   const std::string date = "20261124";
   const std::vector<std::string> names = {"date", "host"};
-  const std::string cr = canonical_request(r, *canonical_headers(r, names), "date;host",
-                                           payload_hash(r));
+  const std::string cr =
+      canonical_request(r, *canonical_headers(r, names), "date;host", payload_hash(r));
   const std::string sig = hex(hmac_sha256(
       signing_key(kSuiteSecret, date, "us-east-1", "sagemaker"),
       string_to_sign("20261124T212748Z", "20261124/us-east-1/sagemaker/aws4_request", cr)));
   r.headers.emplace_back("Authorization",
                          "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/sagemaker/"
-                         "aws4_request, SignedHeaders=date;host, Signature=" + sig);
-  EXPECT_TRUE(verify(r, store, {}, boto3_time()).ok()) << verify(r, store, {}, boto3_time()).message;
+                         "aws4_request, SignedHeaders=date;host, Signature=" +
+                             sig);
+  EXPECT_TRUE(verify(r, store, {}, boto3_time()).ok())
+      << verify(r, store, {}, boto3_time()).message;
   EXPECT_EQ(verify(r, store, {}, boto3_time() + minutes(20)).outcome, Outcome::kInvalidSignature);
 }
 
@@ -371,8 +407,8 @@ TEST(SigV4, CanonicalFormsFollowBotocore) {
 TEST(SigV4, HostileAuthorizationHeadersNeverCrash) {
   const CredentialStore store = boto3_store();
   for (const char* value :
-       {"", "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256 ,,,,", "AWS4-HMAC-SHA256 =",
-        "AWS4-HMAC-SHA256 Credential=, SignedHeaders=, Signature=",
+       {"", "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256 ,,,,",
+        "AWS4-HMAC-SHA256 =", "AWS4-HMAC-SHA256 Credential=, SignedHeaders=, Signature=",
         "AWS4-HMAC-SHA256 Credential=a/b/c/d/e/f, SignedHeaders=host, Signature=00",
         "AWS4-HMAC-SHA256 Credential=////, SignedHeaders=;;, Signature=zz",
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-west-2/sagemaker/aws4_request, "
@@ -446,8 +482,8 @@ Request request_from_json(const nlohmann::json& j, std::string& body_storage) {
 }
 
 Clock::time_point from_epoch(double s) {
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(s)));
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)));
 }
 
 // Reads cases.json (written by the Python test), verifies/signs each case, writes results.json.
@@ -476,8 +512,7 @@ TEST(BotocoreFixture, SigV4) {
     std::string body;
     Request r = request_from_json(c, body);
     const auto& k = c.at("credentials");
-    sign(r,
-         {k.at("access_key_id"), k.at("secret_access_key"), k.value("session_token", "")},
+    sign(r, {k.at("access_key_id"), k.at("secret_access_key"), k.value("session_token", "")},
          {c.at("region"), "sagemaker", from_epoch(c.at("now").get<double>())});
     results["sign"][c.at("name").get<std::string>()] = {{"headers", r.headers}};
   }

@@ -66,7 +66,9 @@ TEST(Utf8, DecodeIsStrict) {
   EXPECT_EQ(utf8::decode("\xED\xA0\x80", 0, cp), 0u);  // surrogate
   EXPECT_EQ(utf8::decode("\xE2\x82", 0, cp), 0u);      // truncated
   EXPECT_TRUE(utf8::is_incomplete_prefix("\xE2\x82"));
-  const auto chars = utf8::characters("a\xC3\xA9\xFF" "b");
+  const auto chars = utf8::characters(
+      "a\xC3\xA9\xFF"
+      "b");
   ASSERT_EQ(chars.size(), 4u);
   EXPECT_EQ(chars[1], "\xC3\xA9");
   EXPECT_EQ(chars[2], "\xFF");

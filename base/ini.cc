@@ -27,7 +27,8 @@ std::vector<IniSection> parse_ini(std::string_view text, std::string_view origin
     if (line.empty() || line.front() == '#' || line.front() == ';') continue;
     if (line.front() == '[') {
       if (line.back() != ']' || line.size() < 3) fail("malformed section header");
-      sections.push_back(IniSection{std::string(trim(line.substr(1, line.size() - 2))), line_no, {}});
+      sections.push_back(
+          IniSection{std::string(trim(line.substr(1, line.size() - 2))), line_no, {}});
       continue;
     }
     const size_t eq = line.find('=');

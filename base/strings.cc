@@ -105,11 +105,16 @@ size_t parse_byte_size(const std::string& s) {
   }
   const std::string unit = s.substr(used);
   double mul = 1;
-  if (unit == "" || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "KB") mul = 1024.0;
-  else if (unit == "M" || unit == "MiB" || unit == "MB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB" || unit == "GB") mul = 1024.0 * 1024 * 1024;
-  else throw std::invalid_argument("bad size unit in '" + s + "' (use KiB, MiB or GiB)");
+  if (unit == "" || unit == "B")
+    mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "KB")
+    mul = 1024.0;
+  else if (unit == "M" || unit == "MiB" || unit == "MB")
+    mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB" || unit == "GB")
+    mul = 1024.0 * 1024 * 1024;
+  else
+    throw std::invalid_argument("bad size unit in '" + s + "' (use KiB, MiB or GiB)");
   if (!(v > 0) || v * mul > 1e15) throw std::invalid_argument("bad size '" + s + "'");
   return size_t(v * mul);
 }

@@ -91,8 +91,8 @@ std::optional<SystemTime> civil_time(int y, int mo, int d, int h, int mi, int s)
                                         std::chrono::month(static_cast<unsigned>(mo)),
                                         std::chrono::day(static_cast<unsigned>(d))};
   if (!ymd.ok()) return std::nullopt;
-  return SystemTime(std::chrono::sys_days(ymd)) + std::chrono::hours(h) +
-         std::chrono::minutes(mi) + std::chrono::seconds(s);
+  return SystemTime(std::chrono::sys_days(ymd)) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+         std::chrono::seconds(s);
 }
 
 std::optional<SystemTime> parse_iso8601_basic(std::string_view s) {

@@ -13,10 +13,10 @@ namespace lmstream::base {
 
 using SystemTime = std::chrono::system_clock::time_point;
 
-std::string format_iso8601_basic(SystemTime t);     // 20150830T123600Z
-std::string format_yyyymmdd(SystemTime t);          // 20150830
-std::string format_iso8601_millis(SystemTime t);    // 2015-08-30T12:36:00.000Z
-std::string format_http_date(SystemTime t);         // Sun, 30 Aug 2015 12:36:00 GMT
+std::string format_iso8601_basic(SystemTime t);   // 20150830T123600Z
+std::string format_yyyymmdd(SystemTime t);        // 20150830
+std::string format_iso8601_millis(SystemTime t);  // 2015-08-30T12:36:00.000Z
+std::string format_http_date(SystemTime t);       // Sun, 30 Aug 2015 12:36:00 GMT
 
 std::optional<SystemTime> parse_iso8601_basic(std::string_view s);
 // IMF-fixdate, also with a one-digit day and the zones GMT, UTC, +0000, -0000, Z.

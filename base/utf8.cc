@@ -21,11 +21,16 @@ size_t lead_len(uint8_t b) {
 // surrogates and code points above U+10FFFF.
 bool second_ok(uint8_t lead, uint8_t b) {
   switch (lead) {
-    case 0xE0: return b >= 0xA0 && b <= 0xBF;
-    case 0xED: return b >= 0x80 && b <= 0x9F;
-    case 0xF0: return b >= 0x90 && b <= 0xBF;
-    case 0xF4: return b >= 0x80 && b <= 0x8F;
-    default: return is_trail(b);
+    case 0xE0:
+      return b >= 0xA0 && b <= 0xBF;
+    case 0xED:
+      return b >= 0x80 && b <= 0x9F;
+    case 0xF0:
+      return b >= 0x90 && b <= 0xBF;
+    case 0xF4:
+      return b >= 0x80 && b <= 0x8F;
+    default:
+      return is_trail(b);
   }
 }
 
@@ -63,8 +68,10 @@ size_t decode(std::string_view s, size_t pos, char32_t& cp) {
   const size_t len = valid_char_len(s.substr(pos));
   if (len == 0) return 0;
   const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[pos + i]); };
-  char32_t v = len == 1 ? byte(0) : len == 2 ? (byte(0) & 0x1F) : len == 3 ? (byte(0) & 0x0F)
-                                                                           : (byte(0) & 0x07);
+  char32_t v = len == 1   ? byte(0)
+               : len == 2 ? (byte(0) & 0x1F)
+               : len == 3 ? (byte(0) & 0x0F)
+                          : (byte(0) & 0x07);
   for (size_t i = 1; i < len; ++i) v = (v << 6) | (byte(i) & 0x3F);
   cp = v;
   return len;
@@ -84,8 +91,8 @@ std::vector<std::string_view> characters(std::string_view s) {
 
 bool is_python_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 }  // namespace lmstream::utf8

@@ -32,7 +32,8 @@ std::string_view strip(std::string_view s) {
   size_t end = s.size();
   while (end > begin) {
     size_t start = end - 1;
-    while (start > begin && end - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
+    while (start > begin && end - start < 4 &&
+           (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
       --start;
     size_t len = utf8::decode(s, start, cp);
     if (len != end - start || !utf8::is_python_space(cp)) break;
@@ -63,8 +64,8 @@ std::vector<Exchange> exchanges(std::span<const ChatMessage> messages) {
     const std::string_view expected = want_user ? "user" : "assistant";
     if (messages[i].role != expected) {
       throw std::invalid_argument(
-          "chat: message " + std::to_string(i) + " has role '" + messages[i].role + "', expected '" +
-          std::string(expected) +
+          "chat: message " + std::to_string(i) + " has role '" + messages[i].role +
+          "', expected '" + std::string(expected) +
           "' (roles must be an optional first 'system', then alternate 'user'/'assistant')");
     }
     if (want_user) {
@@ -87,7 +88,8 @@ std::string inst(const std::string& user) {
 
 }  // namespace
 
-std::vector<int32_t> llama2_chat_tokens(const Tokenizer& tok, std::span<const ChatMessage> messages) {
+std::vector<int32_t> llama2_chat_tokens(const Tokenizer& tok,
+                                        std::span<const ChatMessage> messages) {
   std::vector<int32_t> ids;
   for (const Exchange& e : exchanges(messages)) {
     std::string text = inst(e.user);

@@ -15,7 +15,7 @@
 namespace lmstream {
 
 struct ChatMessage {
-  std::string role;     // "system" (first message only), "user" or "assistant"
+  std::string role;  // "system" (first message only), "user" or "assistant"
   std::string content;
 };
 
@@ -23,7 +23,8 @@ struct ChatMessage {
 // [BOS] + "[INST] {user} [/INST]" for the final user turn, each part encoded with encode_plain.
 // A leading system message is merged into the first user message. Throws std::invalid_argument
 // unless roles are (system)? user (assistant user)*.
-std::vector<int32_t> llama2_chat_tokens(const Tokenizer& tok, std::span<const ChatMessage> messages);
+std::vector<int32_t> llama2_chat_tokens(const Tokenizer& tok,
+                                        std::span<const ChatMessage> messages);
 
 // The same prompt as text: "<s>[INST] ... [/INST] ... </s><s>[INST] ... [/INST]". Same checks.
 std::string llama2_chat_text(std::span<const ChatMessage> messages);

@@ -4,8 +4,8 @@
 // model chat_templates rendered through chat/jinja, the HF Llama 2 one equal to the built-in.
 #include "chat/chat.h"
 
-#include "model/testgen.h"
 #include "chat/jinja.h"
+#include "model/testgen.h"
 
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
@@ -40,9 +40,12 @@ class ByteTokenizer : public Tokenizer {
 std::string render(const std::vector<int32_t>& ids) {
   std::string s;
   for (int32_t id : ids) {
-    if (id == 1) s += "<s>";
-    else if (id == 2) s += "</s>";
-    else s += static_cast<char>(id - 100);
+    if (id == 1)
+      s += "<s>";
+    else if (id == 2)
+      s += "</s>";
+    else
+      s += static_cast<char>(id - 100);
   }
   return s;
 }
@@ -72,8 +75,12 @@ TEST(Llama2Chat, SingleTurnWithSystem) {
 
 TEST(Llama2Chat, MultiTurnEncodesEachExchangeSeparately) {
   ByteTokenizer tok;
-  auto m = msgs({{"system", "S"}, {"user", "u1"}, {"assistant", " a1 "}, {"user", "u2"},
-                 {"assistant", "a2"}, {"user", "u3 "}});
+  auto m = msgs({{"system", "S"},
+                 {"user", "u1"},
+                 {"assistant", " a1 "},
+                 {"user", "u2"},
+                 {"assistant", "a2"},
+                 {"user", "u3 "}});
   const std::string want =
       "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nu1 [/INST] a1 </s>"
       "<s>[INST] u2 [/INST] a2 </s>"
@@ -85,8 +92,8 @@ TEST(Llama2Chat, MultiTurnEncodesEachExchangeSeparately) {
 TEST(Llama2Chat, StripsPythonUnicodeWhitespace) {
   ByteTokenizer tok;
   // U+3000, U+00A0, U+2029 and \x1f are whitespace to Python's str.strip(); U+200B is not.
-  auto m = msgs({{"user", "\u3000\x1f hi\u00a0\u2029"}, {"assistant", "\u200bok\u200b"},
-                 {"user", "\t\r\n"}});
+  auto m = msgs(
+      {{"user", "\u3000\x1f hi\u00a0\u2029"}, {"assistant", "\u200bok\u200b"}, {"user", "\t\r\n"}});
   EXPECT_EQ(render(llama2_chat_tokens(tok, m)),
             "<s>[INST] hi [/INST] \u200bok\u200b </s><s>[INST]  [/INST]");
 }
@@ -190,19 +197,19 @@ TEST_F(Llama2ChatReal, MatchesMetaFormulaThroughSentencePiece) {
   EXPECT_EQ(llama2_chat_tokens(*tok_, kConversation), want);
 
   const std::vector<ChatMessage> single = {{"user", "Tell me a joke about\tcats."}};
-  EXPECT_EQ(llama2_chat_tokens(*tok_, single),
-            [&] {
-              std::vector<int32_t> ids = {sp_.bos_id()};
-              for (int32_t id : sp_encode("[INST] Tell me a joke about\tcats. [/INST]")) ids.push_back(id);
-              return ids;
-            }());
+  EXPECT_EQ(llama2_chat_tokens(*tok_, single), [&] {
+    std::vector<int32_t> ids = {sp_.bos_id()};
+    for (int32_t id : sp_encode("[INST] Tell me a joke about\tcats. [/INST]")) ids.push_back(id);
+    return ids;
+  }());
 }
 
 TEST_F(Llama2ChatReal, TextFormOfTheSameConversation) {
   std::string text = llama2_chat_text(kConversation);
-  EXPECT_EQ(text,
-            "<s>[INST] <<SYS>>\nYou are a helpful assistant. Answer briefly.\n<</SYS>>\n\n  Hello! "
-            "Who are you? [/INST] I am Llama, \u2713 caf\u00e9. </s><s>[INST] What is 2+2? [/INST]");
+  EXPECT_EQ(
+      text,
+      "<s>[INST] <<SYS>>\nYou are a helpful assistant. Answer briefly.\n<</SYS>>\n\n  Hello! "
+      "Who are you? [/INST] I am Llama, \u2713 caf\u00e9. </s><s>[INST] What is 2+2? [/INST]");
 }
 
 // meta-llama/Llama-2-7b-chat-hf tokenizer_config.json chat_template, verbatim.
@@ -213,7 +220,11 @@ TEST(ChatTemplate, HfLlama2TemplateEqualsBuiltInFormat) {
       msgs({{"user", "Hello"}}),
       msgs({{"system", "Be brief."}, {"user", "  Hi \n"}}),
       msgs({{"user", "a"}, {"assistant", " b "}, {"user", "c"}}),
-      msgs({{"system", " sys "}, {"user", "u1"}, {"assistant", "a1"}, {"user", "u2"}, {"assistant", "a2"},
+      msgs({{"system", " sys "},
+            {"user", "u1"},
+            {"assistant", "a1"},
+            {"user", "u2"},
+            {"assistant", "a2"},
             {"user", "caf\u00e9 \u4f60\u597d \xF0\x9F\x98\x80 {{ x }} 'q' \"d\""}}),
       msgs({{"user", ""}, {"assistant", ""}, {"user", "\u00a0\u2003x\u3000"}}),
   };
@@ -236,10 +247,12 @@ TEST(ChatTemplate, RoleErrorsComeFromRaiseException) {
 
 TEST(ChatTemplate, PassesTheApplyChatTemplateContext) {
   const char* tpl =
-      "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+      "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m['content'] }}{{ eos_token }}{% "
+      "endfor %}"
       "{% if add_generation_prompt %}<assistant>{% endif %}";
   auto m = msgs({{"system", "s"}, {"user", "u"}});
-  EXPECT_EQ(render_chat_template(tpl, m, "<B>", "<E>", true), "<B><system>s<E><user>u<E><assistant>");
+  EXPECT_EQ(render_chat_template(tpl, m, "<B>", "<E>", true),
+            "<B><system>s<E><user>u<E><assistant>");
   EXPECT_EQ(render_chat_template(tpl, m, "<B>", "<E>", false), "<B><system>s<E><user>u<E>");
 }
 

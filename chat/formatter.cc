@@ -8,7 +8,8 @@
 
 namespace lmstream {
 
-ChatFormatter::ChatFormatter(const TokenizerSpec& spec, const Tokenizer& tok, const std::string& template_file)
+ChatFormatter::ChatFormatter(const TokenizerSpec& spec, const Tokenizer& tok,
+                             const std::string& template_file)
     : tok_(tok), model_add_bos_(spec.add_bos) {
   const ChatMessage probe{"user", "Hello"};
   if (!template_file.empty()) {
@@ -29,14 +30,15 @@ ChatFormatter::ChatFormatter(const TokenizerSpec& spec, const Tokenizer& tok, co
   }
 }
 
-std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+std::string ChatFormatter::render(std::span<const ChatMessage> messages,
+                                  bool add_generation_prompt) const {
   if (source_ == Source::kBuiltinLlama2) return llama2_chat_text(messages);
   return render_chat_template(template_, messages, tok_.piece(tok_.bos()), tok_.piece(tok_.eos()),
                               add_generation_prompt);
 }
 
-std::vector<int32_t> ChatFormatter::apply(std::span<const ChatMessage> messages, bool add_generation_prompt,
-                                          bool add_bos) const {
+std::vector<int32_t> ChatFormatter::apply(std::span<const ChatMessage> messages,
+                                          bool add_generation_prompt, bool add_bos) const {
   if (source_ == Source::kBuiltinLlama2) return llama2_chat_tokens(tok_, messages);
   const std::string text = render(messages, add_generation_prompt);
   // apply_chat_template: the special tokens are in the text; BOS only if the template left it out.

@@ -1,6 +1,7 @@
 // ChatFormatter: the one rule that turns a conversation into a prompt, shared by `serve`
 // (/v1/chat/completions, the LMI and TGI chat routes), `generate --chat` and `tokenize --chat`.
-// Made once per model, like TGI's ChatTemplate::new(template, bos, eos), then apply()ed per request.
+// Made once per model, like TGI's ChatTemplate::new(template, bos, eos), then apply()ed per
+// request.
 //
 // The rule:
 // - Template: a template file given by the user (--chat-template) wins; else the model's own
@@ -35,7 +36,8 @@ class ChatFormatter {
   // to use instead of the model's template ("" = none); its contents are read here. tok must
   // outlive the formatter. Throws std::runtime_error when the file cannot be read and JinjaError
   // (a std::invalid_argument) when it cannot be rendered.
-  ChatFormatter(const TokenizerSpec& spec, const Tokenizer& tok, const std::string& template_file = "");
+  ChatFormatter(const TokenizerSpec& spec, const Tokenizer& tok,
+                const std::string& template_file = "");
 
   Source source() const { return source_; }
   // The template in use ("" for the built-in format).

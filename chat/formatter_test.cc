@@ -20,7 +20,8 @@ namespace lmstream {
 namespace {
 
 constexpr const char* kChatml =
-    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' "
+    "}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 class ChatFormatterTest : public ::testing::Test {
@@ -34,7 +35,8 @@ class ChatFormatterTest : public ::testing::Test {
     tok_ = make_tokenizer(spec_);
   }
   std::string write_template(const std::string& name, const std::string& text) {
-    auto p = std::filesystem::temp_directory_path() / ("lms-fmt-" + std::to_string(::getpid()) + "-" + name);
+    auto p = std::filesystem::temp_directory_path() /
+             ("lms-fmt-" + std::to_string(::getpid()) + "-" + name);
     std::ofstream(p, std::ios::binary) << text;
     files_.push_back(p);
     return p.string();
@@ -61,7 +63,9 @@ TEST_F(ChatFormatterTest, ModelTemplateWithoutBosGetsTheModelsBos) {
   ChatFormatter f(spec_, *tok_);
   EXPECT_EQ(f.source(), ChatFormatter::Source::kModelTemplate);
   const std::string text = f.render(conv_, true);
-  EXPECT_EQ(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(text,
+            "<|im_start|>system\nBe "
+            "brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_EQ(f.apply(conv_, true), tok_->encode(text, true, true));
   EXPECT_EQ(f.apply(conv_, true, /*add_bos=*/false), tok_->encode(text, false, true));
   EXPECT_NE(f.render(conv_, false), text);  // add_generation_prompt reaches the template

@@ -15,8 +15,8 @@
 namespace lmstream {
 
 JinjaError::JinjaError(const std::string& message, int line, int column)
-    : std::invalid_argument("template line " + std::to_string(line) + ", column " + std::to_string(column) + ": " +
-                            message),
+    : std::invalid_argument("template line " + std::to_string(line) + ", column " +
+                            std::to_string(column) + ": " + message),
       message_(message),
       line_(line),
       column_(column) {}
@@ -78,7 +78,8 @@ class Interp {
       ns.kind = K::kNamespace;
       namespaces_.push_back(ns.dict);
       for (const Value& p : a.pos) {
-        if (p.kind != K::kDict) throw ValueError("namespace() positional arguments must be mappings");
+        if (p.kind != K::kDict)
+          throw ValueError("namespace() positional arguments must be mappings");
         for (const auto& [k, v] : *p.dict) dict_set(*ns.dict, k, v);
       }
       for (const auto& [k, v] : a.kw) dict_set(*ns.dict, k, v);
@@ -123,7 +124,8 @@ class Interp {
 
   void emit(const std::string& s, size_t offset) {
     if (out_->size() + s.size() > limits_.max_output_bytes)
-      fail(offset, "template output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
+      fail(offset,
+           "template output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
     out_->append(s);
   }
 
@@ -154,12 +156,14 @@ class Interp {
         for (size_t i = 0; i < n.conds.size(); ++i)
           if (truthy(eval(*n.conds[i]))) return exec(n.branches[i]);
         return exec(n.else_body);
-      case Node::Kind::kFor: return exec_for(n);
+      case Node::Kind::kFor:
+        return exec_for(n);
       case Node::Kind::kSet: {
         Value v = eval(*n.expr);
         if (!n.attr.empty()) {
           Value ns = lookup(n.targets[0]);
-          if (ns.kind != K::kNamespace) fail(n.offset, "cannot assign attribute on non-namespace object");
+          if (ns.kind != K::kNamespace)
+            fail(n.offset, "cannot assign attribute on non-namespace object");
           dict_set(*ns.dict, n.attr, std::move(v));
         } else {
           bind(n.targets, std::move(v), n.offset);
@@ -171,12 +175,14 @@ class Interp {
         return Flow::kNormal;
       case Node::Kind::kMacro: {
         const Node* m = &n;
-        (*frames_.back())[n.name] = Value::function([this, m](Args& a) { return call_macro(*m, a); });
+        (*frames_.back())[n.name] =
+            Value::function([this, m](Args& a) { return call_macro(*m, a); });
         return Flow::kNormal;
       }
       case Node::Kind::kBreak:
       case Node::Kind::kContinue:
-        if (loop_depth_ == 0) fail(n.offset, "'break' and 'continue' are only allowed inside a loop");
+        if (loop_depth_ == 0)
+          fail(n.offset, "'break' and 'continue' are only allowed inside a loop");
         return n.kind == Node::Kind::kBreak ? Flow::kBreak : Flow::kContinue;
     }
     return Flow::kNormal;
@@ -203,7 +209,8 @@ class Interp {
       fail(offset, std::string("cannot unpack: ") + e.what());
     }
     if (items.size() != names.size())
-      fail(offset, "cannot unpack " + std::to_string(items.size()) + " values into " + std::to_string(names.size()));
+      fail(offset, "cannot unpack " + std::to_string(items.size()) + " values into " +
+                       std::to_string(names.size()));
     for (size_t i = 0; i < names.size(); ++i) f[names[i]] = items[i];
   }
 
@@ -245,26 +252,31 @@ class Interp {
     struct Leave {
       Interp& in;
       size_t frames;
-      ~Leave() { --in.loop_depth_; in.frames_.resize(frames); }
+      ~Leave() {
+        --in.loop_depth_;
+        in.frames_.resize(frames);
+      }
     } leave{*this, frames_.size()};
     for (int64_t i = 0; i < len; ++i) {
       charge(n.offset, 1);
       frames_.push_back(std::make_shared<Frame>());
-      Dict loop = {{"index", Value::integer(i + 1)},
-                   {"index0", Value::integer(i)},
-                   {"revindex", Value::integer(len - i)},
-                   {"revindex0", Value::integer(len - i - 1)},
-                   {"first", Value::boolean(i == 0)},
-                   {"last", Value::boolean(i == len - 1)},
-                   {"length", Value::integer(len)},
-                   {"depth", Value::integer(1)},
-                   {"depth0", Value::integer(0)},
-                   {"previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("previtem")},
-                   {"nextitem", i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value::undefined("nextitem")},
-                   {"cycle", Value::function([i](Args& a) {
-                      if (a.pos.empty()) throw ValueError("no items for cycling given");
-                      return a.pos[static_cast<size_t>(i) % a.pos.size()];
-                    })}};
+      Dict loop = {
+          {"index", Value::integer(i + 1)},
+          {"index0", Value::integer(i)},
+          {"revindex", Value::integer(len - i)},
+          {"revindex0", Value::integer(len - i - 1)},
+          {"first", Value::boolean(i == 0)},
+          {"last", Value::boolean(i == len - 1)},
+          {"length", Value::integer(len)},
+          {"depth", Value::integer(1)},
+          {"depth0", Value::integer(0)},
+          {"previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("previtem")},
+          {"nextitem",
+           i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value::undefined("nextitem")},
+          {"cycle", Value::function([i](Args& a) {
+             if (a.pos.empty()) throw ValueError("no items for cycling given");
+             return a.pos[static_cast<size_t>(i) % a.pos.size()];
+           })}};
       (*frames_.back())["loop"] = Value::make_dict(std::move(loop));
       bind(n.targets, items[static_cast<size_t>(i)], n.offset);
       Flow f = exec(n.body);
@@ -275,7 +287,9 @@ class Interp {
   }
 
   Value call_macro(const Node& m, Args& a) {
-    if (a.pos.size() > m.params.size()) throw ValueError("macro '" + m.name + "' takes " + std::to_string(m.params.size()) + " arguments");
+    if (a.pos.size() > m.params.size())
+      throw ValueError("macro '" + m.name + "' takes " + std::to_string(m.params.size()) +
+                       " arguments");
     auto frame = std::make_shared<Frame>();
     for (size_t i = 0; i < a.pos.size(); ++i) (*frame)[m.params[i]] = a.pos[i];
     for (const auto& [k, v] : a.kw) {
@@ -292,7 +306,10 @@ class Interp {
       Interp& in;
       std::vector<std::shared_ptr<Frame>>& frames;
       int loops;
-      ~Restore() { std::swap(in.frames_, frames); in.loop_depth_ = loops; }
+      ~Restore() {
+        std::swap(in.frames_, frames);
+        in.loop_depth_ = loops;
+      }
     } restore{*this, saved, saved_loops};
     for (size_t i = 0; i < m.params.size(); ++i) {
       if (frame->count(m.params[i])) continue;
@@ -304,8 +321,10 @@ class Interp {
   Args eval_args(const Expr& e) {
     Args a;
     for (size_t i = 0; i < e.args.size(); ++i) {
-      if (e.arg_names[i].empty()) a.pos.push_back(eval(*e.args[i]));
-      else a.kw.emplace_back(e.arg_names[i], eval(*e.args[i]));
+      if (e.arg_names[i].empty())
+        a.pos.push_back(eval(*e.args[i]));
+      else
+        a.kw.emplace_back(e.arg_names[i], eval(*e.args[i]));
     }
     return a;
   }
@@ -322,8 +341,10 @@ class Interp {
 
   Value eval_inner(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.value;
-      case Expr::Kind::kName: return lookup(e.name);
+      case Expr::Kind::kLiteral:
+        return e.value;
+      case Expr::Kind::kName:
+        return lookup(e.name);
       case Expr::Kind::kList:
       case Expr::Kind::kTuple: {
         List l;
@@ -336,12 +357,14 @@ class Interp {
         Dict d;
         for (size_t i = 0; i + 1 < e.kids.size(); i += 2) {
           Value k = eval(*e.kids[i]);
-          if (!k.is_string()) fail(e.kids[i]->offset, "only string keys are supported in dict literals");
+          if (!k.is_string())
+            fail(e.kids[i]->offset, "only string keys are supported in dict literals");
           dict_set(d, k.s, eval(*e.kids[i + 1]));
         }
         return Value::make_dict(std::move(d));
       }
-      case Expr::Kind::kGetAttr: return get_attr(eval(*e.kids[0]), e.name);
+      case Expr::Kind::kGetAttr:
+        return get_attr(eval(*e.kids[0]), e.name);
       case Expr::Kind::kGetItem: {
         Value obj = eval(*e.kids[0]);
         return get_item(obj, eval(*e.kids[1]));
@@ -350,7 +373,8 @@ class Interp {
         Value obj = eval(*e.kids[0]);
         Value parts[3];
         for (int i = 0; i < 3; ++i)
-          if (e.kids[static_cast<size_t>(i) + 1]) parts[i] = eval(*e.kids[static_cast<size_t>(i) + 1]);
+          if (e.kids[static_cast<size_t>(i) + 1])
+            parts[i] = eval(*e.kids[static_cast<size_t>(i) + 1]);
         return slice(obj, parts[0], parts[1], parts[2], budget_);
       }
       case Expr::Kind::kCall: {
@@ -361,7 +385,10 @@ class Interp {
           throw ValueError("'" + type_name(fn) + "' object is not callable");
         }
         ++calls_;
-        struct Dec { int& c; ~Dec() { --c; } } dec{calls_};
+        struct Dec {
+          int& c;
+          ~Dec() { --c; }
+        } dec{calls_};
         if (calls_ > limits_.max_depth) throw ValueError("template recursion too deep");
         return (*fn.fn)(a);
       }
@@ -377,11 +404,14 @@ class Interp {
         Args a = eval_args(e);
         return Value::boolean(call_test(e.name, v, a) != e.negated);
       }
-      case Expr::Kind::kNot: return Value::boolean(!truthy(eval(*e.kids[0])));
-      case Expr::Kind::kNeg: return negate(eval(*e.kids[0]));
+      case Expr::Kind::kNot:
+        return Value::boolean(!truthy(eval(*e.kids[0])));
+      case Expr::Kind::kNeg:
+        return negate(eval(*e.kids[0]));
       case Expr::Kind::kPos: {
         Value v = eval(*e.kids[0]);
-        if (!v.is_number()) throw ValueError("bad operand type for unary +: '" + type_name(v) + "'");
+        if (!v.is_number())
+          throw ValueError("bad operand type for unary +: '" + type_name(v) + "'");
         return v.kind == K::kBool ? Value::integer(v.b) : v;
       }
       case Expr::Kind::kBinary: {
@@ -416,7 +446,8 @@ namespace {
 template <typename Json>
 std::string render(std::string_view tpl, const Json& context, const JinjaLimits& limits) {
   if (tpl.size() > limits.max_template_bytes)
-    throw JinjaError("template is larger than " + std::to_string(limits.max_template_bytes) + " bytes", 1, 1);
+    throw JinjaError(
+        "template is larger than " + std::to_string(limits.max_template_bytes) + " bytes", 1, 1);
   if (!context.is_object()) throw JinjaError("template context must be a JSON object", 1, 1);
   const std::string src = jinja::normalize_source(tpl);
   const std::vector<jinja::Token> tokens = jinja::lex(src);
@@ -426,11 +457,13 @@ std::string render(std::string_view tpl, const Json& context, const JinjaLimits&
 
 }  // namespace
 
-std::string render_jinja(std::string_view tpl, const nlohmann::json& context, const JinjaLimits& limits) {
+std::string render_jinja(std::string_view tpl, const nlohmann::json& context,
+                         const JinjaLimits& limits) {
   return render(tpl, context, limits);
 }
 
-std::string render_jinja(std::string_view tpl, const nlohmann::ordered_json& context, const JinjaLimits& limits) {
+std::string render_jinja(std::string_view tpl, const nlohmann::ordered_json& context,
+                         const JinjaLimits& limits) {
   return render(tpl, context, limits);
 }
 

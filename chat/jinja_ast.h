@@ -16,22 +16,22 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    kLiteral,   // value
-    kName,      // name
-    kList,      // kids
-    kTuple,     // kids
-    kDict,      // kids: key0, value0, key1, value1, ...
-    kGetAttr,   // kids[0] . name
-    kGetItem,   // kids[0] [ kids[1] ]
-    kSlice,     // kids[0] [ kids[1] : kids[2] : kids[3] ] (null kids where omitted)
-    kCall,      // kids[0] ( args )
-    kFilter,    // kids[0] | name ( args )
-    kTest,      // kids[0] is [not] name ( args ); negated
-    kNot,       // not kids[0]
-    kNeg,       // - kids[0]
-    kPos,       // + kids[0]
-    kBinary,    // kids[0] op kids[1]
-    kCond,      // kids[0] if kids[1] else kids[2] (kids[2] null: undefined)
+    kLiteral,  // value
+    kName,     // name
+    kList,     // kids
+    kTuple,    // kids
+    kDict,     // kids: key0, value0, key1, value1, ...
+    kGetAttr,  // kids[0] . name
+    kGetItem,  // kids[0] [ kids[1] ]
+    kSlice,    // kids[0] [ kids[1] : kids[2] : kids[3] ] (null kids where omitted)
+    kCall,     // kids[0] ( args )
+    kFilter,   // kids[0] | name ( args )
+    kTest,     // kids[0] is [not] name ( args ); negated
+    kNot,      // not kids[0]
+    kNeg,      // - kids[0]
+    kPos,      // + kids[0]
+    kBinary,   // kids[0] op kids[1]
+    kCond,     // kids[0] if kids[1] else kids[2] (kids[2] null: undefined)
   };
   Kind kind;
   size_t offset = 0;
@@ -39,8 +39,8 @@ struct Expr {
   std::string name;  // name, attribute, filter/test name, or binary operator
   bool negated = false;
   std::vector<ExprPtr> kids;
-  std::vector<ExprPtr> args;            // call/filter/test arguments
-  std::vector<std::string> arg_names;   // parallel to args: "" for positional
+  std::vector<ExprPtr> args;           // call/filter/test arguments
+  std::vector<std::string> arg_names;  // parallel to args: "" for positional
 };
 
 struct Node;

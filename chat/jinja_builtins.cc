@@ -16,13 +16,15 @@ using K = Value::Kind;
 
 [[noreturn]] void type_error(const std::string& msg) { throw ValueError(msg); }
 
-std::string arg_str(const Args& a, size_t i, const char* name, const std::string& def, bool required = false) {
+std::string arg_str(const Args& a, size_t i, const char* name, const std::string& def,
+                    bool required = false) {
   const Value* v = a.get(i, name);
   if (!v) {
     if (required) type_error(std::string("missing argument '") + name + "'");
     return def;
   }
-  if (!v->is_string()) type_error(std::string("argument '") + name + "' must be a string, not " + type_name(*v));
+  if (!v->is_string())
+    type_error(std::string("argument '") + name + "' must be a string, not " + type_name(*v));
   return v->s;
 }
 
@@ -48,10 +50,14 @@ std::string jinja_title(const std::string& s) {
   std::string out;
   bool at_start = true;
   for (char c : s) {
-    bool delim = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || c == ' ' || c == '\t' || c == '\n' ||
-                 c == '\r' || c == '\f' || c == '\v';
+    bool delim = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || c == ' ' ||
+                 c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
     unsigned char u = static_cast<unsigned char>(c);
-    if (delim) { out += c; at_start = true; continue; }
+    if (delim) {
+      out += c;
+      at_start = true;
+      continue;
+    }
     out += at_start ? static_cast<char>(std::toupper(u)) : static_cast<char>(std::tolower(u));
     at_start = false;
   }
@@ -64,14 +70,17 @@ std::string capitalize(const std::string& s) {
   return out;
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count,
-                        Budget& budget) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to,
+                        int64_t count, Budget& budget) {
   std::string out;
   if (from.empty()) {  // Python inserts `to` around every character
     std::vector<std::string_view> cps = utf8::characters(s);
     int64_t n = 0;
     for (std::string_view cp : cps) {
-      if (count < 0 || n < count) { out += to; ++n; }
+      if (count < 0 || n < count) {
+        out += to;
+        ++n;
+      }
       out += cp;
       budget.check_size(out.size());
     }
@@ -109,7 +118,8 @@ List py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
       }
       size_t j = i;
       while (j < cps.size() && !is_space_char(cps[j])) ++j;
-      out.push_back(Value::string(std::string(cps[i].data(), cps[j - 1].data() + cps[j - 1].size())));
+      out.push_back(
+          Value::string(std::string(cps[i].data(), cps[j - 1].data() + cps[j - 1].size())));
       i = j;
     }
     return out;
@@ -119,7 +129,8 @@ List py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
   size_t pos = 0;
   while (true) {
     size_t f = s.find(sep->s, pos);
-    if (f == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit)) break;
+    if (f == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit))
+      break;
     out.push_back(Value::string(s.substr(pos, f - pos)));
     pos = f + sep->s.size();
   }
@@ -130,7 +141,8 @@ List py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
 int64_t arg_int(const Args& a, size_t i, const char* name, int64_t def) {
   const Value* v = a.get(i, name);
   if (!v || v->kind == K::kNone) return def;
-  if (v->kind != K::kInt && v->kind != K::kBool) type_error(std::string("argument '") + name + "' must be an integer");
+  if (v->kind != K::kInt && v->kind != K::kBool)
+    type_error(std::string("argument '") + name + "' must be an integer");
   return v->kind == K::kBool ? v->b : v->i;
 }
 
@@ -138,7 +150,8 @@ bool affix_match(const std::string& s, const Value& arg, bool prefix) {
   auto one = [&](const Value& x) {
     if (!x.is_string()) type_error("startswith/endswith argument must be str or a tuple of str");
     if (x.s.size() > s.size()) return false;
-    return prefix ? s.compare(0, x.s.size(), x.s) == 0 : s.compare(s.size() - x.s.size(), x.s.size(), x.s) == 0;
+    return prefix ? s.compare(0, x.s.size(), x.s) == 0
+                  : s.compare(s.size() - x.s.size(), x.s.size(), x.s) == 0;
   };
   if (arg.kind == K::kList) {
     for (const Value& x : *arg.list)
@@ -158,9 +171,12 @@ Value string_method(const std::string& s, const std::string& name) {
       return Value::string(py_strip(self, l, r, c && c->is_string() ? &c->s : nullptr));
     });
   }
-  if (name == "upper") return bind([](const std::string& self, Args&) { return Value::string(base::to_upper(self)); });
-  if (name == "lower") return bind([](const std::string& self, Args&) { return Value::string(base::to_lower(self)); });
-  if (name == "title") return bind([](const std::string& self, Args&) { return Value::string(py_title(self)); });
+  if (name == "upper")
+    return bind([](const std::string& self, Args&) { return Value::string(base::to_upper(self)); });
+  if (name == "lower")
+    return bind([](const std::string& self, Args&) { return Value::string(base::to_lower(self)); });
+  if (name == "title")
+    return bind([](const std::string& self, Args&) { return Value::string(py_title(self)); });
   if (name == "capitalize")
     return bind([](const std::string& self, Args&) { return Value::string(capitalize(self)); });
   if (name == "startswith" || name == "endswith") {
@@ -178,14 +194,16 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "replace")
     return bind([](const std::string& self, Args& a) {
       Budget b{0, UINT64_MAX, 1 << 20};
-      return Value::string(replace_all(self, arg_str(a, 0, "old", "", true), arg_str(a, 1, "new", "", true),
-                                       arg_int(a, 2, "count", -1), b));
+      return Value::string(replace_all(self, arg_str(a, 0, "old", "", true),
+                                       arg_str(a, 1, "new", "", true), arg_int(a, 2, "count", -1),
+                                       b));
     });
   if (name == "find")
     return bind([](const std::string& self, Args& a) {
       size_t f = self.find(arg_str(a, 0, "sub", "", true));
       if (f == std::string::npos) return Value::integer(-1);
-      return Value::integer(static_cast<int64_t>(utf8::characters(std::string_view(self).substr(0, f)).size()));
+      return Value::integer(
+          static_cast<int64_t>(utf8::characters(std::string_view(self).substr(0, f)).size()));
     });
   return Value::undefined(name);
 }
@@ -228,7 +246,7 @@ Value dict_method(const Value& d, const std::string& name) {
 // Python ints are unbounded; ours are 64-bit and overflow is an error.
 int64_t checked_op(char op, int64_t x, int64_t y) {
   int64_t r = 0;
-  bool overflow = op == '+' ? __builtin_add_overflow(x, y, &r)
+  bool overflow = op == '+'   ? __builtin_add_overflow(x, y, &r)
                   : op == '-' ? __builtin_sub_overflow(x, y, &r)
                               : __builtin_mul_overflow(x, y, &r);
   if (overflow) type_error("integer overflow");
@@ -236,20 +254,24 @@ int64_t checked_op(char op, int64_t x, int64_t y) {
 }
 
 double num(const Value& v) {
-  return v.kind == K::kFloat ? v.f : v.kind == K::kBool ? (v.b ? 1.0 : 0.0) : static_cast<double>(v.i);
+  return v.kind == K::kFloat  ? v.f
+         : v.kind == K::kBool ? (v.b ? 1.0 : 0.0)
+                              : static_cast<double>(v.i);
 }
 int64_t inum(const Value& v) { return v.kind == K::kBool ? v.b : v.i; }
 
 [[noreturn]] void unsupported(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined()) type_error("'" + a.s + "' is undefined");
   if (b.is_undefined()) type_error("'" + b.s + "' is undefined");
-  type_error("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
+  type_error("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" +
+             type_name(b) + "'");
 }
 
 Value repeat(const Value& seq, int64_t n, Budget& budget) {
   if (n <= 0) return seq.is_string() ? Value::string("") : Value::make_list();
   size_t unit = seq.is_string() ? seq.s.size() : seq.list->size();
-  if (unit && static_cast<uint64_t>(n) > budget.max_bytes / unit + 1) type_error("template value exceeds the output size limit");
+  if (unit && static_cast<uint64_t>(n) > budget.max_bytes / unit + 1)
+    type_error("template value exceeds the output size limit");
   budget.check_size(unit * static_cast<size_t>(n));
   budget.charge(unit * static_cast<uint64_t>(n));
   if (seq.is_string()) {
@@ -263,7 +285,8 @@ Value repeat(const Value& seq, int64_t n, Budget& budget) {
 }
 
 Value arith(const std::string& op, const Value& a, const Value& b, Budget& budget) {
-  const bool ints = (a.kind == K::kInt || a.kind == K::kBool) && (b.kind == K::kInt || b.kind == K::kBool);
+  const bool ints =
+      (a.kind == K::kInt || a.kind == K::kBool) && (b.kind == K::kInt || b.kind == K::kBool);
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       budget.check_size(a.s.size() + b.s.size());
@@ -281,8 +304,10 @@ Value arith(const std::string& op, const Value& a, const Value& b, Budget& budge
     }
   }
   if (op == "*") {
-    if ((a.is_string() || a.kind == K::kList) && (b.kind == K::kInt || b.kind == K::kBool)) return repeat(a, inum(b), budget);
-    if ((b.is_string() || b.kind == K::kList) && (a.kind == K::kInt || a.kind == K::kBool)) return repeat(b, inum(a), budget);
+    if ((a.is_string() || a.kind == K::kList) && (b.kind == K::kInt || b.kind == K::kBool))
+      return repeat(a, inum(b), budget);
+    if ((b.is_string() || b.kind == K::kList) && (a.kind == K::kInt || a.kind == K::kBool))
+      return repeat(b, inum(a), budget);
   }
   if (op == "%" && a.is_string()) type_error("printf-style string formatting is not supported");
   if (!a.is_number() || !b.is_number()) unsupported(op, a, b);
@@ -297,7 +322,10 @@ Value arith(const std::string& op, const Value& a, const Value& b, Budget& budge
       if (y == 0) type_error("integer division or modulo by zero");
       if (x == INT64_MIN && y == -1) type_error("integer overflow");
       int64_t q = x / y, m = x % y;
-      if (m != 0 && ((m < 0) != (y < 0))) { --q; m += y; }
+      if (m != 0 && ((m < 0) != (y < 0))) {
+        --q;
+        m += y;
+      }
       return Value::integer(op == "//" ? q : m);
     }
     if (op == "**") {
@@ -335,8 +363,10 @@ Value attr_path(const Value& v, const std::string& path) {
   while (true) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = numeric && part.size() < 18 ? get_item(cur, Value::integer(std::atoll(part.c_str()))) : get_item(cur, Value::string(part));
+    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                [](char c) { return c >= '0' && c <= '9'; });
+    cur = numeric && part.size() < 18 ? get_item(cur, Value::integer(std::atoll(part.c_str())))
+                                      : get_item(cur, Value::string(part));
     if (cur.is_undefined() || dot == std::string::npos) return cur;
     pos = dot + 1;
   }
@@ -369,21 +399,29 @@ using Filter = Value (*)(const Value&, Args&, Budget&);
 
 const std::map<std::string, Filter>& filters() {
   static const std::map<std::string, Filter> f = {
-      {"trim", [](const Value& v, Args& a, Budget&) {
+      {"trim",
+       [](const Value& v, Args& a, Budget&) {
          const Value* c = a.get(0, "chars");
-         return Value::string(py_strip(to_str(v), true, true, c && c->is_string() ? &c->s : nullptr));
+         return Value::string(
+             py_strip(to_str(v), true, true, c && c->is_string() ? &c->s : nullptr));
        }},
       {"length", [](const Value& v, Args&, Budget&) { return Value::integer(length(v)); }},
       {"count", [](const Value& v, Args&, Budget&) { return Value::integer(length(v)); }},
-      {"upper", [](const Value& v, Args&, Budget&) { return Value::string(base::to_upper(to_str(v))); }},
-      {"lower", [](const Value& v, Args&, Budget&) { return Value::string(base::to_lower(to_str(v))); }},
-      {"title", [](const Value& v, Args&, Budget&) { return Value::string(jinja_title(to_str(v))); }},
-      {"capitalize", [](const Value& v, Args&, Budget&) { return Value::string(capitalize(to_str(v))); }},
+      {"upper",
+       [](const Value& v, Args&, Budget&) { return Value::string(base::to_upper(to_str(v))); }},
+      {"lower",
+       [](const Value& v, Args&, Budget&) { return Value::string(base::to_lower(to_str(v))); }},
+      {"title",
+       [](const Value& v, Args&, Budget&) { return Value::string(jinja_title(to_str(v))); }},
+      {"capitalize",
+       [](const Value& v, Args&, Budget&) { return Value::string(capitalize(to_str(v))); }},
       {"string", [](const Value& v, Args&, Budget&) { return Value::string(to_str(v)); }},
       {"safe", [](const Value& v, Args&, Budget&) { return v; }},
-      {"tojson", [](const Value& v, Args& a, Budget& b) {
+      {"tojson",
+       [](const Value& v, Args& a, Budget& b) {
          if (v.is_undefined()) type_error("Object of type Undefined is not JSON serializable");
-         // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+         // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None,
+         // sort_keys=False)
          const Value* ea = a.get(0, "ensure_ascii");
          const Value* sk = a.get(3, "sort_keys");
          int indent = static_cast<int>(std::clamp<int64_t>(arg_int(a, 1, "indent", -1), -1, 64));
@@ -391,21 +429,25 @@ const std::map<std::string, Filter>& filters() {
          b.check_size(s.size());
          return Value::string(std::move(s));
        }},
-      {"default", [](const Value& v, Args& a, Budget&) {
+      {"default",
+       [](const Value& v, Args& a, Budget&) {
          const Value* d = a.get(0, "default_value");
          const Value* boolean = a.get(1, "boolean");
          bool use = v.is_undefined() || (boolean && truthy(*boolean) && !truthy(v));
          return use ? (d ? *d : Value::string("")) : v;
        }},
-      {"first", [](const Value& v, Args&, Budget&) {
+      {"first",
+       [](const Value& v, Args&, Budget&) {
          List l = iterate(v);
          return l.empty() ? Value::undefined("first") : l.front();
        }},
-      {"last", [](const Value& v, Args&, Budget&) {
+      {"last",
+       [](const Value& v, Args&, Budget&) {
          List l = iterate(v);
          return l.empty() ? Value::undefined("last") : l.back();
        }},
-      {"reverse", [](const Value& v, Args&, Budget&) {
+      {"reverse",
+       [](const Value& v, Args&, Budget&) {
          if (v.is_string()) {
            std::vector<std::string_view> cps = utf8::characters(v.s);
            std::string out;
@@ -416,7 +458,8 @@ const std::map<std::string, Filter>& filters() {
          std::reverse(l.begin(), l.end());
          return Value::make_list(std::move(l));
        }},
-      {"join", [](const Value& v, Args& a, Budget& b) {
+      {"join",
+       [](const Value& v, Args& a, Budget& b) {
          std::string sep = to_str(a.get(0, "d") ? *a.get(0, "d") : Value::string(""));
          const Value* attr = a.get(1, "attribute");
          std::string out;
@@ -430,24 +473,28 @@ const std::map<std::string, Filter>& filters() {
          b.charge(out.size());
          return Value::string(std::move(out));
        }},
-      {"replace", [](const Value& v, Args& a, Budget& b) {
-         return Value::string(replace_all(to_str(v), to_str(a.get(0, "old") ? *a.get(0, "old") : Value()),
-                                          to_str(a.get(1, "new") ? *a.get(1, "new") : Value()),
-                                          arg_int(a, 2, "count", -1), b));
+      {"replace",
+       [](const Value& v, Args& a, Budget& b) {
+         return Value::string(replace_all(
+             to_str(v), to_str(a.get(0, "old") ? *a.get(0, "old") : Value()),
+             to_str(a.get(1, "new") ? *a.get(1, "new") : Value()), arg_int(a, 2, "count", -1), b));
        }},
       {"list", [](const Value& v, Args&, Budget&) { return Value::make_list(iterate(v)); }},
-      {"items", [](const Value& v, Args&, Budget&) {
+      {"items",
+       [](const Value& v, Args&, Budget&) {
          if (v.is_undefined()) return Value::make_list();
          if (v.kind != K::kDict) type_error("items filter needs a mapping, not " + type_name(v));
          Args none;
          return get_attr(v, "items").fn->operator()(none);
        }},
-      {"int", [](const Value& v, Args& a, Budget&) {
+      {"int",
+       [](const Value& v, Args& a, Budget&) {
          int64_t def = arg_int(a, 0, "default", 0);
          if (v.kind == K::kInt || v.kind == K::kBool) return Value::integer(inum(v));
          if (v.kind == K::kFloat)
-           return std::isfinite(v.f) && std::fabs(v.f) < 9.2e18 ? Value::integer(static_cast<int64_t>(v.f))
-                                                                 : Value::integer(def);
+           return std::isfinite(v.f) && std::fabs(v.f) < 9.2e18
+                      ? Value::integer(static_cast<int64_t>(v.f))
+                      : Value::integer(def);
          if (v.is_string()) {
            std::string t = py_strip(v.s, true, true);
            char* end = nullptr;
@@ -460,7 +507,8 @@ const std::map<std::string, Filter>& filters() {
          }
          return Value::integer(def);
        }},
-      {"float", [](const Value& v, Args&, Budget&) {
+      {"float",
+       [](const Value& v, Args&, Budget&) {
          if (v.is_number()) return Value::number(num(v));
          if (v.is_string()) {
            std::string t = py_strip(v.s, true, true);
@@ -470,7 +518,8 @@ const std::map<std::string, Filter>& filters() {
          }
          return Value::number(0.0);
        }},
-      {"abs", [](const Value& v, Args&, Budget&) {
+      {"abs",
+       [](const Value& v, Args&, Budget&) {
          if (v.kind == K::kFloat) return Value::number(std::fabs(v.f));
          if (v.kind == K::kInt || v.kind == K::kBool) {
            if (inum(v) == INT64_MIN) type_error("integer overflow");
@@ -478,11 +527,14 @@ const std::map<std::string, Filter>& filters() {
          }
          type_error("bad operand type for abs(): '" + type_name(v) + "'");
        }},
-      {"selectattr", [](const Value& v, Args& a, Budget& b) { return select(v, a, true, true, b); }},
-      {"rejectattr", [](const Value& v, Args& a, Budget& b) { return select(v, a, true, false, b); }},
+      {"selectattr",
+       [](const Value& v, Args& a, Budget& b) { return select(v, a, true, true, b); }},
+      {"rejectattr",
+       [](const Value& v, Args& a, Budget& b) { return select(v, a, true, false, b); }},
       {"select", [](const Value& v, Args& a, Budget& b) { return select(v, a, false, true, b); }},
       {"reject", [](const Value& v, Args& a, Budget& b) { return select(v, a, false, false, b); }},
-      {"map", [](const Value& v, Args& a, Budget& b) {
+      {"map",
+       [](const Value& v, Args& a, Budget& b) {
          List out;
          if (const Value* attr = a.get(SIZE_MAX, "attribute")) {
            const Value* def = a.get(SIZE_MAX, "default");
@@ -537,14 +589,17 @@ const std::map<std::string, Test>& tests() {
       {"number", [](const Value& v, Args&) { return v.is_number(); }},
       {"integer", [](const Value& v, Args&) { return v.kind == K::kInt; }},
       {"float", [](const Value& v, Args&) { return v.kind == K::kFloat; }},
-      {"sequence", [](const Value& v, Args&) { return v.is_string() || v.kind == K::kList || v.kind == K::kDict; }},
-      {"iterable", [](const Value& v, Args&) {
+      {"sequence", [](const Value& v,
+                      Args&) { return v.is_string() || v.kind == K::kList || v.kind == K::kDict; }},
+      {"iterable",
+       [](const Value& v, Args&) {
          return v.is_string() || v.kind == K::kList || v.kind == K::kDict || v.is_undefined();
        }},
       {"callable", [](const Value& v, Args&) { return v.kind == K::kFunction; }},
       {"odd", [](const Value& v, Args&) { return parity(v) == 1; }},
       {"even", [](const Value& v, Args&) { return parity(v) == 0; }},
-      {"divisibleby", [](const Value& v, Args& a) {
+      {"divisibleby",
+       [](const Value& v, Args& a) {
          const Value& d = test_arg(a);
          if (v.kind != K::kInt || d.kind != K::kInt) type_error("divisibleby needs integers");
          if (d.i == 0) type_error("integer division or modulo by zero");
@@ -558,11 +613,12 @@ const std::map<std::string, Test>& tests() {
       {"ne", [](const Value& v, Args& a) { return !equals(v, test_arg(a)); }},
       {"!=", [](const Value& v, Args& a) { return !equals(v, test_arg(a)); }},
       {"in", [](const Value& v, Args& a) { return contains(test_arg(a), v); }},
-      {"sameas", [](const Value& v, Args& a) {
+      {"sameas",
+       [](const Value& v, Args& a) {
          const Value& o = test_arg(a);
          return v.kind == o.kind && (v.kind == K::kNone || v.kind == K::kUndefined ||
-                                     (v.kind == K::kBool && v.b == o.b) || (v.list && v.list == o.list) ||
-                                     (v.dict && v.dict == o.dict));
+                                     (v.kind == K::kBool && v.b == o.b) ||
+                                     (v.list && v.list == o.list) || (v.dict && v.dict == o.dict));
        }},
   };
   return t;
@@ -600,23 +656,29 @@ Value negate(const Value& v) {
 
 bool contains(const Value& c, const Value& item) {
   switch (c.kind) {
-    case K::kUndefined: return false;
+    case K::kUndefined:
+      return false;
     case K::kString:
-      if (!item.is_string()) type_error("'in <string>' requires string as left operand, not " + type_name(item));
+      if (!item.is_string())
+        type_error("'in <string>' requires string as left operand, not " + type_name(item));
       return c.s.find(item.s) != std::string::npos;
     case K::kList:
       for (const Value& x : *c.list)
         if (equals(x, item)) return true;
       return false;
-    case K::kDict: return item.is_string() && dict_find(*c.dict, item.s);
-    default: type_error("argument of type '" + type_name(c) + "' is not iterable");
+    case K::kDict:
+      return item.is_string() && dict_find(*c.dict, item.s);
+    default:
+      type_error("argument of type '" + type_name(c) + "' is not iterable");
   }
 }
 
 Value get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind) {
-    case K::kUndefined: type_error("'" + obj.s + "' is undefined");
-    case K::kString: return string_method(obj.s, name);
+    case K::kUndefined:
+      type_error("'" + obj.s + "' is undefined");
+    case K::kString:
+      return string_method(obj.s, name);
     case K::kNamespace: {
       const Value* v = dict_find(*obj.dict, name);
       return v ? *v : Value::undefined(name);
@@ -627,13 +689,15 @@ Value get_attr(const Value& obj, const std::string& name) {
       const Value* v = dict_find(*obj.dict, name);
       return v ? *v : Value::undefined(name);
     }
-    default: return Value::undefined(name);
+    default:
+      return Value::undefined(name);
   }
 }
 
 Value get_item(const Value& obj, const Value& key) {
   switch (obj.kind) {
-    case K::kUndefined: type_error("'" + obj.s + "' is undefined");
+    case K::kUndefined:
+      type_error("'" + obj.s + "' is undefined");
     case K::kDict:
     case K::kNamespace: {
       if (key.is_string())
@@ -660,14 +724,17 @@ Value get_item(const Value& obj, const Value& key) {
       if (i < 0 || i >= n) return Value::undefined(std::to_string(inum(key)));
       return Value::string(std::string(cps[static_cast<size_t>(i)]));
     }
-    default: return Value::undefined(to_str(key));
+    default:
+      return Value::undefined(to_str(key));
   }
 }
 
-Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step_v, Budget& budget) {
+Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step_v,
+            Budget& budget) {
   auto idx = [](const Value& v, int64_t def) -> int64_t {
     if (v.is_undefined() || v.kind == K::kNone) return def;
-    if (v.kind != K::kInt && v.kind != K::kBool) type_error("slice indices must be integers or None");
+    if (v.kind != K::kInt && v.kind != K::kBool)
+      type_error("slice indices must be integers or None");
     return inum(v);
   };
   int64_t step = idx(step_v, 1);
@@ -675,14 +742,22 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   std::vector<Value> items;
   std::vector<std::string_view> cps;
   int64_t n;
-  if (obj.kind == K::kList) n = static_cast<int64_t>(obj.list->size());
-  else if (obj.is_string()) { cps = utf8::characters(obj.s); n = static_cast<int64_t>(cps.size()); }
-  else if (obj.is_undefined()) type_error("'" + obj.s + "' is undefined");
-  else return Value::undefined("slice");  // jinja2: a failed subscript is undefined
+  if (obj.kind == K::kList)
+    n = static_cast<int64_t>(obj.list->size());
+  else if (obj.is_string()) {
+    cps = utf8::characters(obj.s);
+    n = static_cast<int64_t>(cps.size());
+  } else if (obj.is_undefined())
+    type_error("'" + obj.s + "' is undefined");
+  else
+    return Value::undefined("slice");  // jinja2: a failed subscript is undefined
   // Python's PySlice_AdjustIndices.
   auto adjust = [&](int64_t v, bool is_start) {
-    if (v < 0) { v += n; if (v < 0) v = step < 0 ? -1 : 0; }
-    else if (v >= n) v = step < 0 ? n - 1 : n;
+    if (v < 0) {
+      v += n;
+      if (v < 0) v = step < 0 ? -1 : 0;
+    } else if (v >= n)
+      v = step < 0 ? n - 1 : n;
     (void)is_start;
     return v;
   };
@@ -693,8 +768,10 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   std::string s;
   for (int64_t i = b; step > 0 ? i < e : i > e; i += step) {
     budget.charge(1);
-    if (obj.kind == K::kList) out.push_back((*obj.list)[static_cast<size_t>(i)]);
-    else s += cps[static_cast<size_t>(i)];
+    if (obj.kind == K::kList)
+      out.push_back((*obj.list)[static_cast<size_t>(i)]);
+    else
+      s += cps[static_cast<size_t>(i)];
   }
   if (obj.is_string()) return Value::string(std::move(s));
   Value r = Value::make_list(std::move(out));
@@ -704,8 +781,10 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
 
 List iterate(const Value& v) {
   switch (v.kind) {
-    case K::kUndefined: return {};
-    case K::kList: return *v.list;
+    case K::kUndefined:
+      return {};
+    case K::kList:
+      return *v.list;
     case K::kDict: {
       List out;
       for (const auto& kv : *v.dict) out.push_back(Value::string(kv.first));
@@ -713,26 +792,31 @@ List iterate(const Value& v) {
     }
     case K::kString: {
       List out;
-      for (std::string_view cp : utf8::characters(v.s)) out.push_back(Value::string(std::string(cp)));
+      for (std::string_view cp : utf8::characters(v.s))
+        out.push_back(Value::string(std::string(cp)));
       return out;
     }
-    default: type_error("'" + type_name(v) + "' object is not iterable");
+    default:
+      type_error("'" + type_name(v) + "' object is not iterable");
   }
 }
 
 int64_t length(const Value& v) {
   switch (v.kind) {
-    case K::kUndefined: return 0;
-    case K::kList: return static_cast<int64_t>(v.list->size());
-    case K::kDict: return static_cast<int64_t>(v.dict->size());
-    case K::kString: return static_cast<int64_t>(utf8::characters(v.s).size());
-    default: type_error("object of type '" + type_name(v) + "' has no len()");
+    case K::kUndefined:
+      return 0;
+    case K::kList:
+      return static_cast<int64_t>(v.list->size());
+    case K::kDict:
+      return static_cast<int64_t>(v.dict->size());
+    case K::kString:
+      return static_cast<int64_t>(utf8::characters(v.s).size());
+    default:
+      type_error("object of type '" + type_name(v) + "' has no len()");
   }
 }
 
-bool has_filter(const std::string& name) {
-  return filters().count(name) || name == "d";
-}
+bool has_filter(const std::string& name) { return filters().count(name) || name == "d"; }
 
 Value call_filter(const std::string& name, const Value& v, Args& args, Budget& budget) {
   auto it = filters().find(name == "d" ? "default" : name);

@@ -32,7 +32,8 @@ bool contains(const Value& container, const Value& item);
 Value get_attr(const Value& obj, const std::string& name);
 // obj[key]: dict key, list/string index; undefined if missing.
 Value get_item(const Value& obj, const Value& key);
-Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step, Budget& budget);
+Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step,
+            Budget& budget);
 
 // The items "for x in v" visits (dict: keys; string: characters; undefined: none).
 List iterate(const Value& v);

@@ -40,9 +40,12 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Appends code point u as UTF-8.
 void put_utf8(std::string& out, uint32_t u) {
-  if (u < 0x80) out += static_cast<char>(u);
-  else if (u < 0x800) { out += static_cast<char>(0xC0 | (u >> 6)); out += static_cast<char>(0x80 | (u & 0x3F)); }
-  else if (u < 0x10000) {
+  if (u < 0x80)
+    out += static_cast<char>(u);
+  else if (u < 0x800) {
+    out += static_cast<char>(0xC0 | (u >> 6));
+    out += static_cast<char>(0x80 | (u & 0x3F));
+  } else if (u < 0x10000) {
     out += static_cast<char>(0xE0 | (u >> 12));
     out += static_cast<char>(0x80 | ((u >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (u & 0x3F));
@@ -66,29 +69,57 @@ std::string unescape(const std::string& src, size_t start, size_t end) {
   std::string out;
   for (size_t i = start; i < end; ++i) {
     char c = src[i];
-    if (c != '\\' || i + 1 >= end) { out += c; continue; }
+    if (c != '\\' || i + 1 >= end) {
+      out += c;
+      continue;
+    }
     char e = src[++i];
     switch (e) {
-      case '\n': break;
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
-      case 'x': case 'u': case 'U': {
+      case '\n':
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case 'x':
+      case 'u':
+      case 'U': {
         size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
         uint32_t u = 0;
         for (size_t k = 0; k < n; ++k) {
           int h = i + 1 + k < end ? hex_val(src[i + 1 + k]) : -1;
-          if (h < 0) fail(src, i - 1, "invalid \\" + std::string(1, e) + " escape in string literal");
+          if (h < 0)
+            fail(src, i - 1, "invalid \\" + std::string(1, e) + " escape in string literal");
           u = u * 16 + static_cast<uint32_t>(h);
         }
-        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) fail(src, i - 1, "invalid code point in string escape");
+        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF))
+          fail(src, i - 1, "invalid code point in string escape");
         put_utf8(out, u);
         i += n;
         break;
@@ -122,7 +153,8 @@ class Lexer {
         break;
       }
       const char kind = s_[tag + 1];
-      char sign = tag + 2 < s_.size() && (s_[tag + 2] == '-' || s_[tag + 2] == '+') ? s_[tag + 2] : 0;
+      char sign =
+          tag + 2 < s_.size() && (s_[tag + 2] == '-' || s_[tag + 2] == '+') ? s_[tag + 2] : 0;
       std::string text = s_.substr(pos, tag - pos);
       if (sign == '-') {
         text = rstrip_spaces(text);
@@ -135,9 +167,12 @@ class Lexer {
       push_text(pos, text);
       size_t body = tag + 2 + (sign ? 1 : 0);
       size_t end;
-      if (kind == '#') end = comment(tag, body);
-      else if (kind == '%' && is_raw(body, end)) end = raw(tag, end);
-      else end = tag_tokens(kind, tag, body);
+      if (kind == '#')
+        end = comment(tag, body);
+      else if (kind == '%' && is_raw(body, end))
+        end = raw(tag, end);
+      else
+        end = tag_tokens(kind, tag, body);
       line_starting = end > 0 && s_[end - 1] == '\n';
       pos = end;
     }
@@ -182,8 +217,14 @@ class Lexer {
     size_t p = skip_spaces(s_, body);
     if (s_.compare(p, 3, "raw") != 0) return false;
     p = skip_spaces(s_, p + 3);
-    if (s_.compare(p, 3, "-%}") == 0) { end = skip_spaces(s_, p + 3); return true; }
-    if (s_.compare(p, 2, "%}") == 0) { end = p + 2; return true; }
+    if (s_.compare(p, 3, "-%}") == 0) {
+      end = skip_spaces(s_, p + 3);
+      return true;
+    }
+    if (s_.compare(p, 2, "%}") == 0) {
+      end = p + 2;
+      return true;
+    }
     return false;
   }
 
@@ -219,7 +260,10 @@ class Lexer {
     std::vector<char> balance;
     while (true) {
       p = skip_spaces(s_, p);
-      if (p >= s_.size()) fail(s_, tag, block ? "unexpected end of template, expected '%}'" : "unexpected end of template, expected '}}'");
+      if (p >= s_.size())
+        fail(s_, tag,
+             block ? "unexpected end of template, expected '%}'"
+                   : "unexpected end of template, expected '}}'");
       if (balance.empty()) {
         const Token::Kind end_kind = block ? Token::Kind::kBlockEnd : Token::Kind::kVarEnd;
         const char* close = block ? "%}" : "}}";
@@ -268,7 +312,8 @@ class Lexer {
       balance.push_back(c == '(' ? ')' : c == '[' ? ']' : '}');
     } else if (c == ')' || c == ']' || c == '}') {
       if (balance.empty()) fail(s_, p, std::string("unexpected '") + c + "'");
-      if (balance.back() != c) fail(s_, p, std::string("unexpected '") + c + "', expected '" + balance.back() + "'");
+      if (balance.back() != c)
+        fail(s_, p, std::string("unexpected '") + c + "', expected '" + balance.back() + "'");
       balance.pop_back();
     }
     out_.push_back({Token::Kind::kOp, p, std::string(1, c), 0, 0});
@@ -279,7 +324,8 @@ class Lexer {
     size_t e = p;
     std::string digits;
     auto run = [&] {
-      while (e < s_.size() && (is_digit(s_[e]) || (s_[e] == '_' && e + 1 < s_.size() && is_digit(s_[e + 1])))) {
+      while (e < s_.size() &&
+             (is_digit(s_[e]) || (s_[e] == '_' && e + 1 < s_.size() && is_digit(s_[e + 1])))) {
         if (s_[e] != '_') digits += s_[e];
         ++e;
       }
@@ -341,7 +387,12 @@ void line_col(const std::string& src, size_t offset, int& line, int& col) {
   line = 1;
   col = 1;
   for (size_t i = 0; i < offset && i < src.size(); ++i) {
-    if (src[i] == '\n') { ++line; col = 1; } else { ++col; }
+    if (src[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
   }
 }
 

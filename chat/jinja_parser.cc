@@ -39,24 +39,45 @@ class Parser {
 
   const Token& cur() const { return t_[i_]; }
   const Token& peek(size_t k = 1) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
-  void advance() { if (i_ + 1 < t_.size()) ++i_; }
+  void advance() {
+    if (i_ + 1 < t_.size()) ++i_;
+  }
   bool is_op(const char* op) const { return cur().kind == TK::kOp && cur().text == op; }
   bool is_name(const char* n) const { return cur().kind == TK::kName && cur().text == n; }
-  bool skip_op(const char* op) { if (is_op(op)) { advance(); return true; } return false; }
-  bool skip_name(const char* n) { if (is_name(n)) { advance(); return true; } return false; }
+  bool skip_op(const char* op) {
+    if (is_op(op)) {
+      advance();
+      return true;
+    }
+    return false;
+  }
+  bool skip_name(const char* n) {
+    if (is_name(n)) {
+      advance();
+      return true;
+    }
+    return false;
+  }
 
   std::string describe(const Token& t) const {
     switch (t.kind) {
-      case TK::kEof: return "end of template";
-      case TK::kBlockEnd: return "end of statement block";
-      case TK::kVarEnd: return "end of print statement";
-      case TK::kText: return "template data";
-      case TK::kString: return "string";
-      default: return "'" + t.text + "'";
+      case TK::kEof:
+        return "end of template";
+      case TK::kBlockEnd:
+        return "end of statement block";
+      case TK::kVarEnd:
+        return "end of print statement";
+      case TK::kText:
+        return "template data";
+      case TK::kString:
+        return "string";
+      default:
+        return "'" + t.text + "'";
     }
   }
   void expect_op(const char* op) {
-    if (!skip_op(op)) fail(cur().offset, std::string("expected '") + op + "', got " + describe(cur()));
+    if (!skip_op(op))
+      fail(cur().offset, std::string("expected '") + op + "', got " + describe(cur()));
   }
   std::string expect_name() {
     if (cur().kind != TK::kName) fail(cur().offset, "expected a name, got " + describe(cur()));
@@ -65,7 +86,8 @@ class Parser {
     return n;
   }
   void expect_block_end() {
-    if (cur().kind != TK::kBlockEnd) fail(cur().offset, "expected end of statement block, got " + describe(cur()));
+    if (cur().kind != TK::kBlockEnd)
+      fail(cur().offset, "expected end of statement block, got " + describe(cur()));
     advance();
   }
 
@@ -101,12 +123,14 @@ class Parser {
         n->offset = t.offset;
         advance();
         n->expr = tuple(true, false);
-        if (cur().kind != TK::kVarEnd) fail(cur().offset, "expected end of print statement, got " + describe(cur()));
+        if (cur().kind != TK::kVarEnd)
+          fail(cur().offset, "expected end of print statement, got " + describe(cur()));
         advance();
         out.push_back(std::move(n));
       } else if (t.kind == TK::kBlockBegin) {
         const Token& name = peek();
-        if (name.kind != TK::kName) fail(name.offset, "expected a statement name, got " + describe(name));
+        if (name.kind != TK::kName)
+          fail(name.offset, "expected a statement name, got " + describe(name));
         for (const char* e : ends) {
           if (name.text == e) {
             end = e;
@@ -135,7 +159,10 @@ class Parser {
       while (true) {
         expect_block_end();
         n->branches.push_back(body({"elif", "else", "endif"}, end));
-        if (end == "elif") { n->conds.push_back(tuple(false, false)); continue; }
+        if (end == "elif") {
+          n->conds.push_back(tuple(false, false));
+          continue;
+        }
         if (end == "else") {
           expect_block_end();
           n->else_body = body({"endif"}, end);
@@ -225,12 +252,14 @@ class Parser {
         comma = true;
       }
       if (cur().kind == TK::kVarEnd || cur().kind == TK::kBlockEnd || is_op(")") ||
-          (!items.empty() && (is_name("if") || is_name("in") || is_name("recursive")) && !with_condexpr))
+          (!items.empty() && (is_name("if") || is_name("in") || is_name("recursive")) &&
+           !with_condexpr))
         break;
       items.push_back(expression(with_condexpr));
     }
     if (items.size() == 1 && !comma) return std::move(items[0]);
-    if (items.empty() && !explicit_parens) fail(cur().offset, "expected an expression, got " + describe(cur()));
+    if (items.empty() && !explicit_parens)
+      fail(cur().offset, "expected an expression, got " + describe(cur()));
     auto t = make(Expr::Kind::kTuple, offset);
     t->kids = std::move(items);
     return t;
@@ -264,12 +293,20 @@ class Parser {
 
   ExprPtr or_expr() {
     ExprPtr e = and_expr();
-    while (is_name("or")) { size_t o = cur().offset; advance(); e = binary("or", o, std::move(e), and_expr()); }
+    while (is_name("or")) {
+      size_t o = cur().offset;
+      advance();
+      e = binary("or", o, std::move(e), and_expr());
+    }
     return e;
   }
   ExprPtr and_expr() {
     ExprPtr e = not_expr();
-    while (is_name("and")) { size_t o = cur().offset; advance(); e = binary("and", o, std::move(e), not_expr()); }
+    while (is_name("and")) {
+      size_t o = cur().offset;
+      advance();
+      e = binary("and", o, std::move(e), not_expr());
+    }
     return e;
   }
   ExprPtr not_expr() {
@@ -282,7 +319,8 @@ class Parser {
     }
     return compare();
   }
-  // a < b < c is (a < b) and (b < c), with b a shared subtree evaluated twice (expressions are pure).
+  // a < b < c is (a < b) and (b < c), with b a shared subtree evaluated twice (expressions are
+  // pure).
   ExprPtr compare() {
     ExprPtr first = math1();
     ExprPtr result;
@@ -290,8 +328,9 @@ class Parser {
     while (true) {
       size_t o = cur().offset;
       std::string op;
-      if (cur().kind == TK::kOp && (cur().text == "==" || cur().text == "!=" || cur().text == "<" ||
-                                    cur().text == "<=" || cur().text == ">" || cur().text == ">=")) {
+      if (cur().kind == TK::kOp &&
+          (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == "<=" ||
+           cur().text == ">" || cur().text == ">=")) {
         op = cur().text;
         advance();
       } else if (is_name("in")) {
@@ -335,7 +374,11 @@ class Parser {
   }
   ExprPtr concat() {
     ExprPtr e = math2();
-    while (is_op("~")) { size_t o = cur().offset; advance(); e = binary("~", o, std::move(e), math2()); }
+    while (is_op("~")) {
+      size_t o = cur().offset;
+      advance();
+      e = binary("~", o, std::move(e), math2());
+    }
     return e;
   }
   ExprPtr math2() {
@@ -350,7 +393,11 @@ class Parser {
   }
   ExprPtr pow() {
     ExprPtr e = unary(true);
-    while (is_op("**")) { size_t o = cur().offset; advance(); e = binary("**", o, std::move(e), unary(true)); }
+    while (is_op("**")) {
+      size_t o = cur().offset;
+      advance();
+      e = binary("**", o, std::move(e), unary(true));
+    }
     return e;
   }
   ExprPtr unary(bool with_filter) {
@@ -374,16 +421,25 @@ class Parser {
     switch (t.kind) {
       case TK::kName:
         e = make(Expr::Kind::kLiteral, t.offset);
-        if (t.text == "true" || t.text == "True") e->value = Value::boolean(true);
-        else if (t.text == "false" || t.text == "False") e->value = Value::boolean(false);
-        else if (t.text == "none" || t.text == "None") e->value = Value::none();
-        else { e->kind = Expr::Kind::kName; e->name = t.text; }
+        if (t.text == "true" || t.text == "True")
+          e->value = Value::boolean(true);
+        else if (t.text == "false" || t.text == "False")
+          e->value = Value::boolean(false);
+        else if (t.text == "none" || t.text == "None")
+          e->value = Value::none();
+        else {
+          e->kind = Expr::Kind::kName;
+          e->name = t.text;
+        }
         advance();
         return e;
       case TK::kString: {
         e = make(Expr::Kind::kLiteral, t.offset);
         std::string s;
-        while (cur().kind == TK::kString) { s += cur().text; advance(); }
+        while (cur().kind == TK::kString) {
+          s += cur().text;
+          advance();
+        }
         e->value = Value::string(std::move(s));
         return e;
       }
@@ -429,16 +485,20 @@ class Parser {
           return e;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     fail(t.offset, "unexpected " + describe(t));
   }
 
   ExprPtr postfix(ExprPtr e) {
     while (true) {
-      if (is_op(".") || is_op("[")) e = subscript(std::move(e));
-      else if (is_op("(")) e = call(std::move(e));
-      else return e;
+      if (is_op(".") || is_op("["))
+        e = subscript(std::move(e));
+      else if (is_op("("))
+        e = call(std::move(e));
+      else
+        return e;
     }
   }
 
@@ -464,8 +524,8 @@ class Parser {
         const Token& n = cur();
         if (is_op("(")) {
           call_args(*t);
-        } else if ((n.kind == TK::kName || n.kind == TK::kString || n.kind == TK::kInt || n.kind == TK::kFloat ||
-                    is_op("[") || is_op("{")) &&
+        } else if ((n.kind == TK::kName || n.kind == TK::kString || n.kind == TK::kInt ||
+                    n.kind == TK::kFloat || is_op("[") || is_op("{")) &&
                    !is_name("else") && !is_name("or") && !is_name("and")) {
           t->args.push_back(postfix(primary()));
           t->arg_names.emplace_back();

@@ -21,16 +21,21 @@ namespace {
 template <typename Json>
 Value from_json_impl(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return Value::none();
-    case Json::value_t::boolean: return Value::boolean(j.template get<bool>());
-    case Json::value_t::number_integer: return Value::integer(j.template get<int64_t>());
+    case Json::value_t::null:
+      return Value::none();
+    case Json::value_t::boolean:
+      return Value::boolean(j.template get<bool>());
+    case Json::value_t::number_integer:
+      return Value::integer(j.template get<int64_t>());
     case Json::value_t::number_unsigned: {
       uint64_t u = j.template get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value::integer(static_cast<int64_t>(u));
       return Value::number(static_cast<double>(u));
     }
-    case Json::value_t::number_float: return Value::number(j.template get<double>());
-    case Json::value_t::string: return Value::string(j.template get<std::string>());
+    case Json::value_t::number_float:
+      return Value::number(j.template get<double>());
+    case Json::value_t::string:
+      return Value::string(j.template get<std::string>());
     case Json::value_t::array: {
       List l;
       l.reserve(j.size());
@@ -40,10 +45,12 @@ Value from_json_impl(const Json& j) {
     case Json::value_t::object: {
       Dict d;
       d.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), from_json_impl(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        d.emplace_back(it.key(), from_json_impl(it.value()));
       return Value::make_dict(std::move(d));
     }
-    default: return Value::none();  // binary / discarded: not produced by JSON parsing
+    default:
+      return Value::none();  // binary / discarded: not produced by JSON parsing
   }
 }
 
@@ -60,38 +67,59 @@ const Value* dict_find(const Dict& d, std::string_view key) {
 
 void dict_set(Dict& d, const std::string& key, Value v) {
   for (auto& [k, old] : d)
-    if (k == key) { old = std::move(v); return; }
+    if (k == key) {
+      old = std::move(v);
+      return;
+    }
   d.emplace_back(key, std::move(v));
 }
 
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return false;
-    case Value::Kind::kBool: return v.b;
-    case Value::Kind::kInt: return v.i != 0;
-    case Value::Kind::kFloat: return v.f != 0;
-    case Value::Kind::kString: return !v.s.empty();
-    case Value::Kind::kList: return !v.list->empty();
-    case Value::Kind::kDict: return !v.dict->empty();
+    case Value::Kind::kNone:
+      return false;
+    case Value::Kind::kBool:
+      return v.b;
+    case Value::Kind::kInt:
+      return v.i != 0;
+    case Value::Kind::kFloat:
+      return v.f != 0;
+    case Value::Kind::kString:
+      return !v.s.empty();
+    case Value::Kind::kList:
+      return !v.list->empty();
+    case Value::Kind::kDict:
+      return !v.dict->empty();
     case Value::Kind::kNamespace:
-    case Value::Kind::kFunction: return true;
+    case Value::Kind::kFunction:
+      return true;
   }
   return false;
 }
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "Undefined";
-    case Value::Kind::kNone: return "NoneType";
-    case Value::Kind::kBool: return "bool";
-    case Value::Kind::kInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kString: return "str";
-    case Value::Kind::kList: return v.is_tuple ? "tuple" : "list";
-    case Value::Kind::kDict: return "dict";
-    case Value::Kind::kNamespace: return "Namespace";
-    case Value::Kind::kFunction: return "function";
+    case Value::Kind::kUndefined:
+      return "Undefined";
+    case Value::Kind::kNone:
+      return "NoneType";
+    case Value::Kind::kBool:
+      return "bool";
+    case Value::Kind::kInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kString:
+      return "str";
+    case Value::Kind::kList:
+      return v.is_tuple ? "tuple" : "list";
+    case Value::Kind::kDict:
+      return "dict";
+    case Value::Kind::kNamespace:
+      return "Namespace";
+    case Value::Kind::kFunction:
+      return "function";
   }
   return "?";
 }
@@ -119,7 +147,8 @@ std::string py_float_repr(double d) {
     } else if (static_cast<size_t>(exp) + 1 >= digits.size()) {
       out += digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0') + ".0";
     } else {
-      out += digits.substr(0, static_cast<size_t>(exp) + 1) + "." + digits.substr(static_cast<size_t>(exp) + 1);
+      out += digits.substr(0, static_cast<size_t>(exp) + 1) + "." +
+             digits.substr(static_cast<size_t>(exp) + 1);
     }
     return out;
   }
@@ -137,9 +166,10 @@ namespace {
 // (Unassigned code points are printed as they are.)
 bool py_unprintable(uint32_t u) {
   return (u >= 0x80 && u <= 0xA0) || u == 0xAD || u == 0x61C || u == 0x1680 || u == 0x180E ||
-         (u >= 0x2000 && u <= 0x200F) || (u >= 0x2028 && u <= 0x202F) || (u >= 0x205F && u <= 0x2064) ||
-         (u >= 0x2066 && u <= 0x206F) || u == 0x3000 || (u >= 0xD800 && u <= 0xF8FF) || u == 0xFEFF ||
-         (u >= 0xFFF9 && u <= 0xFFFB) || u == 0x110BD || (u >= 0x1D173 && u <= 0x1D17A) || u == 0xE0001 ||
+         (u >= 0x2000 && u <= 0x200F) || (u >= 0x2028 && u <= 0x202F) ||
+         (u >= 0x205F && u <= 0x2064) || (u >= 0x2066 && u <= 0x206F) || u == 0x3000 ||
+         (u >= 0xD800 && u <= 0xF8FF) || u == 0xFEFF || (u >= 0xFFF9 && u <= 0xFFFB) ||
+         u == 0x110BD || (u >= 0x1D173 && u <= 0x1D17A) || u == 0xE0001 ||
          (u >= 0xE0020 && u <= 0xE007F) || u >= 0xF0000;
 }
 
@@ -169,7 +199,11 @@ std::string repr_string(const std::string& s) {
     } else if (u == '\t') {
       out += "\\t";
     } else if (u < 0x20 || u == 0x7f || py_unprintable(u)) {
-      std::snprintf(b, sizeof b, u < 0x100 ? "\\x%02x" : u < 0x10000 ? "\\u%04x" : "\\U%08x", static_cast<unsigned>(u));
+      std::snprintf(b, sizeof b,
+                    u < 0x100     ? "\\x%02x"
+                    : u < 0x10000 ? "\\u%04x"
+                                  : "\\U%08x",
+                    static_cast<unsigned>(u));
       out += b;
     } else {
       out += cp;
@@ -185,19 +219,39 @@ void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
     uint32_t u = cp.size() == 1 && c >= 0x80 ? 0xFFFD : decode(cp);
     char b[16];
     switch (u) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
-    if (u >= 0x20 && u < 0x7f) { out += static_cast<char>(u); continue; }
+    if (u >= 0x20 && u < 0x7f) {
+      out += static_cast<char>(u);
+      continue;
+    }
     if (!ensure_ascii && u >= 0x80) {
-      if (cp.size() == 1) out += "\\ufffd";  // an invalid byte: Python would hold U+DCxx
-      else out += cp;
+      if (cp.size() == 1)
+        out += "\\ufffd";  // an invalid byte: Python would hold U+DCxx
+      else
+        out += cp;
       continue;
     }
     if (u >= 0x10000) {  // ensure_ascii: a surrogate pair
@@ -224,17 +278,31 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
   };
   const char* item_sep = st.indent < 0 ? ", " : ",";
   switch (v.kind) {
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.b ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.i); return;
-    case Value::Kind::kFloat:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f > 0 ? "Infinity" : "-Infinity";
-      else out += py_float_repr(v.f);
+    case Value::Kind::kNone:
+      out += "null";
       return;
-    case Value::Kind::kString: json_string(out, v.s, st.ensure_ascii); return;
+    case Value::Kind::kBool:
+      out += v.b ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.i);
+      return;
+    case Value::Kind::kFloat:
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f > 0 ? "Infinity" : "-Infinity";
+      else
+        out += py_float_repr(v.f);
+      return;
+    case Value::Kind::kString:
+      json_string(out, v.s, st.ensure_ascii);
+      return;
     case Value::Kind::kList: {
-      if (v.list->empty()) { out += "[]"; return; }
+      if (v.list->empty()) {
+        out += "[]";
+        return;
+      }
       out += '[';
       for (size_t i = 0; i < v.list->size(); ++i) {
         if (i) out += item_sep;
@@ -246,11 +314,15 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
       return;
     }
     case Value::Kind::kDict: {
-      if (v.dict->empty()) { out += "{}"; return; }
+      if (v.dict->empty()) {
+        out += "{}";
+        return;
+      }
       std::vector<const std::pair<std::string, Value>*> items;
       for (const auto& kv : *v.dict) items.push_back(&kv);
       if (st.sort_keys)
-        std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+        std::stable_sort(items.begin(), items.end(),
+                         [](auto* a, auto* b) { return a->first < b->first; });
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += item_sep;
@@ -272,20 +344,29 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "";
-    case Value::Kind::kString: return v.s;
-    default: return repr(v);
+    case Value::Kind::kUndefined:
+      return "";
+    case Value::Kind::kString:
+      return v.s;
+    default:
+      return repr(v);
   }
 }
 
 std::string repr(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "";
-    case Value::Kind::kNone: return "None";
-    case Value::Kind::kBool: return v.b ? "True" : "False";
-    case Value::Kind::kInt: return std::to_string(v.i);
-    case Value::Kind::kFloat: return py_float_repr(v.f);
-    case Value::Kind::kString: return repr_string(v.s);
+    case Value::Kind::kUndefined:
+      return "";
+    case Value::Kind::kNone:
+      return "None";
+    case Value::Kind::kBool:
+      return v.b ? "True" : "False";
+    case Value::Kind::kInt:
+      return std::to_string(v.i);
+    case Value::Kind::kFloat:
+      return py_float_repr(v.f);
+    case Value::Kind::kString:
+      return repr_string(v.s);
     case Value::Kind::kList: {
       std::string out = v.is_tuple ? "(" : "[";
       for (size_t i = 0; i < v.list->size(); ++i) {
@@ -305,8 +386,10 @@ std::string repr(const Value& v) {
       }
       return out + "}";
     }
-    case Value::Kind::kNamespace: return "<Namespace>";
-    case Value::Kind::kFunction: return "<function>";
+    case Value::Kind::kNamespace:
+      return "<Namespace>";
+    case Value::Kind::kFunction:
+      return "<function>";
   }
   return "";
 }
@@ -319,22 +402,26 @@ std::string to_json(const Value& v, int indent, bool sort_keys, bool ensure_asci
 
 namespace {
 double as_double(const Value& v) {
-  return v.kind == Value::Kind::kFloat ? v.f : v.kind == Value::Kind::kBool ? (v.b ? 1.0 : 0.0)
-                                                                            : static_cast<double>(v.i);
+  return v.kind == Value::Kind::kFloat  ? v.f
+         : v.kind == Value::Kind::kBool ? (v.b ? 1.0 : 0.0)
+                                        : static_cast<double>(v.i);
 }
 int64_t as_int(const Value& v) { return v.kind == Value::Kind::kBool ? (v.b ? 1 : 0) : v.i; }
 }  // namespace
 
 bool equals(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
-    if (a.kind == Value::Kind::kFloat || b.kind == Value::Kind::kFloat) return as_double(a) == as_double(b);
+    if (a.kind == Value::Kind::kFloat || b.kind == Value::Kind::kFloat)
+      return as_double(a) == as_double(b);
     return as_int(a) == as_int(b);
   }
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.s == b.s;
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.s == b.s;
     case Value::Kind::kList:
       if (a.list->size() != b.list->size()) return false;
       for (size_t i = 0; i < a.list->size(); ++i)
@@ -347,7 +434,8 @@ bool equals(const Value& a, const Value& b) {
         if (!o || !equals(v, *o)) return false;
       }
       return true;
-    default: return a.dict == b.dict && a.fn == b.fn;
+    default:
+      return a.dict == b.dict && a.fn == b.fn;
   }
 }
 
@@ -360,7 +448,8 @@ int compare(const Value& a, const Value& b) {
     int64_t x = as_int(a), y = as_int(b);
     return x < y ? -1 : x > y ? 1 : 0;
   }
-  if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;  // UTF-8 order = code point order
+  if (a.is_string() && b.is_string())
+    return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;  // UTF-8 order = code point order
   if (a.kind == Value::Kind::kList && b.kind == Value::Kind::kList) {
     size_t n = std::min(a.list->size(), b.list->size());
     for (size_t i = 0; i < n; ++i) {
@@ -369,7 +458,8 @@ int compare(const Value& a, const Value& b) {
     }
     return a.list->size() < b.list->size() ? -1 : a.list->size() > b.list->size() ? 1 : 0;
   }
-  throw ValueError("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
+  throw ValueError("'<' not supported between instances of '" + type_name(a) + "' and '" +
+                   type_name(b) + "'");
 }
 
 bool is_space_char(std::string_view ch) {

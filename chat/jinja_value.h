@@ -21,7 +21,18 @@ struct Args;
 using Function = std::function<Value(Args&)>;
 
 struct Value {
-  enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kFunction };
+  enum class Kind {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kList,
+    kDict,
+    kNamespace,
+    kFunction
+  };
   Kind kind = Kind::kUndefined;
   bool b = false;
   bool is_tuple = false;  // a list written (a, b): repr uses parentheses
@@ -32,25 +43,64 @@ struct Value {
   std::shared_ptr<Dict> dict;  // dict or namespace (namespaces are mutable and shared)
   std::shared_ptr<Function> fn;
 
-  static Value undefined(std::string name = {}) { Value v; v.s = std::move(name); return v; }
-  static Value none() { Value v; v.kind = Kind::kNone; return v; }
-  static Value boolean(bool x) { Value v; v.kind = Kind::kBool; v.b = x; return v; }
-  static Value integer(int64_t x) { Value v; v.kind = Kind::kInt; v.i = x; return v; }
-  static Value number(double x) { Value v; v.kind = Kind::kFloat; v.f = x; return v; }
-  static Value string(std::string x) { Value v; v.kind = Kind::kString; v.s = std::move(x); return v; }
+  static Value undefined(std::string name = {}) {
+    Value v;
+    v.s = std::move(name);
+    return v;
+  }
+  static Value none() {
+    Value v;
+    v.kind = Kind::kNone;
+    return v;
+  }
+  static Value boolean(bool x) {
+    Value v;
+    v.kind = Kind::kBool;
+    v.b = x;
+    return v;
+  }
+  static Value integer(int64_t x) {
+    Value v;
+    v.kind = Kind::kInt;
+    v.i = x;
+    return v;
+  }
+  static Value number(double x) {
+    Value v;
+    v.kind = Kind::kFloat;
+    v.f = x;
+    return v;
+  }
+  static Value string(std::string x) {
+    Value v;
+    v.kind = Kind::kString;
+    v.s = std::move(x);
+    return v;
+  }
   static Value make_list(List x = {}) {
-    Value v; v.kind = Kind::kList; v.list = std::make_shared<List>(std::move(x)); return v;
+    Value v;
+    v.kind = Kind::kList;
+    v.list = std::make_shared<List>(std::move(x));
+    return v;
   }
   static Value make_dict(Dict x = {}) {
-    Value v; v.kind = Kind::kDict; v.dict = std::make_shared<Dict>(std::move(x)); return v;
+    Value v;
+    v.kind = Kind::kDict;
+    v.dict = std::make_shared<Dict>(std::move(x));
+    return v;
   }
   static Value function(Function f) {
-    Value v; v.kind = Kind::kFunction; v.fn = std::make_shared<Function>(std::move(f)); return v;
+    Value v;
+    v.kind = Kind::kFunction;
+    v.fn = std::make_shared<Function>(std::move(f));
+    return v;
   }
 
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_string() const { return kind == Kind::kString; }
-  bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool; }
+  bool is_number() const {
+    return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool;
+  }
   bool is_mapping() const { return kind == Kind::kDict || kind == Kind::kNamespace; }
 };
 
@@ -75,10 +125,11 @@ void dict_set(Dict& d, const std::string& key, Value v);
 
 bool truthy(const Value& v);
 std::string type_name(const Value& v);  // Python's type name, for messages
-std::string to_str(const Value& v);      // Python str(); undefined -> ""
-std::string repr(const Value& v);        // Python repr()
+std::string to_str(const Value& v);     // Python str(); undefined -> ""
+std::string repr(const Value& v);       // Python repr()
 std::string py_float_repr(double d);
-// transformers' tojson filter: json.dumps(v, ensure_ascii, indent, sort_keys); indent < 0: one line.
+// transformers' tojson filter: json.dumps(v, ensure_ascii, indent, sort_keys); indent < 0: one
+// line.
 std::string to_json(const Value& v, int indent, bool sort_keys = false, bool ensure_ascii = false);
 bool equals(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b);  // <0, 0, >0; throws ValueError when unorderable

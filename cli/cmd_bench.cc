@@ -55,7 +55,9 @@ Result run_level(Engine& engine, const BenchArgs& a, int N, std::mt19937& rng) {
   }
   std::vector<float> logits(size_t(N) * size_t(V));
   std::vector<int32_t> next(static_cast<size_t>(N));
-  auto argmax = [&](const float* l) { return int32_t(row_max(l, V).index); };  // the sampler's greedy pick
+  auto argmax = [&](const float* l) {
+    return int32_t(row_max(l, V).index);
+  };  // the sampler's greedy pick
   const auto t0 = std::chrono::steady_clock::now();
   double ttft = 0;
   for (int i = 0; i < N; ++i) {
@@ -70,8 +72,8 @@ Result run_level(Engine& engine, const BenchArgs& a, int N, std::mt19937& rng) {
   std::vector<SeqStep> batch(static_cast<size_t>(N));
   for (int s = 1; s < a.gen_tokens; ++s) {
     for (int i = 0; i < N; ++i)
-      batch[i] = SeqStep{std::span<const int32_t>(&next[i], 1), a.prompt_tokens + s - 1, tables[i],
-                         true};
+      batch[i] =
+          SeqStep{std::span<const int32_t>(&next[i], 1), a.prompt_tokens + s - 1, tables[i], true};
     engine.step(batch, logits.data());
     for (int i = 0; i < N; ++i) next[i] = argmax(logits.data() + size_t(i) * V);
   }
@@ -88,12 +90,13 @@ void run(const BenchArgs& a) {
   if (a.prompt_tokens + a.gen_tokens > l.model->cfg.max_pos)
     throw std::invalid_argument("prompt + generated tokens exceed the model's context");
   // Every concurrent sequence gets whole blocks of its own.
-  const EngineOptions eo = a.model.engine_options(l.model->cfg, KvSizing{.blocks = int64_t(per_seq) * maxc});
+  const EngineOptions eo =
+      a.model.engine_options(l.model->cfg, KvSizing{.blocks = int64_t(per_seq) * maxc});
   Engine engine(*l.model, eo);
   std::mt19937 rng(uint32_t(a.seed));
   const size_t model_bytes = path_bytes(a.model.path);
-  const size_t kv_used = Engine::kv_bytes_per_token(l.model->cfg, eo.kv_type) *
-                         size_t(a.prompt_tokens + a.gen_tokens);
+  const size_t kv_used =
+      Engine::kv_bytes_per_token(l.model->cfg, eo.kv_type) * size_t(a.prompt_tokens + a.gen_tokens);
   for (int n : a.concurrency) {
     const Result r = run_level(engine, a, n, rng);
     const size_t rss = resident_bytes();
@@ -109,25 +112,26 @@ void run(const BenchArgs& a) {
           "concurrency %2d: prefill %.1f tok/s, decode %.1f tok/s (aggregate), TTFT %.1f ms, RSS "
           "%.1f MiB (model %.1f MiB, KV %.1f MiB), %d threads, %s\n",
           n, r.prefill_tok_s, r.decode_tok_s, r.ttft_s * 1e3, rss / 1048576.0,
-          model_bytes / 1048576.0, kv_used * n / 1048576.0, engine.threads(), kernels_target_name());
+          model_bytes / 1048576.0, kv_used * n / 1048576.0, engine.threads(),
+          kernels_target_name());
     }
     std::fflush(stdout);
   }
 }
 
-const Register reg("bench", "Measure prefill and decode speed (random prompts, greedy)",
-                   [](CLI::App& app) {
-  auto a = std::make_shared<BenchArgs>();
-  a->model.add(app, /*required=*/true);
-  app.add_option("--prompt-tokens", a->prompt_tokens)->check(CLI::Range(1, 1 << 20));
-  app.add_option("--gen-tokens", a->gen_tokens)->check(CLI::Range(1, 1 << 20));
-  app.add_option("--concurrency", a->concurrency, "sequences decoding together (list)")
-      ->delimiter(',')
-      ->check(CLI::Range(1, 4096));
-  app.add_option("--seed", a->seed);
-  app.add_flag("--json", a->json, "one JSON object per concurrency level");
-  app.callback([a] { run(*a); });
-});
+const Register reg(
+    "bench", "Measure prefill and decode speed (random prompts, greedy)", [](CLI::App& app) {
+      auto a = std::make_shared<BenchArgs>();
+      a->model.add(app, /*required=*/true);
+      app.add_option("--prompt-tokens", a->prompt_tokens)->check(CLI::Range(1, 1 << 20));
+      app.add_option("--gen-tokens", a->gen_tokens)->check(CLI::Range(1, 1 << 20));
+      app.add_option("--concurrency", a->concurrency, "sequences decoding together (list)")
+          ->delimiter(',')
+          ->check(CLI::Range(1, 4096));
+      app.add_option("--seed", a->seed);
+      app.add_flag("--json", a->json, "one JSON object per concurrency level");
+      app.callback([a] { run(*a); });
+    });
 
 }  // namespace
 }  // namespace lmstream::cli

@@ -102,7 +102,9 @@ void run(const GenerateArgs& a) {
     // chat_template, else the built-in Llama 2 format.
     const ChatFormatter chat(m.tokenizer, tok, a.chat_template);
     if (!chat.fallback_reason().empty())
-      std::fprintf(stderr, "[lmstream] warning: the model's chat_template cannot be rendered (%s); using the built-in Llama 2 format\n",
+      std::fprintf(stderr,
+                   "[lmstream] warning: the model's chat_template cannot be rendered (%s); using "
+                   "the built-in Llama 2 format\n",
                    chat.fallback_reason().c_str());
     std::vector<ChatMessage> msgs;
     if (!a.system.empty()) msgs.push_back({"system", a.system});
@@ -186,9 +188,10 @@ const Register reg("generate", "Stream a completion of a prompt to stdout", [](C
   app.add_option("--out-dir", a->out_dir, "with --prompts: stream request i to OUT_DIR/i.txt");
   a->batch.add(app);
   app.add_option("--system", a->system, "system prompt (with --chat)");
-  auto* chat = app.add_flag("--chat", a->chat,
-                            "format the prompt (and --system) as a chat with the model's chat_template "
-                            "(the built-in Llama 2 format when it has none), as serve's chat routes do");
+  auto* chat =
+      app.add_flag("--chat", a->chat,
+                   "format the prompt (and --system) as a chat with the model's chat_template "
+                   "(the built-in Llama 2 format when it has none), as serve's chat routes do");
   app.add_option("--chat-template", a->chat_template,
                  "with --chat: a Jinja chat template file to use instead of the model's")
       ->check(CLI::ExistingFile)

@@ -1,5 +1,6 @@
-// `lmstream invoke`: a command-line client for lmstream, TGI, LMI and SageMaker endpoints. Sends one
-// generation request and prints the generated text to stdout as it streams in (client/invoke.h).
+// `lmstream invoke`: a command-line client for lmstream, TGI, LMI and SageMaker endpoints. Sends
+// one generation request and prints the generated text to stdout as it streams in
+// (client/invoke.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,19 +10,21 @@
 #include <memory>
 #include <sstream>
 
+#include "chat/chat.h"
 #include "cli/command.h"
 #include "client/invoke.h"
-#include "chat/chat.h"
 
 namespace lmstream::cli {
 namespace {
 
 struct InvokeArgs {
-  std::string endpoint_url, endpoint, prompt, payload_file, system, api = "auto", region, api_key,
-      accept, custom_attributes = "accept_eula=true", content_type = "application/json";
+  std::string endpoint_url, endpoint, prompt, payload_file, system,
+      api = "auto", region, api_key, accept, custom_attributes = "accept_eula=true",
+      content_type = "application/json";
   bool stream = false, chat = false, stats = false;
   int max_new_tokens = 0, top_k = 0;
-  double temperature = 0, top_p = 0, repetition_penalty = 0, connect_timeout = 10, read_timeout = 300;
+  double temperature = 0, top_p = 0, repetition_penalty = 0, connect_timeout = 10,
+         read_timeout = 300;
   uint64_t seed = 0;
   bool do_sample = false, return_full_text = false;
   std::vector<std::string> stop;
@@ -46,7 +49,8 @@ std::optional<T> given(CLI::App& app, const char* name, const T& v) {
 }
 
 std::chrono::milliseconds ms(double seconds, const char* flag) {
-  if (!(seconds > 0) || seconds > 86400) throw std::invalid_argument(std::string(flag) + " must be in (0, 86400] seconds");
+  if (!(seconds > 0) || seconds > 86400)
+    throw std::invalid_argument(std::string(flag) + " must be in (0, 86400] seconds");
   return std::chrono::milliseconds(int64_t(seconds * 1000));
 }
 
@@ -58,7 +62,8 @@ client::InvokeOptions options(CLI::App& sub, const InvokeArgs& a) {
   o.api = *client::api_from_name(a.api);
   if (!a.payload_file.empty()) {
     if (sub.count("--prompt") || sub.count("--system") || a.chat)
-      throw std::invalid_argument("--payload is sent as is: it cannot be combined with --prompt/--system/--chat");
+      throw std::invalid_argument(
+          "--payload is sent as is: it cannot be combined with --prompt/--system/--chat");
     o.payload = read_file(a.payload_file);
   } else if (!sub.count("--prompt")) {
     throw std::invalid_argument("give --prompt TEXT or --payload FILE");
@@ -92,10 +97,10 @@ client::InvokeOptions options(CLI::App& sub, const InvokeArgs& a) {
   o.accept = a.accept;
   o.custom_attributes = a.custom_attributes;
   o.credentials = sigv4::credentials_from_env();
-  o.region = !a.region.empty() ? a.region
-             : !env("AWS_REGION").empty() ? env("AWS_REGION")
+  o.region = !a.region.empty()                    ? a.region
+             : !env("AWS_REGION").empty()         ? env("AWS_REGION")
              : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
-                                                 : "us-east-1";
+                                                  : "us-east-1";
   o.api_key = !a.api_key.empty() ? a.api_key : env("LMSTREAM_API_KEY");
   o.timeouts.connect = ms(a.connect_timeout, "--connect-timeout");
   o.timeouts.read = ms(a.read_timeout, "--timeout");
@@ -122,43 +127,61 @@ void run(CLI::App& sub, const InvokeArgs& a) {
   std::fflush(stdout);
   if (a.stats) {
     double gen_s = st.total_s;
-    std::fprintf(stderr, "stats: ttfb_ms=%.1f ttft_ms=%.1f %s=%zu tokens_per_s=%.1f total_ms=%.1f\n", st.ttfb_s * 1e3,
-                 st.ttft_s < 0 ? -1.0 : st.ttft_s * 1e3, st.tokens_exact ? "tokens" : "tokens(text chunks)", st.tokens,
+    std::fprintf(stderr,
+                 "stats: ttfb_ms=%.1f ttft_ms=%.1f %s=%zu tokens_per_s=%.1f total_ms=%.1f\n",
+                 st.ttfb_s * 1e3, st.ttft_s < 0 ? -1.0 : st.ttft_s * 1e3,
+                 st.tokens_exact ? "tokens" : "tokens(text chunks)", st.tokens,
                  gen_s > 0 ? double(st.tokens) / gen_s : 0.0, st.total_s * 1e3);
   }
 }
 
-const Register reg("invoke", "Send one generation request to an lmstream/TGI/LMI server or a SageMaker endpoint and print the text as it streams",
-                   [](CLI::App& sub) {
-  auto a = std::make_shared<InvokeArgs>();
-  sub.add_option("--endpoint-url", a->endpoint_url, "server URL, http://host:port")->required();
-  sub.add_option("--endpoint", a->endpoint, "SageMaker endpoint name: POST /endpoints/NAME/invocations[-response-stream]");
-  sub.add_flag("--stream", a->stream, "ask for a streamed answer (SageMaker: InvokeEndpointWithResponseStream)");
-  sub.add_option("--prompt", a->prompt, "the prompt (or the user message with --chat)");
-  sub.add_option("--payload", a->payload_file, "send this file's bytes as the request body");
-  sub.add_option("--system", a->system, "system prompt (implies --chat)");
-  sub.add_flag("--chat", a->chat, "format the prompt as a Llama 2 chat: <s>[INST] <<SYS>>...<</SYS>> ... [/INST]");
-  sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
-  sub.add_option("--temperature", a->temperature, "sampling temperature");
-  sub.add_option("--top-p", a->top_p, "nucleus sampling");
-  sub.add_option("--top-k", a->top_k, "top-k sampling");
-  sub.add_option("--repetition-penalty", a->repetition_penalty, "repetition penalty");
-  sub.add_option("--seed", a->seed, "sampling seed");
-  sub.add_option("--do-sample", a->do_sample, "true/false: sample instead of greedy");
-  sub.add_option("--return-full-text", a->return_full_text, "true/false: prepend the prompt (default false)");
-  sub.add_option("--stop", a->stop, "stop sequence (repeatable)")->take_all()->expected(1);
-  sub.add_option("--api", a->api, "server kind: payload, route and answer format (default auto-detect)")
-      ->check(CLI::IsMember({"auto", "tgi", "lmi", "openai"}));
-  sub.add_flag("--stats", a->stats, "print time to first byte/token, tokens and tokens/s to stderr");
-  sub.add_option("--region", a->region, "SigV4 region (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)");
-  sub.add_option("--api-key", a->api_key, "send Authorization: Bearer KEY (env LMSTREAM_API_KEY)");
-  sub.add_option("--accept", a->accept, "Accept (X-Amzn-SageMaker-Accept when streaming from an endpoint)");
-  sub.add_option("--custom-attributes", a->custom_attributes, "X-Amzn-SageMaker-Custom-Attributes (accept_eula=true)");
-  sub.add_option("--content-type", a->content_type, "request Content-Type (application/json)");
-  sub.add_option("--connect-timeout", a->connect_timeout, "seconds to wait for the connection (10)");
-  sub.add_option("--timeout", a->read_timeout, "seconds to wait for any bytes of the answer (300)");
-  sub.callback([&sub, a] { run(sub, *a); });
-});
+const Register reg(
+    "invoke",
+    "Send one generation request to an lmstream/TGI/LMI server or a SageMaker endpoint and print "
+    "the text as it streams",
+    [](CLI::App& sub) {
+      auto a = std::make_shared<InvokeArgs>();
+      sub.add_option("--endpoint-url", a->endpoint_url, "server URL, http://host:port")->required();
+      sub.add_option("--endpoint", a->endpoint,
+                     "SageMaker endpoint name: POST /endpoints/NAME/invocations[-response-stream]");
+      sub.add_flag("--stream", a->stream,
+                   "ask for a streamed answer (SageMaker: InvokeEndpointWithResponseStream)");
+      sub.add_option("--prompt", a->prompt, "the prompt (or the user message with --chat)");
+      sub.add_option("--payload", a->payload_file, "send this file's bytes as the request body");
+      sub.add_option("--system", a->system, "system prompt (implies --chat)");
+      sub.add_flag("--chat", a->chat,
+                   "format the prompt as a Llama 2 chat: <s>[INST] <<SYS>>...<</SYS>> ... [/INST]");
+      sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate")
+          ->check(CLI::Range(1, 1 << 20));
+      sub.add_option("--temperature", a->temperature, "sampling temperature");
+      sub.add_option("--top-p", a->top_p, "nucleus sampling");
+      sub.add_option("--top-k", a->top_k, "top-k sampling");
+      sub.add_option("--repetition-penalty", a->repetition_penalty, "repetition penalty");
+      sub.add_option("--seed", a->seed, "sampling seed");
+      sub.add_option("--do-sample", a->do_sample, "true/false: sample instead of greedy");
+      sub.add_option("--return-full-text", a->return_full_text,
+                     "true/false: prepend the prompt (default false)");
+      sub.add_option("--stop", a->stop, "stop sequence (repeatable)")->take_all()->expected(1);
+      sub.add_option("--api", a->api,
+                     "server kind: payload, route and answer format (default auto-detect)")
+          ->check(CLI::IsMember({"auto", "tgi", "lmi", "openai"}));
+      sub.add_flag("--stats", a->stats,
+                   "print time to first byte/token, tokens and tokens/s to stderr");
+      sub.add_option("--region", a->region,
+                     "SigV4 region (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)");
+      sub.add_option("--api-key", a->api_key,
+                     "send Authorization: Bearer KEY (env LMSTREAM_API_KEY)");
+      sub.add_option("--accept", a->accept,
+                     "Accept (X-Amzn-SageMaker-Accept when streaming from an endpoint)");
+      sub.add_option("--custom-attributes", a->custom_attributes,
+                     "X-Amzn-SageMaker-Custom-Attributes (accept_eula=true)");
+      sub.add_option("--content-type", a->content_type, "request Content-Type (application/json)");
+      sub.add_option("--connect-timeout", a->connect_timeout,
+                     "seconds to wait for the connection (10)");
+      sub.add_option("--timeout", a->read_timeout,
+                     "seconds to wait for any bytes of the answer (300)");
+      sub.callback([&sub, a] { run(sub, *a); });
+    });
 
 }  // namespace
 }  // namespace lmstream::cli

@@ -40,7 +40,8 @@ void run(const LogitsArgs& a) {
   Loaded l = load(a.model);
   const std::vector<int32_t> ids = parse_ids(a.tokens);
   if (ids.empty()) throw std::invalid_argument("no tokens given");
-  const EngineOptions eo = a.model.engine_options(l.model->cfg, KvSizing{.tokens = int64_t(ids.size())});
+  const EngineOptions eo =
+      a.model.engine_options(l.model->cfg, KvSizing{.tokens = int64_t(ids.size())});
   Engine engine(*l.model, eo);
   std::vector<int32_t> table(size_t(eo.n_blocks));
   std::iota(table.begin(), table.end(), 0);
@@ -58,15 +59,16 @@ void run(const LogitsArgs& a) {
   if (std::fclose(f) != 0 || w != logits.size()) throw std::runtime_error("cannot write " + a.out);
 }
 
-const Register reg("logits", "Write the logits of every position of a token sequence (float32)",
-                   [](CLI::App& app) {
-  auto a = std::make_shared<LogitsArgs>();
-  a->model.add(app);
-  app.add_option("--tokens", a->tokens, "comma-separated token ids")->required();
-  app.add_option("--out,-o", a->out, "output file: float32 [n_tokens][vocab]")->required();
-  app.add_option("--chunk", a->chunk, "tokens per engine step (default: all at once)");
-  app.callback([a] { run(*a); });
-});
+const Register reg(
+    "logits", "Write the logits of every position of a token sequence (float32)",
+    [](CLI::App& app) {
+      auto a = std::make_shared<LogitsArgs>();
+      a->model.add(app);
+      app.add_option("--tokens", a->tokens, "comma-separated token ids")->required();
+      app.add_option("--out,-o", a->out, "output file: float32 [n_tokens][vocab]")->required();
+      app.add_option("--chunk", a->chunk, "tokens per engine step (default: all at once)");
+      app.callback([a] { run(*a); });
+    });
 
 }  // namespace
 }  // namespace lmstream::cli

@@ -21,10 +21,12 @@ namespace {
 
 struct ServeArgs {
   std::string model, host, api, properties, quantize, kv_type, kv_cache_memory;
-  std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region, api_key;
+  std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region,
+      api_key;
   bool require_eula = false;
   int port = 0, threads = 0, max_concurrent = 0, max_input = 0, max_total = 0, max_batch_total = 0,
-      max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0, kv_blocks = 0;
+      max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0,
+      kv_blocks = 0;
   double grace = 0;
 };
 
@@ -61,7 +63,8 @@ void run(CLI::App& sub, const ServeArgs& a) {
   f.aws_credentials_file = given(sub, "--aws-credentials-file", a.aws_credentials_file);
   f.region = given(sub, "--region", a.region);
   f.api_key = given(sub, "--api-key", a.api_key);
-  if (sub.count("--require-eula") || sub.count("--no-require-eula")) f.require_eula = a.require_eula;
+  if (sub.count("--require-eula") || sub.count("--no-require-eula"))
+    f.require_eula = a.require_eula;
 
   std::vector<server::ConfigMessage> msgs;
   server::ServeConfig cfg = [&] {
@@ -75,8 +78,10 @@ void run(CLI::App& sub, const ServeArgs& a) {
     }
   }();
   for (auto& m : msgs) {
-    if (m.level == server::ConfigMessage::kWarn) std::fprintf(stderr, "warning: %s\n", m.text.c_str());
-    else std::fprintf(stderr, "note: %s\n", m.text.c_str());
+    if (m.level == server::ConfigMessage::kWarn)
+      std::fprintf(stderr, "warning: %s\n", m.text.c_str());
+    else
+      std::fprintf(stderr, "note: %s\n", m.text.c_str());
   }
   server::BackendOptions b;
   b.model_path = cfg.model;
@@ -87,7 +92,8 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.kv.memory_bytes = cfg.kv_cache_memory;
   b.kv_type = cfg.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
-  if (cfg.max_batch_prefill_tokens > 0) b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
+  if (cfg.max_batch_prefill_tokens > 0)
+    b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
   // Test-only knobs, loud when set: a slow load (/ping's 503 window), engine pacing (streams held
   // open for a known time) and an engine failure after N tokens (mid-stream error paths).
   auto test_knob = [](const char* name, int& field, const char* effect) {
@@ -97,55 +103,80 @@ void run(CLI::App& sub, const ServeArgs& a) {
     }
   };
   test_knob("LMSTREAM_TEST_LOAD_DELAY_MS", b.test_load_delay_ms, "loading is delayed");
-  test_knob("LMSTREAM_TEST_STEP_DELAY_MS", b.sched.step_delay_ms, "the engine sleeps after every step");
-  test_knob("LMSTREAM_TEST_FAIL_AFTER_TOKENS", b.sched.fail_after_tokens, "every request fails after that many tokens");
+  test_knob("LMSTREAM_TEST_STEP_DELAY_MS", b.sched.step_delay_ms,
+            "the engine sleeps after every step");
+  test_knob("LMSTREAM_TEST_FAIL_AFTER_TOKENS", b.sched.fail_after_tokens,
+            "every request fails after that many tokens");
   int rc = server::serve(cfg, b);
   if (rc != 0) throw CLI::RuntimeError(rc);
 }
 
-const Register reg("serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
-                   [](CLI::App& sub) {
-  auto a = std::make_shared<ServeArgs>();
-  sub.add_option("--model", a->model, "GGUF file or model directory (env HF_MODEL_ID, option.model_id)");
-  sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
-  sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
-  sub.add_option("--api", a->api, "wire format of /invocations: tgi or lmi (default lmi with a serving.properties, else tgi)")
-      ->check(CLI::IsMember({"tgi", "lmi"}));
-  sub.add_option("--properties", a->properties, "serving.properties file (default: the one in the model directory)");
-  sub.add_option("--threads", a->threads, "engine threads (0 = all cores)");
-  sub.add_option("--max-concurrent-requests", a->max_concurrent, "requests in flight before 429 (env MAX_CONCURRENT_REQUESTS; 128)");
-  sub.add_option("--max-input-length", a->max_input, "max prompt tokens (env MAX_INPUT_LENGTH / MAX_INPUT_TOKENS)");
-  sub.add_option("--max-total-tokens", a->max_total, "max prompt + new tokens per request (env MAX_TOTAL_TOKENS)");
-  sub.add_option("--max-batch-total-tokens", a->max_batch_total, "KV cache size in tokens (env MAX_BATCH_TOTAL_TOKENS)");
-  sub.add_option("--max-batch-prefill-tokens", a->max_batch_prefill,
-                 "prefill tokens per engine step (env MAX_BATCH_PREFILL_TOKENS, option.max_rolling_batch_prefill_tokens)");
-  sub.add_option("--max-stop-sequences", a->max_stop, "env MAX_STOP_SEQUENCES (4)");
-  sub.add_option("--max-top-n-tokens", a->max_top_n, "env MAX_TOP_N_TOKENS (5)");
-  sub.add_option("--num-shard", a->num_shard, "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported");
-  sub.add_option("--max-rolling-batch-size", a->max_rolling, "sequences in the running batch (option.max_rolling_batch_size; 64)");
-  sub.add_option("--kv-blocks", a->kv_blocks, "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
-  sub.add_option("--kv-cache-memory", a->kv_cache_memory,
-                 "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not given (env LMSTREAM_KV_CACHE_MEMORY)");
-  sub.add_option("--shutdown-grace", a->grace, "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
-  sub.add_option("--quantize", a->quantize, "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
-  sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")->check(CLI::IsMember({"f16", "f32"}));
-  sub.add_option("--endpoint-name", a->endpoint_name,
-                 "SageMaker endpoint name of /endpoints/{name}/... (env LMSTREAM_ENDPOINT_NAME; default: from the model's name)");
-  sub.add_flag("--require-eula,!--no-require-eula", a->require_eula,
-               "require CustomAttributes accept_eula=true on /invocations and /endpoints/* (env LMSTREAM_REQUIRE_EULA; "
-               "default on for Llama 2 chat models)");
-  sub.add_option("--aws-access-key-id", a->aws_access_key_id,
-                 "require SigV4 (service sagemaker) on /endpoints/* with this key (env LMSTREAM_AWS_ACCESS_KEY_ID)");
-  sub.add_option("--aws-secret-access-key", a->aws_secret_access_key,
-                 "its secret (env LMSTREAM_AWS_SECRET_ACCESS_KEY)");
-  sub.add_option("--aws-credentials-file", a->aws_credentials_file,
-                 "AWS credentials file (INI, ~/.aws/credentials format); every profile is an accepted key "
-                 "(env LMSTREAM_AWS_CREDENTIALS_FILE)");
-  sub.add_option("--region", a->region, "the only region accepted in SigV4 scopes (env LMSTREAM_REGION; default any)");
-  sub.add_option("--api-key", a->api_key,
-                 "require 'Authorization: Bearer KEY' on every route but /ping, /health (env LMSTREAM_API_KEY)");
-  sub.callback([&sub, a] { run(sub, *a); });
-});
+const Register reg(
+    "serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
+    [](CLI::App& sub) {
+      auto a = std::make_shared<ServeArgs>();
+      sub.add_option("--model", a->model,
+                     "GGUF file or model directory (env HF_MODEL_ID, option.model_id)");
+      sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
+      sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
+      sub.add_option("--api", a->api,
+                     "wire format of /invocations: tgi or lmi (default lmi with a "
+                     "serving.properties, else tgi)")
+          ->check(CLI::IsMember({"tgi", "lmi"}));
+      sub.add_option("--properties", a->properties,
+                     "serving.properties file (default: the one in the model directory)");
+      sub.add_option("--threads", a->threads, "engine threads (0 = all cores)");
+      sub.add_option("--max-concurrent-requests", a->max_concurrent,
+                     "requests in flight before 429 (env MAX_CONCURRENT_REQUESTS; 128)");
+      sub.add_option("--max-input-length", a->max_input,
+                     "max prompt tokens (env MAX_INPUT_LENGTH / MAX_INPUT_TOKENS)");
+      sub.add_option("--max-total-tokens", a->max_total,
+                     "max prompt + new tokens per request (env MAX_TOTAL_TOKENS)");
+      sub.add_option("--max-batch-total-tokens", a->max_batch_total,
+                     "KV cache size in tokens (env MAX_BATCH_TOTAL_TOKENS)");
+      sub.add_option("--max-batch-prefill-tokens", a->max_batch_prefill,
+                     "prefill tokens per engine step (env MAX_BATCH_PREFILL_TOKENS, "
+                     "option.max_rolling_batch_prefill_tokens)");
+      sub.add_option("--max-stop-sequences", a->max_stop, "env MAX_STOP_SEQUENCES (4)");
+      sub.add_option("--max-top-n-tokens", a->max_top_n, "env MAX_TOP_N_TOKENS (5)");
+      sub.add_option("--num-shard", a->num_shard,
+                     "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported");
+      sub.add_option("--max-rolling-batch-size", a->max_rolling,
+                     "sequences in the running batch (option.max_rolling_batch_size; 64)");
+      sub.add_option("--kv-blocks", a->kv_blocks,
+                     "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
+      sub.add_option("--kv-cache-memory", a->kv_cache_memory,
+                     "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not "
+                     "given (env LMSTREAM_KV_CACHE_MEMORY)");
+      sub.add_option("--shutdown-grace", a->grace,
+                     "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
+      sub.add_option("--quantize", a->quantize,
+                     "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
+      sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")
+          ->check(CLI::IsMember({"f16", "f32"}));
+      sub.add_option("--endpoint-name", a->endpoint_name,
+                     "SageMaker endpoint name of /endpoints/{name}/... (env "
+                     "LMSTREAM_ENDPOINT_NAME; default: from the model's name)");
+      sub.add_flag("--require-eula,!--no-require-eula", a->require_eula,
+                   "require CustomAttributes accept_eula=true on /invocations and /endpoints/* "
+                   "(env LMSTREAM_REQUIRE_EULA; "
+                   "default on for Llama 2 chat models)");
+      sub.add_option("--aws-access-key-id", a->aws_access_key_id,
+                     "require SigV4 (service sagemaker) on /endpoints/* with this key (env "
+                     "LMSTREAM_AWS_ACCESS_KEY_ID)");
+      sub.add_option("--aws-secret-access-key", a->aws_secret_access_key,
+                     "its secret (env LMSTREAM_AWS_SECRET_ACCESS_KEY)");
+      sub.add_option(
+          "--aws-credentials-file", a->aws_credentials_file,
+          "AWS credentials file (INI, ~/.aws/credentials format); every profile is an accepted key "
+          "(env LMSTREAM_AWS_CREDENTIALS_FILE)");
+      sub.add_option("--region", a->region,
+                     "the only region accepted in SigV4 scopes (env LMSTREAM_REGION; default any)");
+      sub.add_option("--api-key", a->api_key,
+                     "require 'Authorization: Bearer KEY' on every route but /ping, /health (env "
+                     "LMSTREAM_API_KEY)");
+      sub.callback([&sub, a] { run(sub, *a); });
+    });
 
 }  // namespace
 }  // namespace lmstream::cli

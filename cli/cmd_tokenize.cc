@@ -68,23 +68,26 @@ std::string ids_json(const std::vector<int32_t>& ids) {
 }
 
 lmstream::cli::Register reg(
-    "tokenize", "print the token ids of stdin's text (or of a chat) as a JSON array", [](CLI::App& sub) {
+    "tokenize", "print the token ids of stdin's text (or of a chat) as a JSON array",
+    [](CLI::App& sub) {
       auto a = std::make_shared<Args>();
       sub.add_option("--model", a->model, "GGUF file or Hugging Face model directory")->required();
       sub.add_flag("--no-bos", a->no_bos, "do not prepend the BOS token");
       sub.add_flag("--parse-special", a->parse_special,
                    "turn literal <s>, </s>, <unk> in the text into those tokens");
-      sub.add_option("--chat", a->chat,
-                     "instead of stdin, a JSON file with an array of {\"role\", \"content\"} messages, "
-                     "formatted with the model's chat template (literal <s>/</s> become tokens; no "
-                     "extra BOS when the template starts with it)")
+      sub.add_option(
+             "--chat", a->chat,
+             "instead of stdin, a JSON file with an array of {\"role\", \"content\"} messages, "
+             "formatted with the model's chat template (literal <s>/</s> become tokens; no "
+             "extra BOS when the template starts with it)")
           ->check(CLI::ExistingFile);
       sub.add_option("--chat-template", a->chat_template,
                      "with --chat: a Jinja chat template file to use instead of the model's")
           ->check(CLI::ExistingFile);
       sub.add_flag("--generation-prompt,!--no-generation-prompt", a->generation_prompt,
                    "with --chat: set the template's add_generation_prompt (default: on)");
-      sub.add_flag("--text", a->text, "print the text that would be tokenized instead of token ids");
+      sub.add_flag("--text", a->text,
+                   "print the text that would be tokenized instead of token ids");
       sub.footer(
           "Examples:\n"
           "  echo -n 'Hello world' | lmstream tokenize --model m.gguf  ->  [1,15043,3186]\n"
@@ -97,13 +100,17 @@ lmstream::cli::Register reg(
         std::string out;
         if (a->chat.empty()) {
           const std::string text = read_all_stdin();
-          out = a->text ? text : ids_json(tok->encode(text, !a->no_bos && model->tokenizer.add_bos, a->parse_special));
+          out = a->text ? text
+                        : ids_json(tok->encode(text, !a->no_bos && model->tokenizer.add_bos,
+                                               a->parse_special));
         } else {
           const std::vector<lmstream::ChatMessage> messages = read_messages(a->chat);
           // The prompt serve would build for these messages (chat/formatter.h).
           const lmstream::ChatFormatter chat(model->tokenizer, *tok, a->chat_template);
           if (!chat.fallback_reason().empty())
-            std::fprintf(stderr, "warning: the model's chat_template cannot be rendered (%s); using the built-in Llama 2 format\n",
+            std::fprintf(stderr,
+                         "warning: the model's chat_template cannot be rendered (%s); using the "
+                         "built-in Llama 2 format\n",
                          chat.fallback_reason().c_str());
           out = a->text ? chat.render(messages, a->generation_prompt)
                         : ids_json(chat.apply(messages, a->generation_prompt, !a->no_bos));

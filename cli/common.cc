@@ -11,13 +11,15 @@
 namespace lmstream::cli {
 
 void ModelArgs::add(CLI::App& app, bool required) {
-  auto* o = app.add_option("--model,-m", path,
-                           "GGUF file or Hugging Face model directory (default: the embedded demo model)");
+  auto* o = app.add_option(
+      "--model,-m", path,
+      "GGUF file or Hugging Face model directory (default: the embedded demo model)");
   if (required) o->required();
   app.add_option("--quantize", quantize, "convert F32/F16/BF16 weights at load")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--threads,-t", threads, "compute threads (default: all cores)");
-  app.add_option("--kv-type", kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--kv-type", kv_type, "KV cache element type")
+      ->check(CLI::IsMember({"f16", "f32"}));
 }
 
 LoadOptions ModelArgs::load_options() const {
@@ -61,13 +63,13 @@ void BatchArgs::add(CLI::App& app) {
 }
 
 EngineOptions BatchArgs::engine_options(const ModelArgs& m, const LlamaConfig& c) const {
-  const EngineOptions eo = m.engine_options(
-      c, KvSizing{.tokens = max_batch_total_tokens, .memory_bytes = base::parse_byte_size(kv_cache_memory)});
+  const EngineOptions eo =
+      m.engine_options(c, KvSizing{.tokens = max_batch_total_tokens,
+                                   .memory_bytes = base::parse_byte_size(kv_cache_memory)});
   const size_t per_tok = Engine::kv_bytes_per_token(c, eo.kv_type);
   std::fprintf(stderr, "[lmstream] KV cache: %d blocks of %d tokens = %lld tokens, %.1f MiB (%s)\n",
                eo.n_blocks, eo.block_size, static_cast<long long>(eo.n_blocks) * eo.block_size,
-               double(per_tok) * eo.n_blocks * eo.block_size / 1048576.0,
-               m.kv_type.c_str());
+               double(per_tok) * eo.n_blocks * eo.block_size / 1048576.0, m.kv_type.c_str());
   return eo;
 }
 

@@ -21,7 +21,8 @@ asm(".section .rodata\n"
     ".balign 64\n"
     ".global lmstream_demo_model_begin\n"
     "lmstream_demo_model_begin:\n"
-    ".incbin \"" LMSTREAM_DEMO_MODEL_FILE "\"\n"
+    ".incbin \"" LMSTREAM_DEMO_MODEL_FILE
+    "\"\n"
     ".global lmstream_demo_model_end\n"
     "lmstream_demo_model_end:\n"
     ".previous\n");
@@ -85,10 +86,11 @@ std::string demo_model_path() {
 
 std::string use_demo_model() {
   std::string path = demo_model_path();
-  std::fprintf(stderr,
-               "[lmstream] no --model given: using the embedded demo model (lmstream-demo, %.1f MiB Q8_0, "
-               "models/demo/README.md) from %s\n",
-               double(demo_model_bytes().size()) / 1048576.0, path.c_str());
+  std::fprintf(
+      stderr,
+      "[lmstream] no --model given: using the embedded demo model (lmstream-demo, %.1f MiB Q8_0, "
+      "models/demo/README.md) from %s\n",
+      double(demo_model_bytes().size()) / 1048576.0, path.c_str());
   return path;
 }
 

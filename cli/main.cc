@@ -25,7 +25,8 @@ Register::Register(const char* name, const char* description, Setup setup) {
 
 int main(int argc, char** argv) {
   using namespace lmstream::cli;
-  CLI::App app{"lmstream: streams tokens from Llama-2-family models, on CPU, with TGI/LMI/SageMaker APIs"};
+  CLI::App app{
+      "lmstream: streams tokens from Llama-2-family models, on CPU, with TGI/LMI/SageMaker APIs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lmstream 0.1.0");
   for (auto& e : registry()) e.setup(*app.add_subcommand(e.name, e.description));

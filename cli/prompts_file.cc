@@ -27,7 +27,8 @@ std::string parse_line(const std::string& line, const Tokenizer& tok, const Prom
     json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return "line is not a valid JSON object";
     try {
-      if (!j.contains("prompt") || !j["prompt"].is_string()) return "\"prompt\" (a string) is missing";
+      if (!j.contains("prompt") || !j["prompt"].is_string())
+        return "\"prompt\" (a string) is missing";
       text = j["prompt"].get<std::string>();
       auto& s = req.sampling;
       if (j.contains("max_new_tokens")) req.stop.max_new_tokens = j["max_new_tokens"].get<int>();
@@ -36,7 +37,8 @@ std::string parse_line(const std::string& line, const Tokenizer& tok, const Prom
       if (j.contains("temperature")) s.temperature = j["temperature"].get<float>();
       if (j.contains("top_k")) s.top_k = j["top_k"].get<int>();
       if (j.contains("top_p")) s.top_p = j["top_p"].get<float>();
-      if (j.contains("repetition_penalty")) s.repetition_penalty = j["repetition_penalty"].get<float>();
+      if (j.contains("repetition_penalty"))
+        s.repetition_penalty = j["repetition_penalty"].get<float>();
       if (j.contains("stop")) req.stop.stop = j["stop"].get<std::vector<std::string>>();
       if (j.contains("ignore_eos")) req.stop.ignore_eos = j["ignore_eos"].get<bool>();
     } catch (const json::exception& e) {
@@ -111,7 +113,8 @@ PromptsFileSummary run_prompts_file(Scheduler& sched, const Tokenizer& tok, std:
     } else if (a.file) {
       *a.file << f.tail;
       a.file->flush();
-      if (!*a.file) throw std::runtime_error("cannot write the output of request " + std::to_string(a.index));
+      if (!*a.file)
+        throw std::runtime_error("cannot write the output of request " + std::to_string(a.index));
     } else {
       out << "### request " << a.index << " (" << finish_reason_name(f.reason);
       if (f.reason == FinishReason::kError) out << ": " << f.error;
@@ -162,8 +165,9 @@ PromptsFileSummary run_prompts_file(Scheduler& sched, const Tokenizer& tok, std:
         any = true;
         if (auto* t = std::get_if<TokenEvent>(&ev)) {
           if (o.jsonl) {
-            json j = {{"request", a.index}, {"index", a.tokens}, {"id", t->id}, {"text", t->text},
-                      {"logprob", t->logprob}, {"special", t->special}, {"t", t->t}};
+            json j = {{"request", a.index}, {"index", a.tokens},     {"id", t->id},
+                      {"text", t->text},    {"logprob", t->logprob}, {"special", t->special},
+                      {"t", t->t}};
             out << j.dump() << "\n";
           } else if (a.file) {
             *a.file << t->emit;

@@ -28,16 +28,16 @@
 namespace lmstream {
 
 struct PromptsFileOptions {
-  int parallel = 8;         // requests in flight at once (>= 1)
+  int parallel = 8;  // requests in flight at once (>= 1)
   bool jsonl = false;
-  std::string out_dir;      // text mode only; must exist
+  std::string out_dir;  // text mode only; must exist
   bool add_bos = true;
   GenerateRequest defaults;  // sampling and stop criteria for every line (its prompt is ignored)
 };
 
 struct PromptsFileSummary {
   int requests = 0;
-  int errors = 0;            // requests that ended with finish_reason error (bad lines included)
+  int errors = 0;  // requests that ended with finish_reason error (bad lines included)
   uint64_t generated_tokens = 0;
   double seconds = 0;
 };

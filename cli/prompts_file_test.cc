@@ -38,7 +38,8 @@ TEST(PromptsFile, JsonLinesTaggedByRequestMatchSoloRuns) {
   std::istringstream in(
       "Hello world\n"
       "\n"
-      "{\"prompt\": \"Once upon a time\", \"max_new_tokens\": 5, \"seed\": 9, \"do_sample\": true}\n"
+      "{\"prompt\": \"Once upon a time\", \"max_new_tokens\": 5, \"seed\": 9, \"do_sample\": "
+      "true}\n"
       "{\"prompt\": 3}\n"
       "{not json\n"
       "The end\n");
@@ -89,8 +90,7 @@ TEST(PromptsFile, TextModeWritesOneFilePerRequest) {
   MicroModel& m = micro();
   auto engine = make_engine(256);
   Scheduler sched(*engine, *m.tok, SchedulerOptions{});
-  auto dir = std::filesystem::temp_directory_path() /
-             ("lms-prompts-" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() / ("lms-prompts-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::istringstream in("a b c\nd e f\n");
   std::ostringstream out;

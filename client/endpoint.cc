@@ -20,22 +20,27 @@ std::string Url::absolute(std::string_view target) const {
 Url parse_url(std::string_view url) {
   using K = HttpError::Kind;
   if (base::istarts_with(url, "https://"))
-    throw HttpError(K::kUrl, "https:// endpoints are not supported yet; use an http:// URL (got '" + std::string(url) + "')");
+    throw HttpError(K::kUrl, "https:// endpoints are not supported yet; use an http:// URL (got '" +
+                                 std::string(url) + "')");
   if (!base::istarts_with(url, "http://"))
-    throw HttpError(K::kUrl, "the endpoint URL must start with http:// (got '" + std::string(url) + "')");
+    throw HttpError(K::kUrl,
+                    "the endpoint URL must start with http:// (got '" + std::string(url) + "')");
   std::string_view rest = url.substr(7);
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   if (path.find_first_of("?#") != std::string_view::npos)
-    throw HttpError(K::kUrl, "the endpoint URL must not have a query or fragment: '" + std::string(url) + "'");
+    throw HttpError(
+        K::kUrl, "the endpoint URL must not have a query or fragment: '" + std::string(url) + "'");
   if (authority.find('@') != std::string_view::npos)
-    throw HttpError(K::kUrl, "user info in the endpoint URL is not supported: '" + std::string(url) + "'");
+    throw HttpError(K::kUrl,
+                    "user info in the endpoint URL is not supported: '" + std::string(url) + "'");
   Url u;
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
-    if (close == std::string_view::npos) throw HttpError(K::kUrl, "bad IPv6 host in '" + std::string(url) + "'");
+    if (close == std::string_view::npos)
+      throw HttpError(K::kUrl, "bad IPv6 host in '" + std::string(url) + "'");
     u.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
@@ -47,7 +52,8 @@ Url parse_url(std::string_view url) {
     u.host = std::string(authority.substr(0, colon));
     if (colon != std::string_view::npos) port = authority.substr(colon + 1);
   }
-  if (u.host.empty()) throw HttpError(K::kUrl, "no host in the endpoint URL '" + std::string(url) + "'");
+  if (u.host.empty())
+    throw HttpError(K::kUrl, "no host in the endpoint URL '" + std::string(url) + "'");
   if (authority.find(':') != std::string_view::npos && authority.front() != '[' && port.empty())
     throw HttpError(K::kUrl, "empty port in '" + std::string(url) + "'");
   if (!port.empty()) {

@@ -18,7 +18,7 @@ namespace lmstream::client {
 using HttpError = http::ClientError;
 
 struct Url {
-  std::string host;       // without brackets for IPv6 literals
+  std::string host;  // without brackets for IPv6 literals
   uint16_t port = 80;
   std::string base_path;  // "" or "/prefix" (no trailing '/')
   // The Host header: host, plus ":port" unless it is 80.

@@ -49,7 +49,8 @@ std::string build_payload(const InvokeOptions& o) {
     j["model"] = "lmstream";
     if (!o.messages.empty()) {
       j["messages"] = ojson::array();
-      for (const auto& [role, content] : o.messages) j["messages"].push_back({{"role", role}, {"content", content}});
+      for (const auto& [role, content] : o.messages)
+        j["messages"].push_back({{"role", role}, {"content", content}});
     } else {
       j["prompt"] = o.inputs;
     }
@@ -87,13 +88,17 @@ std::string request_path(const InvokeOptions& o) {
     if (!valid_endpoint_name(o.endpoint))
       throw InvokeError("invalid endpoint name '" + o.endpoint +
                         "': 1-63 letters, digits and inner hyphens (^[a-zA-Z0-9](-*[a-zA-Z0-9])*)");
-    return "/endpoints/" + o.endpoint + (o.stream ? "/invocations-response-stream" : "/invocations");
+    return "/endpoints/" + o.endpoint +
+           (o.stream ? "/invocations-response-stream" : "/invocations");
   }
   switch (o.api) {
-    case Api::kTgi: return o.stream ? "/generate_stream" : "/generate";
-    case Api::kOpenai: return o.messages.empty() ? "/v1/completions" : "/v1/chat/completions";
+    case Api::kTgi:
+      return o.stream ? "/generate_stream" : "/generate";
+    case Api::kOpenai:
+      return o.messages.empty() ? "/v1/completions" : "/v1/chat/completions";
     case Api::kLmi:
-    case Api::kAuto: break;
+    case Api::kAuto:
+      break;
   }
   return "/invocations";
 }
@@ -110,7 +115,8 @@ HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::
   s.body = r.body;
   s.headers.emplace_back("Host", url.host_header());
   s.headers.emplace_back("Content-Type", o.content_type);
-  if (!o.accept.empty()) s.headers.emplace_back(sagemaker && o.stream ? "X-Amzn-SageMaker-Accept" : "Accept", o.accept);
+  if (!o.accept.empty())
+    s.headers.emplace_back(sagemaker && o.stream ? "X-Amzn-SageMaker-Accept" : "Accept", o.accept);
   if (sagemaker && !o.custom_attributes.empty())
     s.headers.emplace_back("X-Amzn-SageMaker-Custom-Attributes", o.custom_attributes);
   if (sagemaker && o.credentials) {
@@ -127,23 +133,32 @@ HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::
   return r;
 }
 
-std::string http_error_message(int status, std::string_view reason, std::optional<std::string> amzn_error_type,
-                               std::string_view body) {
-  std::string head = "HTTP " + std::to_string(status) + (reason.empty() ? "" : " " + std::string(reason));
+std::string http_error_message(int status, std::string_view reason,
+                               std::optional<std::string> amzn_error_type, std::string_view body) {
+  std::string head =
+      "HTTP " + std::to_string(status) + (reason.empty() ? "" : " " + std::string(reason));
   std::string code, message;
   if (amzn_error_type) code = amzn_error_type->substr(0, amzn_error_type->find(':'));
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_object()) {
     if (code.empty()) {
-      if (auto* c = str(j, "code")) code = *c;
-      else if (auto* c2 = str(j, "Code")) code = *c2;
-      else if (auto* t = str(j, "__type")) code = t->substr(t->find('#') == std::string::npos ? 0 : t->find('#') + 1);
-      else if (auto* et = str(j, "error_type")) code = *et;  // TGI
-      else if (auto* ty = str(j, "type")) code = *ty;        // DJL
+      if (auto* c = str(j, "code"))
+        code = *c;
+      else if (auto* c2 = str(j, "Code"))
+        code = *c2;
+      else if (auto* t = str(j, "__type"))
+        code = t->substr(t->find('#') == std::string::npos ? 0 : t->find('#') + 1);
+      else if (auto* et = str(j, "error_type"))
+        code = *et;  // TGI
+      else if (auto* ty = str(j, "type"))
+        code = *ty;  // DJL
     }
-    if (auto* m = str(j, "message")) message = *m;
-    else if (auto* m2 = str(j, "Message")) message = *m2;
-    else if (auto* e = str(j, "error")) message = *e;  // TGI, DJL 424
+    if (auto* m = str(j, "message"))
+      message = *m;
+    else if (auto* m2 = str(j, "Message"))
+      message = *m2;
+    else if (auto* e = str(j, "error"))
+      message = *e;                                                          // TGI, DJL 424
     else if (auto it = j.find("error"); it != j.end() && it->is_object()) {  // OpenAI
       if (auto* m3 = str(*it, "message")) message = *m3;
       if (auto* t = str(*it, "type"); t && code.empty()) code = *t;
@@ -158,7 +173,8 @@ std::string http_error_message(int status, std::string_view reason, std::optiona
   return head + ": " + (code.empty() ? "" : code + ": ") + message;
 }
 
-std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::string_view content_type,
+std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o,
+                                                   std::string_view content_type,
                                                    std::string_view sagemaker_content_type) {
   std::string ct = base::to_lower(content_type.substr(0, content_type.find(';')));
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
@@ -173,11 +189,13 @@ std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::
       break;
     case Api::kLmi: {
       std::string ict = base::to_lower(inner_ct.substr(0, inner_ct.find(';')));
-      f = ict.find("jsonl") != std::string::npos || ict.find("ndjson") != std::string::npos ? Format::kJsonValues
-                                                                                           : Format::kLmiJson;
+      f = ict.find("jsonl") != std::string::npos || ict.find("ndjson") != std::string::npos
+              ? Format::kJsonValues
+              : Format::kLmiJson;
       break;
     }
-    case Api::kAuto: break;
+    case Api::kAuto:
+      break;
   }
   auto inner = make_decoder(f, inner_ct);
   if (event_stream) return std::make_unique<EventStreamDecoder>(std::move(inner));
@@ -211,7 +229,8 @@ InvokeStats invoke(const InvokeOptions& o, const std::function<void(std::string_
     text.clear();
   };
   auto status_error = [&] {
-    return InvokeError(http_error_message(head->status, head->reason, head->header("x-amzn-ErrorType"), error_body));
+    return InvokeError(http_error_message(head->status, head->reason,
+                                          head->header("x-amzn-ErrorType"), error_body));
   };
   http::ClientCallbacks cb;
   cb.on_head = [&](const http::ResponseHead& h) {

@@ -50,11 +50,11 @@ struct InvokeOptions {
   std::vector<std::pair<std::string, std::string>> messages;
   GenerationParams params;
   std::string content_type = "application/json";
-  std::string accept;                                 // "" = not sent
-  std::string custom_attributes = "accept_eula=true"; // "" = not sent
-  std::optional<sigv4::Credentials> credentials;      // signs /endpoints requests when set
+  std::string accept;                                  // "" = not sent
+  std::string custom_attributes = "accept_eula=true";  // "" = not sent
+  std::optional<sigv4::Credentials> credentials;       // signs /endpoints requests when set
   std::string region = "us-east-1";
-  std::string api_key;                                // Authorization: Bearer (when not signing)
+  std::string api_key;  // Authorization: Bearer (when not signing)
   HttpTimeouts timeouts;
 };
 
@@ -66,11 +66,12 @@ std::string request_path(const InvokeOptions& o);
 HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::time_point now);
 // A one-line message for a non-2xx answer: status, error code (x-amzn-ErrorType, AWS/TGI/DJL/OpenAI
 // error JSON) and message, or the start of the body.
-std::string http_error_message(int status, std::string_view reason, std::optional<std::string> amzn_error_type,
-                               std::string_view body);
+std::string http_error_message(int status, std::string_view reason,
+                               std::optional<std::string> amzn_error_type, std::string_view body);
 // The decoder for a response with this Content-Type (and X-Amzn-SageMaker-Content-Type for
 // event streams): event streams are unwrapped; --api picks the inner format, else auto-detection.
-std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o, std::string_view content_type,
+std::unique_ptr<TextDecoder> make_response_decoder(const InvokeOptions& o,
+                                                   std::string_view content_type,
                                                    std::string_view sagemaker_content_type);
 
 struct InvokeStats {

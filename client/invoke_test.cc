@@ -32,8 +32,8 @@ TEST(Invoke, RoutesPerApiAndEndpoint) {
   EXPECT_EQ(request_path(o), "/endpoints/my-ep-1/invocations-response-stream");
   o.stream = false;
   EXPECT_EQ(request_path(o), "/endpoints/my-ep-1/invocations");
-  for (std::string bad : {std::string("-x"), std::string("x-"), std::string("a b"), std::string("a/b"),
-                          std::string(64, 'a'), std::string("\xc3\xa9")}) {
+  for (std::string bad : {std::string("-x"), std::string("x-"), std::string("a b"),
+                          std::string("a/b"), std::string(64, 'a'), std::string("\xc3\xa9")}) {
     o.endpoint = bad;
     EXPECT_THROW(request_path(o), InvokeError) << bad;
   }
@@ -93,7 +93,8 @@ TEST(Invoke, SageMakerHeadersAndSignatureVerify) {
   EXPECT_EQ(v.header("X-Amzn-SageMaker-Custom-Attributes"), "accept_eula=true");
   EXPECT_EQ(v.header("X-Amz-Security-Token"), "token-1");
   ASSERT_TRUE(v.header("Authorization"));
-  EXPECT_NE(v.header("Authorization")->find("/eu-west-1/sagemaker/aws4_request"), std::string_view::npos);
+  EXPECT_NE(v.header("Authorization")->find("/eu-west-1/sagemaker/aws4_request"),
+            std::string_view::npos);
   sigv4::CredentialStore store;
   store.add(*o.credentials);
   EXPECT_TRUE(sigv4::verify(v, store, {}, now).ok());
@@ -114,14 +115,20 @@ TEST(Invoke, BearerKeyOnlyWhenNotSigning) {
 }
 
 TEST(Invoke, HttpErrorMessages) {
-  EXPECT_EQ(http_error_message(424, "Failed Dependency", "ModelError:http://internal",
-                               R"x({"Message":"Received server error (500)","OriginalMessage":"boom"})x"),
-            "HTTP 424 Failed Dependency: ModelError: Received server error (500) (original message: boom)");
-  EXPECT_EQ(http_error_message(422, "", std::nullopt, R"({"error":"Input validation error: x","error_type":"validation"})"),
-            "HTTP 422: validation: Input validation error: x");
-  EXPECT_EQ(http_error_message(400, "Bad Request", std::nullopt, R"({"__type":"ns#ValidationException","message":"no"})"),
+  EXPECT_EQ(
+      http_error_message(424, "Failed Dependency", "ModelError:http://internal",
+                         R"x({"Message":"Received server error (500)","OriginalMessage":"boom"})x"),
+      "HTTP 424 Failed Dependency: ModelError: Received server error (500) (original message: "
+      "boom)");
+  EXPECT_EQ(
+      http_error_message(422, "", std::nullopt,
+                         R"({"error":"Input validation error: x","error_type":"validation"})"),
+      "HTTP 422: validation: Input validation error: x");
+  EXPECT_EQ(http_error_message(400, "Bad Request", std::nullopt,
+                               R"({"__type":"ns#ValidationException","message":"no"})"),
             "HTTP 400 Bad Request: ValidationException: no");
-  EXPECT_EQ(http_error_message(404, "Not Found", std::nullopt, "not json\n"), "HTTP 404 Not Found: \"not json\"");
+  EXPECT_EQ(http_error_message(404, "Not Found", std::nullopt, "not json\n"),
+            "HTTP 404 Not Found: \"not json\"");
   EXPECT_EQ(http_error_message(500, "", std::nullopt, ""), "HTTP 500: (empty body)");
 }
 
@@ -135,8 +142,8 @@ TEST(Url, ParsesAndRejects) {
   Url v6 = parse_url("http://[::1]:9000");
   EXPECT_EQ(v6.host, "::1");
   EXPECT_EQ(v6.host_header(), "[::1]:9000");
-  for (std::string bad : {"https://h", "ftp://h", "h:80", "http://", "http://h:0", "http://h:70000", "http://h:x",
-                          "http://h:", "http://u@h", "http://h/p?q=1", "http://[::1"})
+  for (std::string bad : {"https://h", "ftp://h", "h:80", "http://", "http://h:0", "http://h:70000",
+                          "http://h:x", "http://h:", "http://u@h", "http://h/p?q=1", "http://[::1"})
     EXPECT_THROW(parse_url(bad), HttpError) << bad;
 }
 
@@ -187,10 +194,12 @@ class OneShotServer {
 TEST(HttpClient, ChunkedBodyArrivesPieceByPiece) {
   std::vector<std::string> text;
   {
-    std::string a = chunk("data:{\"token\":{\"text\":\" A\"}}\n\n"), b = chunk("data:{\"token\":{\"text\":\" B\"}}\n\n");
+    std::string a = chunk("data:{\"token\":{\"text\":\" A\"}}\n\n"),
+                b = chunk("data:{\"token\":{\"text\":\" B\"}}\n\n");
     // Each chunk split over two writes, the second one in the middle of its size line.
-    OneShotServer srv({"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-                       a.substr(0, 10), a.substr(10) + b.substr(0, 1), b.substr(1), "0\r\n\r\n"});
+    OneShotServer srv(
+        {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+         a.substr(0, 10), a.substr(10) + b.substr(0, 1), b.substr(1), "0\r\n\r\n"});
     InvokeOptions o = base();
     o.endpoint_url = "http://127.0.0.1:" + std::to_string(srv.port());
     o.api = Api::kTgi;
@@ -208,31 +217,34 @@ TEST(HttpClient, ChunkedBodyArrivesPieceByPiece) {
 
 TEST(HttpClient, EarlyCloseAndErrorStatus) {
   {
-    OneShotServer srv({"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-                       "5\r\ndata:\r\n"});
+    OneShotServer srv(
+        {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "5\r\ndata:\r\n"});
     InvokeOptions o = base();
     o.endpoint_url = "http://127.0.0.1:" + std::to_string(srv.port());
     EXPECT_THROW(invoke(o, [](std::string_view) {}), HttpError);
   }
   {
     std::string body = "{\"error\":\"Model is overloaded\",\"error_type\":\"overloaded\"}";
-    OneShotServer srv({"HTTP/1.1 429 Too Many Requests\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\n\r\n" + body});
+    OneShotServer srv({"HTTP/1.1 429 Too Many Requests\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body});
     InvokeOptions o = base();
     o.endpoint_url = "http://127.0.0.1:" + std::to_string(srv.port());
     try {
       invoke(o, [](std::string_view) {});
       FAIL() << "no error";
     } catch (const InvokeError& e) {
-      EXPECT_EQ(std::string(e.what()), "HTTP 429 Too Many Requests: overloaded: Model is overloaded");
+      EXPECT_EQ(std::string(e.what()),
+                "HTTP 429 Too Many Requests: overloaded: Model is overloaded");
     }
   }
 }
 
 TEST(HttpClient, ReadTimeout) {
   // The header arrives, then nothing for 500 ms: a 50 ms read timeout must fire first.
-  OneShotServer srv({"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"},
-                    std::chrono::milliseconds(500));
+  OneShotServer srv(
+      {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"},
+      std::chrono::milliseconds(500));
   InvokeOptions o = base();
   o.endpoint_url = "http://127.0.0.1:" + std::to_string(srv.port());
   o.timeouts.read = std::chrono::milliseconds(50);

@@ -16,8 +16,8 @@ using json = nlohmann::json;
 
 constexpr size_t kMaxValueBytes = 8u << 20;  // one JSON value / event
 constexpr int kMaxDepth = 256;
-constexpr size_t kMaxPrefixBytes = 4096;     // whitespace + `{"generated_text": "`
-constexpr size_t kMaxSuffixBytes = 1u << 20; // `, "details": {...}}`
+constexpr size_t kMaxPrefixBytes = 4096;      // whitespace + `{"generated_text": "`
+constexpr size_t kMaxSuffixBytes = 1u << 20;  // `, "details": {...}}`
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -60,15 +60,24 @@ size_t utf8_valid_prefix(std::string_view s, bool* incomplete) {
     }
     size_t n;
     unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (b >= 0xC2 && b <= 0xDF) n = 2;
-    else if (b == 0xE0) n = 3, lo = 0xA0;
-    else if (b >= 0xE1 && b <= 0xEC) n = 3;
-    else if (b == 0xED) n = 3, hi = 0x9F;  // no surrogates
-    else if (b >= 0xEE && b <= 0xEF) n = 3;
-    else if (b == 0xF0) n = 4, lo = 0x90;
-    else if (b >= 0xF1 && b <= 0xF3) n = 4;
-    else if (b == 0xF4) n = 4, hi = 0x8F;
-    else return i;
+    if (b >= 0xC2 && b <= 0xDF)
+      n = 2;
+    else if (b == 0xE0)
+      n = 3, lo = 0xA0;
+    else if (b >= 0xE1 && b <= 0xEC)
+      n = 3;
+    else if (b == 0xED)
+      n = 3, hi = 0x9F;  // no surrogates
+    else if (b >= 0xEE && b <= 0xEF)
+      n = 3;
+    else if (b == 0xF0)
+      n = 4, lo = 0x90;
+    else if (b >= 0xF1 && b <= 0xF3)
+      n = 4;
+    else if (b == 0xF4)
+      n = 4, hi = 0x8F;
+    else
+      return i;
     for (size_t k = 1; k < n; ++k) {
       if (i + k >= s.size()) {
         *incomplete = true;
@@ -102,7 +111,8 @@ bool true_member(const json& o, const char* key) {
   std::string msg;
   if (e.is_string()) {
     msg = e.get<std::string>();
-    if (auto* type = string_member(o, "error_type")) msg = *type + ": " + msg;
+    if (auto* type = string_member(o, "error_type"))
+      msg = *type + ": " + msg;
     else if (const json* code = member(o, "code"); code && code->is_number_integer())
       msg = "error " + std::to_string(code->get<int64_t>()) + ": " + msg;
   } else if (e.is_object() && string_member(e, "message")) {
@@ -140,9 +150,12 @@ void handle_value(const json& v, std::string& out, size_t* tokens, int depth = 0
     if (choices->empty() || !(*choices)[0].is_object()) return;  // e.g. a usage-only chunk
     const json& c = (*choices)[0];
     const std::string* text = nullptr;
-    if (const json* d = member(c, "delta"); d && d->is_object()) text = string_member(*d, "content");
-    else if (const json* m = member(c, "message"); m && m->is_object()) text = string_member(*m, "content");
-    else text = string_member(c, "text");
+    if (const json* d = member(c, "delta"); d && d->is_object())
+      text = string_member(*d, "content");
+    else if (const json* m = member(c, "message"); m && m->is_object())
+      text = string_member(*m, "content");
+    else
+      text = string_member(c, "text");
     if (text && !text->empty()) {
       ++*tokens;
       out += *text;
@@ -153,7 +166,8 @@ void handle_value(const json& v, std::string& out, size_t* tokens, int depth = 0
     out += *text;
     return;
   }
-  if (const json* code = member(v, "code"); code && code->is_number() && string_member(v, "message"))
+  if (const json* code = member(v, "code");
+      code && code->is_number() && string_member(v, "message"))
     throw StreamError("server error " + code->dump() + ": " + *string_member(v, "message"));
 }
 
@@ -191,17 +205,22 @@ std::string quote_bytes(std::string_view s, size_t max) {
 
 const char* format_name(Format f) {
   switch (f) {
-    case Format::kSse: return "sse";
-    case Format::kJsonValues: return "json";
-    case Format::kLmiJson: return "lmi-json";
-    case Format::kAuto: break;
+    case Format::kSse:
+      return "sse";
+    case Format::kJsonValues:
+      return "json";
+    case Format::kLmiJson:
+      return "lmi-json";
+    case Format::kAuto:
+      break;
   }
   return "auto";
 }
 
 void LineSplitter::check_length(size_t length) const {
   if (length > max_line_)
-    throw FormatError("a line of the response is longer than " + std::to_string(max_line_) + " bytes");
+    throw FormatError("a line of the response is longer than " + std::to_string(max_line_) +
+                      " bytes");
 }
 
 // ---- SSE ----
@@ -238,21 +257,26 @@ void JsonValuesDecoder::scan(std::string_view bytes, std::string& out) {
   for (char c : bytes) {
     pending_ += c;
     if (in_string_) {
-      if (escape_) escape_ = false;
-      else if (c == '\\') escape_ = true;
-      else if (c == '"') in_string_ = false;
+      if (escape_)
+        escape_ = false;
+      else if (c == '\\')
+        escape_ = true;
+      else if (c == '"')
+        in_string_ = false;
     } else if (c == '"') {
       in_string_ = true;
     } else if (c == '{' || c == '[') {
       if (++depth_ > kMaxDepth) throw FormatError("JSON in the response is nested too deeply");
     } else if (c == '}' || c == ']') {
-      if (--depth_ < 0) throw FormatError("unbalanced JSON in the response: " + quote_bytes(pending_));
+      if (--depth_ < 0)
+        throw FormatError("unbalanced JSON in the response: " + quote_bytes(pending_));
       if (depth_ == 0) complete(out);
     } else if (c == '\n' && depth_ == 0) {
       complete(out);
     }
     if (pending_.size() > kMaxValueBytes)
-      throw FormatError("a JSON value in the response is longer than " + std::to_string(kMaxValueBytes) + " bytes");
+      throw FormatError("a JSON value in the response is longer than " +
+                        std::to_string(kMaxValueBytes) + " bytes");
   }
 }
 
@@ -265,7 +289,8 @@ void JsonValuesDecoder::complete(std::string& out) {
 
 void JsonValuesDecoder::finish(std::string& out) {
   if (!trim_json_ws(pending_).empty() && (depth_ > 0 || in_string_))
-    throw FormatError("the response ended inside a JSON value: " + quote_bytes(trim_json_ws(pending_)));
+    throw FormatError("the response ended inside a JSON value: " +
+                      quote_bytes(trim_json_ws(pending_)));
   complete(out);
 }
 
@@ -275,7 +300,8 @@ LmiJsonDecoder::LmiJsonDecoder() = default;
 LmiJsonDecoder::~LmiJsonDecoder() = default;
 
 void LmiJsonDecoder::fail(const std::string& why) const {
-  throw FormatError("not an LMI generated_text body (" + why + "); received: " + quote_bytes(seen_, 200));
+  throw FormatError("not an LMI generated_text body (" + why +
+                    "); received: " + quote_bytes(seen_, 200));
 }
 
 void LmiJsonDecoder::feed(std::string_view bytes, std::string& out) {
@@ -306,7 +332,8 @@ void LmiJsonDecoder::prefix(std::string& out) {
     return i < p.size();
   };
   auto wait = [&] {
-    if (pending_.size() > kMaxPrefixBytes) fail("no opening {\"generated_text\": \" in the first bytes");
+    if (pending_.size() > kMaxPrefixBytes)
+      fail("no opening {\"generated_text\": \" in the first bytes");
   };
   if (!skip_ws()) return wait();
   if (p[i] != '{') return to_fallback(std::move(pending_), out);
@@ -354,7 +381,9 @@ void LmiJsonDecoder::string(std::string& out) {
         unsigned code = 0;
         for (size_t j = i + 2; j < i + 6; ++j) {
           int d = std::isxdigit(static_cast<unsigned char>(p[j]))
-                      ? (std::isdigit(static_cast<unsigned char>(p[j])) ? p[j] - '0' : (std::tolower(p[j]) - 'a' + 10))
+                      ? (std::isdigit(static_cast<unsigned char>(p[j]))
+                             ? p[j] - '0'
+                             : (std::tolower(p[j]) - 'a' + 10))
                       : -1;
           if (d < 0) fail("bad escape " + quote_bytes(std::string_view(p).substr(i, 6)));
           code = code * 16 + unsigned(d);
@@ -364,8 +393,10 @@ void LmiJsonDecoder::string(std::string& out) {
           flush_surrogate();
           high_surrogate_ = code;
         } else if (code >= 0xDC00 && code <= 0xDFFF) {
-          if (high_surrogate_) append_utf8(text, 0x10000 + ((high_surrogate_ - 0xD800) << 10) + (code - 0xDC00));
-          else append_utf8(text, 0xFFFD);
+          if (high_surrogate_)
+            append_utf8(text, 0x10000 + ((high_surrogate_ - 0xD800) << 10) + (code - 0xDC00));
+          else
+            append_utf8(text, 0xFFFD);
           high_surrogate_ = 0;
         } else {
           flush_surrogate();
@@ -375,15 +406,32 @@ void LmiJsonDecoder::string(std::string& out) {
       }
       char e;
       switch (k) {
-        case '"': e = '"'; break;
-        case '\\': e = '\\'; break;
-        case '/': e = '/'; break;
-        case 'b': e = '\b'; break;
-        case 'f': e = '\f'; break;
-        case 'n': e = '\n'; break;
-        case 'r': e = '\r'; break;
-        case 't': e = '\t'; break;
-        default: fail("bad escape " + quote_bytes(std::string_view(p).substr(i, 2)));
+        case '"':
+          e = '"';
+          break;
+        case '\\':
+          e = '\\';
+          break;
+        case '/':
+          e = '/';
+          break;
+        case 'b':
+          e = '\b';
+          break;
+        case 'f':
+          e = '\f';
+          break;
+        case 'n':
+          e = '\n';
+          break;
+        case 'r':
+          e = '\r';
+          break;
+        case 't':
+          e = '\t';
+          break;
+        default:
+          fail("bad escape " + quote_bytes(std::string_view(p).substr(i, 2)));
       }
       flush_surrogate();
       text += e;
@@ -403,7 +451,9 @@ void LmiJsonDecoder::string(std::string& out) {
     }
     // A run of plain bytes (a '{' not followed by a newline included).
     size_t j = i + 1;
-    while (j < p.size() && p[j] != '"' && p[j] != '\\' && p[j] != '{' && static_cast<unsigned char>(p[j]) >= 0x20) ++j;
+    while (j < p.size() && p[j] != '"' && p[j] != '\\' && p[j] != '{' &&
+           static_cast<unsigned char>(p[j]) >= 0x20)
+      ++j;
     std::string_view run = std::string_view(p).substr(i, j - i);
     bool incomplete;
     size_t valid = utf8_valid_prefix(run, &incomplete);
@@ -433,12 +483,15 @@ void LmiJsonDecoder::suffix() {
 
 void LmiJsonDecoder::finish(std::string& out) {
   switch (state_) {
-    case State::kFallback: return fallback_->finish(out);
+    case State::kFallback:
+      return fallback_->finish(out);
     case State::kPrefix:
       if (trim_json_ws(pending_).empty()) fail("empty body");
       fail("the body ended before the opening {\"generated_text\": \"");
-    case State::kString: fail("the body ended inside the generated text");
-    case State::kSuffix: break;
+    case State::kString:
+      fail("the body ended inside the generated text");
+    case State::kSuffix:
+      break;
   }
   std::string_view s = trim_json_ws(pending_);
   if (s.empty()) fail("missing closing }");
@@ -461,8 +514,8 @@ namespace {
 Format detect_format_in(std::string_view content_type, std::string_view head) {
   std::string ct = base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
   if (ct == "text/event-stream") return Format::kSse;
-  if (ct == "application/jsonlines" || ct == "application/x-jsonlines" || ct == "application/jsonl" ||
-      ct == "application/x-ndjson" || ct == "application/ndjson")
+  if (ct == "application/jsonlines" || ct == "application/x-jsonlines" ||
+      ct == "application/jsonl" || ct == "application/x-ndjson" || ct == "application/ndjson")
     return Format::kJsonValues;
   size_t i = 0;
   while (i < head.size() && is_ws(head[i])) ++i;
@@ -475,8 +528,10 @@ Format detect_format_in(std::string_view content_type, std::string_view head) {
     if (j == rest.size()) return Format::kAuto;
     if (rest[j] != '"') return Format::kJsonValues;
     size_t close = rest.find('"', j + 1);
-    if (close == std::string_view::npos) return rest.size() - j > 64 ? Format::kJsonValues : Format::kAuto;
-    return rest.substr(j + 1, close - j - 1) == "generated_text" ? Format::kLmiJson : Format::kJsonValues;
+    if (close == std::string_view::npos)
+      return rest.size() - j > 64 ? Format::kJsonValues : Format::kAuto;
+    return rest.substr(j + 1, close - j - 1) == "generated_text" ? Format::kLmiJson
+                                                                 : Format::kJsonValues;
   }
   for (std::string_view field : {"data:", ":", "event:", "id:", "retry:"}) {
     if (rest.starts_with(field)) return Format::kSse;
@@ -488,10 +543,14 @@ Format detect_format_in(std::string_view content_type, std::string_view head) {
 
 std::unique_ptr<TextDecoder> make_decoder(Format f, std::string content_type) {
   switch (f) {
-    case Format::kSse: return std::make_unique<SseDecoder>();
-    case Format::kJsonValues: return std::make_unique<JsonValuesDecoder>();
-    case Format::kLmiJson: return std::make_unique<LmiJsonDecoder>();
-    case Format::kAuto: break;
+    case Format::kSse:
+      return std::make_unique<SseDecoder>();
+    case Format::kJsonValues:
+      return std::make_unique<JsonValuesDecoder>();
+    case Format::kLmiJson:
+      return std::make_unique<LmiJsonDecoder>();
+    case Format::kAuto:
+      break;
   }
   return std::make_unique<AutoDecoder>(std::move(content_type));
 }
@@ -544,8 +603,10 @@ void EventStreamDecoder::feed(std::string_view bytes, std::string& out) {
       json p = json::parse(m->payload, nullptr, false);
       std::string msg = m->payload, code;
       if (p.is_object()) {
-        if (auto* s = string_member(p, "Message")) msg = *s;
-        else if (auto* s2 = string_member(p, "message")) msg = *s2;
+        if (auto* s = string_member(p, "Message"))
+          msg = *s;
+        else if (auto* s2 = string_member(p, "message"))
+          msg = *s2;
         if (auto* c = string_member(p, "ErrorCode")) code = *c;
       }
       throw StreamError(kind + ": " + msg + (code.empty() ? "" : " (ErrorCode " + code + ")"));

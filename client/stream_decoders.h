@@ -96,9 +96,9 @@ class JsonValuesDecoder final : public TextDecoder {
 };
 
 // The LMI json formatter's body `{"generated_text": "` + escaped pieces + `"}` (also with a
-// trailing `, "details": {...}`), decoded as it arrives: splits may fall anywhere, inside an escape,
-// a \uXXXX (or surrogate pair) or a UTF-8 character. A body that starts as another JSON value,
-// or DJL's pretty-printed `{\n  "code": 424, ...}` error appended mid-string, is handed to a
+// trailing `, "details": {...}`), decoded as it arrives: splits may fall anywhere, inside an
+// escape, a \uXXXX (or surrogate pair) or a UTF-8 character. A body that starts as another JSON
+// value, or DJL's pretty-printed `{\n  "code": 424, ...}` error appended mid-string, is handed to a
 // JsonValuesDecoder (so errors surface as StreamError).
 class LmiJsonDecoder final : public TextDecoder {
  public:
@@ -117,8 +117,8 @@ class LmiJsonDecoder final : public TextDecoder {
   [[noreturn]] void fail(const std::string& why) const;
 
   State state_ = State::kPrefix;
-  std::string pending_;     // bytes not yet consumed
-  std::string seen_;        // first bytes of the body, for error messages
+  std::string pending_;  // bytes not yet consumed
+  std::string seen_;     // first bytes of the body, for error messages
   unsigned high_surrogate_ = 0;
   std::unique_ptr<JsonValuesDecoder> fallback_;
 };

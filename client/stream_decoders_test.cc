@@ -25,7 +25,8 @@ std::string decode(const Make& make, const std::vector<std::string_view>& chunks
   return out;
 }
 
-// The same text for every way of cutting `bytes` into 2 (and, when short, 3) chunks, and 1 byte at a time.
+// The same text for every way of cutting `bytes` into 2 (and, when short, 3) chunks, and 1 byte at
+// a time.
 void expect_all_splits(const Make& make, const std::string& bytes, const std::string& expected) {
   std::string_view b = bytes;
   ASSERT_EQ(decode(make, {b}), expected);
@@ -38,7 +39,8 @@ void expect_all_splits(const Make& make, const std::string& bytes, const std::st
   if (b.size() > three_way_max) return;
   for (size_t i = 0; i <= b.size(); ++i)
     for (size_t j = i; j <= b.size(); ++j)
-      ASSERT_EQ(decode(make, {b.substr(0, i), b.substr(i, j - i), b.substr(j)}), expected) << i << "," << j;
+      ASSERT_EQ(decode(make, {b.substr(0, i), b.substr(i, j - i), b.substr(j)}), expected)
+          << i << "," << j;
 }
 
 template <class T>
@@ -67,11 +69,17 @@ Make make_es(Format inner) {
 }
 
 const std::string kSse =
-    "data:{\"token\":{\"id\":15043,\"text\":\" Hello\",\"logprob\":-0.5,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
+    "data:{\"token\":{\"id\":15043,\"text\":\" "
+    "Hello\",\"logprob\":-0.5,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
     ":\n\n"
-    "data:{\"token\":{\"id\":1,\"text\":\"\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
-    "data:{\"token\":{\"id\":2,\"text\":\" w\xc3\xb6rld \\\"\xe2\x9c\x93\\\"\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
-    "data:{\"token\":{\"id\":2,\"text\":\"</s>\",\"logprob\":-0.01,\"special\":true},\"generated_text\":\" Hello w\xc3\xb6rld\",\"details\":null}\n\n";
+    "data:{\"token\":{\"id\":1,\"text\":\"\",\"logprob\":-0.1,\"special\":false},\"generated_"
+    "text\":null,\"details\":null}\n\n"
+    "data:{\"token\":{\"id\":2,\"text\":\" w\xc3\xb6rld "
+    "\\\"\xe2\x9c\x93\\\"\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,"
+    "\"details\":null}\n\n"
+    "data:{\"token\":{\"id\":2,\"text\":\"</"
+    "s>\",\"logprob\":-0.01,\"special\":true},\"generated_text\":\" Hello "
+    "w\xc3\xb6rld\",\"details\":null}\n\n";
 const std::string kSseText = " Hello w\xc3\xb6rld \"\xe2\x9c\x93\"";
 
 TEST(SseDecoder, SameTextAtEverySplit) {
@@ -96,23 +104,30 @@ TEST(SseDecoder, LastEventWithoutNewlineAndCrLf) {
 
 TEST(SseDecoder, OpenAiChunksAndDone) {
   std::string s =
-      "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
+      "data: "
+      "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}"
+      "]}\n\n"
       "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \"}}]}\n\n"
-      "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"there\"},\"finish_reason\":\"length\"}]}\n\n"
+      "data: "
+      "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"there\"},\"finish_reason\":"
+      "\"length\"}]}\n\n"
       "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n"
       "data: [DONE]\n\n";
   expect_all_splits(make<SseDecoder>(), s, "Hi there");
 }
 
 TEST(SseDecoder, ErrorEventThrowsAfterEarlierText) {
-  std::string s = "data:{\"token\":{\"text\":\" Hi\"}}\n\ndata:{\"error\":\"Request failed during generation: boom\",\"error_type\":\"generation\"}\n\n";
+  std::string s =
+      "data:{\"token\":{\"text\":\" Hi\"}}\n\ndata:{\"error\":\"Request failed during generation: "
+      "boom\",\"error_type\":\"generation\"}\n\n";
   SseDecoder d;
   std::string out;
   try {
     d.feed(s, out);
     FAIL() << "no error";
   } catch (const StreamError& e) {
-    EXPECT_EQ(std::string(e.what()), "server error: generation: Request failed during generation: boom");
+    EXPECT_EQ(std::string(e.what()),
+              "server error: generation: Request failed during generation: boom");
   }
   EXPECT_EQ(out, " Hi");
 }
@@ -127,12 +142,14 @@ TEST(SseDecoder, RejectsNonSseAndBadJson) {
 
 // LMI 0.25 json pieces: escapes, \u escapes incl. a surrogate pair, raw UTF-8, braces and quotes.
 const std::string kLmi =
-    "{\"generated_text\": \"{\\\"generated_text\\\": \\\" gen"  // first token starts with {"generated_text": "
+    "{\"generated_text\": \"{\\\"generated_text\\\": \\\" gen"  // first token starts with
+                                                                // {"generated_text": "
     " there!\\n\\n"
     "Dear Alice, \xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80 { } \\\\ \\/ \\t"
     " \\\"quoted\\\" end\"}";
 const std::string kLmiText =
-    "{\"generated_text\": \" gen there!\n\nDear Alice, \xc3\xa9 \xc3\xa9 \xf0\x9f\x98\x80 \xf0\x9f\x98\x80 { } \\ / \t \"quoted\" end";
+    "{\"generated_text\": \" gen there!\n\nDear Alice, \xc3\xa9 \xc3\xa9 \xf0\x9f\x98\x80 "
+    "\xf0\x9f\x98\x80 { } \\ / \t \"quoted\" end";
 
 TEST(LmiJsonDecoder, SameTextAtEverySplit) {
   expect_all_splits(make<LmiJsonDecoder>(), kLmi, kLmiText);
@@ -149,12 +166,15 @@ TEST(LmiJsonDecoder, FirstTokenStartingWithPrefixCharacters) {
 }
 
 TEST(LmiJsonDecoder, DetailsAfterTextAndTgiObject) {
-  expect_all_splits(make<LmiJsonDecoder>(), "{\"generated_text\": \"Hi\", \"details\": {\"finish_reason\": \"length\"}}", "Hi");
+  expect_all_splits(make<LmiJsonDecoder>(),
+                    "{\"generated_text\": \"Hi\", \"details\": {\"finish_reason\": \"length\"}}",
+                    "Hi");
   expect_all_splits(make_auto(), "{\"generated_text\":\" Hi\"}", " Hi");
 }
 
 TEST(LmiJsonDecoder, ErrorObjectMidStringAndAtStart) {
-  std::string body = "{\"generated_text\": \" Hi{x}\\n{\n  \"code\": 424,\n  \"error\": \"boom\"\n}";
+  std::string body =
+      "{\"generated_text\": \" Hi{x}\\n{\n  \"code\": 424,\n  \"error\": \"boom\"\n}";
   LmiJsonDecoder d;
   std::string out;
   try {
@@ -176,17 +196,15 @@ TEST(LmiJsonDecoder, ErrorObjectMidStringAndAtStart) {
 }
 
 TEST(LmiJsonDecoder, RejectsMalformedBodies) {
-  for (std::string bad : {"{\"generated_text\": \"abc",          // truncated
-                          "{\"generated_text\": \"a\" junk",     // junk after the string
-                          "{\"generated_text\": \"a\"} x",       // junk after the object
-                          "{\"generated_text\": \"a\\qb\"}",     // bad escape
-                          "{\"generated_text\": \"a\\u12g4\"}",  // bad \u escape
-                          "{\"generated_text\": \"a\xc3\x28\"}", // invalid UTF-8
-                          "{\"generated_text\": \"a\xc3\"}",     // UTF-8 cut by the closing quote
-                          "{\"generated_text\": \"a\nb\"}",      // raw newline
-                          "{\"generated_text\": \"a\", \"details\": }",
-                          "",
-                          "   "}) {
+  for (std::string bad : {"{\"generated_text\": \"abc",           // truncated
+                          "{\"generated_text\": \"a\" junk",      // junk after the string
+                          "{\"generated_text\": \"a\"} x",        // junk after the object
+                          "{\"generated_text\": \"a\\qb\"}",      // bad escape
+                          "{\"generated_text\": \"a\\u12g4\"}",   // bad \u escape
+                          "{\"generated_text\": \"a\xc3\x28\"}",  // invalid UTF-8
+                          "{\"generated_text\": \"a\xc3\"}",      // UTF-8 cut by the closing quote
+                          "{\"generated_text\": \"a\nb\"}",       // raw newline
+                          "{\"generated_text\": \"a\", \"details\": }", "", "   "}) {
     LmiJsonDecoder d;
     std::string out;
     EXPECT_THROW(
@@ -201,27 +219,34 @@ TEST(LmiJsonDecoder, RejectsMalformedBodies) {
 
 TEST(LmiJsonDecoder, LoneSurrogatesBecomeReplacementCharacters) {
   expect_all_splits(make<LmiJsonDecoder>(), "{\"generated_text\": \"a\\ud83db\\ude00c\\ud83d\"}",
-                    "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd");
+                    "a\xef\xbf\xbd"
+                    "b\xef\xbf\xbd"
+                    "c\xef\xbf\xbd");
 }
 
 TEST(JsonValuesDecoder, JsonLinesLastLineWithoutNewline) {
   std::string s =
       "{\"token\": {\"id\": 15043, \"text\": \" Hi\", \"log_prob\": -0.1}}\n"
       "{\"token\": {\"id\": 2, \"text\": \"</s>\", \"special_token\": true}}\n"
-      "{\"token\": {\"id\": 3, \"text\": \" th\xc3\xa9re\"}, \"generated_text\": \" Hi th\xc3\xa9re\"}";
+      "{\"token\": {\"id\": 3, \"text\": \" th\xc3\xa9re\"}, \"generated_text\": \" Hi "
+      "th\xc3\xa9re\"}";
   expect_all_splits(make<JsonValuesDecoder>(), s, " Hi th\xc3\xa9re");
   expect_all_splits(make_auto("application/jsonlines"), s, " Hi th\xc3\xa9re");
   expect_all_splits(make_auto(), s, " Hi th\xc3\xa9re");
 }
 
 TEST(JsonValuesDecoder, Lmi025OutputsLines) {
-  std::string s = "{\"outputs\": [\" Hello\"]}\n{\"outputs\": [\"\"]}\n{\"outputs\": [\" w\\u00f6rld\"]}\n";
+  std::string s =
+      "{\"outputs\": [\" Hello\"]}\n{\"outputs\": [\"\"]}\n{\"outputs\": [\" w\\u00f6rld\"]}\n";
   expect_all_splits(make<JsonValuesDecoder>(), s, " Hello w\xc3\xb6rld");
 }
 
 TEST(JsonValuesDecoder, NonStreamedAnswers) {
   expect_all_splits(make_auto(), "[{\"generated_text\":\" Hi there\"}]", " Hi there");
-  expect_all_splits(make_auto(), "{\"id\":\"c\",\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Yo\"}}]}", "Yo");
+  expect_all_splits(
+      make_auto(),
+      "{\"id\":\"c\",\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Yo\"}}]}",
+      "Yo");
   JsonValuesDecoder d;
   std::string out;
   EXPECT_THROW(
@@ -313,15 +338,17 @@ TEST(EventStreamDecoder, CorruptCrcIsAnError) {
 }
 
 TEST(EventStreamDecoder, ModelStreamErrorAndInternalFailure) {
-  std::string es = eventstream::encode_payload_part("data:{\"token\":{\"text\":\"so far\"}}\n\n") +
-                   eventstream::encode_model_stream_error("Your model stream broke", "StreamBroken");
+  std::string es =
+      eventstream::encode_payload_part("data:{\"token\":{\"text\":\"so far\"}}\n\n") +
+      eventstream::encode_model_stream_error("Your model stream broke", "StreamBroken");
   EventStreamDecoder d(make_decoder(Format::kSse));
   std::string out;
   try {
     d.feed(es, out);
     FAIL() << "no error";
   } catch (const StreamError& e) {
-    EXPECT_EQ(std::string(e.what()), "ModelStreamError: Your model stream broke (ErrorCode StreamBroken)");
+    EXPECT_EQ(std::string(e.what()),
+              "ModelStreamError: Your model stream broke (ErrorCode StreamBroken)");
   }
   EXPECT_EQ(out, "so far");
   EventStreamDecoder d2(make_decoder(Format::kSse));

@@ -94,7 +94,8 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
   // The file mapping is read sparsely once packing is done (embedding rows, norms): map it with
   // small pages, or a lookup brings in a whole 2 MiB page-cache folio and releasing pages below
   // does not shrink what stays mapped.
-  for (const auto& f : model_.maps) advise_file_pages(model_, f->data(), f->size(), MADV_NOHUGEPAGE);
+  for (const auto& f : model_.maps)
+    advise_file_pages(model_, f->data(), f->size(), MADV_NOHUGEPAGE);
   // Packed matrices are copies: drop the file pages they came from, so resident memory holds each
   // weight once. (Read-only file pages fault back in if something reads them again.)
   auto prepare = [&](const Tensor& t) {
@@ -200,7 +201,8 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
   float* x = s.x.data();
   float* xb = s.xb.data();
   // Element-wise work is spread over threads only when there are enough rows to pay for it.
-  const int64_t row_chunk = int64_t(M) * dim < (1 << 16) ? M : std::max<int64_t>(1, M / (pool.size() * 4));
+  const int64_t row_chunk =
+      int64_t(M) * dim < (1 << 16) ? M : std::max<int64_t>(1, M / (pool.size() * 4));
   auto rows_parallel = [&](auto&& fn) {
     pool.parallel_for(M, row_chunk, [&](int64_t a, int64_t b) {
       for (int64_t r = a; r < b; ++r) fn(int(r));
@@ -222,8 +224,8 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
       rmsnorm(x + size_t(r) * dim, reinterpret_cast<const float*>(lw.attn_norm.data),
               xb + size_t(r) * dim, dim, c.rms_eps);
     });
-    const MatmulJob qkv[3] = {{&L.wq, s.q.data(), qdim}, {&L.wk, s.k.data(), kvdim},
-                              {&L.wv, s.v.data(), kvdim}};
+    const MatmulJob qkv[3] = {
+        {&L.wq, s.q.data(), qdim}, {&L.wk, s.k.data(), kvdim}, {&L.wv, s.v.data(), kvdim}};
     matmul(qkv, xb, M, s.qx, pool);
 
     // RoPE on q and k at each row's position, then K and V into the cache.
@@ -261,9 +263,8 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
     int64_t attn_work = 0;
     for (int r = 0; r < M; ++r) attn_work += int64_t(rows[r].pos + 1) * nh * hd;
     const int64_t attn_tasks = int64_t(M) * nkv;
-    const int64_t attn_chunk = attn_work < (1 << 16)
-                                   ? attn_tasks
-                                   : std::max<int64_t>(1, attn_tasks / (pool.size() * 8));
+    const int64_t attn_chunk =
+        attn_work < (1 << 16) ? attn_tasks : std::max<int64_t>(1, attn_tasks / (pool.size() * 8));
     pool.parallel_for(attn_tasks, attn_chunk, [&](int64_t a, int64_t b) {
       thread_local std::vector<float> scores;
       for (int64_t t = a; t < b; ++t) {
@@ -272,9 +273,18 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
         const int n_pos = rows[r].pos + 1;
         if (scores.size() < size_t(group) * size_t(n_pos)) scores.resize(size_t(group) * n_pos);
         const size_t qoff = size_t(r) * qdim + size_t(kvh) * group * hd;
-        const AttnGroup ag{s.q.data() + qoff, group, hd, n_pos, kv_->k(l, kvh), kv_->v(l, kvh),
-                           st.block_table.data(), bs, kv_->block_stride(),
-                           opts_.kv_type == KvType::F16, scores.data(), s.att.data() + qoff};
+        const AttnGroup ag{s.q.data() + qoff,
+                           group,
+                           hd,
+                           n_pos,
+                           kv_->k(l, kvh),
+                           kv_->v(l, kvh),
+                           st.block_table.data(),
+                           bs,
+                           kv_->block_stride(),
+                           opts_.kv_type == KvType::F16,
+                           scores.data(),
+                           s.att.data() + qoff};
         attention_group(ag);
       }
     });
@@ -291,14 +301,12 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
     // SwiGLU feed-forward and residual.
     const MatmulJob gu[2] = {{&L.gate, s.g.data(), ffn}, {&L.up, s.u.data(), ffn}};
     matmul(gu, xb, M, s.qx, pool);
-    rows_parallel([&](int r) {
-      silu_mul(s.g.data() + size_t(r) * ffn, s.u.data() + size_t(r) * ffn, ffn);
-    });
+    rows_parallel(
+        [&](int r) { silu_mul(s.g.data() + size_t(r) * ffn, s.u.data() + size_t(r) * ffn, ffn); });
     const MatmulJob dn[1] = {{&L.down, s.tmp.data(), dim}};
     matmul(dn, s.g.data(), M, s.qx, pool);
-    rows_parallel([&](int r) {
-      add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim);
-    });
+    rows_parallel(
+        [&](int r) { add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim); });
   }
 
   // Final norm and logits for the rows that want them.

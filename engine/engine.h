@@ -18,9 +18,9 @@ namespace lmstream {
 enum class KvType { F32, F16 };
 
 struct EngineOptions {
-  int threads = 0;            // 0 = all cores
-  int block_size = 16;        // tokens per KV block
-  int n_blocks = 0;           // KV pool size in blocks; 0 = enough for one max_pos sequence
+  int threads = 0;      // 0 = all cores
+  int block_size = 16;  // tokens per KV block
+  int n_blocks = 0;     // KV pool size in blocks; 0 = enough for one max_pos sequence
   KvType kv_type = KvType::F16;
 };
 
@@ -58,8 +58,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Runs the batch. logits_out gets, in batch order, one row of vocab() floats per SeqStep with
-  // want_logits (tokens.size() rows when all_logits). Throws std::invalid_argument on a malformed batch (bad token id, position past
-  // max_pos, block table too short or with an out-of-range block).
+  // want_logits (tokens.size() rows when all_logits). Throws std::invalid_argument on a malformed
+  // batch (bad token id, position past max_pos, block table too short or with an out-of-range
+  // block).
   void step(std::span<const SeqStep> batch, float* logits_out);
 
   const LlamaConfig& cfg() const { return model_.cfg; }

@@ -26,6 +26,7 @@ class KvCache {
     return base_ + size_t(layer) * layer_bytes_ + size_t(kv_head) * head_bytes_;
   }
   uint8_t* v(int layer, int kv_head) const { return k(layer, kv_head) + kv_bytes_; }
+
  private:
   uint8_t* base_ = nullptr;
   size_t bytes_ = 0, elt_ = 2, layer_bytes_ = 0, block_stride_ = 0, head_bytes_ = 0, kv_bytes_ = 0;

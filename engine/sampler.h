@@ -13,14 +13,14 @@ namespace lmstream {
 
 struct SamplingParams {
   bool do_sample = false;
-  float temperature = 1.f;          // > 0
-  int top_k = 0;                    // 0 = off
-  float top_p = 1.f;                // 1 = off
-  float typical_p = 1.f;            // 1 = off
-  float repetition_penalty = 1.f;   // 1 = off
-  float frequency_penalty = 0.f;    // OpenAI-style, 0 = off
+  float temperature = 1.f;         // > 0
+  int top_k = 0;                   // 0 = off
+  float top_p = 1.f;               // 1 = off
+  float typical_p = 1.f;           // 1 = off
+  float repetition_penalty = 1.f;  // 1 = off
+  float frequency_penalty = 0.f;   // OpenAI-style, 0 = off
   uint64_t seed = 0;
-  int top_n_tokens = 0;             // how many alternatives to report per step (TGI top_n_tokens)
+  int top_n_tokens = 0;  // how many alternatives to report per step (TGI top_n_tokens)
 
   // TGI's and lmi-dist's rule: any active warper turns sampling on, whatever do_sample says.
   bool warpers_active() const {
@@ -35,8 +35,8 @@ struct TokenLogprob {
 
 struct SampleResult {
   int32_t id = 0;
-  float logprob = 0.f;                 // log-softmax of the warped scores at the chosen token
-  std::vector<TokenLogprob> top;       // top_n_tokens best by warped logprob, best first
+  float logprob = 0.f;            // log-softmax of the warped scores at the chosen token
+  std::vector<TokenLogprob> top;  // top_n_tokens best by warped logprob, best first
 };
 
 class Sampler {
@@ -59,9 +59,9 @@ class Sampler {
 
   SamplingParams p_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> idx_;   // scratch: candidate ids
-  std::vector<float> probs_;   // scratch: per-id weights exp(logit - max)
-  std::vector<float> aux_;     // scratch: per-id typical-p scores, top-k heap
+  std::vector<int32_t> idx_;     // scratch: candidate ids
+  std::vector<float> probs_;     // scratch: per-id weights exp(logit - max)
+  std::vector<float> aux_;       // scratch: per-id typical-p scores, top-k heap
   std::vector<int32_t> counts_;  // scratch: per-id occurrence counts in history (kept all-zero)
 };
 

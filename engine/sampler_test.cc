@@ -93,7 +93,8 @@ void ref_typical_p(std::vector<double>& x, double mass) {
   for (size_t i = 0; i < x.size(); ++i) score[i] = std::fabs(-logp[i] - entropy);
   std::vector<size_t> order(x.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return score[a] < score[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return score[a] < score[b]; });
   double cum = 0;
   size_t last = 0;
   for (size_t i = 0; i < order.size(); ++i) {
@@ -373,7 +374,8 @@ TEST(Sampler, FullPipelineMatchesReferenceChain) {
   for (int32_t id : history) ++count[id];
   for (size_t i = 0; i < want.size(); ++i) {
     if (count[i] == 0) continue;
-    want[i] = want[i] < 0 ? want[i] * double(p.repetition_penalty) : want[i] / double(p.repetition_penalty);
+    want[i] = want[i] < 0 ? want[i] * double(p.repetition_penalty)
+                          : want[i] / double(p.repetition_penalty);
     want[i] -= count[i] * double(p.frequency_penalty);
   }
   for (double& v : want) v /= double(p.temperature);
@@ -478,7 +480,8 @@ TEST(Sampler, PositiveInfinityTakesAllTheMass) {
 }
 
 TEST(Sampler, PenaltyOverflowStaysFinite) {
-  std::vector<float> x = {std::numeric_limits<float>::max(), 1.f, -std::numeric_limits<float>::max()};
+  std::vector<float> x = {std::numeric_limits<float>::max(), 1.f,
+                          -std::numeric_limits<float>::max()};
   SamplingParams p = sampling();
   p.repetition_penalty = 0.5f;  // max / 0.5 overflows to +inf
   p.frequency_penalty = 1e38f;

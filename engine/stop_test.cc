@@ -26,7 +26,8 @@ Expected reference(const std::string& text, const std::vector<std::string>& stop
     size_t start = text.find(s);
     if (start == std::string::npos) continue;
     size_t end = start + s.size();
-    if (best_end == std::string::npos || end < best_end || (end == best_end && start < best_start)) {
+    if (best_end == std::string::npos || end < best_end ||
+        (end == best_end && start < best_start)) {
       best_end = end;
       best_start = start;
       matched = s;
@@ -70,10 +71,10 @@ void check_all_splits(const std::string& text, const std::vector<std::string>& s
     for (size_t i = 0; i <= text.size(); ++i) {
       for (size_t j = i; j <= text.size(); ++j) {
         StopMatcher m(stops, include);
-        std::string got = run(m, {text.substr(0, i), text.substr(i, j - i), text.substr(j)},
-                              valid_utf8(text));
-        ASSERT_EQ(got, want.output) << "text '" << text << "' split at " << i << "," << j
-                                    << " include " << include;
+        std::string got =
+            run(m, {text.substr(0, i), text.substr(i, j - i), text.substr(j)}, valid_utf8(text));
+        ASSERT_EQ(got, want.output)
+            << "text '" << text << "' split at " << i << "," << j << " include " << include;
         EXPECT_EQ(m.stopped(), !want.matched.empty());
         EXPECT_EQ(m.matched(), want.matched);
       }
@@ -171,7 +172,8 @@ TEST(StopMatcher, EverySplitUtf8) {
 
 TEST(StopMatcher, RandomTextsStopsAndCutsMatchTheReference) {
   // Small alphabet so stops and near-misses are frequent; multi-byte characters share bytes.
-  const std::vector<std::string> alphabet = {"a", "b", " ", "\xC3\xA9", "\xC3\xA8", "\xF0\x9F\x98\x80"};
+  const std::vector<std::string> alphabet = {"a",        "b",        " ",
+                                             "\xC3\xA9", "\xC3\xA8", "\xF0\x9F\x98\x80"};
   std::mt19937 gen(2024);
   auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(gen); };
   for (int iter = 0; iter < 2000; ++iter) {
@@ -226,7 +228,7 @@ TEST(StopMatcher, InvalidUtf8IsPassedOnNotHeldForever) {
   EXPECT_EQ(out, bad);
   StopMatcher n({"stop"}, true);
   EXPECT_EQ(n.push("ab\xF0\x9F"), "ab");  // incomplete tail held
-  EXPECT_EQ(n.flush(), "\xF0\x9F");        // and returned at the end
+  EXPECT_EQ(n.flush(), "\xF0\x9F");       // and returned at the end
 }
 
 }  // namespace

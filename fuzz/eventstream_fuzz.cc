@@ -10,8 +10,8 @@
 
 #include "aws/eventstream.h"
 
-using lmstream::eventstream::Decoder;
 using lmstream::eventstream::DecodeError;
+using lmstream::eventstream::Decoder;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

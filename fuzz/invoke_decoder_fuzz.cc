@@ -1,7 +1,8 @@
 // libFuzzer target for `lmstream invoke`'s response decoders (client/stream_decoders.h). The first
 // byte picks the decoder (SSE, JSON values, LMI json, auto; optionally inside an event stream), the
 // second the chunk size; the body is decoded whole and in chunks. Checks: no crash, only the
-// decoders' own exceptions, and the same outcome (and text, when it succeeds) however it is chunked.
+// decoders' own exceptions, and the same outcome (and text, when it succeeds) however it is
+// chunked.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,8 +17,10 @@ namespace {
 using namespace lmstream::client;
 
 std::unique_ptr<TextDecoder> make(uint8_t sel) {
-  static const Format kFormats[] = {Format::kSse, Format::kJsonValues, Format::kLmiJson, Format::kAuto};
-  static const char* kTypes[] = {"", "application/json", "text/event-stream", "application/jsonlines"};
+  static const Format kFormats[] = {Format::kSse, Format::kJsonValues, Format::kLmiJson,
+                                    Format::kAuto};
+  static const char* kTypes[] = {"", "application/json", "text/event-stream",
+                                 "application/jsonlines"};
   auto inner = make_decoder(kFormats[sel & 3], kTypes[(sel >> 2) & 3]);
   if (sel & 0x10) return std::make_unique<EventStreamDecoder>(std::move(inner));
   return inner;

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_output_bytes = 1 << 16;
   limits.max_work = 200000;
   try {
-    lmstream::render_jinja(std::string_view(reinterpret_cast<const char*>(data), size), context, limits);
+    lmstream::render_jinja(std::string_view(reinterpret_cast<const char*>(data), size), context,
+                           limits);
   } catch (const lmstream::JinjaError&) {
   }
   return 0;

@@ -51,7 +51,9 @@ struct Origin {
   std::string scheme, host, port;  // port always set (the scheme's default when absent)
   std::string shown;               // scheme://host[:port]/path, without query or fragment
   std::string where() const { return host + ":" + port; }
-  bool same(const Origin& o) const { return scheme == o.scheme && base::iequals(host, o.host) && port == o.port; }
+  bool same(const Origin& o) const {
+    return scheme == o.scheme && base::iequals(host, o.host) && port == o.port;
+  }
 };
 
 std::string part(CURLU* u, CURLUPart p, unsigned flags = 0) {
@@ -69,11 +71,13 @@ Origin origin_of(const std::string& url) {
   Origin o;
   o.scheme = base::to_lower(part(u.get(), CURLUPART_SCHEME));
   if (o.scheme != "http" && o.scheme != "https")
-    throw ClientError(ClientError::Kind::kUrl, "only http:// and https:// URLs are supported (got '" + url + "')");
+    throw ClientError(ClientError::Kind::kUrl,
+                      "only http:// and https:// URLs are supported (got '" + url + "')");
   o.host = part(u.get(), CURLUPART_HOST);
   o.port = part(u.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
   std::string explicit_port = part(u.get(), CURLUPART_PORT);
-  o.shown = o.scheme + "://" + o.host + (explicit_port.empty() ? "" : ":" + explicit_port) + part(u.get(), CURLUPART_PATH);
+  o.shown = o.scheme + "://" + o.host + (explicit_port.empty() ? "" : ":" + explicit_port) +
+            part(u.get(), CURLUPART_PATH);
   return o;
 }
 
@@ -120,16 +124,19 @@ size_t on_header_line(char* data, size_t size, size_t n, void* user) {
       a->head.headers.clear();
       a->head.status = 0;
       a->head.reason.clear();
-      std::string_view rest = line.substr(line.find(' ') == std::string_view::npos ? line.size() : line.find(' ') + 1);
+      std::string_view rest =
+          line.substr(line.find(' ') == std::string_view::npos ? line.size() : line.find(' ') + 1);
       long long code = 0;
       std::string_view digits = rest.substr(0, 3);
       if (base::parse_int64(digits, code)) a->head.status = int(code);
-      a->head.reason = std::string(base::trim(rest.size() > 3 ? rest.substr(3) : std::string_view()));
+      a->head.reason =
+          std::string(base::trim(rest.size() > 3 ? rest.substr(3) : std::string_view()));
       return len;
     }
     std::string_view t = base::trim(line);
     if (t.empty()) {  // end of a head
-      if (a->head.status >= 100 && a->head.status < 200) return len;  // interim: the real one follows
+      if (a->head.status >= 100 && a->head.status < 200)
+        return len;  // interim: the real one follows
       if (a->follow && is_redirect(a->head.status) && a->head.header("Location")) {
         a->redirecting = true;
         return len;
@@ -143,7 +150,8 @@ size_t on_header_line(char* data, size_t size, size_t n, void* user) {
     }
     size_t colon = t.find(':');
     if (colon == std::string_view::npos) return len;
-    a->head.headers.emplace_back(std::string(base::trim(t.substr(0, colon))), std::string(base::trim(t.substr(colon + 1))));
+    a->head.headers.emplace_back(std::string(base::trim(t.substr(0, colon))),
+                                 std::string(base::trim(t.substr(colon + 1))));
   } catch (...) {
     a->callback_error = std::current_exception();
     return CURL_WRITEFUNC_ERROR;
@@ -207,7 +215,8 @@ class Performer {
  public:
   Performer(const ClientRequest& r, const ClientOptions& o, const ClientCallbacks& cb)
       : req_(r), opt_(o), cb_(cb), easy_(curl_easy_init()), multi_(curl_multi_init()) {
-    if (!easy_ || !multi_) throw ClientError(ClientError::Kind::kTransfer, "libcurl could not start a transfer");
+    if (!easy_ || !multi_)
+      throw ClientError(ClientError::Kind::kTransfer, "libcurl could not start a transfer");
   }
 
   ResponseHead run() {
@@ -233,8 +242,9 @@ class Performer {
         return std::move(a.head);
       }
       if (++redirects > opt_.redirects.max_redirects)
-        throw ClientError(ClientError::Kind::kRedirects, "more than " + std::to_string(opt_.redirects.max_redirects) +
-                                                             " redirects (" + req_.method + " " + origin.shown + ")");
+        throw ClientError(ClientError::Kind::kRedirects,
+                          "more than " + std::to_string(opt_.redirects.max_redirects) +
+                              " redirects (" + req_.method + " " + origin.shown + ")");
       redirect_to(next, a.head.status, origin);
     }
   }
@@ -244,7 +254,8 @@ class Performer {
   // body); credentials stay with their origin unless the policy says otherwise.
   void redirect_to(const std::string& url, int status, const Origin& from) {
     Origin to = origin_of(url);
-    if (status == 303 ? req_.method != "HEAD" : (status == 301 || status == 302) && req_.method == "POST") {
+    if (status == 303 ? req_.method != "HEAD"
+                      : (status == 301 || status == 302) && req_.method == "POST") {
       req_.method = "GET";
       req_.body.clear();
       drop_header(req_.headers, "Content-Type");
@@ -293,13 +304,15 @@ class Performer {
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, req_.body.data());
     }
     if (req_.range) {
-      range_ = std::to_string(req_.range->first) + "-" + (req_.range->last ? std::to_string(*req_.range->last) : "");
+      range_ = std::to_string(req_.range->first) + "-" +
+               (req_.range->last ? std::to_string(*req_.range->last) : "");
       curl_easy_setopt(e, CURLOPT_RANGE, range_.c_str());
     }
 
     curl_slist* list = nullptr;
     auto add = [&](const std::string& line) { list = curl_slist_append(list, line.c_str()); };
-    for (const auto& [k, v] : req_.headers) add(v.empty() ? k + ";" : k + ": " + v);  // "Name;" sends it empty
+    for (const auto& [k, v] : req_.headers)
+      add(v.empty() ? k + ";" : k + ": " + v);  // "Name;" sends it empty
     // Only what the caller asked for: no default Accept, no Expect: 100-continue, no form type.
     for (const char* name : {"Accept", "Expect", "Content-Type"})
       if (!has_header(req_.headers, name)) add(std::string(name) + ":");
@@ -325,7 +338,8 @@ class Performer {
       int running = 0;
       CURLMcode mc = curl_multi_perform(m, &running);
       if (mc != CURLM_OK)
-        throw ClientError(ClientError::Kind::kTransfer, std::string("libcurl: ") + curl_multi_strerror(mc));
+        throw ClientError(ClientError::Kind::kTransfer,
+                          std::string("libcurl: ") + curl_multi_strerror(mc));
       if (a.callback_error) break;  // curl is told through the callback's return value
       if (running == 0) break;
       if (opt_.cancel && opt_.cancel->load()) {
@@ -346,12 +360,14 @@ class Performer {
     }
     if (a.callback_error) std::rethrow_exception(a.callback_error);
     std::string what = req_.method + " " + origin.shown;
-    if (stop == Stop::kCancelled) throw ClientError(ClientError::Kind::kCancelled, "cancelled (" + what + ")");
+    if (stop == Stop::kCancelled)
+      throw ClientError(ClientError::Kind::kCancelled, "cancelled (" + what + ")");
     if (stop == Stop::kStalled)
       throw ClientError(ClientError::Kind::kTimeout,
-                        std::string(a.head_delivered ? "reading the response from " : "waiting for the response from ") +
-                            origin.where() + ": timed out after " + seconds_text(opt_.stall_timeout) +
-                            " without a byte (" + what + ")");
+                        std::string(a.head_delivered ? "reading the response from "
+                                                     : "waiting for the response from ") +
+                            origin.where() + ": timed out after " +
+                            seconds_text(opt_.stall_timeout) + " without a byte (" + what + ")");
     CURLcode rc = CURLE_OK;
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(m, &left))
@@ -376,7 +392,9 @@ class Performer {
       case CURLE_COULDNT_CONNECT: {
         long os = 0;
         curl_easy_getinfo(easy_.get(), CURLINFO_OS_ERRNO, &os);
-        throw ClientError(K::kConnect, "cannot connect to " + where + (os ? ": " + std::string(std::strerror(int(os))) : "") + tail);
+        throw ClientError(K::kConnect, "cannot connect to " + where +
+                                           (os ? ": " + std::string(std::strerror(int(os))) : "") +
+                                           tail);
       }
       case CURLE_OPERATION_TIMEDOUT:
         if (!a.connected)
@@ -384,11 +402,13 @@ class Performer {
                                              seconds_text(opt_.connect_timeout) + tail);
         throw ClientError(K::kTimeout, "request to " + where + " timed out" + tail);
       case CURLE_GOT_NOTHING:
-        throw ClientError(K::kTransfer, "the connection to " + where + " closed before a response arrived" + tail);
+        throw ClientError(K::kTransfer, "the connection to " + where +
+                                            " closed before a response arrived" + tail);
       case CURLE_PARTIAL_FILE:
       case CURLE_RECV_ERROR:
         if (a.head_delivered)
-          throw ClientError(K::kTransfer, "the connection to " + where + " closed before the response was complete" + tail);
+          throw ClientError(K::kTransfer, "the connection to " + where +
+                                              " closed before the response was complete" + tail);
         throw ClientError(K::kTransfer, "reading the response from " + where + " failed" + tail);
       case CURLE_SEND_ERROR:
         throw ClientError(K::kTransfer, "sending the request to " + where + " failed" + tail);
@@ -396,10 +416,11 @@ class Performer {
         throw ClientError(K::kCancelled, "cancelled" + tail);
       default:
         if (tls_failure(rc))
-          throw ClientError(K::kTls, "TLS with " + where + " failed, trusting " +
-                                         (opt_.ca_file.empty() ? std::string("the system CA bundle")
-                                                               : "the CA bundle '" + opt_.ca_file + "'") +
-                                         tail);
+          throw ClientError(K::kTls,
+                            "TLS with " + where + " failed, trusting " +
+                                (opt_.ca_file.empty() ? std::string("the system CA bundle")
+                                                      : "the CA bundle '" + opt_.ca_file + "'") +
+                                tail);
         throw ClientError(K::kTransfer, "request to " + where + " failed" + tail);
     }
   }
@@ -421,13 +442,15 @@ std::optional<std::string> ResponseHead::header(std::string_view name) const {
   return std::nullopt;
 }
 
-ResponseHead perform(const ClientRequest& request, const ClientOptions& options, const ClientCallbacks& cb) {
+ResponseHead perform(const ClientRequest& request, const ClientOptions& options,
+                     const ClientCallbacks& cb) {
   global_init();
   Performer p(request, options, cb);
   return p.run();
 }
 
-ClientResponse fetch(const ClientRequest& request, const ClientOptions& options, size_t body_limit) {
+ClientResponse fetch(const ClientRequest& request, const ClientOptions& options,
+                     size_t body_limit) {
   ClientResponse r;
   ClientCallbacks cb;
   cb.on_body = [&](std::string_view piece) {

@@ -104,7 +104,8 @@ struct ClientCallbacks {
 // Sends `request` and delivers the response through `cb`; returns the head once the body is
 // complete. Throws ClientError (transport), or rethrows what a callback threw (the transfer is
 // abandoned then). Thread-safe: each call owns its connection.
-ResponseHead perform(const ClientRequest& request, const ClientOptions& options, const ClientCallbacks& cb);
+ResponseHead perform(const ClientRequest& request, const ClientOptions& options,
+                     const ClientCallbacks& cb);
 
 struct ClientResponse {
   ResponseHead head;
@@ -113,6 +114,7 @@ struct ClientResponse {
 };
 
 // perform(), keeping at most `body_limit` bytes of the body.
-ClientResponse fetch(const ClientRequest& request, const ClientOptions& options, size_t body_limit = 64 << 20);
+ClientResponse fetch(const ClientRequest& request, const ClientOptions& options,
+                     size_t body_limit = 64 << 20);
 
 }  // namespace lmstream::http

@@ -50,15 +50,20 @@ class ClientTest : public ::testing::Test {
       ex->respond({302, {{"Location", "/echo-auth"}}, "moved here"});
     });
     a_.add("GET", "/cross", [this](std::shared_ptr<Exchange> ex) {
-      ex->respond({302, {{"Location", "http://127.0.0.1:" + std::to_string(port_b_) + "/echo-auth"}}, "moved there"});
+      ex->respond({302,
+                   {{"Location", "http://127.0.0.1:" + std::to_string(port_b_) + "/echo-auth"}},
+                   "moved there"});
     });
     a_.add("POST", "/see-other", [this](std::shared_ptr<Exchange> ex) {
-      ex->respond({303, {{"Location", "http://127.0.0.1:" + std::to_string(port_b_) + "/echo-auth"}}, ""});
+      ex->respond(
+          {303, {{"Location", "http://127.0.0.1:" + std::to_string(port_b_) + "/echo-auth"}}, ""});
     });
     a_.add("POST", "/temporary", [](std::shared_ptr<Exchange> ex) {
       ex->respond({307, {{"Location", "/echo-auth"}}, ""});
     });
-    a_.add("GET", "/loop", [](std::shared_ptr<Exchange> ex) { ex->respond({302, {{"Location", "/loop"}}, ""}); });
+    a_.add("GET", "/loop", [](std::shared_ptr<Exchange> ex) {
+      ex->respond({302, {{"Location", "/loop"}}, ""});
+    });
     a_.add("GET", "/file", [](std::shared_ptr<Exchange> ex) {
       const std::string data = "0123456789";
       const std::string* range = ex->request().header("Range");
@@ -68,7 +73,8 @@ class ClientTest : public ::testing::Test {
       size_t first = std::stoul(spec.substr(0, dash));
       size_t last = dash + 1 < spec.size() ? std::stoul(spec.substr(dash + 1)) : data.size() - 1;
       ex->respond({206,
-                   {{"Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/10"},
+                   {{"Content-Range",
+                     "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/10"},
                     {"X-Range", *range}},
                    data.substr(first, last - first + 1)});
     });
@@ -109,7 +115,8 @@ class ClientTest : public ::testing::Test {
     // Server B: another port.
     b_.add("GET", "/echo-auth", [](std::shared_ptr<Exchange> ex) {
       const std::string* auth = ex->request().header("Authorization");
-      ex->respond({200, {{"X-Method", ex->request().method}, {"X-Server", "b"}}, auth ? *auth : "(none)"});
+      ex->respond(
+          {200, {{"X-Method", ex->request().method}, {"X-Server", "b"}}, auth ? *auth : "(none)"});
     });
     server_a_ = std::make_unique<HttpServer>(ioc_, a_, HttpLimits{}, nullptr);
     server_b_ = std::make_unique<HttpServer>(ioc_, b_, HttpLimits{}, nullptr);
@@ -127,7 +134,9 @@ class ClientTest : public ::testing::Test {
     thread_.join();
     held_.clear();
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_a_) + path; }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_a_) + path;
+  }
   ClientRequest get(const std::string& path) const {
     ClientRequest r;
     r.url = url(path);
@@ -242,13 +251,17 @@ TEST_F(ClientTest, SendsOnlyTheHeadersAskedFor) {
   r.headers = {{"X-One", "1"}, {"X-Empty", ""}};
   ClientResponse got = fetch(r, {});
   EXPECT_EQ(got.head.header("X-Body-Bytes"), std::to_string(2 << 20));
-  EXPECT_EQ(got.body, "Host: 127.0.0.1:" + std::to_string(port_a_) + "\nX-One: 1\nX-Empty: \nContent-Length: " +
-                          std::to_string(2 << 20) + "\n");
+  EXPECT_EQ(got.body, "Host: 127.0.0.1:" + std::to_string(port_a_) +
+                          "\nX-One: 1\nX-Empty: \nContent-Length: " + std::to_string(2 << 20) +
+                          "\n");
   r.body = "{}";
-  r.headers = {{"Host", "example.test"}, {"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
+  r.headers = {{"Host", "example.test"},
+               {"Content-Type", "application/json"},
+               {"Accept", "text/event-stream"}};
   got = fetch(r, {});
-  EXPECT_EQ(got.body, "Host: example.test\nContent-Type: application/json\nAccept: text/event-stream\n"
-                      "Content-Length: 2\n");
+  EXPECT_EQ(got.body,
+            "Host: example.test\nContent-Type: application/json\nAccept: text/event-stream\n"
+            "Content-Length: 2\n");
 }
 
 TEST_F(ClientTest, StallTimeoutNamesTheUrl) {
@@ -263,8 +276,9 @@ TEST_F(ClientTest, StallTimeoutNamesTheUrl) {
     FAIL() << "no error";
   } catch (const ClientError& e) {
     EXPECT_EQ(e.kind(), ClientError::Kind::kTimeout);
-    EXPECT_EQ(std::string(e.what()), "reading the response from 127.0.0.1:" + std::to_string(port_a_) +
-                                         ": timed out after 0.2 s without a byte (GET " + url("/stall") + ")");
+    EXPECT_EQ(std::string(e.what()),
+              "reading the response from 127.0.0.1:" + std::to_string(port_a_) +
+                  ": timed out after 0.2 s without a byte (GET " + url("/stall") + ")");
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_EQ(body, "first");
@@ -273,7 +287,9 @@ TEST_F(ClientTest, StallTimeoutNamesTheUrl) {
     FAIL() << "no error";
   } catch (const ClientError& e) {
     EXPECT_EQ(e.kind(), ClientError::Kind::kTimeout);
-    EXPECT_NE(std::string(e.what()).find("waiting for the response from 127.0.0.1:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("waiting for the response from 127.0.0.1:"),
+              std::string::npos)
+        << e.what();
   }
   // 600 ms in all, but never 300 ms without a byte: no timeout.
   o.stall_timeout = 300ms;
@@ -296,7 +312,9 @@ TEST_F(ClientTest, ConnectErrorCancelAndThrowingCallback) {
   } catch (const ClientError& e) {
     EXPECT_EQ(e.kind(), ClientError::Kind::kConnect);
     std::string m = e.what();
-    EXPECT_EQ(m.rfind("cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused (POST " + r.url, 0),
+    EXPECT_EQ(m.rfind("cannot connect to 127.0.0.1:" + std::to_string(port) +
+                          ": Connection refused (POST " + r.url,
+                      0),
               0u)
         << m;
   }
@@ -333,9 +351,10 @@ class TlsTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     for (const char* name : {"good", "other"}) {
-      std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
-                        "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
-                        dir_ + "/" + name + ".key -out " + dir_ + "/" + name + ".pem >/dev/null 2>&1";
+      std::string cmd =
+          "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+          "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+          dir_ + "/" + name + ".key -out " + dir_ + "/" + name + ".pem >/dev/null 2>&1";
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     }
     ctx_.use_certificate_chain_file(dir_ + "/good.pem");
@@ -371,7 +390,10 @@ class TlsTest : public ::testing::Test {
         if (ec) break;
         req.append(buf, n);
       }
-      asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")), ec);
+      asio::write(s,
+                  asio::buffer(std::string(
+                      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")),
+                  ec);
       s.shutdown(ec);
     }
   }
@@ -401,8 +423,12 @@ TEST_F(TlsTest, TrustsTheGivenCaBundleOnly) {
     } catch (const ClientError& e) {
       std::string m = e.what();
       EXPECT_EQ(e.kind(), ClientError::Kind::kTls) << m;
-      EXPECT_EQ(m.rfind("TLS with 127.0.0.1:" + std::to_string(port_) + " failed, trusting ", 0), 0u) << m;
-      EXPECT_NE(m.find(ca.empty() ? "the system CA bundle" : "the CA bundle '" + ca + "'"), std::string::npos) << m;
+      EXPECT_EQ(m.rfind("TLS with 127.0.0.1:" + std::to_string(port_) + " failed, trusting ", 0),
+                0u)
+          << m;
+      EXPECT_NE(m.find(ca.empty() ? "the system CA bundle" : "the CA bundle '" + ca + "'"),
+                std::string::npos)
+          << m;
       EXPECT_NE(m.find("certificate"), std::string::npos) << m;  // curl's reason
       EXPECT_NE(m.find("GET " + url()), std::string::npos) << m;
     }

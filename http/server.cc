@@ -34,30 +34,54 @@ namespace {
 
 const char* reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 424: return "Failed Dependency";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 530: return "Internal Dependency Failure";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 424:
+      return "Failed Dependency";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 530:
+      return "Internal Dependency Failure";
+    default:
+      return "Unknown";
   }
 }
 
@@ -69,7 +93,9 @@ std::string clean(std::string_view v) {
   return s;
 }
 
-double mono_seconds(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
+double mono_seconds(Clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -87,7 +113,8 @@ void RouteTable::add_prefix(std::string method, std::string prefix, Handler h) {
   prefix_.push_back({{std::move(method), std::move(prefix)}, std::move(h)});
 }
 
-const Handler* RouteTable::find(const std::string& method, const std::string& path, int* status) const {
+const Handler* RouteTable::find(const std::string& method, const std::string& path,
+                                int* status) const {
   auto it = exact_.find({method, path});
   if (it != exact_.end()) return &it->second;
   bool path_known = false;
@@ -106,7 +133,8 @@ class Connection;
 
 class ExchangeImpl final : public Exchange {
  public:
-  ExchangeImpl(std::shared_ptr<Connection> c, HttpRequest r) : conn_(std::move(c)), req_(std::move(r)) {}
+  ExchangeImpl(std::shared_ptr<Connection> c, HttpRequest r)
+      : conn_(std::move(c)), req_(std::move(r)) {}
   ~ExchangeImpl() override;
   const HttpRequest& request() const override { return req_; }
   AccessInfo& access() override { return access_; }
@@ -117,8 +145,10 @@ class ExchangeImpl final : public Exchange {
   void finish() override;
   bool client_gone() const override { return gone_; }
   void on_client_gone(std::function<void()> fn) override {
-    if (gone_) fn();
-    else gone_fns_.push_back(std::move(fn));
+    if (gone_)
+      fn();
+    else
+      gone_fns_.push_back(std::move(fn));
   }
   Clock::time_point first_chunk_written() const override { return first_chunk_; }
 
@@ -137,8 +167,8 @@ class ExchangeImpl final : public Exchange {
   HttpRequest req_;
   AccessInfo access_;
   Stage stage_ = Stage::kNew;
-  int status_ = 0;         // sent status (0 = nothing sent)
-  bool gone_ = false;      // the client went away; gone_fns_ have run
+  int status_ = 0;     // sent status (0 = nothing sent)
+  bool gone_ = false;  // the client went away; gone_fns_ have run
   bool wrote_chunk_ = false;
   Clock::time_point first_chunk_{};
   std::vector<std::function<void()>> gone_fns_;
@@ -219,7 +249,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void gone();
   void on_inbound_deadline();
   void on_write_stall();
-  bool reading_request() const { return phase_ == Phase::kAwaitingRequest || phase_ == Phase::kReadingRequest; }
+  bool reading_request() const {
+    return phase_ == Phase::kAwaitingRequest || phase_ == Phase::kReadingRequest;
+  }
 
   tcp::socket sock_;
   std::shared_ptr<HttpServer::Impl> srv_;
@@ -261,20 +293,21 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::vector<std::weak_ptr<Connection>> conns;
 
   void do_accept() {
-    acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (!self->accepting) return;
-      if (!ec) {
-        auto c = std::make_shared<Connection>(std::move(s), self);
-        {
-          std::lock_guard<std::mutex> lk(self->mu);
-          std::erase_if(self->conns, [](auto& w) { return w.expired(); });
-          self->conns.push_back(c);
-        }
-        asio::dispatch(c->executor(), [c] { c->start(); });
-      }
-      // Errors such as EMFILE must not stop the server from accepting.
-      self->do_accept();
-    });
+    acceptor.async_accept(asio::make_strand(ioc),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+                            if (!self->accepting) return;
+                            if (!ec) {
+                              auto c = std::make_shared<Connection>(std::move(s), self);
+                              {
+                                std::lock_guard<std::mutex> lk(self->mu);
+                                std::erase_if(self->conns, [](auto& w) { return w.expired(); });
+                                self->conns.push_back(c);
+                              }
+                              asio::dispatch(c->executor(), [c] { c->start(); });
+                            }
+                            // Errors such as EMFILE must not stop the server from accepting.
+                            self->do_accept();
+                          });
   }
   std::vector<std::shared_ptr<Connection>> live() const {
     std::lock_guard<std::mutex> lk(mu);
@@ -359,7 +392,8 @@ void Connection::new_request() {
   parser_->eager(true);
   parser_->header_limit(uint32_t(std::min<size_t>(srv_->limits.header_limit, UINT32_MAX)));
   parser_->body_limit(srv_->limits.body_limit);
-  inbound_.arm(srv_->limits.idle_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
+  inbound_.arm(srv_->limits.idle_timeout_s,
+               [self = shared_from_this()] { self->on_inbound_deadline(); });
   if (buf_.size() > 0) parse();  // a pipelined request already arrived
 }
 
@@ -367,13 +401,15 @@ void Connection::do_read() {
   if (reading_ || phase_ == Phase::kClosed) return;
   // While responding, keep reading only to notice a disconnect; bound what a pipelining client
   // can make us buffer.
-  if (phase_ == Phase::kResponding && buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit) return;
+  if (phase_ == Phase::kResponding &&
+      buf_.size() > srv_->limits.header_limit + srv_->limits.body_limit)
+    return;
   reading_ = true;
   // Read into a scratch array owned by the connection, never into buf_ itself: parse() consumes
   // buf_ while this read is pending, which moves its storage under a prepared buffer.
-  sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
-    self->on_read(ec, n);
-  });
+  sock_.async_read_some(
+      asio::buffer(rbuf_),
+      [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_read(ec, n); });
 }
 
 void Connection::on_read(beast::error_code ec, size_t n) {
@@ -381,13 +417,17 @@ void Connection::on_read(beast::error_code ec, size_t n) {
   if (phase_ == Phase::kClosed) return;
   if (phase_ == Phase::kDraining) {
     drained_ += n;
-    if (ec || drained_ > 2 * (srv_->limits.body_limit + srv_->limits.header_limit)) close_now();
-    else do_read();
+    if (ec || drained_ > 2 * (srv_->limits.body_limit + srv_->limits.header_limit))
+      close_now();
+    else
+      do_read();
     return;
   }
   if (ec) {
-    if (phase_ == Phase::kResponding) gone();
-    else close_now();
+    if (phase_ == Phase::kResponding)
+      gone();
+    else
+      close_now();
     return;
   }
   auto dst = buf_.prepare(n);
@@ -396,12 +436,14 @@ void Connection::on_read(beast::error_code ec, size_t n) {
   do_read();
 }
 
-// kAwaitingRequest -> kReadingRequest on the first byte; -> kResponding through dispatch() or reject().
+// kAwaitingRequest -> kReadingRequest on the first byte; -> kResponding through dispatch() or
+// reject().
 void Connection::parse() {
   if (!reading_request()) return;
   if (buf_.size() > 0 && phase_ == Phase::kAwaitingRequest) {
     phase_ = Phase::kReadingRequest;
-    inbound_.arm(srv_->limits.read_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
+    inbound_.arm(srv_->limits.read_timeout_s,
+                 [self = shared_from_this()] { self->on_inbound_deadline(); });
   }
   beast::error_code ec;
   while (buf_.size() > 0 && !parser_->is_done()) {
@@ -426,7 +468,8 @@ void Connection::parse() {
   if (parser_->is_header_done() && !parser_->is_done() && !continue_sent_) {
     auto& h = parser_->get();
     auto it = h.find(bhttp::field::expect);
-    if (it != h.end() && base::iequals(std::string_view(it->value().data(), it->value().size()), "100-continue")) {
+    if (it != h.end() &&
+        base::iequals(std::string_view(it->value().data(), it->value().size()), "100-continue")) {
       continue_sent_ = true;
       pending_ += "HTTP/1.1 100 Continue\r\n\r\n";
       if (!writing_) flush();
@@ -476,7 +519,8 @@ void Connection::dispatch() {
   size_t q = req.target.find('?');
   req.path = req.target.substr(0, q);
   if (q != std::string::npos) req.query = req.target.substr(q + 1);
-  for (auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (auto& f : msg)
+    req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   req.body = std::move(msg.body());
   req.remote = remote_;
   req.received = Clock::now();
@@ -495,7 +539,8 @@ void Connection::dispatch() {
     (*h)(ex);
   } catch (const std::exception& e) {
     if (ex->stage_ == ExchangeImpl::Stage::kNew)
-      ex->respond({500, {{"Content-Type", "application/json"}},
+      ex->respond({500,
+                   {{"Content-Type", "application/json"}},
                    std::string("{\"error\":\"internal error\",\"error_type\":\"internal\"}")});
     else if (ex->stage_ == ExchangeImpl::Stage::kStreaming)
       ex->finish();
@@ -525,10 +570,11 @@ void Connection::flush() {
     cur_->access_.first_write_mono = mono_seconds(cur_->first_chunk_);
   }
   first_chunk_pending_ = false;
-  write_stall_.arm(srv_->limits.write_timeout_s, [self = shared_from_this()] { self->on_write_stall(); });
-  asio::async_write(sock_, asio::buffer(inflight_), [self = shared_from_this()](beast::error_code ec, size_t) {
-    self->on_write(ec);
-  });
+  write_stall_.arm(srv_->limits.write_timeout_s,
+                   [self = shared_from_this()] { self->on_write_stall(); });
+  asio::async_write(
+      sock_, asio::buffer(inflight_),
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
 }
 
 void Connection::on_write(beast::error_code ec) {
@@ -563,7 +609,8 @@ void Connection::response_complete() {
   }
   phase_ = Phase::kDraining;
   buf_.consume(buf_.size());
-  inbound_.arm(srv_->limits.read_timeout_s, [self = shared_from_this()] { self->on_inbound_deadline(); });
+  inbound_.arm(srv_->limits.read_timeout_s,
+               [self = shared_from_this()] { self->on_inbound_deadline(); });
   do_read();
 }
 
@@ -609,8 +656,10 @@ void Connection::on_inbound_deadline() {
 // The client stopped taking our bytes.
 void Connection::on_write_stall() {
   if (phase_ == Phase::kClosed) return;
-  if (phase_ == Phase::kResponding) gone();
-  else close_now();
+  if (phase_ == Phase::kResponding)
+    gone();
+  else
+    close_now();
 }
 
 void Connection::exchange_destroyed(const HttpRequest& req, int status, const AccessInfo& a) {
@@ -621,11 +670,13 @@ void Connection::exchange_destroyed(const HttpRequest& req, int status, const Ac
 
 // ---------------------------------------------------------------- HttpServer
 
-HttpServer::HttpServer(asio::io_context& ioc, const RouteTable& routes, HttpLimits limits, CompleteFn done)
+HttpServer::HttpServer(asio::io_context& ioc, const RouteTable& routes, HttpLimits limits,
+                       CompleteFn done)
     : impl_(std::make_shared<Impl>(ioc, routes, limits, std::move(done))) {}
 
 HttpServer::~HttpServer() {
-  impl_->done = nullptr;  // exchanges destroyed later (with the io_context) must not log into a dead app
+  impl_->done =
+      nullptr;  // exchanges destroyed later (with the io_context) must not log into a dead app
   impl_->accepting = false;
   beast::error_code ec;
   impl_->acceptor.close(ec);
@@ -641,7 +692,9 @@ int HttpServer::listen(const std::string& host, int port) {
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
   impl_->accepting = true;
   impl_->do_accept();
   return a.local_endpoint().port();

@@ -52,9 +52,9 @@ struct AccessInfo {
   int input_tokens = -1;
   int generated_tokens = -1;
   double queue_ms = -1;
-  double ttft_ms = -1;              // engine's first token, since the request was submitted
-  double first_token_mono = -1;     // steady clock (CLOCK_MONOTONIC) seconds of the engine token
-  double first_write_mono = -1;     // steady clock seconds when its bytes were written
+  double ttft_ms = -1;           // engine's first token, since the request was submitted
+  double first_token_mono = -1;  // steady clock (CLOCK_MONOTONIC) seconds of the engine token
+  double first_write_mono = -1;  // steady clock seconds when its bytes were written
   std::string finish;
 };
 
@@ -96,8 +96,8 @@ class RouteTable {
   const Guard& guard() const { return guard_; }
   // Replaces the server's own plain-text answers (404, 405, 413, ...) for a path, e.g. with the
   // error shape an AWS client parses; nullopt keeps the plain text.
-  using ErrorShaper =
-      std::function<std::optional<HttpResponse>(int status, const std::string& path, const std::string& message)>;
+  using ErrorShaper = std::function<std::optional<HttpResponse>(int status, const std::string& path,
+                                                                const std::string& message)>;
   void set_error_shaper(ErrorShaper s) { shaper_ = std::move(s); }
   const ErrorShaper& error_shaper() const { return shaper_; }
 
@@ -119,8 +119,10 @@ struct HttpLimits {
 class HttpServer {
  public:
   // on_complete(request, status, access, total_ms): called once per finished exchange (access log).
-  using CompleteFn = std::function<void(const HttpRequest&, int status, const AccessInfo&, double ms)>;
-  HttpServer(boost::asio::io_context& ioc, const RouteTable& routes, HttpLimits limits, CompleteFn done);
+  using CompleteFn =
+      std::function<void(const HttpRequest&, int status, const AccessInfo&, double ms)>;
+  HttpServer(boost::asio::io_context& ioc, const RouteTable& routes, HttpLimits limits,
+             CompleteFn done);
   ~HttpServer();
   // Binds and starts accepting. Throws std::runtime_error on a bind failure. Returns the port.
   int listen(const std::string& host, int port);

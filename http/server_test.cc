@@ -46,23 +46,28 @@ class ServerTest : public ::testing::Test {
       held_.push_back(ex);
       holding_++;
     });
-    routes_.add("GET", "/throw", [](std::shared_ptr<Exchange>) { throw std::runtime_error("boom"); });
-    routes_.add("GET", "/secret", [](std::shared_ptr<Exchange> ex) { ex->respond({200, {}, "s"}); });
+    routes_.add("GET", "/throw",
+                [](std::shared_ptr<Exchange>) { throw std::runtime_error("boom"); });
+    routes_.add("GET", "/secret", [](std::shared_ptr<Exchange> ex) {
+      ex->respond({200, {}, "s"});
+    });
     routes_.set_guard([](Exchange& ex) {
       if (ex.request().path != "/secret" || ex.request().header("x-key")) return true;
       ex.respond({401, {}, "no key"});
       return false;
     });
-    routes_.set_error_shaper([](int status, const std::string& path, const std::string& message)
-                                 -> std::optional<HttpResponse> {
+    routes_.set_error_shaper([](int status, const std::string& path,
+                                const std::string& message) -> std::optional<HttpResponse> {
       if (path.rfind("/api/", 0) != 0) return std::nullopt;
-      return HttpResponse{status, {{"Content-Type", "application/json"}}, "{\"message\":\"" + message + "\"}"};
+      return HttpResponse{
+          status, {{"Content-Type", "application/json"}}, "{\"message\":\"" + message + "\"}"};
     });
-    server_ = std::make_unique<HttpServer>(ioc_, routes_, HttpLimits{100, 1000, 0.3, 0.3, 5},
-                                           [this](const HttpRequest&, int status, const AccessInfo&, double) {
-                                             last_status_ = status;
-                                             completed_++;
-                                           });
+    server_ = std::make_unique<HttpServer>(
+        ioc_, routes_, HttpLimits{100, 1000, 0.3, 0.3, 5},
+        [this](const HttpRequest&, int status, const AccessInfo&, double) {
+          last_status_ = status;
+          completed_++;
+        });
     port_ = server_->listen("127.0.0.1", 0);
     thread_ = std::thread([this] { ioc_.run(); });
   }
@@ -86,9 +91,11 @@ class ServerTest : public ::testing::Test {
   std::atomic<int> gone_{0}, completed_{0}, last_status_{0}, holding_{0};
 };
 
-const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+const std::string kOk =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 const std::string kStream =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
 
 TEST_F(ServerTest, ExactBytesOverOneKeepAliveConnection) {
   int fd = connect_();
@@ -98,9 +105,11 @@ TEST_F(ServerTest, ExactBytesOverOneKeepAliveConnection) {
   EXPECT_EQ(read_until(fd, "0\r\n\r\n"), kStream);
   // Header values cannot smuggle CR/LF.
   send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz");
-  EXPECT_EQ(read_until(fd, "xyz"), "HTTP/1.1 200 OK\r\nX-Evil: a  Injected: 1\r\nContent-Length: 3\r\n\r\nxyz");
+  EXPECT_EQ(read_until(fd, "xyz"),
+            "HTTP/1.1 200 OK\r\nX-Evil: a  Injected: 1\r\nContent-Length: 3\r\n\r\nxyz");
   ::close(fd);
-  for (int i = 0; i < 100 && completed_ < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 100 && completed_ < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(completed_, 3);
   EXPECT_EQ(last_status_, 200);
 }
@@ -117,20 +126,25 @@ TEST_F(ServerTest, ConnectionCloseAndHttp10) {
   send_all(fd, "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   std::string got;
   EXPECT_TRUE(read_to_close(fd, &got));
-  EXPECT_EQ(got, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  EXPECT_EQ(got,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: "
+            "close\r\n\r\nok");
   ::close(fd);
   fd = connect_();
   send_all(fd, "GET /stream HTTP/1.0\r\n\r\n");
   got.clear();
   EXPECT_TRUE(read_to_close(fd, &got));
-  EXPECT_EQ(got, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                 "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  EXPECT_EQ(got,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: "
+            "chunked\r\nConnection: close\r\n\r\n"
+            "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
   ::close(fd);
 }
 
 TEST_F(ServerTest, HundredContinue) {
   int fd = connect_();
-  send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  send_all(fd,
+           "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
   EXPECT_EQ(read_until(fd, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
   send_all(fd, "xyz");
   EXPECT_NE(read_until(fd, "xyz").find("\r\n\r\nxyz"), std::string::npos);
@@ -139,21 +153,25 @@ TEST_F(ServerTest, HundredContinue) {
 
 TEST_F(ServerTest, LimitsAndRouting) {
   int fd = connect_();
-  send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n" + std::string(101, 'x'));
+  send_all(fd,
+           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n" + std::string(101, 'x'));
   std::string got;
   EXPECT_TRUE(read_to_close(fd, &got));  // answered, drained, closed
   EXPECT_EQ(got,
-            "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 56\r\n"
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: 56\r\n"
             "Connection: close\r\n\r\nFailed to buffer the request body: length limit exceeded");
   ::close(fd);
   fd = connect_();
   send_all(fd, "GET /ok HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
-  EXPECT_EQ(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0), 0u);
+  EXPECT_EQ(read_until(fd, "\r\n\r\n").rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0),
+            0u);
   ::close(fd);
   fd = connect_();
   send_all(fd, "GET /nope HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_until(fd, "Not Found"),
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 9\r\n\r\nNot Found");
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+            "9\r\n\r\nNot Found");
   send_all(fd, "POST /ok HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_until(fd, "Allowed").rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u);
   send_all(fd, "BROKEN\r\n\r\n");
@@ -168,12 +186,14 @@ TEST_F(ServerTest, ErrorShaperGuardAndThrowingHandler) {
             "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n"
             "{\"message\":\"Not Found\"}");
   send_all(fd, "GET /secret HTTP/1.1\r\n\r\n");
-  EXPECT_EQ(read_until(fd, "no key"), "HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\nno key");
+  EXPECT_EQ(read_until(fd, "no key"),
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\nno key");
   send_all(fd, "GET /secret HTTP/1.1\r\nX-Key: 1\r\n\r\n");
   EXPECT_EQ(read_until(fd, "\r\n\r\ns"), "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ns");
   send_all(fd, "GET /throw HTTP/1.1\r\n\r\n");
   EXPECT_EQ(read_until(fd, "}"),
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: "
+            "application/json\r\nContent-Length: 50\r\n\r\n"
             "{\"error\":\"internal error\",\"error_type\":\"internal\"}");
   ::close(fd);
 }
@@ -184,7 +204,8 @@ TEST_F(ServerTest, ReadTimeoutAnswers408) {
   std::string got;
   EXPECT_TRUE(read_to_close(fd, &got));
   EXPECT_EQ(got,
-            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n"
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: 22\r\n"
             "Connection: close\r\n\r\nRequest read timed out");
   ::close(fd);
 }
@@ -196,7 +217,8 @@ TEST_F(ServerTest, ReadDeadlineStillRunsAfter100Continue) {
   send_all(fd, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
   std::string got;
   EXPECT_TRUE(read_to_close(fd, &got));
-  EXPECT_EQ(got.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 408 Request Timeout\r\n", 0), 0u) << got;
+  EXPECT_EQ(got.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 408 Request Timeout\r\n", 0), 0u)
+      << got;
   ::close(fd);
 }
 
@@ -215,10 +237,12 @@ TEST_F(ServerTest, IdleKeepAliveConnectionCloses) {
 TEST_F(ServerTest, DisconnectReachesTheRoute) {
   int fd = connect_();
   send_all(fd, "GET /hold HTTP/1.1\r\n\r\n");
-  for (int i = 0; i < 400 && holding_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 400 && holding_ == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(holding_, 1);
   ::close(fd);
-  for (int i = 0; i < 400 && gone_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 400 && gone_ == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(gone_, 1);
 }
 

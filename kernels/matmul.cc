@@ -1,9 +1,9 @@
 // The format-independent matmul driver: prepares a Matrix with its weight format's descriptor
-// (format.h), quantizes activation rows for the packed formats (two int8 terms, Highway-dispatched),
-// and splits the jobs of one call into tasks of 16 output rows across the thread pool. See matmul.h
-// for the batch-invariance rule.
-// Must not: test a weight's DType or know a format's layout or tile (those live in the format's
-// file: q8_0.cc, q4_0.cc, float_formats.cc), or split K across tasks.
+// (format.h), quantizes activation rows for the packed formats (two int8 terms,
+// Highway-dispatched), and splits the jobs of one call into tasks of 16 output rows across the
+// thread pool. See matmul.h for the batch-invariance rule. Must not: test a weight's DType or know
+// a format's layout or tile (those live in the format's file: q8_0.cc, q4_0.cc, float_formats.cc),
+// or split K across tasks.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -134,7 +134,8 @@ void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& q
   // One task = one group of 16 output rows of one job.
   int64_t total = 0;
   int64_t starts[kMaxMatmulJobs];
-  if (jobs.size() > kMaxMatmulJobs) throw std::invalid_argument("matmul: at most " + std::to_string(kMaxMatmulJobs) + " jobs");
+  if (jobs.size() > kMaxMatmulJobs)
+    throw std::invalid_argument("matmul: at most " + std::to_string(kMaxMatmulJobs) + " jobs");
   for (size_t i = 0; i < jobs.size(); ++i) {
     starts[i] = total;
     total += jobs[i].w->groups();
@@ -161,7 +162,8 @@ void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& q
 }
 
 const char* kernels_target_name() {
-  return hwy::TargetName(hwy::SupportedTargets() & HWY_TARGETS & -(hwy::SupportedTargets() & HWY_TARGETS));
+  return hwy::TargetName(hwy::SupportedTargets() & HWY_TARGETS &
+                         -(hwy::SupportedTargets() & HWY_TARGETS));
 }
 
 std::vector<std::vector<float>> matmul_all_targets(const Matrix& w, const float* x, int M) {

@@ -7,8 +7,9 @@
 // integer dot products are exact. F32/F16/BF16 weights are used in place with float dot products.
 //
 // Batch invariance: every output element is computed by the same sequence of operations whatever
-// the number of activation rows, their position in the batch, or the thread that computes them. K is
-// never split across threads and each SIMD lane is one output row, so no reduction order changes.
+// the number of activation rows, their position in the batch, or the thread that computes them. K
+// is never split across threads and each SIMD lane is one output row, so no reduction order
+// changes.
 #pragma once
 
 #include <cstdint>
@@ -44,12 +45,12 @@ class Matrix {
   // place, so t must outlive the matrix.
   static Matrix prepare(const Tensor& t);
 
-  const WeightFormat* format = nullptr;   // set by prepare
+  const WeightFormat* format = nullptr;  // set by prepare
   DType type = DType::F32;
   int64_t rows = 0, cols = 0;
-  bool packed = false;                    // format->packed
-  const uint8_t* data = nullptr;          // packed groups, or the tensor's rows in place
-  std::shared_ptr<uint8_t> storage;       // owns packed data
+  bool packed = false;               // format->packed
+  const uint8_t* data = nullptr;     // packed groups, or the tensor's rows in place
+  std::shared_ptr<uint8_t> storage;  // owns packed data
   size_t bytes = 0;
 
   int64_t groups() const { return (rows + kGroupRows - 1) / kGroupRows; }
@@ -57,7 +58,8 @@ class Matrix {
   size_t group_block_bytes() const { return format->group_block_bytes; }  // 0 when in place
 };
 
-// Dequantizes (unpacks) row n of a packed matrix into fp32; for tests and embeddings of tied outputs.
+// Dequantizes (unpacks) row n of a packed matrix into fp32; for tests and embeddings of tied
+// outputs.
 void matrix_row_to_f32(const Matrix& m, int64_t n, float* out);
 
 void quantize_acts(const float* x, int rows, int64_t cols, QuantActs& out, ThreadPool* pool);
@@ -68,14 +70,15 @@ inline constexpr size_t kMaxMatmulJobs = 8;
 
 struct MatmulJob {
   const Matrix* w;
-  float* y;       // [M][ldy], columns [0, w->rows) written
+  float* y;  // [M][ldy], columns [0, w->rows) written
   int64_t ldy;
 };
 
 // Runs every job (at most kMaxMatmulJobs) over the same input rows x[M][K] (row stride K) in one
 // parallel dispatch.
 // qx is scratch for the quantized activations.
-void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& qx, ThreadPool& pool);
+void matmul(std::span<const MatmulJob> jobs, const float* x, int M, QuantActs& qx,
+            ThreadPool& pool);
 
 // Names of the SIMD targets compiled in and the one chosen at run time (for logs and tests).
 const char* kernels_target_name();

@@ -66,7 +66,8 @@ void AddInplace(float* x, const float* y, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t N = int64_t(hn::Lanes(d));
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, x + i);
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Add(hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, x + i);
   for (; i < n; ++i) x[i] += y[i];
 }
 
@@ -147,8 +148,8 @@ HWY_INLINE void AttnGroupImpl(const AttnGroup& a) {
   std::memset(a.out, 0, sizeof(float) * size_t(H) * size_t(hd));
   const bool vvec = hd % N == 0;
   for (int p = 0; p < n_pos; ++p) {
-    const uint8_t* vr = a.v_base + size_t(a.table[p / bs]) * a.block_stride +
-                        size_t(p % bs) * size_t(hd) * elt;
+    const uint8_t* vr =
+        a.v_base + size_t(a.table[p / bs]) * a.block_stride + size_t(p % bs) * size_t(hd) * elt;
     for (int h = 0; h < H; ++h) {
       const float w = a.scores[size_t(h) * n_pos + p];
       float* o = a.out + size_t(h) * hd;
@@ -196,8 +197,10 @@ RowMax RowMaxImpl(const float* x, int64_t n) {
   }
   RowMax r{hn::GetLane(hn::MaxOfLanes(d, m)), 0, hn::GetLane(hn::MaxOfLanes(d, nan)) > 0.f};
   for (; i < n; ++i) {
-    if (std::isnan(x[i])) r.any_nan = true;
-    else if (x[i] > r.value) r.value = x[i];
+    if (std::isnan(x[i]))
+      r.any_nan = true;
+    else if (x[i] > r.value)
+      r.value = x[i];
   }
   if (r.value == neg_inf) return r;
   const auto target = hn::Set(d, r.value);

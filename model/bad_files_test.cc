@@ -14,7 +14,8 @@ using testing::slurp;
 using testing::spit;
 using testing::TempDir;
 
-void expect_error(const std::string& path, const std::string& needle, const std::string& prefix = "") {
+void expect_error(const std::string& path, const std::string& needle,
+                  const std::string& prefix = "") {
   try {
     load_model(path);
     ADD_FAILURE() << "loaded " << path << ", expected: " << needle;
@@ -43,7 +44,9 @@ void poke(std::string& f, size_t at, T v) {
 
 class BadGguf : public ::testing::Test {
  protected:
-  void SetUp() override { good = slurp(testing::make_micro(dir / "good.gguf", "gguf", DType::Q8_0)); }
+  void SetUp() override {
+    good = slurp(testing::make_micro(dir / "good.gguf", "gguf", DType::Q8_0));
+  }
   std::string write(const std::string& bytes) {
     spit(dir / "bad.gguf", bytes);
     return dir / "bad.gguf";
@@ -113,7 +116,8 @@ TEST_F(BadGguf, MissingTensor) {
 TEST_F(BadGguf, ShapeMismatch) {
   std::string f = good;
   poke<int64_t>(f, tensor_info(f, "blk.0.attn_q.weight") + 4 + 8, 32);  // ne[1]: 64 -> 32 rows
-  expect_error(write(f), "shape mismatch for tensor 'blk.0.attn_q.weight': expected [64, 64], got [32, 64]");
+  expect_error(write(f),
+               "shape mismatch for tensor 'blk.0.attn_q.weight': expected [64, 64], got [32, 64]");
 }
 TEST_F(BadGguf, QuantizedRowNotMultipleOf32) {
   std::string f = good;
@@ -188,14 +192,17 @@ TEST_F(BadHf, DuplicateNames) {
   size_t b = h.find("\"model.layers.0.input_layernorm.weight\"");
   ASSERT_NE(a, std::string::npos);
   ASSERT_NE(b, std::string::npos);
-  // Same length names: "model.layers.0.input_layernorm.weight" -> "model.layers.1.input_layernorm.weight".
+  // Same length names: "model.layers.0.input_layernorm.weight" ->
+  // "model.layers.1.input_layernorm.weight".
   h.replace(b, 16, "\"model.layers.1.");
   f.replace(8, n, h);
   spit(st(), f);
   expect_error(d, "duplicate tensor name 'model.layers.1.input_layernorm.weight'", st());
 }
 TEST_F(BadHf, OffsetsOutsideBuffer) {
-  edit_header([](auto& h) { h["model.norm.weight"]["data_offsets"] = {1ull << 50, (1ull << 50) + 128}; });
+  edit_header([](auto& h) {
+    h["model.norm.weight"]["data_offsets"] = {1ull << 50, (1ull << 50) + 128};
+  });
   expect_error(d, "out of range", st());
 }
 TEST_F(BadHf, UnknownDtype) {
@@ -203,9 +210,7 @@ TEST_F(BadHf, UnknownDtype) {
   expect_error(d, "unknown dtype 'F17'", st());
 }
 TEST_F(BadHf, UnsupportedDtype) {
-  edit_header([](auto& h) {
-    h["model.norm.weight"]["dtype"] = "I16";
-  });
+  edit_header([](auto& h) { h["model.norm.weight"]["dtype"] = "I16"; });
   expect_error(d, "tensor 'model.norm.weight' has dtype I16", st());
 }
 TEST_F(BadHf, MissingTensor) {
@@ -218,7 +223,9 @@ TEST_F(BadHf, MissingTensor) {
 }
 TEST_F(BadHf, ShapeMismatch) {
   edit_header([](auto& h) { h["model.layers.0.mlp.down_proj.weight"]["shape"] = {192, 64}; });
-  expect_error(d, "shape mismatch for tensor 'model.layers.0.mlp.down_proj.weight': expected [64, 192], got [192, 64]");
+  expect_error(d,
+               "shape mismatch for tensor 'model.layers.0.mlp.down_proj.weight': expected [64, "
+               "192], got [192, 64]");
 }
 TEST_F(BadHf, UnsupportedArchitecture) {
   auto c = nlohmann::json::parse(slurp(d + "/config.json"));
@@ -238,7 +245,8 @@ TEST_F(BadHf, MissingConfigValue) {
   expect_error(d, "missing key 'hidden_size'", d + "/config.json");
 }
 TEST_F(BadHf, ShardIndexNamesMissingFile) {
-  spit(d + "/model.safetensors.index.json", R"({"weight_map":{"model.norm.weight":"model-00009-of-00009.safetensors"}})");
+  spit(d + "/model.safetensors.index.json",
+       R"({"weight_map":{"model.norm.weight":"model-00009-of-00009.safetensors"}})");
   expect_error(d, "cannot open", d + "/model-00009-of-00009.safetensors");
 }
 TEST(BadPath, Nonexistent) { expect_error("/nonexistent/model.gguf", "no such file"); }

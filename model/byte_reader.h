@@ -40,9 +40,9 @@ class ByteReader {
   std::string read_string(const char* what) {
     uint64_t len = read<uint64_t>(what);
     if (len > remaining())
-      fail("truncated file: " + std::string(what) + " length " + std::to_string(len) + " at offset " +
-           std::to_string(pos_ - 8) + " runs past the end of the file (" + std::to_string(size_) +
-           " bytes)");
+      fail("truncated file: " + std::string(what) + " length " + std::to_string(len) +
+           " at offset " + std::to_string(pos_ - 8) + " runs past the end of the file (" +
+           std::to_string(size_) + " bytes)");
     std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(len));
     pos_ += size_t(len);
     return s;

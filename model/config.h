@@ -19,7 +19,7 @@ struct LlamaConfig {
   int head_dim = 0;    // dim / n_heads unless the file says otherwise
   int ffn_dim = 0;     // intermediate_size
   int vocab_size = 0;
-  int max_pos = 0;     // max_position_embeddings / llama.context_length
+  int max_pos = 0;  // max_position_embeddings / llama.context_length
   float rms_eps = 1e-5f;
   float rope_theta = 10000.f;
   bool tie_embeddings = false;

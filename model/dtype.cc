@@ -9,11 +9,16 @@ namespace lmstream {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    case DType::Q8_0: return "q8_0";
-    case DType::Q4_0: return "q4_0";
+    case DType::F32:
+      return "f32";
+    case DType::F16:
+      return "f16";
+    case DType::BF16:
+      return "bf16";
+    case DType::Q8_0:
+      return "q8_0";
+    case DType::Q4_0:
+      return "q4_0";
   }
   return "unknown";
 }
@@ -26,12 +31,18 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 
 std::optional<DType> dtype_from_ggml(uint32_t id) {
   switch (id) {
-    case 0: return DType::F32;
-    case 1: return DType::F16;
-    case 2: return DType::Q4_0;
-    case 8: return DType::Q8_0;
-    case 30: return DType::BF16;
-    default: return std::nullopt;
+    case 0:
+      return DType::F32;
+    case 1:
+      return DType::F16;
+    case 2:
+      return DType::Q4_0;
+    case 8:
+      return DType::Q8_0;
+    case 30:
+      return DType::BF16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -41,11 +52,15 @@ int dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQK : 1; }
 
 size_t dtype_block_bytes(DType t) {
   switch (t) {
-    case DType::F32: return 4;
+    case DType::F32:
+      return 4;
     case DType::F16:
-    case DType::BF16: return 2;
-    case DType::Q8_0: return sizeof(BlockQ8_0);
-    case DType::Q4_0: return sizeof(BlockQ4_0);
+    case DType::BF16:
+      return 2;
+    case DType::Q8_0:
+      return sizeof(BlockQ8_0);
+    case DType::Q4_0:
+      return sizeof(BlockQ4_0);
   }
   return 0;
 }
@@ -88,8 +103,8 @@ uint16_t fp32_to_fp16(float f) {
     return uint16_t(sign | 0x7e00 | ((ax >> 13) & 0x3ff));
   }
   if (ax >= 0x477ff000) return sign | 0x7c00;  // >= 65520 rounds to infinity
-  if (ax < 0x38800000) {                        // below 2^-14: fp16 subnormal or zero
-    if (ax <= 0x33000000) return sign;          // <= 2^-25 rounds to zero (tie goes to even 0)
+  if (ax < 0x38800000) {                       // below 2^-14: fp16 subnormal or zero
+    if (ax <= 0x33000000) return sign;         // <= 2^-25 rounds to zero (tie goes to even 0)
     uint32_t e = ax >> 23;
     uint32_t m = (ax & 0x7fffff) | 0x800000;
     uint32_t shift = 126 - e;  // 14..24

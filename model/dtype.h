@@ -21,7 +21,7 @@ struct BlockQ8_0 {
   int8_t qs[kQK];
 };
 struct BlockQ4_0 {
-  uint16_t d;         // fp16 scale
+  uint16_t d;           // fp16 scale
   uint8_t qs[kQK / 2];  // element j in the low nibble of byte j, element j+16 in the high nibble
 };
 #pragma pack(pop)
@@ -30,9 +30,9 @@ static_assert(sizeof(BlockQ4_0) == 18);
 
 const char* dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);  // "f32", "q8_0", ... (lower case)
-std::optional<DType> dtype_from_ggml(uint32_t id);             // nullopt for types we do not load
+std::optional<DType> dtype_from_ggml(uint32_t id);            // nullopt for types we do not load
 bool dtype_is_quantized(DType t);
-int dtype_block_elems(DType t);   // 1 for float types, 32 for Q8_0/Q4_0
+int dtype_block_elems(DType t);  // 1 for float types, 32 for Q8_0/Q4_0
 size_t dtype_block_bytes(DType t);
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
 size_t dtype_row_bytes(DType t, int64_t n);

@@ -24,7 +24,9 @@ float from_bits(uint32_t u) {
 // Straightforward definition of an IEEE half's value.
 double half_value(uint16_t h) {
   int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-  double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(1024 + m, e - 25);
+  double v = e == 0    ? std::ldexp(m, -24)
+             : e == 31 ? (m ? NAN : INFINITY)
+                       : std::ldexp(1024 + m, e - 25);
   return s ? -v : v;
 }
 
@@ -51,13 +53,17 @@ TEST(Fp16, RoundTripAndTiesToEvenExhaustive) {
     if ((h & 0x7fff) >= 0x7c00) continue;
     // Midpoint to the next half away from zero: ties go to the even mantissa.
     const uint16_t next = uint16_t(h + 1);
-    const double a = half_value(uint16_t(h)), b = (next & 0x7fff) == 0x7c00 ? std::copysign(65536.0, a) : half_value(next);
+    const double a = half_value(uint16_t(h)),
+                 b = (next & 0x7fff) == 0x7c00 ? std::copysign(65536.0, a) : half_value(next);
     const float mid = float((a + b) / 2);
     ASSERT_EQ(double(mid), (a + b) / 2);
     const uint16_t even = (h & 1) ? next : uint16_t(h);
     EXPECT_EQ(fp32_to_fp16(mid), even) << h;
     EXPECT_EQ(fp32_to_fp16(std::nextafter(mid, 0.f)), h) << h;
-    EXPECT_EQ(fp32_to_fp16(std::nextafter(mid, a > 0 || (a == 0 && !(h & 0x8000)) ? INFINITY : -INFINITY)), next) << h;
+    EXPECT_EQ(fp32_to_fp16(
+                  std::nextafter(mid, a > 0 || (a == 0 && !(h & 0x8000)) ? INFINITY : -INFINITY)),
+              next)
+        << h;
   }
   EXPECT_EQ(fp32_to_fp16(1e10f), 0x7c00);
   EXPECT_EQ(fp32_to_fp16(-INFINITY), 0xfc00);
@@ -101,11 +107,11 @@ TEST(Q8_0, HandComputedBlock) {
   BlockQ8_0 b;
   quantize_row_q8_0(x, &b, 32);
   EXPECT_EQ(b.d, fp32_to_fp16(16.0f / 127.0f));
-  EXPECT_EQ(b.qs[0], -127);   // -16 * 127/16
+  EXPECT_EQ(b.qs[0], -127);  // -16 * 127/16
   EXPECT_EQ(b.qs[16], 0);
-  EXPECT_EQ(b.qs[17], 8);     // 7.9375 rounds to 8
-  EXPECT_EQ(b.qs[18], 16);    // 15.875
-  EXPECT_EQ(b.qs[31], 119);   // 119.0625
+  EXPECT_EQ(b.qs[17], 8);    // 7.9375 rounds to 8
+  EXPECT_EQ(b.qs[18], 16);   // 15.875
+  EXPECT_EQ(b.qs[31], 119);  // 119.0625
   float y[32];
   dequantize_row(DType::Q8_0, &b, y, 32);
   for (int j = 0; j < 32; ++j) EXPECT_NEAR(y[j], x[j], 0.07f);
@@ -120,11 +126,11 @@ TEST(Q4_0, HandComputedBlock) {
   for (int j = 0; j < 32; ++j) x[j] = float(j - 16);
   BlockQ4_0 b;
   quantize_row_q4_0(x, &b, 32);
-  EXPECT_EQ(b.d, 0x4000);      // max = -16 -> d = -16 / -8 = 2
-  EXPECT_EQ(b.qs[0], 0x80);    // x[0]: 0.5 -> 0; x[16]: 8.5 -> 8
-  EXPECT_EQ(b.qs[15], 0xF8);   // x[15]: 8; x[31]: 16 clamped to 15
+  EXPECT_EQ(b.d, 0x4000);     // max = -16 -> d = -16 / -8 = 2
+  EXPECT_EQ(b.qs[0], 0x80);   // x[0]: 0.5 -> 0; x[16]: 8.5 -> 8
+  EXPECT_EQ(b.qs[15], 0xF8);  // x[15]: 8; x[31]: 16 clamped to 15
   for (int j = 0; j < 16; ++j) {
-    int lo = int((j - 16) * 0.5f + 8.5f), hi = std::min(15, int((j) * 0.5f + 8.5f));
+    int lo = int((j - 16) * 0.5f + 8.5f), hi = std::min(15, int((j)*0.5f + 8.5f));
     EXPECT_EQ(b.qs[j], lo | hi << 4) << j;
   }
   float y[32];
@@ -160,7 +166,8 @@ TEST(DType, NamesAndSizes) {
     std::vector<float> y(64);
     quantize_row(t, x.data(), buf.data(), 64);
     dequantize_row(t, buf.data(), y.data(), 64);
-    for (int i = 0; i < 64; ++i) EXPECT_NEAR(y[i], x[i], t == DType::Q4_0 ? 0.13f : 0.01f) << dtype_name(t);
+    for (int i = 0; i < 64; ++i)
+      EXPECT_NEAR(y[i], x[i], t == DType::Q4_0 ? 0.13f : 0.01f) << dtype_name(t);
   }
 }
 

@@ -17,28 +17,52 @@ constexpr uint64_t kMaxKeyLen = 1u << 16;
 
 const char* ggml_type_label(uint32_t id) {
   switch (id) {
-    case 3: return "Q4_1";
-    case 6: return "Q5_0";
-    case 7: return "Q5_1";
-    case 9: return "Q8_1";
-    case 10: return "Q2_K";
-    case 11: return "Q3_K";
-    case 12: return "Q4_K";
-    case 13: return "Q5_K";
-    case 14: return "Q6_K";
-    case 15: return "Q8_K";
-    default: return id < 40 ? "another ggml type" : "unknown type";
+    case 3:
+      return "Q4_1";
+    case 6:
+      return "Q5_0";
+    case 7:
+      return "Q5_1";
+    case 9:
+      return "Q8_1";
+    case 10:
+      return "Q2_K";
+    case 11:
+      return "Q3_K";
+    case 12:
+      return "Q4_K";
+    case 13:
+      return "Q5_K";
+    case 14:
+      return "Q6_K";
+    case 15:
+      return "Q8_K";
+    default:
+      return id < 40 ? "another ggml type" : "unknown type";
   }
 }
 
 size_t min_elem_bytes(GgufType t) {
   switch (t) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kBool: return 1;
-    case GgufType::kU16: case GgufType::kI16: return 2;
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kF32: return 4;
-    case GgufType::kU64: case GgufType::kI64: case GgufType::kF64: return 8;
-    case GgufType::kString: return 8;
-    case GgufType::kArray: return 12;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    case GgufType::kString:
+      return 8;
+    case GgufType::kArray:
+      return 12;
   }
   return 1;
 }
@@ -63,20 +87,23 @@ class Parser {
     if (n_tensors > kMaxTensors) r_.fail("absurd tensor count " + std::to_string(n_tensors));
     if (n_kv > kMaxKv) r_.fail("absurd metadata count " + std::to_string(n_kv));
     if (n_tensors > r_.remaining() / 24 || n_kv > r_.remaining() / 13)
-      r_.fail("truncated file: " + std::to_string(n_tensors) + " tensors and " + std::to_string(n_kv) +
-              " metadata entries cannot fit in the remaining " + std::to_string(r_.remaining()) + " bytes");
+      r_.fail("truncated file: " + std::to_string(n_tensors) + " tensors and " +
+              std::to_string(n_kv) + " metadata entries cannot fit in the remaining " +
+              std::to_string(r_.remaining()) + " bytes");
 
     for (uint64_t k = 0; k < n_kv; ++k) {
       std::string key = read_key("metadata key");
       uint32_t t = r_.read<uint32_t>("metadata value type");
-      if (!valid_type(t)) r_.fail("metadata key '" + key + "' has unknown value type " + std::to_string(t));
+      if (!valid_type(t))
+        r_.fail("metadata key '" + key + "' has unknown value type " + std::to_string(t));
       GgufValue v = read_value(GgufType(t), 0, key);
       if (!g.kv.emplace(key, std::move(v)).second) r_.fail("duplicate metadata key '" + key + "'");
     }
 
     if (const GgufValue* a = g.find("general.alignment")) {
       if (a->type != GgufType::kU32 && a->type != GgufType::kI32 && a->type != GgufType::kU64)
-        r_.fail("general.alignment has type " + std::string(gguf_type_name(a->type)) + ", expected uint32");
+        r_.fail("general.alignment has type " + std::string(gguf_type_name(a->type)) +
+                ", expected uint32");
       uint64_t al = uint64_t(a->i);
       if (al == 0 || al > (1u << 20) || (al & (al - 1)) != 0)
         r_.fail("general.alignment " + std::to_string(a->i) + " is not a power of two up to 1 MiB");
@@ -91,7 +118,8 @@ class Parser {
       if (!names.insert(ti.name).second) r_.fail("duplicate tensor '" + ti.name + "'");
       uint32_t n_dims = r_.read<uint32_t>("tensor dimension count");
       if (n_dims == 0 || n_dims > 4)
-        r_.fail("tensor '" + ti.name + "' has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)");
+        r_.fail("tensor '" + ti.name + "' has " + std::to_string(n_dims) +
+                " dimensions (1 to 4 allowed)");
       uint64_t nelem = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
         int64_t ne = r_.read<int64_t>("tensor dimension");
@@ -105,12 +133,13 @@ class Parser {
       uint32_t type = r_.read<uint32_t>("tensor type");
       std::optional<DType> dt = dtype_from_ggml(type);
       if (!dt)
-        r_.fail("tensor '" + ti.name + "' has unsupported tensor type " + std::to_string(type) + " (" +
-                ggml_type_label(type) + "); supported: F32, F16, BF16, Q8_0, Q4_0");
+        r_.fail("tensor '" + ti.name + "' has unsupported tensor type " + std::to_string(type) +
+                " (" + ggml_type_label(type) + "); supported: F32, F16, BF16, Q8_0, Q4_0");
       ti.type = *dt;
       if (ti.ne[0] % dtype_block_elems(ti.type) != 0)
         r_.fail("tensor '" + ti.name + "' of type " + dtype_name(ti.type) + " has row length " +
-                std::to_string(ti.ne[0]) + ", not a multiple of " + std::to_string(dtype_block_elems(ti.type)));
+                std::to_string(ti.ne[0]) + ", not a multiple of " +
+                std::to_string(dtype_block_elems(ti.type)));
       ti.nbytes = nelem / uint64_t(dtype_block_elems(ti.type)) * dtype_block_bytes(ti.type);
       ti.offset = r_.read<uint64_t>("tensor data offset");
       if (ti.offset % g.alignment != 0)
@@ -124,9 +153,10 @@ class Parser {
     uint64_t avail = g.data_offset <= r_.size() ? r_.size() - g.data_offset : 0;
     for (const GgufTensorInfo& ti : g.tensors) {
       if (ti.offset > avail || ti.nbytes > avail - ti.offset)
-        r_.fail("truncated file or tensor offset out of range: tensor '" + ti.name + "' needs bytes [" +
-                std::to_string(ti.offset) + ", " + std::to_string(ti.offset + ti.nbytes) +
-                ") of the data section, which has " + std::to_string(avail) + " bytes");
+        r_.fail("truncated file or tensor offset out of range: tensor '" + ti.name +
+                "' needs bytes [" + std::to_string(ti.offset) + ", " +
+                std::to_string(ti.offset + ti.nbytes) + ") of the data section, which has " +
+                std::to_string(avail) + " bytes");
     }
     return g;
   }
@@ -134,7 +164,8 @@ class Parser {
  private:
   std::string read_key(const char* what) {
     std::string s = r_.read_string(what);
-    if (s.size() > kMaxKeyLen) r_.fail(std::string(what) + " too long (" + std::to_string(s.size()) + " bytes)");
+    if (s.size() > kMaxKeyLen)
+      r_.fail(std::string(what) + " too long (" + std::to_string(s.size()) + " bytes)");
     return s;
   }
 
@@ -142,24 +173,49 @@ class Parser {
     GgufValue v;
     v.type = t;
     switch (t) {
-      case GgufType::kU8: v.i = r_.read<uint8_t>("metadata value"); break;
-      case GgufType::kI8: v.i = r_.read<int8_t>("metadata value"); break;
-      case GgufType::kU16: v.i = r_.read<uint16_t>("metadata value"); break;
-      case GgufType::kI16: v.i = r_.read<int16_t>("metadata value"); break;
-      case GgufType::kU32: v.i = r_.read<uint32_t>("metadata value"); break;
-      case GgufType::kI32: v.i = r_.read<int32_t>("metadata value"); break;
-      case GgufType::kU64: v.i = int64_t(r_.read<uint64_t>("metadata value")); break;
-      case GgufType::kI64: v.i = r_.read<int64_t>("metadata value"); break;
+      case GgufType::kU8:
+        v.i = r_.read<uint8_t>("metadata value");
+        break;
+      case GgufType::kI8:
+        v.i = r_.read<int8_t>("metadata value");
+        break;
+      case GgufType::kU16:
+        v.i = r_.read<uint16_t>("metadata value");
+        break;
+      case GgufType::kI16:
+        v.i = r_.read<int16_t>("metadata value");
+        break;
+      case GgufType::kU32:
+        v.i = r_.read<uint32_t>("metadata value");
+        break;
+      case GgufType::kI32:
+        v.i = r_.read<int32_t>("metadata value");
+        break;
+      case GgufType::kU64:
+        v.i = int64_t(r_.read<uint64_t>("metadata value"));
+        break;
+      case GgufType::kI64:
+        v.i = r_.read<int64_t>("metadata value");
+        break;
       case GgufType::kBool: {
         uint8_t b = r_.read<uint8_t>("metadata value");
-        if (b > 1) r_.fail("metadata key '" + key + "' has invalid bool value " + std::to_string(b));
+        if (b > 1)
+          r_.fail("metadata key '" + key + "' has invalid bool value " + std::to_string(b));
         v.i = b;
         break;
       }
-      case GgufType::kF32: v.f = r_.read<float>("metadata value"); break;
-      case GgufType::kF64: v.f = r_.read<double>("metadata value"); break;
-      case GgufType::kString: v.s = r_.read_string("metadata string"); break;
-      case GgufType::kArray: read_array(v, depth, key); break;
+      case GgufType::kF32:
+        v.f = r_.read<float>("metadata value");
+        break;
+      case GgufType::kF64:
+        v.f = r_.read<double>("metadata value");
+        break;
+      case GgufType::kString:
+        v.s = r_.read_string("metadata string");
+        break;
+      case GgufType::kArray:
+        read_array(v, depth, key);
+        break;
     }
     return v;
   }
@@ -167,18 +223,21 @@ class Parser {
   void read_array(GgufValue& v, int depth, const std::string& key) {
     if (depth >= kMaxArrayDepth) r_.fail("metadata key '" + key + "' nests arrays too deeply");
     uint32_t et = r_.read<uint32_t>("array element type");
-    if (!valid_type(et)) r_.fail("metadata key '" + key + "' has array of unknown type " + std::to_string(et));
+    if (!valid_type(et))
+      r_.fail("metadata key '" + key + "' has array of unknown type " + std::to_string(et));
     v.elem_type = GgufType(et);
     uint64_t n = r_.read<uint64_t>("array length");
     if (n > r_.remaining() / min_elem_bytes(v.elem_type))
-      r_.fail("truncated file: array '" + key + "' of " + std::to_string(n) + " elements runs past the end of the file");
+      r_.fail("truncated file: array '" + key + "' of " + std::to_string(n) +
+              " elements runs past the end of the file");
     switch (v.elem_type) {
       case GgufType::kString:
         v.strs.reserve(size_t(n));
         for (uint64_t k = 0; k < n; ++k) v.strs.push_back(r_.read_string("metadata string"));
         break;
       case GgufType::kArray:
-        for (uint64_t k = 0; k < n; ++k) v.arrs.push_back(read_value(GgufType::kArray, depth + 1, key));
+        for (uint64_t k = 0; k < n; ++k)
+          v.arrs.push_back(read_value(GgufType::kArray, depth + 1, key));
         break;
       case GgufType::kF32:
       case GgufType::kF64:
@@ -210,19 +269,32 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::kU8: return "uint8";
-    case GgufType::kI8: return "int8";
-    case GgufType::kU16: return "uint16";
-    case GgufType::kI16: return "int16";
-    case GgufType::kU32: return "uint32";
-    case GgufType::kI32: return "int32";
-    case GgufType::kF32: return "float32";
-    case GgufType::kBool: return "bool";
-    case GgufType::kString: return "string";
-    case GgufType::kArray: return "array";
-    case GgufType::kU64: return "uint64";
-    case GgufType::kI64: return "int64";
-    case GgufType::kF64: return "float64";
+    case GgufType::kU8:
+      return "uint8";
+    case GgufType::kI8:
+      return "int8";
+    case GgufType::kU16:
+      return "uint16";
+    case GgufType::kI16:
+      return "int16";
+    case GgufType::kU32:
+      return "uint32";
+    case GgufType::kI32:
+      return "int32";
+    case GgufType::kF32:
+      return "float32";
+    case GgufType::kBool:
+      return "bool";
+    case GgufType::kString:
+      return "string";
+    case GgufType::kArray:
+      return "array";
+    case GgufType::kU64:
+      return "uint64";
+    case GgufType::kI64:
+      return "int64";
+    case GgufType::kF64:
+      return "float64";
   }
   return "?";
 }

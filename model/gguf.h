@@ -13,8 +13,19 @@
 namespace lmstream {
 
 enum class GgufType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12
 };
 
 struct GgufValue {
@@ -25,10 +36,10 @@ struct GgufValue {
   std::string s;
   // Arrays: elem_type and exactly one of these filled, by element kind.
   GgufType elem_type = GgufType::kU8;
-  std::vector<int64_t> ints;     // integer and bool elements (u64 bit-cast)
-  std::vector<double> floats;    // f32 / f64 elements
-  std::vector<std::string> strs; // string elements
-  std::vector<GgufValue> arrs;   // nested arrays
+  std::vector<int64_t> ints;      // integer and bool elements (u64 bit-cast)
+  std::vector<double> floats;     // f32 / f64 elements
+  std::vector<std::string> strs;  // string elements
+  std::vector<GgufValue> arrs;    // nested arrays
   size_t array_size() const { return ints.size() + floats.size() + strs.size() + arrs.size(); }
 };
 
@@ -36,7 +47,7 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // ne[0] = row length
   DType type = DType::F32;
-  uint64_t offset = 0;      // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   uint64_t nbytes = 0;
 };
 

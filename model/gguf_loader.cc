@@ -25,19 +25,26 @@ class Meta {
       fail("missing metadata key '" + k + "'");
     }
     switch (v->type) {
-      case GgufType::kU8: case GgufType::kI8: case GgufType::kU16: case GgufType::kI16:
-      case GgufType::kU32: case GgufType::kI32: case GgufType::kI64:
+      case GgufType::kU8:
+      case GgufType::kI8:
+      case GgufType::kU16:
+      case GgufType::kI16:
+      case GgufType::kU32:
+      case GgufType::kI32:
+      case GgufType::kI64:
         return v->i;
       case GgufType::kU64:
         if (v->i < 0) fail("metadata key '" + k + "' value out of range");
         return v->i;
       default:
-        fail("metadata key '" + k + "' has type " + gguf_type_name(v->type) + ", expected an integer");
+        fail("metadata key '" + k + "' has type " + gguf_type_name(v->type) +
+             ", expected an integer");
     }
   }
   int get_small_int(const std::string& k, std::optional<int64_t> def = std::nullopt) const {
     int64_t x = get_int(k, def);
-    if (x < INT_MIN || x > INT_MAX) fail("metadata key '" + k + "' value " + std::to_string(x) + " out of range");
+    if (x < INT_MIN || x > INT_MAX)
+      fail("metadata key '" + k + "' value " + std::to_string(x) + " out of range");
     return int(x);
   }
   double get_float(const std::string& k, double def) const {
@@ -83,15 +90,20 @@ LlamaConfig read_config(const Meta& m) {
   c.ffn_dim = m.get_small_int("llama.feed_forward_length");
   c.max_pos = m.get_small_int("llama.context_length");
   if (c.n_heads <= 0) m.fail("llama.attention.head_count must be positive");
-  if (m.has("llama.attention.key_length")) c.head_dim = m.get_small_int("llama.attention.key_length");
-  else if (m.has("llama.rope.dimension_count")) c.head_dim = m.get_small_int("llama.rope.dimension_count");
-  else c.head_dim = c.dim / c.n_heads;
+  if (m.has("llama.attention.key_length"))
+    c.head_dim = m.get_small_int("llama.attention.key_length");
+  else if (m.has("llama.rope.dimension_count"))
+    c.head_dim = m.get_small_int("llama.rope.dimension_count");
+  else
+    c.head_dim = c.dim / c.n_heads;
   if (m.has("llama.rope.dimension_count") && m.get_int("llama.rope.dimension_count") != c.head_dim)
-    m.fail("partial rotary embedding (llama.rope.dimension_count != head dimension) is not supported");
+    m.fail(
+        "partial rotary embedding (llama.rope.dimension_count != head dimension) is not supported");
   c.rms_eps = float(m.get_float("llama.attention.layer_norm_rms_epsilon", 1e-5));
   c.rope_theta = float(m.get_float("llama.rope.freq_base", 10000.0));
   std::string scaling = m.get_string("llama.rope.scaling.type", "none");
-  if (scaling != "none" && !(scaling == "linear" && m.get_float("llama.rope.scaling.factor", 1.0) == 1.0))
+  if (scaling != "none" &&
+      !(scaling == "linear" && m.get_float("llama.rope.scaling.factor", 1.0) == 1.0))
     m.fail("rope scaling '" + scaling + "' is not supported");
   c.rope_layout = RopeLayout::kInterleaved;
   return c;
@@ -100,28 +112,35 @@ LlamaConfig read_config(const Meta& m) {
 TokenizerSpec read_tokenizer(const Meta& m, int vocab) {
   TokenizerSpec t;
   std::string model = m.get_string("tokenizer.ggml.model", "");
-  if (model.empty()) m.fail("missing metadata key 'tokenizer.ggml.model' (no tokenizer in the file)");
+  if (model.empty())
+    m.fail("missing metadata key 'tokenizer.ggml.model' (no tokenizer in the file)");
   if (model != "llama")
-    m.fail("unsupported tokenizer model '" + model + "' (only SentencePiece, tokenizer.ggml.model = \"llama\")");
+    m.fail("unsupported tokenizer model '" + model +
+           "' (only SentencePiece, tokenizer.ggml.model = \"llama\")");
   const GgufValue* tokens = m.get_array("tokenizer.ggml.tokens", GgufType::kString);
   if (!tokens || tokens->strs.empty()) m.fail("missing metadata key 'tokenizer.ggml.tokens'");
   t.tokens = tokens->strs;
   if (t.tokens.size() > size_t(vocab))
-    m.fail("tokenizer has " + std::to_string(t.tokens.size()) + " tokens but the model's vocabulary is " +
-           std::to_string(vocab));
+    m.fail("tokenizer has " + std::to_string(t.tokens.size()) +
+           " tokens but the model's vocabulary is " + std::to_string(vocab));
   const size_t n = t.tokens.size();
   if (const GgufValue* s = m.get_array("tokenizer.ggml.scores", GgufType::kF32)) {
-    if (s->floats.size() != n) m.fail("tokenizer.ggml.scores has " + std::to_string(s->floats.size()) + " entries, expected " + std::to_string(n));
+    if (s->floats.size() != n)
+      m.fail("tokenizer.ggml.scores has " + std::to_string(s->floats.size()) +
+             " entries, expected " + std::to_string(n));
     t.scores.reserve(n);
     for (double f : s->floats) t.scores.push_back(float(f));
   } else {
     t.scores.assign(n, 0.f);
   }
   if (const GgufValue* ty = m.get_array("tokenizer.ggml.token_type", GgufType::kI32, true)) {
-    if (ty->ints.size() != n) m.fail("tokenizer.ggml.token_type has " + std::to_string(ty->ints.size()) + " entries, expected " + std::to_string(n));
+    if (ty->ints.size() != n)
+      m.fail("tokenizer.ggml.token_type has " + std::to_string(ty->ints.size()) +
+             " entries, expected " + std::to_string(n));
     t.types.reserve(n);
     for (int64_t x : ty->ints) {
-      if (x < 1 || x > 6) m.fail("tokenizer.ggml.token_type has invalid value " + std::to_string(x));
+      if (x < 1 || x > 6)
+        m.fail("tokenizer.ggml.token_type has invalid value " + std::to_string(x));
       t.types.push_back(TokenType(x));
     }
   } else {
@@ -129,7 +148,8 @@ TokenizerSpec read_tokenizer(const Meta& m, int vocab) {
   }
   auto id = [&](const char* key, int32_t def) {
     int64_t v = m.get_int(key, def);
-    if (v < -1 || v >= int64_t(n)) m.fail(std::string(key) + " = " + std::to_string(v) + " is outside the vocabulary");
+    if (v < -1 || v >= int64_t(n))
+      m.fail(std::string(key) + " = " + std::to_string(v) + " is outside the vocabulary");
     return int32_t(v);
   };
   t.bos_id = id("tokenizer.ggml.bos_token_id", 1);
@@ -173,14 +193,16 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   return m;
 }
 
-std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size, const std::string& path) {
+std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size,
+                                             const std::string& path) {
   GgufFile g = parse_gguf(data, size, path);
   const Mem mem{data, path};
   const Mem* file = &mem;
   Meta meta(g, path);
   std::string arch = meta.get_string("general.architecture", "");
   if (arch.empty()) meta.fail("missing metadata key 'general.architecture'");
-  if (arch != "llama") meta.fail("unsupported architecture '" + arch + "' (only llama is supported)");
+  if (arch != "llama")
+    meta.fail("unsupported architecture '" + arch + "' (only llama is supported)");
 
   auto m = std::make_unique<Model>();
   m->path = path;
@@ -191,9 +213,10 @@ std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size, c
   m->tok_embd = view(g, *file, "token_embd.weight");
   int64_t vocab = meta.get_int("llama.vocab_size", m->tok_embd.rows);
   if (vocab != m->tok_embd.rows)
-    meta.fail("llama.vocab_size " + std::to_string(vocab) + " does not match token_embd.weight rows " +
-              std::to_string(m->tok_embd.rows));
-  if (vocab < 1 || vocab > (1 << 22)) meta.fail("vocabulary size " + std::to_string(vocab) + " out of range");
+    meta.fail("llama.vocab_size " + std::to_string(vocab) +
+              " does not match token_embd.weight rows " + std::to_string(m->tok_embd.rows));
+  if (vocab < 1 || vocab > (1 << 22))
+    meta.fail("vocabulary size " + std::to_string(vocab) + " out of range");
   m->cfg.vocab_size = int(vocab);
   validate_config(m->cfg, path);
 

@@ -114,7 +114,8 @@ TEST_P(GgufRoundTrip, WeightsAreWhatTheGeneratorProduced) {
   std::vector<float> row(64);
   std::vector<uint8_t> expect(wq.row_bytes());
   for (int64_t r = 0; r < wq.rows; ++r) {
-    test_model_row(11, "model.layers.1.self_attn.q_proj.weight", hf_row_for_gguf_row(r, wq.rows, 4), 64, row.data());
+    test_model_row(11, "model.layers.1.self_attn.q_proj.weight", hf_row_for_gguf_row(r, wq.rows, 4),
+                   64, row.data());
     quantize_row(t, row.data(), expect.data(), 64);
     ASSERT_EQ(0, std::memcmp(expect.data(), wq.row(r), wq.row_bytes())) << r;
   }
@@ -129,13 +130,15 @@ TEST_P(GgufRoundTrip, WeightsAreWhatTheGeneratorProduced) {
   size_t expect_bytes = 0;
   for (const Tensor* x : {&m->tok_embd, &m->output, &m->out_norm}) expect_bytes += x->nbytes();
   for (const auto& l : m->layers)
-    for (const Tensor* x : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
+    for (const Tensor* x :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
       expect_bytes += x->nbytes();
   EXPECT_EQ(m->weight_bytes(), expect_bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, GgufRoundTrip,
-                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0),
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0,
+                                           DType::Q4_0),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(Gguf, TiedOutputIsTheEmbeddingView) {

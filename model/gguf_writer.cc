@@ -68,7 +68,8 @@ void GgufWriter::add_tensor(const std::string& name, DType type, int64_t rows, i
 }
 
 void GgufWriter::out(const void* p, size_t n) {
-  if (n && std::fwrite(p, 1, n, f_) != n) throw ModelError(path_ + ": write failed: " + std::strerror(errno));
+  if (n && std::fwrite(p, 1, n, f_) != n)
+    throw ModelError(path_ + ": write failed: " + std::strerror(errno));
 }
 
 void GgufWriter::begin(const std::string& path) {
@@ -110,7 +111,8 @@ void GgufWriter::write_tensor(const void* data, size_t n) {
 }
 
 void GgufWriter::finish() {
-  if (next_ != tensors_.size()) throw ModelError(path_ + ": internal error: not every tensor was written");
+  if (next_ != tensors_.size())
+    throw ModelError(path_ + ": internal error: not every tensor was written");
   std::FILE* f = f_;
   f_ = nullptr;
   if (std::fclose(f) != 0) throw ModelError(path_ + ": write failed: " + std::strerror(errno));

@@ -27,7 +27,8 @@ json read_json(const std::string& file) {
   std::ostringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
-  if (text.size() > (64u << 20)) throw ModelError(file + ": file too large for a JSON configuration");
+  if (text.size() > (64u << 20))
+    throw ModelError(file + ": file too large for a JSON configuration");
   try {
     json j = json::parse(text);
     if (!j.is_object()) throw ModelError(file + ": not a JSON object");
@@ -87,7 +88,9 @@ LlamaConfig read_config(const json& j, const std::string& file) {
     if (arch_name.empty()) arch_name = t->get<std::string>();
   }
   if (arch_name.empty()) arch_name = "unknown";
-  if (!llama) c.fail("unsupported architecture '" + arch_name + "' (only Llama models, LlamaForCausalLM / model_type llama)");
+  if (!llama)
+    c.fail("unsupported architecture '" + arch_name +
+           "' (only Llama models, LlamaForCausalLM / model_type llama)");
   LlamaConfig cfg;
   cfg.dim = c.get_int("hidden_size");
   cfg.ffn_dim = c.get_int("intermediate_size");
@@ -105,7 +108,8 @@ LlamaConfig read_config(const json& j, const std::string& file) {
     if (auto rt = rp->find("rope_type"); rt != rp->end() && rt->is_string() && *rt != "default")
       c.fail("rope scaling '" + rt->get<std::string>() + "' is not supported");
   }
-  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) c.fail("rope_scaling is not supported");
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
+    c.fail("rope_scaling is not supported");
   cfg.rope_theta = float(theta);
   cfg.tie_embeddings = c.get_bool("tie_word_embeddings", false);
   cfg.rope_layout = RopeLayout::kHalfSplit;
@@ -114,24 +118,29 @@ LlamaConfig read_config(const json& j, const std::string& file) {
 
 struct Shards {
   std::map<std::string, std::shared_ptr<MappedFile>> files;  // file name -> mapping
-  std::map<std::string, std::pair<std::string, SafetensorsEntry>> tensors;  // tensor -> (file, entry)
+  std::map<std::string, std::pair<std::string, SafetensorsEntry>>
+      tensors;  // tensor -> (file, entry)
 };
 
 void add_shard(Shards& s, const std::string& dir, const std::string& fname) {
   if (s.files.count(fname)) return;
-  if (fname.empty() || fname.find('/') != std::string::npos || fname.find("..") != std::string::npos)
-    throw ModelError(dir + "/model.safetensors.index.json: invalid shard file name '" + fname + "'");
+  if (fname.empty() || fname.find('/') != std::string::npos ||
+      fname.find("..") != std::string::npos)
+    throw ModelError(dir + "/model.safetensors.index.json: invalid shard file name '" + fname +
+                     "'");
   std::string path = dir + "/" + fname;
   auto f = MappedFile::open(path);
   SafetensorsHeader h = parse_safetensors(f->data(), f->size(), path);
   for (auto& [name, e] : h.tensors) {
     auto [it, fresh] = s.tensors.emplace(name, std::make_pair(fname, e));
-    if (!fresh) throw ModelError(path + ": tensor '" + name + "' also appears in " + it->second.first);
+    if (!fresh)
+      throw ModelError(path + ": tensor '" + name + "' also appears in " + it->second.first);
   }
   s.files.emplace(fname, std::move(f));
 }
 
-Tensor view(const Shards& s, const std::string& dir, const std::string& name, bool required = true) {
+Tensor view(const Shards& s, const std::string& dir, const std::string& name,
+            bool required = true) {
   auto it = s.tensors.find(name);
   if (it == s.tensors.end()) {
     if (required) throw ModelError(dir + ": missing tensor '" + name + "'");
@@ -140,9 +149,11 @@ Tensor view(const Shards& s, const std::string& dir, const std::string& name, bo
   const auto& [fname, e] = it->second;
   const std::string path = dir + "/" + fname;
   if (!e.type)
-    throw ModelError(path + ": tensor '" + name + "' has dtype " + e.dtype + "; supported: F32, F16, BF16");
+    throw ModelError(path + ": tensor '" + name + "' has dtype " + e.dtype +
+                     "; supported: F32, F16, BF16");
   if (e.shape.empty() || e.shape.size() > 2)
-    throw ModelError(path + ": tensor '" + name + "' has " + std::to_string(e.shape.size()) + " dimensions, expected 1 or 2");
+    throw ModelError(path + ": tensor '" + name + "' has " + std::to_string(e.shape.size()) +
+                     " dimensions, expected 1 or 2");
   Tensor t;
   t.name = name;
   t.type = *e.type;
@@ -162,7 +173,8 @@ void read_tokenizer_config(const std::string& dir, TokenizerSpec& t) {
   if (auto ct = j.find("chat_template"); ct != j.end()) {
     if (ct->is_string()) {
       t.chat_template = ct->get<std::string>();
-    } else if (ct->is_array()) {  // [{"name": ..., "template": ...}]: take "default", else the first
+    } else if (ct->is_array()) {  // [{"name": ..., "template": ...}]: take "default", else the
+                                  // first
       for (const json& e : *ct)
         if (e.is_object() && e.contains("template") && e["template"].is_string() &&
             (t.chat_template.empty() || e.value("name", json()) == "default"))
@@ -180,12 +192,17 @@ GenerationDefaults read_generation(const std::string& dir) {
   if (j.contains("do_sample")) g.has_do_sample = true, g.do_sample = c.get_bool("do_sample", false);
   if (j.contains("temperature") && !j["temperature"].is_null())
     g.has_temperature = true, g.temperature = float(c.get_num("temperature", 1.0));
-  if (j.contains("top_p") && !j["top_p"].is_null()) g.has_top_p = true, g.top_p = float(c.get_num("top_p", 1.0));
-  if (j.contains("top_k") && !j["top_k"].is_null()) g.has_top_k = true, g.top_k = c.get_int("top_k", 0);
+  if (j.contains("top_p") && !j["top_p"].is_null())
+    g.has_top_p = true, g.top_p = float(c.get_num("top_p", 1.0));
+  if (j.contains("top_k") && !j["top_k"].is_null())
+    g.has_top_k = true, g.top_k = c.get_int("top_k", 0);
   if (j.contains("repetition_penalty") && !j["repetition_penalty"].is_null())
-    g.has_repetition_penalty = true, g.repetition_penalty = float(c.get_num("repetition_penalty", 1.0));
-  if (j.contains("max_new_tokens") && !j["max_new_tokens"].is_null()) g.max_new_tokens = c.get_int("max_new_tokens", 0);
-  else if (j.contains("max_length") && !j["max_length"].is_null()) g.max_new_tokens = c.get_int("max_length", 0);
+    g.has_repetition_penalty = true,
+    g.repetition_penalty = float(c.get_num("repetition_penalty", 1.0));
+  if (j.contains("max_new_tokens") && !j["max_new_tokens"].is_null())
+    g.max_new_tokens = c.get_int("max_new_tokens", 0);
+  else if (j.contains("max_length") && !j["max_length"].is_null())
+    g.max_new_tokens = c.get_int("max_length", 0);
   if (g.max_new_tokens < 0) g.max_new_tokens = 0;
   return g;
 }
@@ -223,7 +240,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir_in) {
     auto wm = ij.find("weight_map");
     if (wm == ij.end() || !wm->is_object()) throw ModelError(index + ": missing weight_map");
     for (auto it = wm->begin(); it != wm->end(); ++it) {
-      if (!it->is_string()) throw ModelError(index + ": weight_map entry '" + it.key() + "' is not a file name");
+      if (!it->is_string())
+        throw ModelError(index + ": weight_map entry '" + it.key() + "' is not a file name");
       add_shard(shards, dir, it->get<std::string>());
     }
     for (auto it = wm->begin(); it != wm->end(); ++it) {
@@ -258,7 +276,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir_in) {
   for (auto& [name, f] : shards.files) m->maps.push_back(f);
 
   const std::string sp = dir + "/tokenizer.model";
-  if (!exists(sp)) throw ModelError(dir + ": no tokenizer.model (a SentencePiece tokenizer is required)");
+  if (!exists(sp))
+    throw ModelError(dir + ": no tokenizer.model (a SentencePiece tokenizer is required)");
   m->tokenizer.sp_model_path = sp;
   Config c(cj, cfg_file);
   m->tokenizer.bos_id = c.get_int("bos_token_id", 1);
@@ -266,7 +285,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir_in) {
   m->tokenizer.pad_id = c.get_int("pad_token_id", -1);
   for (int32_t id : {m->tokenizer.bos_id, m->tokenizer.eos_id, m->tokenizer.pad_id})
     if (id < -1 || id >= m->cfg.vocab_size)
-      throw ModelError(cfg_file + ": special token id " + std::to_string(id) + " is outside the vocabulary");
+      throw ModelError(cfg_file + ": special token id " + std::to_string(id) +
+                       " is outside the vocabulary");
   read_tokenizer_config(dir, m->tokenizer);
   m->generation = read_generation(dir);
   return m;

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "model/model.h"
 #include "model/mmap.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 #include "model/test_util.h"
 
@@ -40,7 +40,9 @@ TEST(Hf, LoadsConfigTokenizerAndGenerationDefaults) {
   EXPECT_EQ(m->layers[0].attn_norm.type, DType::F32);  // norms always become F32
   std::vector<float> n(64);
   test_model_row(9, "model.layers.0.input_layernorm.weight", 0, 64, n.data());
-  for (int i = 0; i < 64; ++i) EXPECT_EQ(reinterpret_cast<const float*>(m->layers[0].attn_norm.data)[i], bf16_to_fp32(fp32_to_bf16(n[i])));
+  for (int i = 0; i < 64; ++i)
+    EXPECT_EQ(reinterpret_cast<const float*>(m->layers[0].attn_norm.data)[i],
+              bf16_to_fp32(fp32_to_bf16(n[i])));
 }
 
 TEST(Hf, SameSeedGivesTheSameModelAsGguf) {
@@ -49,13 +51,21 @@ TEST(Hf, SameSeedGivesTheSameModelAsGguf) {
   auto g = load_model(testing::make_micro(dir / "m.gguf", "gguf", DType::F16, 21));
   for (int l = 0; l < 2; ++l) {
     const LayerWeights &a = h->layers[size_t(l)], &b = g->layers[size_t(l)];
-    for (int64_t r = 0; r < a.wq.rows; ++r) EXPECT_EQ(rowf(b.wq, r), rowf(a.wq, hf_row_for_gguf_row(r, a.wq.rows, 4)));
-    for (int64_t r = 0; r < a.wk.rows; ++r) EXPECT_EQ(rowf(b.wk, r), rowf(a.wk, hf_row_for_gguf_row(r, a.wk.rows, 2)));
-    for (auto [x, y] : {std::pair{&a.wv, &b.wv}, {&a.wo, &b.wo}, {&a.w_gate, &b.w_gate}, {&a.w_up, &b.w_up},
-                        {&a.w_down, &b.w_down}, {&a.attn_norm, &b.attn_norm}, {&a.ffn_norm, &b.ffn_norm}})
+    for (int64_t r = 0; r < a.wq.rows; ++r)
+      EXPECT_EQ(rowf(b.wq, r), rowf(a.wq, hf_row_for_gguf_row(r, a.wq.rows, 4)));
+    for (int64_t r = 0; r < a.wk.rows; ++r)
+      EXPECT_EQ(rowf(b.wk, r), rowf(a.wk, hf_row_for_gguf_row(r, a.wk.rows, 2)));
+    for (auto [x, y] : {std::pair{&a.wv, &b.wv},
+                        {&a.wo, &b.wo},
+                        {&a.w_gate, &b.w_gate},
+                        {&a.w_up, &b.w_up},
+                        {&a.w_down, &b.w_down},
+                        {&a.attn_norm, &b.attn_norm},
+                        {&a.ffn_norm, &b.ffn_norm}})
       for (int64_t r = 0; r < x->rows; ++r) ASSERT_EQ(rowf(*x, r), rowf(*y, r));
   }
-  for (int64_t r = 0; r < h->tok_embd.rows; r += 17) EXPECT_EQ(rowf(h->tok_embd, r), rowf(g->tok_embd, r));
+  for (int64_t r = 0; r < h->tok_embd.rows; r += 17)
+    EXPECT_EQ(rowf(h->tok_embd, r), rowf(g->tok_embd, r));
   EXPECT_EQ(rowf(h->output, 5), rowf(g->output, 5));
   EXPECT_EQ(rowf(h->out_norm, 0), rowf(g->out_norm, 0));
   EXPECT_EQ(h->weight_bytes(), g->weight_bytes());  // HF F16 norms become F32 like GGUF's
@@ -70,7 +80,9 @@ TEST(Hf, ShardedEqualsSingleFile) {
   EXPECT_EQ(rowf(one->output, 3), rowf(three->output, 3));
   // The safetensors data is used in place: w_up points into one of the mappings.
   bool inside = false;
-  for (const auto& f : three->maps) inside |= three->layers[1].w_up.data >= f->data() && three->layers[1].w_up.data < f->data() + f->size();
+  for (const auto& f : three->maps)
+    inside |= three->layers[1].w_up.data >= f->data() &&
+              three->layers[1].w_up.data < f->data() + f->size();
   EXPECT_TRUE(inside);
 }
 
@@ -104,7 +116,9 @@ TEST(Hf, ConfigDefaultsAndTransformersV5RopeParameters) {
     load_model(d);
     FAIL();
   } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.self_attn.k_proj.weight"),
+              std::string::npos)
+        << e.what();
   }
   c["num_key_value_heads"] = 2;
   testing::spit(d + "/config.json", c.dump());
@@ -114,7 +128,8 @@ TEST(Hf, ConfigDefaultsAndTransformersV5RopeParameters) {
 }
 
 TEST(Safetensors, ParsesHeader) {
-  std::string hdr = R"({"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},"__metadata__":{"k":"v"}})";
+  std::string hdr =
+      R"({"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},"__metadata__":{"k":"v"}})";
   std::string f(8, '\0');
   uint64_t n = hdr.size();
   std::memcpy(f.data(), &n, 8);

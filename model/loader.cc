@@ -17,16 +17,20 @@ size_t Model::weight_bytes() const {
   size_t n = tok_embd.nbytes() + out_norm.nbytes();
   if (output.data != tok_embd.data) n += output.nbytes();
   for (const LayerWeights& l : layers)
-    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
+    for (const Tensor* t :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
       n += t->nbytes();
   return n;
 }
 
 void validate_config(const LlamaConfig& c, const std::string& file) {
-  auto bad = [&](const std::string& what) { throw ModelError(file + ": invalid model configuration: " + what); };
+  auto bad = [&](const std::string& what) {
+    throw ModelError(file + ": invalid model configuration: " + what);
+  };
   auto range = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
     if (v < lo || v > hi)
-      bad(std::string(name) + " = " + std::to_string(v) + " (allowed " + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+      bad(std::string(name) + " = " + std::to_string(v) + " (allowed " + std::to_string(lo) + ".." +
+          std::to_string(hi) + ")");
   };
   range("dim", c.dim, 1, 65536);
   range("n_layers", c.n_layers, 1, 1024);
@@ -37,10 +41,13 @@ void validate_config(const LlamaConfig& c, const std::string& file) {
   range("vocab_size", c.vocab_size, 1, 1 << 22);
   range("max_pos", c.max_pos, 1, 1 << 24);
   if (c.n_heads % c.n_kv_heads != 0)
-    bad("n_heads " + std::to_string(c.n_heads) + " is not a multiple of n_kv_heads " + std::to_string(c.n_kv_heads));
+    bad("n_heads " + std::to_string(c.n_heads) + " is not a multiple of n_kv_heads " +
+        std::to_string(c.n_kv_heads));
   if (c.head_dim % 2 != 0) bad("head_dim " + std::to_string(c.head_dim) + " is odd");
-  if (!(c.rms_eps > 0.f && c.rms_eps < 1.f)) bad("rms_norm_eps " + std::to_string(c.rms_eps) + " out of range");
-  if (!(c.rope_theta > 0.f && std::isfinite(c.rope_theta))) bad("rope_theta " + std::to_string(c.rope_theta) + " out of range");
+  if (!(c.rms_eps > 0.f && c.rms_eps < 1.f))
+    bad("rms_norm_eps " + std::to_string(c.rms_eps) + " out of range");
+  if (!(c.rope_theta > 0.f && std::isfinite(c.rope_theta)))
+    bad("rope_theta " + std::to_string(c.rope_theta) + " out of range");
 }
 
 namespace {
@@ -48,15 +55,18 @@ namespace {
 void check_shape(const Tensor& t, int64_t rows, int64_t cols, const std::string& file) {
   if (!t.data) throw ModelError(file + ": missing tensor '" + t.name + "'");
   if (t.rows != rows || t.cols != cols)
-    throw ModelError(file + ": shape mismatch for tensor '" + t.name + "': expected [" + std::to_string(rows) + ", " +
-                     std::to_string(cols) + "], got [" + std::to_string(t.rows) + ", " + std::to_string(t.cols) + "]");
+    throw ModelError(file + ": shape mismatch for tensor '" + t.name + "': expected [" +
+                     std::to_string(rows) + ", " + std::to_string(cols) + "], got [" +
+                     std::to_string(t.rows) + ", " + std::to_string(t.cols) + "]");
 }
 
 std::vector<Tensor*> all_tensors(Model& m) {
   std::vector<Tensor*> v{&m.tok_embd, &m.out_norm};
   if (m.output.data != m.tok_embd.data) v.push_back(&m.output);
   for (LayerWeights& l : m.layers)
-    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down}) v.push_back(t);
+    for (Tensor* t :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
+      v.push_back(t);
   return v;
 }
 
@@ -79,12 +89,16 @@ Tensor convert(Model& m, const Tensor& t, DType to) {
     }
   };
   const int64_t elems = t.rows * t.cols;
-  int nt = elems < (int64_t(1) << 20) ? 1 : int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 16u));
+  int nt = elems < (int64_t(1) << 20)
+               ? 1
+               : int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 16u));
   std::vector<std::thread> th;
   for (int k = 0; k < nt; ++k) {
     int64_t r0 = t.rows * k / nt, r1 = t.rows * (k + 1) / nt;
-    if (k + 1 == nt) work(r0, r1);
-    else th.emplace_back(work, r0, r1);
+    if (k + 1 == nt)
+      work(r0, r1);
+    else
+      th.emplace_back(work, r0, r1);
   }
   for (auto& x : th) x.join();
   out.data = dst;
@@ -137,8 +151,9 @@ void finalize_model(Model& m, const LoadOptions& opts) {
     const bool is_float = !dtype_is_quantized(t->type);
     if (opts.quantize && is_float && t->type != *opts.quantize) {
       if (t->cols % dtype_block_elems(*opts.quantize) != 0)
-        throw ModelError(m.path + ": cannot quantize tensor '" + t->name + "' to " + dtype_name(*opts.quantize) +
-                         ": row length " + std::to_string(t->cols) + " is not a multiple of 32");
+        throw ModelError(m.path + ": cannot quantize tensor '" + t->name + "' to " +
+                         dtype_name(*opts.quantize) + ": row length " + std::to_string(t->cols) +
+                         " is not a multiple of 32");
       *t = convert(m, *t, *opts.quantize);
     } else if (is_float && !aligned_for(*t)) {
       *t = convert(m, *t, t->type);  // a copy, so kernels can load elements directly

@@ -11,7 +11,8 @@ namespace lmstream {
 
 std::unique_ptr<Model> load_gguf_model(const std::string& path);
 // The GGUF loader on bytes in memory (no mapping kept; used by load_gguf_model and the fuzzer).
-std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size, const std::string& path);
+std::unique_ptr<Model> load_gguf_from_memory(const uint8_t* data, size_t size,
+                                             const std::string& path);
 std::unique_ptr<Model> load_hf_model(const std::string& dir);
 
 // Rejects zero, negative, inconsistent or absurd hyper-parameters.

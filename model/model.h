@@ -47,7 +47,12 @@ struct LayerWeights {
 
 // SentencePiece token types, as in GGUF's tokenizer.ggml.token_type.
 enum class TokenType : int32_t {
-  kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
 };
 
 // Everything needed to build the tokenizer. HF directories give sp_model_path (tokenizer.model);
@@ -93,10 +98,10 @@ struct Model {
   std::string name;    // general.name, or the directory name
   std::string format;  // "gguf" or "hf"
   LlamaConfig cfg;
-  Tensor tok_embd;     // [vocab, dim]
+  Tensor tok_embd;  // [vocab, dim]
   std::vector<LayerWeights> layers;
-  Tensor out_norm;     // [dim]
-  Tensor output;       // [vocab, dim]; the same view as tok_embd when tie_embeddings
+  Tensor out_norm;  // [dim]
+  Tensor output;    // [vocab, dim]; the same view as tok_embd when tie_embeddings
   TokenizerSpec tokenizer;
   GenerationDefaults generation;
 

@@ -14,8 +14,9 @@ using nlohmann::json;
 
 int dtype_size(const std::string& d) {
   static const std::map<std::string, int> sizes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
-      {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+      {"F64", 8}, {"F32", 4}, {"F16", 2},  {"BF16", 2},    {"I64", 8},
+      {"I32", 4}, {"I16", 2}, {"I8", 1},   {"U64", 8},     {"U32", 4},
+      {"U16", 2}, {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
   auto it = sizes.find(d);
   return it == sizes.end() ? 0 : it->second;
 }
@@ -24,13 +25,15 @@ int dtype_size(const std::string& d) {
 
 SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& name) {
   auto fail = [&](const std::string& what) -> void { throw ModelError(name + ": " + what); };
-  if (size < 8) fail("truncated file: " + std::to_string(size) + " bytes, too short for a safetensors header");
+  if (size < 8)
+    fail("truncated file: " + std::to_string(size) + " bytes, too short for a safetensors header");
   uint64_t n;
   std::memcpy(&n, data, 8);
-  if (n > kMaxSafetensorsHeader) fail("safetensors header length " + std::to_string(n) + " is absurd (limit 100 MB)");
+  if (n > kMaxSafetensorsHeader)
+    fail("safetensors header length " + std::to_string(n) + " is absurd (limit 100 MB)");
   if (n > size - 8)
-    fail("truncated file: safetensors header length " + std::to_string(n) + " runs past the end of the file (" +
-         std::to_string(size) + " bytes)");
+    fail("truncated file: safetensors header length " + std::to_string(n) +
+         " runs past the end of the file (" + std::to_string(size) + " bytes)");
   SafetensorsHeader h;
   h.data_start = 8 + n;
   const uint64_t buf = size - h.data_start;
@@ -40,13 +43,15 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   bool too_deep = false;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
     if (depth > 16) too_deep = true;
-    if (ev == json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second && dup.empty())
+    if (ev == json::parse_event_t::key && depth == 1 &&
+        !keys.insert(parsed.get<std::string>()).second && dup.empty())
       dup = parsed.get<std::string>();
     return !too_deep;
   };
   json j;
   try {
-    j = json::parse(reinterpret_cast<const char*>(data + 8), reinterpret_cast<const char*>(data + 8 + n), cb);
+    j = json::parse(reinterpret_cast<const char*>(data + 8),
+                    reinterpret_cast<const char*>(data + 8 + n), cb);
   } catch (const json::exception& e) {
     fail(std::string("safetensors header is not valid JSON: ") + e.what());
   }
@@ -61,14 +66,17 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
       continue;
     }
     const json& e = *it;
-    auto bad = [&](const std::string& what) { fail("safetensors tensor '" + tname + "': " + what); };
+    auto bad = [&](const std::string& what) {
+      fail("safetensors tensor '" + tname + "': " + what);
+    };
     if (!e.is_object()) bad("entry is not an object");
     auto dt = e.find("dtype");
     auto sh = e.find("shape");
     auto off = e.find("data_offsets");
     if (dt == e.end() || !dt->is_string()) bad("missing dtype");
     if (sh == e.end() || !sh->is_array()) bad("missing shape");
-    if (off == e.end() || !off->is_array() || off->size() != 2) bad("data_offsets must be [begin, end]");
+    if (off == e.end() || !off->is_array() || off->size() != 2)
+      bad("data_offsets must be [begin, end]");
     SafetensorsEntry s;
     s.dtype = dt->get<std::string>();
     int esz = dtype_size(s.dtype);
@@ -81,7 +89,8 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     for (const json& d : *sh) {
       if (!d.is_number_unsigned()) bad("shape entries must be non-negative integers");
       uint64_t v = d.get<uint64_t>();
-      if (v > (uint64_t(1) << 40) || (v && nelem > (uint64_t(1) << 50) / v)) bad("shape is absurdly large");
+      if (v > (uint64_t(1) << 40) || (v && nelem > (uint64_t(1) << 50) / v))
+        bad("shape is absurdly large");
       nelem *= v;
       s.shape.push_back(int64_t(v));
     }
@@ -89,8 +98,8 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
       if (!o.is_number_unsigned()) bad("data_offsets must be non-negative integers");
     uint64_t b = (*off)[0].get<uint64_t>(), en = (*off)[1].get<uint64_t>();
     if (b > en || en > buf)
-      bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(en) + ") out of range (data buffer has " +
-          std::to_string(buf) + " bytes)");
+      bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+          ") out of range (data buffer has " + std::to_string(buf) + " bytes)");
     if (en - b != nelem * uint64_t(esz))
       bad("data_offsets span " + std::to_string(en - b) + " bytes but shape and dtype need " +
           std::to_string(nelem * uint64_t(esz)));

@@ -13,8 +13,8 @@
 namespace lmstream {
 
 struct SafetensorsEntry {
-  std::string dtype;            // as written ("F16", "I8", ...)
-  std::optional<DType> type;    // set for F32 / F16 / BF16
+  std::string dtype;          // as written ("F16", "I8", ...)
+  std::optional<DType> type;  // set for F32 / F16 / BF16
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // absolute offsets in the file
 };

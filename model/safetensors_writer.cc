@@ -24,7 +24,8 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsOut
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!f) throw ModelError(path + ": cannot create: " + std::strerror(errno));
   auto out = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f.get()) != n) throw ModelError(path + ": write failed: " + std::strerror(errno));
+    if (n && std::fwrite(p, 1, n, f.get()) != n)
+      throw ModelError(path + ": write failed: " + std::strerror(errno));
   };
   uint64_t n = hs.size();
   out(&n, 8);

@@ -10,7 +10,7 @@ namespace lmstream {
 
 struct SafetensorsOut {
   std::string name;
-  std::string dtype;           // "F32", "F16", "BF16"
+  std::string dtype;  // "F32", "F16", "BF16"
   std::vector<int64_t> shape;
   uint64_t nbytes = 0;
   std::function<void(uint8_t* dst)> fill;  // writes exactly nbytes

@@ -15,8 +15,12 @@ void put_varint(std::string& out, uint64_t v) {
   }
   out.push_back(char(v));
 }
-void put_key(std::string& out, int field, int wire) { put_varint(out, uint64_t(field) << 3 | uint64_t(wire)); }
-void put_uint(std::string& out, int field, uint64_t v) { put_key(out, field, 0), put_varint(out, v); }
+void put_key(std::string& out, int field, int wire) {
+  put_varint(out, uint64_t(field) << 3 | uint64_t(wire));
+}
+void put_uint(std::string& out, int field, uint64_t v) {
+  put_key(out, field, 0), put_varint(out, v);
+}
 void put_int(std::string& out, int field, int64_t v) { put_uint(out, field, uint64_t(v)); }
 void put_bytes(std::string& out, int field, const std::string& b) {
   put_key(out, field, 2);
@@ -34,7 +38,9 @@ struct Cursor {
   const std::string& s;
   size_t pos, end;
   const std::string& name;
-  [[noreturn]] void fail() const { throw ModelError(name + ": malformed SentencePiece model (protobuf)"); }
+  [[noreturn]] void fail() const {
+    throw ModelError(name + ": malformed SentencePiece model (protobuf)");
+  }
   uint64_t varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -49,16 +55,23 @@ struct Cursor {
   std::pair<size_t, size_t> value(int wire) {
     size_t n = 0;
     switch (wire) {
-      case 0: varint(); return {pos, pos};
-      case 1: n = 8; break;
-      case 5: n = 4; break;
+      case 0:
+        varint();
+        return {pos, pos};
+      case 1:
+        n = 8;
+        break;
+      case 5:
+        n = 4;
+        break;
       case 2: {
         uint64_t len = varint();
         if (len > end - pos) fail();
         n = size_t(len);
         break;
       }
-      default: fail();
+      default:
+        fail();
     }
     if (n > end - pos) fail();
     size_t b = pos;
@@ -133,26 +146,41 @@ std::vector<SpPiece> decode_sp_pieces(const std::string& bytes, const std::strin
 
 std::vector<SpPiece> builtin_sp_vocab() {
   static const char* kWords[] = {
-      "the", "of", "and", "to", "in", "is", "was", "that", "for", "it", "with", "as", "on", "he", "be", "at",
-      "by", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which", "one", "you",
-      "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who",
-      "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them",
-      "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first",
-      "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after",
-      "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way",
-      "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little",
-      "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here",
-      "between", "both", "life", "being", "under", "never", "day", "same", "another", "know", "while",
-      "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came",
-      "right", "used", "take", "three", "hello", "world", "story", "once", "upon", "a", "I", "The", "It",
-      "In", "He", "She", "They", "We", "You", "What", "How", "Why", "model", "token", "stream", "server",
-      "test", "data", "text", "number", "water", "house", "small", "large", "light", "night", "morning",
-      "happy", "friend", "friends", "school", "play", "played", "went", "saw", "big", "dog", "cat", "bird",
-      "tree", "sun", "sky", "blue", "red", "green", "love", "girl", "boy", "named", "Lily", "Tom", "mom",
-      "dad", "want", "wanted", "look", "looked", "help", "thing", "things", "find", "found", "think",
-      "tell", "ask", "give", "name", "place", "home", "car", "book", "question", "answer", "please",
-      "thank", "thanks", "yes", "computer", "language", "system", "program", "code", "function",
-      "write", "read", "learn", "example", "information", "important", "different", "number", "part"};
+      "the",     "of",          "and",       "to",        "in",      "is",       "was",
+      "that",    "for",         "it",        "with",      "as",      "on",       "he",
+      "be",      "at",          "by",        "this",      "had",     "not",      "are",
+      "but",     "from",        "or",        "have",      "an",      "they",     "which",
+      "one",     "you",         "were",      "her",       "all",     "she",      "there",
+      "would",   "their",       "we",        "him",       "been",    "has",      "when",
+      "who",     "will",        "more",      "no",        "if",      "out",      "so",
+      "said",    "what",        "up",        "its",       "about",   "into",     "than",
+      "them",    "can",         "only",      "other",     "new",     "some",     "could",
+      "time",    "these",       "two",       "may",       "then",    "do",       "first",
+      "any",     "my",          "now",       "such",      "like",    "our",      "over",
+      "man",     "me",          "even",      "most",      "made",    "after",    "also",
+      "did",     "many",        "before",    "must",      "through", "back",     "years",
+      "where",   "much",        "your",      "way",       "well",    "down",     "should",
+      "because", "each",        "just",      "those",     "people",  "how",      "too",
+      "little",  "state",       "good",      "very",      "make",    "world",    "still",
+      "own",     "see",         "men",       "work",      "long",    "get",      "here",
+      "between", "both",        "life",      "being",     "under",   "never",    "day",
+      "same",    "another",     "know",      "while",     "last",    "might",    "us",
+      "great",   "old",         "year",      "off",       "come",    "since",    "against",
+      "go",      "came",        "right",     "used",      "take",    "three",    "hello",
+      "world",   "story",       "once",      "upon",      "a",       "I",        "The",
+      "It",      "In",          "He",        "She",       "They",    "We",       "You",
+      "What",    "How",         "Why",       "model",     "token",   "stream",   "server",
+      "test",    "data",        "text",      "number",    "water",   "house",    "small",
+      "large",   "light",       "night",     "morning",   "happy",   "friend",   "friends",
+      "school",  "play",        "played",    "went",      "saw",     "big",      "dog",
+      "cat",     "bird",        "tree",      "sun",       "sky",     "blue",     "red",
+      "green",   "love",        "girl",      "boy",       "named",   "Lily",     "Tom",
+      "mom",     "dad",         "want",      "wanted",    "look",    "looked",   "help",
+      "thing",   "things",      "find",      "found",     "think",   "tell",     "ask",
+      "give",    "name",        "place",     "home",      "car",     "book",     "question",
+      "answer",  "please",      "thank",     "thanks",    "yes",     "computer", "language",
+      "system",  "program",     "code",      "function",  "write",   "read",     "learn",
+      "example", "information", "important", "different", "number",  "part"};
   std::vector<SpPiece> v;
   std::set<std::string> seen;
   auto add = [&](const std::string& s, float score, TokenType t) {
@@ -183,7 +211,8 @@ std::vector<SpPiece> builtin_sp_vocab() {
   // Single characters last (lowest scores), as SentencePiece BPE models list their alphabet.
   add(sp, score--, TokenType::kNormal);
   const std::string chars =
-      "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUMWFGYPBVKJXQZ0123456789.,!?;:'\"-()[]{}/\\@#$%&*+=<>_~`^|";
+      "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUMWFGYPBVKJXQZ0123456789.,!?;:'\"-()[]{}/"
+      "\\@#$%&*+=<>_~`^|";
   for (char ch : chars) add(std::string(1, ch), score--, TokenType::kNormal);
   return v;
 }

@@ -39,8 +39,8 @@ inline void spit(const std::string& path, const std::string& bytes) {
   o.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-inline std::string make_micro(const std::string& out, const std::string& format, DType dtype, uint64_t seed = 7,
-                              bool tie = false, int shards = 1) {
+inline std::string make_micro(const std::string& out, const std::string& format, DType dtype,
+                              uint64_t seed = 7, bool tie = false, int shards = 1) {
   TestModelOptions o;
   o.out = out;
   o.format = format;

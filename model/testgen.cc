@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <sentencepiece_processor.h>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -12,7 +13,6 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sentencepiece_processor.h>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -27,13 +27,20 @@ namespace lmstream {
 namespace {
 
 const char* kChatTemplate =
-    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
-    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif "
-    "%}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ "
-    "raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if "
-    "loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
-    "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if "
-    "message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] "
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set "
+    "system_message = "
+    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = "
+    "false %}{% endif "
+    "%}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == "
+    "0) %}{{ "
+    "raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% "
+    "endif %}{% if "
+    "loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message "
+    "+ "
+    "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% "
+    "endif %}{% if "
+    "message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif "
+    "message['role'] "
     "== 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
 
 uint64_t splitmix(uint64_t& s) {
@@ -82,7 +89,8 @@ constexpr float kFavorWeight = 16.f;
 
 void apply_favor(const std::string& hf_name, int64_t row, int32_t token, float* v) {
   if (token < 0) return;
-  if (hf_name == "model.embed_tokens.weight" || (hf_name == "lm_head.weight" && row == token)) v[0] = kFavorWeight;
+  if (hf_name == "model.embed_tokens.weight" || (hf_name == "lm_head.weight" && row == token))
+    v[0] = kFavorWeight;
 }
 
 // Fills `rows` rows of a tensor in `type` (rows [0, n) of the file's order) using a few threads.
@@ -95,7 +103,8 @@ void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, u
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> buf(size_t(t.cols));
     for (int64_t r = r0; r < r1; ++r) {
-      int64_t src = gguf_order && t.permute_heads ? hf_row_for_gguf_row(r, rows, t.permute_heads) : r;
+      int64_t src =
+          gguf_order && t.permute_heads ? hf_row_for_gguf_row(r, rows, t.permute_heads) : r;
       test_model_row(seed, t.hf, src, t.cols, buf.data());
       apply_favor(t.hf, src, favor_token, buf.data());
       if (round_via == DType::F16 || round_via == DType::BF16) {
@@ -106,12 +115,16 @@ void fill_rows(const GenTensor& t, uint64_t seed, DType type, bool gguf_order, u
       quantize_row(type, buf.data(), dst + size_t(r) * rb, t.cols);
     }
   };
-  int nt = rows * t.cols < (1 << 18) ? 1 : int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 8u));
+  int nt = rows * t.cols < (1 << 18)
+               ? 1
+               : int(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 8u));
   std::vector<std::thread> th;
   for (int k = 0; k < nt; ++k) {
     int64_t r0 = rows * k / nt, r1 = rows * (k + 1) / nt;
-    if (k + 1 == nt) work(r0, r1);
-    else th.emplace_back(work, r0, r1);
+    if (k + 1 == nt)
+      work(r0, r1);
+    else
+      th.emplace_back(work, r0, r1);
   }
   for (auto& x : th) x.join();
 }
@@ -150,25 +163,33 @@ Vocab load_vocab(const std::string& path) {
   sentencepiece::SentencePieceProcessor sp;
   auto st = sp.LoadFromSerializedProto(v.model_bytes);
   if (!st.ok()) throw ModelError(name + ": not a SentencePiece model: " + st.ToString());
-  if (size_t(sp.GetPieceSize()) != v.pieces.size()) throw ModelError(name + ": piece count mismatch");
+  if (size_t(sp.GetPieceSize()) != v.pieces.size())
+    throw ModelError(name + ": piece count mismatch");
   for (int i = 0; i < sp.GetPieceSize(); ++i) v.pieces[size_t(i)].score = sp.GetScore(i);
   v.bos = sp.bos_id(), v.eos = sp.eos_id(), v.unk = sp.unk_id();
   return v;
 }
 
 void make_dir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw ModelError(dir + ": cannot create: " + std::strerror(errno));
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw ModelError(dir + ": cannot create: " + std::strerror(errno));
   struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw ModelError(dir + ": exists and is not a directory");
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw ModelError(dir + ": exists and is not a directory");
 }
 
 uint32_t file_type(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q8_0:
+      return 7;
+    case DType::BF16:
+      return 32;
   }
   return 0;
 }
@@ -231,9 +252,12 @@ void write_gguf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v)
 
 void write_hf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
   if (dtype_is_quantized(o.dtype))
-    throw std::invalid_argument(std::string("--format hf supports f32, f16 and bf16 only, not ") + dtype_name(o.dtype));
+    throw std::invalid_argument(std::string("--format hf supports f32, f16 and bf16 only, not ") +
+                                dtype_name(o.dtype));
   make_dir(o.out);
-  const std::string st_dtype = o.dtype == DType::F32 ? "F32" : o.dtype == DType::F16 ? "F16" : "BF16";
+  const std::string st_dtype = o.dtype == DType::F32   ? "F32"
+                               : o.dtype == DType::F16 ? "F16"
+                                                       : "BF16";
   const auto list = tensor_list(c);
   std::vector<SafetensorsOut> outs;
   uint64_t total = 0;
@@ -248,7 +272,9 @@ void write_hf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
     uint64_t seed = o.seed;
     DType ty = o.dtype;
     int32_t favor = o.favor_token;
-    s.fill = [tp, seed, ty, favor](uint8_t* dst) { fill_rows(*tp, seed, ty, false, dst, DType::F32, favor); };
+    s.fill = [tp, seed, ty, favor](uint8_t* dst) {
+      fill_rows(*tp, seed, ty, false, dst, DType::F32, favor);
+    };
     outs.push_back(std::move(s));
   }
   const int shards = std::clamp(o.hf_shards, 1, int(outs.size()));
@@ -261,30 +287,53 @@ void write_hf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
     for (int k = 0; k < shards; ++k) {
       char name[64];
       std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, shards);
-      size_t b = outs.size() * size_t(k) / size_t(shards), e = outs.size() * size_t(k + 1) / size_t(shards);
+      size_t b = outs.size() * size_t(k) / size_t(shards),
+             e = outs.size() * size_t(k + 1) / size_t(shards);
       std::vector<SafetensorsOut> part(outs.begin() + long(b), outs.begin() + long(e));
       for (const auto& s : part) index["weight_map"][s.name] = name;
       write_safetensors(o.out + "/" + name, part);
     }
     write_file(o.out + "/model.safetensors.index.json", index.dump(2) + "\n");
   }
-  nlohmann::ordered_json cfg = {
-      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", c.dim},
-      {"intermediate_size", c.ffn_dim}, {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
-      {"num_hidden_layers", c.n_layers}, {"hidden_act", "silu"}, {"max_position_embeddings", c.max_pos},
-      {"rms_norm_eps", c.rms_eps}, {"rope_theta", c.rope_theta}, {"rope_scaling", nullptr},
-      {"vocab_size", c.vocab_size}, {"tie_word_embeddings", c.tie_embeddings}, {"bos_token_id", v.bos},
-      {"eos_token_id", v.eos}, {"attention_bias", false}, {"mlp_bias", false},
-      {"torch_dtype", o.dtype == DType::F32 ? "float32" : o.dtype == DType::F16 ? "float16" : "bfloat16"}};
+  nlohmann::ordered_json cfg = {{"architectures", {"LlamaForCausalLM"}},
+                                {"model_type", "llama"},
+                                {"hidden_size", c.dim},
+                                {"intermediate_size", c.ffn_dim},
+                                {"num_attention_heads", c.n_heads},
+                                {"num_key_value_heads", c.n_kv_heads},
+                                {"num_hidden_layers", c.n_layers},
+                                {"hidden_act", "silu"},
+                                {"max_position_embeddings", c.max_pos},
+                                {"rms_norm_eps", c.rms_eps},
+                                {"rope_theta", c.rope_theta},
+                                {"rope_scaling", nullptr},
+                                {"vocab_size", c.vocab_size},
+                                {"tie_word_embeddings", c.tie_embeddings},
+                                {"bos_token_id", v.bos},
+                                {"eos_token_id", v.eos},
+                                {"attention_bias", false},
+                                {"mlp_bias", false},
+                                {"torch_dtype", o.dtype == DType::F32   ? "float32"
+                                                : o.dtype == DType::F16 ? "float16"
+                                                                        : "bfloat16"}};
   write_file(o.out + "/config.json", cfg.dump(2) + "\n");
   write_file(o.out + "/tokenizer.model", v.model_bytes);
-  nlohmann::ordered_json tc = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true},
-                               {"add_eos_token", false}, {"bos_token", "<s>"}, {"eos_token", "</s>"},
-                               {"unk_token", "<unk>"}, {"pad_token", nullptr}, {"model_max_length", c.max_pos},
-                               {"legacy", false}, {"chat_template", kChatTemplate}};
+  nlohmann::ordered_json tc = {{"tokenizer_class", "LlamaTokenizer"},
+                               {"add_bos_token", true},
+                               {"add_eos_token", false},
+                               {"bos_token", "<s>"},
+                               {"eos_token", "</s>"},
+                               {"unk_token", "<unk>"},
+                               {"pad_token", nullptr},
+                               {"model_max_length", c.max_pos},
+                               {"legacy", false},
+                               {"chat_template", kChatTemplate}};
   write_file(o.out + "/tokenizer_config.json", tc.dump(2) + "\n");
-  nlohmann::ordered_json gc = {{"bos_token_id", v.bos}, {"eos_token_id", v.eos}, {"do_sample", true},
-                               {"temperature", 0.6}, {"top_p", 0.9}};
+  nlohmann::ordered_json gc = {{"bos_token_id", v.bos},
+                               {"eos_token_id", v.eos},
+                               {"do_sample", true},
+                               {"temperature", 0.6},
+                               {"top_p", 0.9}};
   write_file(o.out + "/generation_config.json", gc.dump(2) + "\n");
 }
 
@@ -295,13 +344,20 @@ const char* hf_llama2_chat_template() { return kChatTemplate; }
 LlamaConfig test_model_shape(const std::string& shape, std::optional<bool> gqa) {
   LlamaConfig c;
   auto set = [&](int dim, int layers, int heads, int kv, int ffn, int ctx) {
-    c.dim = dim, c.n_layers = layers, c.n_heads = heads, c.n_kv_heads = kv, c.ffn_dim = ffn, c.max_pos = ctx;
+    c.dim = dim, c.n_layers = layers, c.n_heads = heads, c.n_kv_heads = kv, c.ffn_dim = ffn,
+    c.max_pos = ctx;
   };
-  if (shape == "micro") set(64, 2, 4, 2, 192, 256);
-  else if (shape == "small") set(256, 4, 8, 2, 704, 1024);
-  else if (shape == "tinyllama") set(2048, 22, 32, 4, 5632, 2048);
-  else if (shape == "llama2-7b") set(4096, 32, 32, 32, 11008, 4096);
-  else throw std::invalid_argument("unknown shape '" + shape + "' (micro, small, tinyllama, llama2-7b)");
+  if (shape == "micro")
+    set(64, 2, 4, 2, 192, 256);
+  else if (shape == "small")
+    set(256, 4, 8, 2, 704, 1024);
+  else if (shape == "tinyllama")
+    set(2048, 22, 32, 4, 5632, 2048);
+  else if (shape == "llama2-7b")
+    set(4096, 32, 32, 32, 11008, 4096);
+  else
+    throw std::invalid_argument("unknown shape '" + shape +
+                                "' (micro, small, tinyllama, llama2-7b)");
   if (gqa && !*gqa) c.n_kv_heads = c.n_heads;
   if (gqa && *gqa && c.n_kv_heads == c.n_heads) c.n_kv_heads = std::max(1, c.n_heads / 4);
   c.head_dim = c.dim / c.n_heads;
@@ -316,7 +372,8 @@ int64_t hf_row_for_gguf_row(int64_t r, int64_t rows, int n_head) {
   return h * hd + (w % 2) * (hd / 2) + w / 2;
 }
 
-void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int64_t cols, float* out) {
+void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int64_t cols,
+                    float* out) {
   uint64_t s = seed * 0x9E3779B97F4A7C15ull ^ fnv1a(hf_name);
   s ^= splitmix(s) + uint64_t(row) * 0xD1B54A32D192ED03ull;
   splitmix(s);
@@ -327,7 +384,8 @@ void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int6
   constexpr float k = 1.7320508f / 65536.f;  // sqrt(3) / 2^16
   for (int64_t i = 0; i < cols; ++i) {
     uint64_t x = splitmix(s);
-    int32_t sum = int32_t(x & 0xffff) + int32_t((x >> 16) & 0xffff) + int32_t((x >> 32) & 0xffff) + int32_t(x >> 48);
+    int32_t sum = int32_t(x & 0xffff) + int32_t((x >> 16) & 0xffff) + int32_t((x >> 32) & 0xffff) +
+                  int32_t(x >> 48);
     out[i] = mean + scale * float(sum - 2 * 65535) * k;
   }
 }
@@ -341,10 +399,13 @@ void make_test_model(const TestModelOptions& o) {
   c.vocab_size = int(v.pieces.size());
   c.tie_embeddings = o.tie;
   if (o.favor_token >= 0 && (o.tie || o.favor_token >= c.vocab_size))
-    throw std::invalid_argument("favor_token needs an untied output matrix and an id below the vocabulary size (" +
-                                std::to_string(c.vocab_size) + ")");
-  if (o.format == "gguf") write_gguf(o, c, v);
-  else write_hf(o, c, v);
+    throw std::invalid_argument(
+        "favor_token needs an untied output matrix and an id below the vocabulary size (" +
+        std::to_string(c.vocab_size) + ")");
+  if (o.format == "gguf")
+    write_gguf(o, c, v);
+  else
+    write_hf(o, c, v);
 }
 
 }  // namespace lmstream

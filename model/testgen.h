@@ -17,14 +17,14 @@ struct TestModelOptions {
   std::string format = "gguf";  // "gguf" | "hf"
   std::string shape = "micro";  // micro | small | tinyllama | llama2-7b
   DType dtype = DType::F32;
-  std::string tokenizer;        // SentencePiece tokenizer.model to embed; empty = built-in vocabulary
+  std::string tokenizer;  // SentencePiece tokenizer.model to embed; empty = built-in vocabulary
   uint64_t seed = 0;
-  std::optional<bool> gqa;      // false: kv heads = heads; true: force grouped-query attention
-  bool tie = false;             // tie output to the embedding
-  int hf_shards = 1;            // >1 writes model-0000k-of-0000n.safetensors + index
+  std::optional<bool> gqa;  // false: kv heads = heads; true: force grouped-query attention
+  bool tie = false;         // tie output to the embedding
+  int hf_shards = 1;        // >1 writes model-0000k-of-0000n.safetensors + index
   // Test-only: token id made the greedy choice at every position (-1 = none), so tests can make
-  // e.g. EOS come first, whatever the prompt: column 0 of every embedding row and of this token's output
-  // row are set large (the final hidden state's first component is then large and positive).
+  // e.g. EOS come first, whatever the prompt: column 0 of every embedding row and of this token's
+  // output row are set large (the final hidden state's first component is then large and positive).
   // Needs an untied output matrix.
   int32_t favor_token = -1;
 };
@@ -41,7 +41,8 @@ const char* hf_llama2_chat_template();
 
 // Row `row` of the tensor named `hf_name` (Hugging Face name and row order), as generated for
 // `seed`; cols values. Exposed so tests can check what the writers stored.
-void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int64_t cols, float* out);
+void test_model_row(uint64_t seed, const std::string& hf_name, int64_t row, int64_t cols,
+                    float* out);
 
 // Hugging Face row index that GGUF row r of a Q/K matrix with n_head heads comes from.
 int64_t hf_row_for_gguf_row(int64_t r, int64_t rows, int n_head);

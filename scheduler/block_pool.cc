@@ -33,8 +33,8 @@ void BlockPool::release(uint64_t owner, std::vector<int32_t>& table) {
     if (b < 0 || b >= n_blocks())
       throw std::logic_error("BlockPool: release of out-of-range block " + std::to_string(b));
     if (owner_[size_t(b)] != owner)
-      throw std::logic_error("BlockPool: sequence " + std::to_string(owner) +
-                             " releases block " + std::to_string(b) + " it does not own");
+      throw std::logic_error("BlockPool: sequence " + std::to_string(owner) + " releases block " +
+                             std::to_string(b) + " it does not own");
   }
   // Release in reverse so the stack hands the same blocks back in the same order next time.
   for (auto it = table.rbegin(); it != table.rend(); ++it) {

@@ -6,16 +6,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <map>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <random>
-#include <thread>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
+#include <thread>
 
 #include "model/model.h"
 #include "model/testgen.h"
@@ -50,7 +50,8 @@ GenerateRequest random_request(std::mt19937& rng, int max_prompt, int vocab, int
   r.stop.max_new_tokens = 1 + int(rng() % uint32_t(max_new));
   r.stop.ignore_eos = rng() % 2;
   switch (rng() % 3) {
-    case 0: break;
+    case 0:
+      break;
     case 1:
       r.sampling.do_sample = true;
       r.sampling.temperature = 0.8f;

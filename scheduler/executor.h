@@ -23,7 +23,9 @@ class Executor {
 class EngineExecutor final : public Executor {
  public:
   explicit EngineExecutor(Engine& e) : e_(e) {}
-  void step(std::span<const SeqStep> batch, float* logits_out) override { e_.step(batch, logits_out); }
+  void step(std::span<const SeqStep> batch, float* logits_out) override {
+    e_.step(batch, logits_out);
+  }
   int vocab() const override { return e_.vocab(); }
   int block_size() const override { return e_.block_size(); }
   int n_blocks() const override { return e_.n_blocks(); }

@@ -27,7 +27,7 @@ struct PolicyConfig {
   int max_running = 64;          // max_rolling_batch_size
   int max_prefill_tokens = 512;  // max_batch_prefill_tokens per step
   int block_size = 16;
-  int max_pos = 0;               // the model's context; 0 = unbounded
+  int max_pos = 0;  // the model's context; 0 = unbounded
 };
 
 // What the policy knows of one sequence.
@@ -38,7 +38,7 @@ struct SeqState {
   std::vector<int32_t> blocks;
   bool cancelled = false;
   int preemptions = 0;
-  int max_chunk = 0;   // most prefill tokens per step for this sequence (0 = the step budget)
+  int max_chunk = 0;  // most prefill tokens per step for this sequence (0 = the step budget)
 };
 
 struct SchedState {

@@ -34,12 +34,12 @@ struct GenerateRequest {
 
 struct TokenEvent {
   int32_t id = 0;
-  std::string text;       // this token's own text (complete UTF-8 only; may be ""), as TGI sends it
-  std::string emit;       // text now safe to show after stop-string holdback (per include_stop)
+  std::string text;  // this token's own text (complete UTF-8 only; may be ""), as TGI sends it
+  std::string emit;  // text now safe to show after stop-string holdback (per include_stop)
   float logprob = 0.f;
-  bool special = false;   // control token (e.g. </s>)
+  bool special = false;           // control token (e.g. </s>)
   std::vector<TokenLogprob> top;  // top_n_tokens alternatives
-  double t = 0;           // seconds since submit when the token existed
+  double t = 0;                   // seconds since submit when the token existed
 };
 
 enum class FinishReason { kLength, kEosToken, kStopSequence, kCancelled, kError };
@@ -49,7 +49,8 @@ const char* finish_reason_name(FinishReason r);  // "length", "eos_token", "stop
 // to every wire) and nothing downstream parses text.
 enum class GenerationErrorKind {
   kNone,      // not an error
-  kRejected,  // refused at submit (empty prompt, longer than the context or the KV pool, bad sampling)
+  kRejected,  // refused at submit (empty prompt, longer than the context or the KV pool, bad
+              // sampling)
   kFailed,    // the engine or the sampler failed while the request was running
 };
 

@@ -15,7 +15,7 @@
 namespace lmstream {
 
 struct SchedulerOptions {
-  int max_rolling_batch_size = 64;     // running sequences at most (LMI option.max_rolling_batch_size)
+  int max_rolling_batch_size = 64;  // running sequences at most (LMI option.max_rolling_batch_size)
   int max_batch_prefill_tokens = 512;  // prefill tokens per step (TGI MAX_BATCH_PREFILL_TOKENS)
   // Test-only fault injection: a request that has generated this many tokens (and asked for more)
   // fails with kError "injected engine failure", as an engine fault mid-stream would. 0 = off.
@@ -26,8 +26,8 @@ struct SchedulerOptions {
 };
 
 struct SchedulerStats {
-  int running = 0;       // sequences in the batch (prefilling or decoding)
-  int waiting = 0;       // queued, including preempted ones
+  int running = 0;  // sequences in the batch (prefilling or decoding)
+  int waiting = 0;  // queued, including preempted ones
   int blocks_used = 0;
   int blocks_free = 0;
   uint64_t steps = 0;

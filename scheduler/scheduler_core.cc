@@ -1,9 +1,9 @@
 // SchedulerCore: the loop that turns StepPlans into engine steps and token events.
 #include "scheduler/scheduler_core.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <stdexcept>
 #include <thread>
 
@@ -16,7 +16,8 @@ static PolicyConfig make_policy_config(const Executor& ex, const SchedulerOption
     throw std::invalid_argument("max_rolling_batch_size must be at least 1");
   if (o.max_batch_prefill_tokens < 1)
     throw std::invalid_argument("max_batch_prefill_tokens must be at least 1");
-  if (ex.block_size() < 1) throw std::invalid_argument("the engine's block size must be at least 1");
+  if (ex.block_size() < 1)
+    throw std::invalid_argument("the engine's block size must be at least 1");
   if (ex.n_blocks() < 1) throw std::invalid_argument("the engine has no KV blocks");
   PolicyConfig c;
   c.max_running = o.max_rolling_batch_size;
@@ -211,7 +212,8 @@ void SchedulerCore::execute(const StepPlan& plan) {
       finish_seq(c.id, FinishReason::kError, std::string("sampling failed: ") + e.what());
       continue;
     }
-    if (!done && opts_.sched.fail_after_tokens > 0 && seq.generated() >= opts_.sched.fail_after_tokens) {
+    if (!done && opts_.sched.fail_after_tokens > 0 &&
+        seq.generated() >= opts_.sched.fail_after_tokens) {
       finish_seq(c.id, FinishReason::kError, "injected engine failure (fail_after_tokens)");
       continue;
     }

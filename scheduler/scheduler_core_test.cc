@@ -36,7 +36,8 @@ GenerateRequest make_request(std::mt19937& rng, int max_prompt) {
   for (int i = 0; i < n; ++i) r.prompt.push_back(int32_t(3 + rng() % (kVocab - 3)));
   r.stop.max_new_tokens = int(rng() % 24) + 1;
   switch (rng() % 4) {
-    case 0: break;  // greedy
+    case 0:
+      break;  // greedy
     case 1:
       r.sampling.do_sample = true;
       r.sampling.temperature = 0.7f;
@@ -60,7 +61,8 @@ GenerateRequest make_request(std::mt19937& rng, int max_prompt) {
 
 // Bitwise equality, so NaN (the first prompt token's logprob) equals NaN.
 bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 // Runs one request alone on a roomy pool, stepping by hand.
@@ -127,8 +129,10 @@ void batch_invariance(const Mix& m, uint32_t seed) {
     EXPECT_EQ(got[i].logprobs, solo.logprobs) << "request " << i;
     EXPECT_EQ(got[i].fin.reason, solo.fin.reason) << "request " << i;
     EXPECT_EQ(got[i].fin.generated_text, solo.fin.generated_text);
-    EXPECT_TRUE(same_floats(got[i].fin.prompt_logprobs, solo.fin.prompt_logprobs)) << "request " << i;
-    EXPECT_EQ(got[i].fin.prompt_logprobs.size(), reqs[i].prompt_logprobs ? reqs[i].prompt.size() : 0u);
+    EXPECT_TRUE(same_floats(got[i].fin.prompt_logprobs, solo.fin.prompt_logprobs))
+        << "request " << i;
+    EXPECT_EQ(got[i].fin.prompt_logprobs.size(),
+              reqs[i].prompt_logprobs ? reqs[i].prompt.size() : 0u);
     ++compared;
   }
   EXPECT_GT(compared, n / 2);
@@ -337,7 +341,7 @@ TEST(SchedulerCore, CancellationAtEachStageFreesBlocksByTheNextStep) {
   drain(*a, ca);
   ASSERT_FALSE(ca.ids.empty());  // a is decoding
   drain(*b, cb);
-  ASSERT_TRUE(cb.ids.empty());   // b is still in its prefill
+  ASSERT_TRUE(cb.ids.empty());  // b is still in its prefill
   for (auto* s : {c.get(), b.get(), a.get()}) {
     int used_before = core.stats().blocks_used;
     s->cancel();

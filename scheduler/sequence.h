@@ -31,7 +31,7 @@ class Sequence {
 
   // Seconds since submit.
   double now_s() const;
-  void mark_admitted();        // first time only: the end of queueing
+  void mark_admitted();  // first time only: the end of queueing
   void mark_preempted() { preemptions_++; }
 
   // Samples the next token from logits (scratch, modified), pushes its TokenEvent and returns
@@ -43,7 +43,9 @@ class Sequence {
   // for every row's logits). on_prompt_logits takes the rows of a chunk starting at position
   // start; row j (position start + j) scores prompt token start + j + 1. Rows already scored
   // (a recomputation after preemption) are ignored.
-  bool wants_prompt_logits() const { return req_.prompt_logprobs && prompt_lp_.size() < prompt_len_; }
+  bool wants_prompt_logits() const {
+    return req_.prompt_logprobs && prompt_lp_.size() < prompt_len_;
+  }
   void on_prompt_logits(int start, const float* rows, int n_rows, int vocab);
 
   // Ends the request (any held-back text is released as the final event's tail).
@@ -59,7 +61,7 @@ class Sequence {
   std::vector<int32_t> tokens_;
   size_t prompt_len_;
   std::vector<float> prompt_lp_;  // prompt logprobs computed so far (when requested)
-  std::string text_;  // everything emitted so far
+  std::string text_;              // everything emitted so far
   double queued_s_ = -1, prefill_s_ = 0, first_token_s_ = 0;
   int preemptions_ = 0;
   bool done_ = false;

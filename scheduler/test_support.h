@@ -26,7 +26,11 @@ inline uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
 class FakeExecutor final : public Executor {
  public:
   FakeExecutor(int vocab, int block_size, int n_blocks, int max_pos = 0, int eos = 2)
-      : vocab_(vocab), bs_(block_size), nb_(n_blocks), max_pos_(max_pos), eos_(eos),
+      : vocab_(vocab),
+        bs_(block_size),
+        nb_(n_blocks),
+        max_pos_(max_pos),
+        eos_(eos),
         slots_(size_t(block_size) * size_t(n_blocks), -1) {}
 
   void step(std::span<const SeqStep> batch, float* logits_out) override {

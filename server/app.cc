@@ -96,11 +96,13 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
   spdlog::log(probe ? spdlog::level::debug : spdlog::level::info, "access {}", dump(j));
 }
 
-void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens) {
+void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s,
+                  int max_new_tokens) {
   RequestRecord r;
   r.success = fe.reason != FinishReason::kError && fe.reason != FinishReason::kCancelled;
   if (fe.reason == FinishReason::kError) r.failure = failure_label(ErrorKind::kGeneration);
-  if (fe.reason == FinishReason::kCancelled) r.failure = ex.client_gone() ? "dropped" : "incomplete";
+  if (fe.reason == FinishReason::kCancelled)
+    r.failure = ex.client_gone() ? "dropped" : "incomplete";
   r.duration_s = std::chrono::duration<double>(Clock::now() - ex.request().received).count();
   r.validation_s = validation_s;
   r.queue_s = fe.queued_s;
@@ -123,7 +125,8 @@ HttpResponse json_response(int status, std::string body) {
 
 std::optional<Error> unavailable_error(const App& app) {
   if (app.ready() && !app.draining()) return std::nullopt;
-  return Error{ErrorKind::kUnavailable, app.draining() ? "server is shutting down" : "model is loading"};
+  return Error{ErrorKind::kUnavailable,
+               app.draining() ? "server is shutting down" : "model is loading"};
 }
 
 bool unavailable(App& app, Exchange& ex) {
@@ -134,7 +137,8 @@ bool unavailable(App& app, Exchange& ex) {
 
 std::optional<Error> eula_error(const App& app, const HttpRequest& req) {
   if (!app.ready() || !app.cfg().require_eula.value_or(false)) return std::nullopt;
-  if (sagemaker::eula_accepted(req.header("x-amzn-sagemaker-custom-attributes"))) return std::nullopt;
+  if (sagemaker::eula_accepted(req.header("x-amzn-sagemaker-custom-attributes")))
+    return std::nullopt;
   return Error{ErrorKind::kLicense, sagemaker::eula_message()};
 }
 

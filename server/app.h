@@ -30,7 +30,9 @@ class Permit {
   explicit Permit(std::atomic<int>* n) : n_(n) {}
   Permit(Permit&& o) noexcept : n_(o.n_) { o.n_ = nullptr; }
   Permit(const Permit&) = delete;
-  ~Permit() { if (n_) n_->fetch_sub(1); }
+  ~Permit() {
+    if (n_) n_->fetch_sub(1);
+  }
 
  private:
   std::atomic<int>* n_;
@@ -85,8 +87,9 @@ class App {
 };
 
 // Route registration (routes_*.cc).
-void add_common_routes(App& app);  // /ping, /health, GET /, /info, /metrics, /v1/models, /invocations
-void add_tgi_routes(App& app);     // /generate, /generate_stream, POST /, /tokenize
+void add_common_routes(
+    App& app);                  // /ping, /health, GET /, /info, /metrics, /v1/models, /invocations
+void add_tgi_routes(App& app);  // /generate, /generate_stream, POST /, /tokenize
 void add_openai_routes(App& app);  // /v1/chat/completions, /v1/completions
 // SageMaker runtime API: POST /endpoints/{name}/invocations[-response-stream], AWS-shaped errors
 // for /endpoints paths.
@@ -105,7 +108,8 @@ void invocations(App& app, std::shared_ptr<Reply> reply);  // by cfg().api
 
 // Shared helpers for handlers.
 // Metrics and access-log fields once a generation ended.
-void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s, int max_new_tokens);
+void record_final(App& app, Exchange& ex, const FinalEvent& fe, double validation_s,
+                  int max_new_tokens);
 HttpResponse json_response(int status, std::string body);
 // kUnavailable while the model loads / the server drains.
 std::optional<Error> unavailable_error(const App& app);

@@ -14,10 +14,12 @@ namespace {
 
 sigv4::CredentialStore load_keys(const ServeConfig& cfg) {
   sigv4::CredentialStore store;
-  if (!cfg.aws_access_key_id.empty()) store.add({cfg.aws_access_key_id, cfg.aws_secret_access_key, ""});
+  if (!cfg.aws_access_key_id.empty())
+    store.add({cfg.aws_access_key_id, cfg.aws_secret_access_key, ""});
   if (!cfg.aws_credentials_file.empty()) {
     try {
-      for (auto& c : sigv4::load_credentials_file(cfg.aws_credentials_file)) store.add(std::move(c));
+      for (auto& c : sigv4::load_credentials_file(cfg.aws_credentials_file))
+        store.add(std::move(c));
     } catch (const std::exception& e) {
       throw std::invalid_argument(std::string("--aws-credentials-file: ") + e.what());
     }
@@ -40,7 +42,8 @@ Auth::Auth(sigv4::CredentialStore keys, std::string region, std::string api_key)
   verifier_.region = std::move(region);
 }
 
-std::optional<HttpResponse> Auth::check(const HttpRequest& req, sigv4::Clock::time_point now) const {
+std::optional<HttpResponse> Auth::check(const HttpRequest& req,
+                                        sigv4::Clock::time_point now) const {
   if (is_probe_path(req.path)) return std::nullopt;
   if (is_sagemaker_path(req.path)) {
     if (sigv4_enabled()) return check_sigv4(req, now);
@@ -52,7 +55,8 @@ std::optional<HttpResponse> Auth::check(const HttpRequest& req, sigv4::Clock::ti
   return std::nullopt;
 }
 
-std::optional<HttpResponse> Auth::check_sigv4(const HttpRequest& req, sigv4::Clock::time_point now) const {
+std::optional<HttpResponse> Auth::check_sigv4(const HttpRequest& req,
+                                              sigv4::Clock::time_point now) const {
   sigv4::Request r;
   r.method = req.method;
   size_t q = req.target.find('?');
@@ -63,10 +67,17 @@ std::optional<HttpResponse> Auth::check_sigv4(const HttpRequest& req, sigv4::Clo
   sigv4::VerifyResult v = sigv4::verify(r, keys_, verifier_, now);
   ErrorKind kind = ErrorKind::kInvalidSignature;
   switch (v.outcome) {
-    case sigv4::Outcome::kOk: return std::nullopt;
-    case sigv4::Outcome::kInvalidSignature: kind = ErrorKind::kInvalidSignature; break;
-    case sigv4::Outcome::kUnrecognizedClient: kind = ErrorKind::kUnrecognizedClient; break;
-    case sigv4::Outcome::kIncompleteSignature: kind = ErrorKind::kIncompleteSignature; break;
+    case sigv4::Outcome::kOk:
+      return std::nullopt;
+    case sigv4::Outcome::kInvalidSignature:
+      kind = ErrorKind::kInvalidSignature;
+      break;
+    case sigv4::Outcome::kUnrecognizedClient:
+      kind = ErrorKind::kUnrecognizedClient;
+      break;
+    case sigv4::Outcome::kIncompleteSignature:
+      kind = ErrorKind::kIncompleteSignature;
+      break;
   }
   return sagemaker::error_response({kind, v.message}, sagemaker::request_id());
 }
@@ -75,17 +86,20 @@ std::optional<HttpResponse> Auth::check_bearer(const HttpRequest& req, bool aws_
   const std::string* h = req.header("authorization");
   std::string_view given;
   bool ok = false;
-  if (h && h->size() > 7 && (h->compare(0, 7, "Bearer ") == 0 || h->compare(0, 7, "bearer ") == 0)) {
+  if (h && h->size() > 7 &&
+      (h->compare(0, 7, "Bearer ") == 0 || h->compare(0, 7, "bearer ") == 0)) {
     given = std::string_view(*h).substr(7);
     while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
     while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
     ok = same_secret(given, api_key_);
   }
   if (ok) return std::nullopt;
-  std::string msg = h ? "invalid API key" : "missing API key: send the header 'Authorization: Bearer <key>'";
+  std::string msg =
+      h ? "invalid API key" : "missing API key: send the header 'Authorization: Bearer <key>'";
   if (aws_shape) {
     return sagemaker::error_response(
-        {ErrorKind::kUnauthorized, "This server has no AWS keys configured for /endpoints/*; " + msg},
+        {ErrorKind::kUnauthorized,
+         "This server has no AWS keys configured for /endpoints/*; " + msg},
         sagemaker::request_id());
   }
   return tgi_error_response({ErrorKind::kUnauthorized, msg});

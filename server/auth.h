@@ -31,7 +31,8 @@ class Auth {
   std::optional<HttpResponse> check(const HttpRequest& req, sigv4::Clock::time_point now) const;
 
  private:
-  std::optional<HttpResponse> check_sigv4(const HttpRequest& req, sigv4::Clock::time_point now) const;
+  std::optional<HttpResponse> check_sigv4(const HttpRequest& req,
+                                          sigv4::Clock::time_point now) const;
   std::optional<HttpResponse> check_bearer(const HttpRequest& req, bool aws_shape) const;
 
   sigv4::CredentialStore keys_;

@@ -10,7 +10,8 @@
 namespace lmstream::server {
 namespace {
 
-HttpRequest signed_request(const std::string& key, const std::string& secret, sigv4::Clock::time_point when,
+HttpRequest signed_request(const std::string& key, const std::string& secret,
+                           sigv4::Clock::time_point when,
                            std::string body = "{\"inputs\":\"hi\"}") {
   sigv4::Request r;
   r.method = "POST";
@@ -48,8 +49,10 @@ TEST(Auth, SigV4OnEndpoints) {
   auto now = sigv4::Clock::now();
   EXPECT_FALSE(a.check(signed_request("AKID1", "secret1", now), now));
   EXPECT_FALSE(a.check(signed_request("AKID2", "secret2", now), now));
-  EXPECT_EQ(error_type(a.check(signed_request("AKID1", "wrong", now), now)), "InvalidSignatureException");
-  EXPECT_EQ(error_type(a.check(signed_request("AKID9", "secret1", now), now)), "UnrecognizedClientException");
+  EXPECT_EQ(error_type(a.check(signed_request("AKID1", "wrong", now), now)),
+            "InvalidSignatureException");
+  EXPECT_EQ(error_type(a.check(signed_request("AKID9", "secret1", now), now)),
+            "UnrecognizedClientException");
   auto old = signed_request("AKID1", "secret1", now - std::chrono::minutes(16));
   auto r = a.check(old, now);
   EXPECT_EQ(error_type(r), "InvalidSignatureException");
@@ -78,7 +81,8 @@ TEST(Auth, BearerKey) {
   auto no = a.check(r, now);
   ASSERT_TRUE(no);
   EXPECT_EQ(no->status, 401);
-  EXPECT_NE(nlohmann::json::parse(no->body)["error"].get<std::string>().find("Bearer"), std::string::npos);
+  EXPECT_NE(nlohmann::json::parse(no->body)["error"].get<std::string>().find("Bearer"),
+            std::string::npos);
   r.headers = {{"Authorization", "Bearer k-12"}};
   EXPECT_TRUE(a.check(r, now));
   r.headers = {{"Authorization", "Bearer k-1234"}};

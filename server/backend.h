@@ -18,10 +18,10 @@ namespace lmstream::server {
 
 // Facts about the loaded model that /info, /v1/models and validation need.
 struct ModelInfo {
-  std::string id;          // what the user gave (path / HF_MODEL_ID)
-  std::string name;        // Model::name
-  std::string dtype;       // weight type, e.g. "q8_0"
-  int max_position = 0;    // context length
+  std::string id;        // what the user gave (path / HF_MODEL_ID)
+  std::string name;      // Model::name
+  std::string dtype;     // weight type, e.g. "q8_0"
+  int max_position = 0;  // context length
   int vocab_size = 0;
   int32_t eos_id = 2;
   int max_new_tokens_default = 0;  // generation_config.json max_new_tokens (0 = not given)

@@ -44,14 +44,22 @@ bool parse_bool(const std::string& what, const std::string& v) {
 
 // serving.properties keys this build knows. option.* keys also come from OPTION_<KEY>.
 const char* const kKnownKeys[] = {
-    "engine", "option.entryPoint", "option.model_id", "option.tensor_parallel_degree",
-    "option.rolling_batch", "option.max_rolling_batch_size",
-    "option.max_rolling_batch_prefill_tokens", "option.model_loading_timeout",
-    "option.paged_attention", "option.low_cpu_mem_usage", "option.dtype",
+    "engine",
+    "option.entryPoint",
+    "option.model_id",
+    "option.tensor_parallel_degree",
+    "option.rolling_batch",
+    "option.max_rolling_batch_size",
+    "option.max_rolling_batch_prefill_tokens",
+    "option.model_loading_timeout",
+    "option.paged_attention",
+    "option.low_cpu_mem_usage",
+    "option.dtype",
     "option.output_formatter",
 };
 
-std::string option_env_name(const std::string& key) {  // option.max_rolling_batch_size -> OPTION_MAX_...
+std::string option_env_name(
+    const std::string& key) {  // option.max_rolling_batch_size -> OPTION_MAX_...
   std::string s = "OPTION_" + key.substr(std::string("option.").size());
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
   return s;
@@ -66,11 +74,13 @@ struct Src {
 // SageMaker endpoint name, licence gate and authentication settings.
 template <class Pick>
 void resolve_sagemaker(ServeConfig& c, const ServeFlags& flags, const Pick& pick) {
-  if (Src s = pick(flags.endpoint_name, "--endpoint-name", {"LMSTREAM_ENDPOINT_NAME"}, ""); s.value) {
+  if (Src s = pick(flags.endpoint_name, "--endpoint-name", {"LMSTREAM_ENDPOINT_NAME"}, "");
+      s.value) {
     if (!sagemaker::valid_endpoint_name(*s.value))
-      throw std::invalid_argument(s.label + ": '" + *s.value +
-                                  "' is not a SageMaker endpoint name (1-63 characters, letters, digits and "
-                                  "hyphens, starting and ending with a letter or digit)");
+      throw std::invalid_argument(
+          s.label + ": '" + *s.value +
+          "' is not a SageMaker endpoint name (1-63 characters, letters, digits and "
+          "hyphens, starting and ending with a letter or digit)");
     c.endpoint_name = *s.value;
   }
   std::optional<std::string> eula_flag;
@@ -79,12 +89,14 @@ void resolve_sagemaker(ServeConfig& c, const ServeFlags& flags, const Pick& pick
     c.require_eula = parse_bool(s.label, *s.value);
 
   Src id = pick(flags.aws_access_key_id, "--aws-access-key-id", {"LMSTREAM_AWS_ACCESS_KEY_ID"}, "");
-  Src secret = pick(flags.aws_secret_access_key, "--aws-secret-access-key", {"LMSTREAM_AWS_SECRET_ACCESS_KEY"}, "");
+  Src secret = pick(flags.aws_secret_access_key, "--aws-secret-access-key",
+                    {"LMSTREAM_AWS_SECRET_ACCESS_KEY"}, "");
   if (id.value.has_value() != secret.value.has_value())
-    throw std::invalid_argument(std::string(id.value ? "an AWS access key id" : "an AWS secret access key") +
-                                " was given without its other half: pass both --aws-access-key-id and "
-                                "--aws-secret-access-key (env LMSTREAM_AWS_ACCESS_KEY_ID / "
-                                "LMSTREAM_AWS_SECRET_ACCESS_KEY)");
+    throw std::invalid_argument(
+        std::string(id.value ? "an AWS access key id" : "an AWS secret access key") +
+        " was given without its other half: pass both --aws-access-key-id and "
+        "--aws-secret-access-key (env LMSTREAM_AWS_ACCESS_KEY_ID / "
+        "LMSTREAM_AWS_SECRET_ACCESS_KEY)");
   if (id.value) {
     if (id.value->empty() || secret.value->empty())
       throw std::invalid_argument(id.label + " / " + secret.label + ": must not be empty");
@@ -94,16 +106,20 @@ void resolve_sagemaker(ServeConfig& c, const ServeFlags& flags, const Pick& pick
     c.aws_access_key_id = *id.value;
     c.aws_secret_access_key = *secret.value;
   }
-  if (Src s = pick(flags.aws_credentials_file, "--aws-credentials-file", {"LMSTREAM_AWS_CREDENTIALS_FILE"}, "");
+  if (Src s = pick(flags.aws_credentials_file, "--aws-credentials-file",
+                   {"LMSTREAM_AWS_CREDENTIALS_FILE"}, "");
       s.value) {
     if (s.value->empty()) throw std::invalid_argument(s.label + ": empty path");
     c.aws_credentials_file = *s.value;
   }
   if (Src s = pick(flags.region, "--region", {"LMSTREAM_REGION"}, ""); s.value) {
-    bool ok = !s.value->empty() && std::all_of(s.value->begin(), s.value->end(), [](unsigned char ch) {
-      return std::islower(ch) || std::isdigit(ch) || ch == '-';
-    });
-    if (!ok) throw std::invalid_argument(s.label + ": '" + *s.value + "' is not an AWS region name (e.g. us-east-1)");
+    bool ok =
+        !s.value->empty() && std::all_of(s.value->begin(), s.value->end(), [](unsigned char ch) {
+          return std::islower(ch) || std::isdigit(ch) || ch == '-';
+        });
+    if (!ok)
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not an AWS region name (e.g. us-east-1)");
     c.region = *s.value;
   }
   if (Src s = pick(flags.api_key, "--api-key", {"LMSTREAM_API_KEY"}, ""); s.value) {
@@ -125,8 +141,12 @@ EnvLookup process_env() {
 ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
                            std::vector<ConfigMessage>* messages) {
   ServeConfig c;
-  auto info = [&](std::string t) { if (messages) messages->push_back({ConfigMessage::kInfo, std::move(t)}); };
-  auto warn = [&](std::string t) { if (messages) messages->push_back({ConfigMessage::kWarn, std::move(t)}); };
+  auto info = [&](std::string t) {
+    if (messages) messages->push_back({ConfigMessage::kInfo, std::move(t)});
+  };
+  auto warn = [&](std::string t) {
+    if (messages) messages->push_back({ConfigMessage::kWarn, std::move(t)});
+  };
 
   // --- serving.properties: --properties, OPTION-less discovery inside the model directory.
   std::optional<std::string> model_flag_or_env = flags.model ? flags.model : env("HF_MODEL_ID");
@@ -134,7 +154,8 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   if (flags.properties) {
     c.properties_path = *flags.properties;
   } else if (model_flag_or_env && std::filesystem::is_directory(*model_flag_or_env) &&
-             std::filesystem::exists(std::filesystem::path(*model_flag_or_env) / "serving.properties")) {
+             std::filesystem::exists(std::filesystem::path(*model_flag_or_env) /
+                                     "serving.properties")) {
     c.properties_path = (std::filesystem::path(*model_flag_or_env) / "serving.properties").string();
   }
   if (!c.properties_path.empty()) {
@@ -178,11 +199,14 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   // --- model
   Src model = pick(flags.model, "--model", {"HF_MODEL_ID"}, "option.model_id");
   if (!model.value || model.value->empty())
-    throw std::invalid_argument("no model: pass --model PATH or set HF_MODEL_ID (or option.model_id in serving.properties)");
+    throw std::invalid_argument(
+        "no model: pass --model PATH or set HF_MODEL_ID (or option.model_id in "
+        "serving.properties)");
   if (model.value->find("://") != std::string::npos || model.value->find("{{") != std::string::npos)
-    throw std::invalid_argument(model.label + " = '" + *model.value +
-                                "': only local model paths are supported (downloads are not implemented); "
-                                "pass --model PATH to a local GGUF file or model directory");
+    throw std::invalid_argument(
+        model.label + " = '" + *model.value +
+        "': only local model paths are supported (downloads are not implemented); "
+        "pass --model PATH to a local GGUF file or model directory");
   c.model = *model.value;
 
   // --- network
@@ -197,15 +221,19 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   if (Src s = pick(flags.quantize, "--quantize", {"LMSTREAM_QUANTIZE"}, ""); s.value) {
     const std::string v = base::to_lower(*s.value);
     if (v != "q8_0" && v != "q4_0")
-      throw std::invalid_argument(s.label + ": '" + *s.value + "' is not a type weights can be converted to at load (q8_0, q4_0)");
+      throw std::invalid_argument(
+          s.label + ": '" + *s.value +
+          "' is not a type weights can be converted to at load (q8_0, q4_0)");
     c.quantize = v;
   }
   if (Src s = pick(flags.kv_type, "--kv-type", {"LMSTREAM_KV_TYPE"}, ""); s.value) {
     const std::string v = base::to_lower(*s.value);
-    if (v != "f16" && v != "f32") throw std::invalid_argument(s.label + ": '" + *s.value + "' is not f16 or f32");
+    if (v != "f16" && v != "f32")
+      throw std::invalid_argument(s.label + ": '" + *s.value + "' is not f16 or f32");
     c.kv_type = v;
   }
-  if (Src s = pick(flags.kv_cache_memory, "--kv-cache-memory", {"LMSTREAM_KV_CACHE_MEMORY"}, ""); s.value) {
+  if (Src s = pick(flags.kv_cache_memory, "--kv-cache-memory", {"LMSTREAM_KV_CACHE_MEMORY"}, "");
+      s.value) {
     try {
       c.kv_cache_memory = base::parse_byte_size(*s.value);
     } catch (const std::invalid_argument& e) {
@@ -218,51 +246,62 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
               {"MAX_CONCURRENT_REQUESTS"}, "", 1, 1 << 20);
   int_setting(c.max_stop_sequences, flags.max_stop_sequences, "--max-stop-sequences",
               {"MAX_STOP_SEQUENCES"}, "", 0, 1024);
-  int_setting(c.max_top_n_tokens, flags.max_top_n_tokens, "--max-top-n-tokens", {"MAX_TOP_N_TOKENS"},
-              "", 0, 1024);
+  int_setting(c.max_top_n_tokens, flags.max_top_n_tokens, "--max-top-n-tokens",
+              {"MAX_TOP_N_TOKENS"}, "", 0, 1024);
   int_setting(c.max_input_length, flags.max_input_length, "--max-input-length",
               {"MAX_INPUT_LENGTH", "MAX_INPUT_TOKENS"}, "", 1, 1 << 24);
-  int_setting(c.max_total_tokens, flags.max_total_tokens, "--max-total-tokens", {"MAX_TOTAL_TOKENS"},
-              "", 2, 1 << 24);
+  int_setting(c.max_total_tokens, flags.max_total_tokens, "--max-total-tokens",
+              {"MAX_TOTAL_TOKENS"}, "", 2, 1 << 24);
   int_setting(c.max_batch_total_tokens, flags.max_batch_total_tokens, "--max-batch-total-tokens",
               {"MAX_BATCH_TOTAL_TOKENS"}, "", 1, 1 << 28);
-  int_setting(c.max_batch_prefill_tokens, flags.max_batch_prefill_tokens, "--max-batch-prefill-tokens",
-              {"MAX_BATCH_PREFILL_TOKENS"}, "option.max_rolling_batch_prefill_tokens", 1, 1 << 24);
+  int_setting(c.max_batch_prefill_tokens, flags.max_batch_prefill_tokens,
+              "--max-batch-prefill-tokens", {"MAX_BATCH_PREFILL_TOKENS"},
+              "option.max_rolling_batch_prefill_tokens", 1, 1 << 24);
   {
     int shards = 1;
     int_setting(shards, flags.num_shard, "--num-shard", {"NUM_SHARD", "SM_NUM_GPUS"}, "", 1, 4096);
     if (shards > 1)
-      throw std::invalid_argument("NUM_SHARD/SM_NUM_GPUS = " + std::to_string(shards) +
-                                  ": more than one shard needs tensor parallelism, which this build "
-                                  "does not have; set it to 1 or leave it unset");
+      throw std::invalid_argument(
+          "NUM_SHARD/SM_NUM_GPUS = " + std::to_string(shards) +
+          ": more than one shard needs tensor parallelism, which this build "
+          "does not have; set it to 1 or leave it unset");
     c.num_shard = shards;
   }
 
   // --- LMI options
-  int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size", {},
-              "option.max_rolling_batch_size", 1, 1 << 16);
+  int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size",
+              {}, "option.max_rolling_batch_size", 1, 1 << 16);
   if (Src s = prop("engine"); s.value) {
     std::string e = base::to_lower(*s.value);
     if (e == "mpi")
-      info("engine=MPI: accepted; this build serves from one CPU process (no MPI ranks), the built-in engine runs the model");
+      info(
+          "engine=MPI: accepted; this build serves from one CPU process (no MPI ranks), the "
+          "built-in engine runs the model");
     else if (e == "python" || e == "deepspeed")
-      info("engine=" + *s.value + ": accepted; the built-in engine runs the model (no Python worker)");
+      info("engine=" + *s.value +
+           ": accepted; the built-in engine runs the model (no Python worker)");
     else
       warn("engine=" + *s.value + ": unknown engine, ignored; the built-in engine runs the model");
   }
   if (Src s = prop("option.entryPoint"); s.value)
-    info(s.label + "=" + *s.value + ": cannot be honoured; no Python handler is loaded, the built-in engine serves the model");
+    info(s.label + "=" + *s.value +
+         ": cannot be honoured; no Python handler is loaded, the built-in engine serves the model");
   if (Src s = prop("option.tensor_parallel_degree"); s.value) {
     std::string v = base::to_lower(*s.value);
     if (v != "1")
-      warn(s.label + "=" + *s.value + ": cannot be honoured (no tensor parallelism in this build); serving with 1 shard on CPU");
+      warn(s.label + "=" + *s.value +
+           ": cannot be honoured (no tensor parallelism in this build); serving with 1 shard on "
+           "CPU");
   }
   if (Src s = prop("option.rolling_batch"); s.value) {
     std::string v = base::to_lower(*s.value);
     if (v == "disable" || v == "false")
-      warn(s.label + "=" + *s.value + ": cannot be honoured; requests always go through the rolling-batch scheduler");
+      warn(s.label + "=" + *s.value +
+           ": cannot be honoured; requests always go through the rolling-batch scheduler");
     else
-      info(s.label + "=" + *s.value + ": served by the built-in rolling-batch scheduler (paged KV cache, continuous batching)");
+      info(
+          s.label + "=" + *s.value +
+          ": served by the built-in rolling-batch scheduler (paged KV cache, continuous batching)");
   }
   if (Src s = prop("option.model_loading_timeout"); s.value)
     c.model_loading_timeout_s = parse_double(s.label, *s.value, 0, 1e7);
@@ -274,16 +313,22 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   }
   if (Src s = prop("option.low_cpu_mem_usage"); s.value) {
     parse_bool(s.label, *s.value);
-    info(s.label + "=" + *s.value + ": accepted; weights are memory-mapped, host memory use is already minimal");
+    info(s.label + "=" + *s.value +
+         ": accepted; weights are memory-mapped, host memory use is already minimal");
   }
   if (Src s = prop("option.dtype"); s.value)
-    warn(s.label + "=" + *s.value + ": cannot be honoured; weights keep the model file's type (use `lmstream convert`/--quantize to change it)");
+    warn(s.label + "=" + *s.value +
+         ": cannot be honoured; weights keep the model file's type (use `lmstream "
+         "convert`/--quantize to change it)");
   if (Src s = prop("option.output_formatter"); s.value) {
     std::string v = base::to_lower(*s.value);
-    if (v == "json") c.output_formatter = OutputFormatter::kJson;
-    else if (v == "jsonlines") c.output_formatter = OutputFormatter::kJsonLines;
+    if (v == "json")
+      c.output_formatter = OutputFormatter::kJson;
+    else if (v == "jsonlines")
+      c.output_formatter = OutputFormatter::kJsonLines;
     else
-      warn(s.label + "=" + *s.value + ": cannot be honoured (json and jsonlines are supported); using json");
+      warn(s.label + "=" + *s.value +
+           ": cannot be honoured (json and jsonlines are supported); using json");
   }
   if (auto v = env("SERVING_ROLLING_BATCH_BUFFER"))
     c.rolling_batch_buffer = parse_int("SERVING_ROLLING_BATCH_BUFFER", *v, 1, 1 << 20);
@@ -295,9 +340,12 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     Src s = pick(flags.api, "--api", {"LMSTREAM_API"}, "");
     if (s.value) {
       std::string v = base::to_lower(*s.value);
-      if (v == "tgi") c.api = ApiMode::kTgi;
-      else if (v == "lmi") c.api = ApiMode::kLmi;
-      else throw std::invalid_argument(s.label + ": '" + *s.value + "' is not tgi or lmi");
+      if (v == "tgi")
+        c.api = ApiMode::kTgi;
+      else if (v == "lmi")
+        c.api = ApiMode::kLmi;
+      else
+        throw std::invalid_argument(s.label + ": '" + *s.value + "' is not tgi or lmi");
     } else {
       c.api = c.properties_path.empty() ? ApiMode::kTgi : ApiMode::kLmi;
     }
@@ -313,23 +361,28 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
 
 void finalize_sagemaker(ServeConfig& c, const std::string& model_name) {
   if (c.endpoint_name.empty()) c.endpoint_name = sagemaker::endpoint_name_from(model_name);
-  if (!c.require_eula) c.require_eula = sagemaker::is_llama2_chat(model_name) || sagemaker::is_llama2_chat(c.model);
+  if (!c.require_eula)
+    c.require_eula = sagemaker::is_llama2_chat(model_name) || sagemaker::is_llama2_chat(c.model);
 }
 
 void finalize_limits(ServeConfig& c, int max_position) {
   int ctx = std::max(max_position, 2);
   if (c.max_total_tokens == 0) c.max_total_tokens = std::min(2048, ctx);
   if (c.max_input_length == 0) c.max_input_length = std::min(1024, c.max_total_tokens - 1);
-  if (c.max_batch_prefill_tokens == 0) c.max_batch_prefill_tokens = std::max(c.max_input_length, 512);
+  if (c.max_batch_prefill_tokens == 0)
+    c.max_batch_prefill_tokens = std::max(c.max_input_length, 512);
   if (c.max_input_length >= c.max_total_tokens)
     throw std::invalid_argument("MAX_INPUT_LENGTH (" + std::to_string(c.max_input_length) +
-                                ") must be < MAX_TOTAL_TOKENS (" + std::to_string(c.max_total_tokens) + ")");
+                                ") must be < MAX_TOTAL_TOKENS (" +
+                                std::to_string(c.max_total_tokens) + ")");
   if (c.max_total_tokens > ctx)
     throw std::invalid_argument("MAX_TOTAL_TOKENS (" + std::to_string(c.max_total_tokens) +
-                                ") exceeds the model's context length (" + std::to_string(ctx) + ")");
+                                ") exceeds the model's context length (" + std::to_string(ctx) +
+                                ")");
   if (c.max_batch_prefill_tokens < c.max_input_length)
-    throw std::invalid_argument("MAX_BATCH_PREFILL_TOKENS (" + std::to_string(c.max_batch_prefill_tokens) +
-                                ") must be >= MAX_INPUT_LENGTH (" + std::to_string(c.max_input_length) + ")");
+    throw std::invalid_argument(
+        "MAX_BATCH_PREFILL_TOKENS (" + std::to_string(c.max_batch_prefill_tokens) +
+        ") must be >= MAX_INPUT_LENGTH (" + std::to_string(c.max_input_length) + ")");
   if (c.max_batch_total_tokens != 0) {
     if (c.max_batch_prefill_tokens > c.max_batch_total_tokens)
       throw std::invalid_argument("MAX_BATCH_PREFILL_TOKENS must be <= MAX_BATCH_TOTAL_TOKENS");

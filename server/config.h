@@ -23,8 +23,8 @@ struct ServeFlags {
       num_shard, max_rolling_batch_size, kv_blocks;
   std::optional<double> shutdown_grace;
   // SageMaker runtime routes and authentication.
-  std::optional<std::string> endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file,
-      region, api_key;
+  std::optional<std::string> endpoint_name, aws_access_key_id, aws_secret_access_key,
+      aws_credentials_file, region, api_key;
   std::optional<bool> require_eula;
 };
 
@@ -46,8 +46,8 @@ struct ServeConfig {
   int max_best_of = 2;
   int max_stop_sequences = 4;
   int max_top_n_tokens = 5;
-  int max_input_length = 0;     // 0 = derive from the model (min(1024, ctx - 1))
-  int max_total_tokens = 0;     // 0 = derive from the model (min(2048, ctx))
+  int max_input_length = 0;  // 0 = derive from the model (min(1024, ctx - 1))
+  int max_total_tokens = 0;  // 0 = derive from the model (min(2048, ctx))
   int max_batch_total_tokens = 0;
   int max_batch_prefill_tokens = 0;  // 0 = derive (max(4096 capped, max_input_length))
   int num_shard = 1;
@@ -55,16 +55,16 @@ struct ServeConfig {
   // LMI.
   int max_rolling_batch_size = 64;
   OutputFormatter output_formatter = OutputFormatter::kJson;
-  int rolling_batch_buffer = 4;  // SERVING_ROLLING_BATCH_BUFFER
+  int rolling_batch_buffer = 4;        // SERVING_ROLLING_BATCH_BUFFER
   double model_loading_timeout_s = 0;  // 0 = none
 
   // HTTP.
   size_t body_limit = 6 * 1024 * 1024;  // SageMaker's BodyBlob max
   size_t header_limit = 16 * 1024;
-  double idle_timeout_s = 60;    // keep-alive connection with no request
-  double read_timeout_s = 30;    // one request's headers + body
-  double write_timeout_s = 60;   // a stalled reader (SERVING_CHUNKED_READ_TIMEOUT)
-  double keepalive_s = 15;       // SSE ':' comment when no event for this long
+  double idle_timeout_s = 60;   // keep-alive connection with no request
+  double read_timeout_s = 30;   // one request's headers + body
+  double write_timeout_s = 60;  // a stalled reader (SERVING_CHUNKED_READ_TIMEOUT)
+  double keepalive_s = 15;      // SSE ':' comment when no event for this long
   double shutdown_grace_s = 30;
 
   // SageMaker runtime routes (/endpoints/{name}/...).

@@ -34,8 +34,9 @@ EnvLookup env_of(std::map<std::string, std::string> m) {
 struct TempDir {
   std::filesystem::path p;
   TempDir() {
-    p = std::filesystem::temp_directory_path() / ("lms-config-test-" + std::to_string(::getpid()) + "-" +
-                                                  std::to_string(reinterpret_cast<uintptr_t>(this)));
+    p = std::filesystem::temp_directory_path() /
+        ("lms-config-test-" + std::to_string(::getpid()) + "-" +
+         std::to_string(reinterpret_cast<uintptr_t>(this)));
     std::filesystem::create_directories(p);
   }
   ~TempDir() { std::filesystem::remove_all(p); }
@@ -47,7 +48,8 @@ struct TempDir {
 
 TEST(Properties, ParsesSeedFileWithSpacesAndComments) {
   std::vector<std::string> bad;
-  Properties p = parse_properties(std::string("# comment\n! also\n\n") + kSeed + "option.dtype: fp16\nnot a pair\r\n", &bad);
+  Properties p = parse_properties(
+      std::string("# comment\n! also\n\n") + kSeed + "option.dtype: fp16\nnot a pair\r\n", &bad);
   ASSERT_NE(p.find("engine"), nullptr);
   EXPECT_EQ(*p.find("engine"), "MPI");
   EXPECT_EQ(*p.find("option.max_rolling_batch_size"), "64");
@@ -65,7 +67,8 @@ TEST(Properties, LaterKeyWins) {
 
 TEST(Config, SeedPropertiesLoadWithAMessagePerUnhonouredSetting) {
   TempDir d;
-  std::string props = d.write("serving.properties", std::string(kSeed) + "option.something_new=1\n");
+  std::string props =
+      d.write("serving.properties", std::string(kSeed) + "option.something_new=1\n");
   ServeFlags f;
   f.model = "/models/x.gguf";
   f.properties = props;
@@ -77,14 +80,16 @@ TEST(Config, SeedPropertiesLoadWithAMessagePerUnhonouredSetting) {
   EXPECT_EQ(c.model, "/models/x.gguf");  // the flag wins over option.model_id
   std::string all;
   for (auto& m : msgs) all += m.text + "\n";
-  for (const char* k : {"engine=MPI", "option.entryPoint", "option.tensor_parallel_degree=4", "option.rolling_batch=lmi-dist",
-                        "option.low_cpu_mem_usage", "unknown key 'option.something_new'"})
+  for (const char* k : {"engine=MPI", "option.entryPoint", "option.tensor_parallel_degree=4",
+                        "option.rolling_batch=lmi-dist", "option.low_cpu_mem_usage",
+                        "unknown key 'option.something_new'"})
     EXPECT_NE(all.find(k), std::string::npos) << k << "\n" << all;
 }
 
 TEST(Config, PropertiesFoundInModelDirectory) {
   TempDir d;
-  d.write("serving.properties", "option.max_rolling_batch_size=12\noption.output_formatter=jsonlines\n");
+  d.write("serving.properties",
+          "option.max_rolling_batch_size=12\noption.output_formatter=jsonlines\n");
   ServeFlags f;
   f.model = d.p.string();
   ServeConfig c = resolve_config(f, env_of({}), nullptr);
@@ -100,9 +105,13 @@ TEST(Config, FlagBeatsEnvBeatsProperties) {
   f.model = "m";
   f.properties = props;
   EXPECT_EQ(resolve_config(f, env_of({}), nullptr).max_batch_prefill_tokens, 100);
-  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr).max_batch_prefill_tokens, 200);
+  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr)
+                .max_batch_prefill_tokens,
+            200);
   f.max_batch_prefill_tokens = 300;
-  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr).max_batch_prefill_tokens, 300);
+  EXPECT_EQ(resolve_config(f, env_of({{"MAX_BATCH_PREFILL_TOKENS", "200"}}), nullptr)
+                .max_batch_prefill_tokens,
+            300);
 }
 
 TEST(Config, OptionEnvOnlyWhenFileLacksKey) {
@@ -110,16 +119,27 @@ TEST(Config, OptionEnvOnlyWhenFileLacksKey) {
   std::string props = d.write("p", "option.max_rolling_batch_size=5\n");
   ServeFlags f;
   f.model = "m";
-  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr).max_rolling_batch_size, 7);
+  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr)
+                .max_rolling_batch_size,
+            7);
   f.properties = props;
-  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr).max_rolling_batch_size, 5);
+  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_MAX_ROLLING_BATCH_SIZE", "7"}}), nullptr)
+                .max_rolling_batch_size,
+            5);
 }
 
 TEST(Config, TgiEnvironmentNames) {
   ServeFlags f;
-  auto c = resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"MAX_CONCURRENT_REQUESTS", "9"}, {"MAX_INPUT_TOKENS", "10"},
-                                     {"MAX_TOTAL_TOKENS", "20"}, {"MAX_STOP_SEQUENCES", "1"}, {"MAX_TOP_N_TOKENS", "2"},
-                                     {"SAGEMAKER_BIND_TO_PORT", "9000"}, {"PORT", "9001"}, {"SM_NUM_GPUS", "1"}}),
+  auto c = resolve_config(f,
+                          env_of({{"HF_MODEL_ID", "/m"},
+                                  {"MAX_CONCURRENT_REQUESTS", "9"},
+                                  {"MAX_INPUT_TOKENS", "10"},
+                                  {"MAX_TOTAL_TOKENS", "20"},
+                                  {"MAX_STOP_SEQUENCES", "1"},
+                                  {"MAX_TOP_N_TOKENS", "2"},
+                                  {"SAGEMAKER_BIND_TO_PORT", "9000"},
+                                  {"PORT", "9001"},
+                                  {"SM_NUM_GPUS", "1"}}),
                           nullptr);
   EXPECT_EQ(c.model, "/m");
   EXPECT_EQ(c.max_concurrent_requests, 9);
@@ -129,9 +149,11 @@ TEST(Config, TgiEnvironmentNames) {
   EXPECT_EQ(c.max_top_n_tokens, 2);
   EXPECT_EQ(c.port, 9000);  // SAGEMAKER_BIND_TO_PORT before PORT
   EXPECT_EQ(c.api, ApiMode::kTgi);
-  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port, 9001);
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port,
+            9001);
   f.port = 1234;
-  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port, 1234);
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port,
+            1234);
 }
 
 TEST(Config, ClearErrors) {
@@ -139,8 +161,10 @@ TEST(Config, ClearErrors) {
   EXPECT_THROW(resolve_config(f, env_of({}), nullptr), std::invalid_argument);  // no model
   f.model = "m";
   EXPECT_THROW(resolve_config(f, env_of({{"NUM_SHARD", "4"}}), nullptr), std::invalid_argument);
-  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "lots"}}), nullptr), std::invalid_argument);
-  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "99999999999999"}}), nullptr), std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "lots"}}), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "99999999999999"}}), nullptr),
+               std::invalid_argument);
   f.model = "s3://bucket/model";
   try {
     resolve_config(f, env_of({}), nullptr);
@@ -179,9 +203,13 @@ TEST(SageMakerConfig, EndpointNameEulaAndAuthSettings) {
   EXPECT_EQ(c.endpoint_name, "micro-test-model");
   EXPECT_TRUE(*c.require_eula);  // the path says Llama 2 chat
 
-  c = resolve_config(f, env_of({{"LMSTREAM_REQUIRE_EULA", "false"}, {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
-                                {"LMSTREAM_API_KEY", "k"}, {"LMSTREAM_AWS_ACCESS_KEY_ID", "AKID1"},
-                                {"LMSTREAM_AWS_SECRET_ACCESS_KEY", "s1"}, {"LMSTREAM_REGION", "us-west-2"}}),
+  c = resolve_config(f,
+                     env_of({{"LMSTREAM_REQUIRE_EULA", "false"},
+                             {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
+                             {"LMSTREAM_API_KEY", "k"},
+                             {"LMSTREAM_AWS_ACCESS_KEY_ID", "AKID1"},
+                             {"LMSTREAM_AWS_SECRET_ACCESS_KEY", "s1"},
+                             {"LMSTREAM_REGION", "us-west-2"}}),
                      nullptr);
   finalize_sagemaker(c, "llama-2-chat");
   EXPECT_EQ(c.endpoint_name, "ep-1");
@@ -195,8 +223,10 @@ TEST(SageMakerConfig, EndpointNameEulaAndAuthSettings) {
   f.require_eula = true;
   f.endpoint_name = "flag-ep";
   f.api_key = "flag-key";
-  c = resolve_config(f, env_of({{"LMSTREAM_REQUIRE_EULA", "false"}, {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
-                                {"LMSTREAM_API_KEY", "k"}}),
+  c = resolve_config(f,
+                     env_of({{"LMSTREAM_REQUIRE_EULA", "false"},
+                             {"LMSTREAM_ENDPOINT_NAME", "ep-1"},
+                             {"LMSTREAM_API_KEY", "k"}}),
                      nullptr);
   EXPECT_TRUE(*c.require_eula);
   EXPECT_EQ(c.endpoint_name, "flag-ep");
@@ -251,9 +281,11 @@ namespace {
 TEST(Config, WeightAndKvSettingsHaveEnvironmentNames) {
   ServeFlags f;
   f.model = "/m.gguf";
-  ServeConfig c = resolve_config(
-      f, env_of({{"LMSTREAM_QUANTIZE", "Q8_0"}, {"LMSTREAM_KV_TYPE", "f32"}, {"LMSTREAM_KV_CACHE_MEMORY", "64MiB"}}),
-      nullptr);
+  ServeConfig c = resolve_config(f,
+                                 env_of({{"LMSTREAM_QUANTIZE", "Q8_0"},
+                                         {"LMSTREAM_KV_TYPE", "f32"},
+                                         {"LMSTREAM_KV_CACHE_MEMORY", "64MiB"}}),
+                                 nullptr);
   EXPECT_EQ(c.quantize, "q8_0");
   EXPECT_EQ(c.kv_type, "f32");
   EXPECT_EQ(c.kv_cache_memory, size_t(64) << 20);
@@ -261,7 +293,8 @@ TEST(Config, WeightAndKvSettingsHaveEnvironmentNames) {
   f.quantize = "q4_0";
   f.kv_type = "f16";
   f.kv_cache_memory = "1GiB";
-  c = resolve_config(f, env_of({{"LMSTREAM_QUANTIZE", "q8_0"}, {"LMSTREAM_KV_TYPE", "f32"}}), nullptr);
+  c = resolve_config(f, env_of({{"LMSTREAM_QUANTIZE", "q8_0"}, {"LMSTREAM_KV_TYPE", "f32"}}),
+                     nullptr);
   EXPECT_EQ(c.quantize, "q4_0");
   EXPECT_EQ(c.kv_type, "f16");
   EXPECT_EQ(c.kv_cache_memory, size_t(1) << 30);
@@ -279,10 +312,13 @@ TEST(Config, WeightAndKvSettingsHaveEnvironmentNames) {
     }
     return std::string();
   };
-  EXPECT_NE(error_of({{"LMSTREAM_QUANTIZE", "q2_k"}}).find("LMSTREAM_QUANTIZE: 'q2_k'"), std::string::npos);
-  EXPECT_NE(error_of({{"LMSTREAM_KV_TYPE", "bf16"}}).find("LMSTREAM_KV_TYPE: 'bf16' is not f16 or f32"),
+  EXPECT_NE(error_of({{"LMSTREAM_QUANTIZE", "q2_k"}}).find("LMSTREAM_QUANTIZE: 'q2_k'"),
             std::string::npos);
-  EXPECT_NE(error_of({{"LMSTREAM_KV_CACHE_MEMORY", "lots"}}).find("LMSTREAM_KV_CACHE_MEMORY: bad size 'lots'"),
+  EXPECT_NE(
+      error_of({{"LMSTREAM_KV_TYPE", "bf16"}}).find("LMSTREAM_KV_TYPE: 'bf16' is not f16 or f32"),
+      std::string::npos);
+  EXPECT_NE(error_of({{"LMSTREAM_KV_CACHE_MEMORY", "lots"}})
+                .find("LMSTREAM_KV_CACHE_MEMORY: bad size 'lots'"),
             std::string::npos);
 }
 

@@ -58,11 +58,12 @@ struct ErrorInfo {
   int status;               // HTTP status on TGI, LMI's JSON answers and OpenAI
   const char* tgi_type;     // TGI error_type; "" = axum's plain-text rejection (no JSON)
   const char* openai_type;  // OpenAI error.type
-  const char* djl_type;     // DJL frontend exception type for LMI's JSON answers; "" = a prediction failure
-  int aws_status;           // the SageMaker runtime API's status for it
-  const char* aws_code;     // x-amzn-ErrorType there
-  const char* lead;         // put before the message on TGI/OpenAI/SageMaker ("" = none)
-  const char* fallback;     // the text when the message is empty
+  const char*
+      djl_type;    // DJL frontend exception type for LMI's JSON answers; "" = a prediction failure
+  int aws_status;  // the SageMaker runtime API's status for it
+  const char* aws_code;  // x-amzn-ErrorType there
+  const char* lead;      // put before the message on TGI/OpenAI/SageMaker ("" = none)
+  const char* fallback;  // the text when the message is empty
 };
 const ErrorInfo& error_info(ErrorKind k);
 int http_status(ErrorKind k);

@@ -78,9 +78,10 @@ TEST(ErrorTable, EveryKindHasItsRow) {
     EXPECT_EQ(failure_label(r.kind), r.tgi_type);
   }
   // The SigV4 verifier's own names for its outcomes are the table's codes.
-  for (auto [o, k] : {std::pair{sigv4::Outcome::kInvalidSignature, ErrorKind::kInvalidSignature},
-                      std::pair{sigv4::Outcome::kIncompleteSignature, ErrorKind::kIncompleteSignature},
-                      std::pair{sigv4::Outcome::kUnrecognizedClient, ErrorKind::kUnrecognizedClient}}) {
+  for (auto [o, k] :
+       {std::pair{sigv4::Outcome::kInvalidSignature, ErrorKind::kInvalidSignature},
+        std::pair{sigv4::Outcome::kIncompleteSignature, ErrorKind::kIncompleteSignature},
+        std::pair{sigv4::Outcome::kUnrecognizedClient, ErrorKind::kUnrecognizedClient}}) {
     sigv4::VerifyResult v;
     v.outcome = o;
     EXPECT_EQ(v.error_type(), error_info(k).aws_code);
@@ -131,7 +132,8 @@ TEST(ErrorWires, TgiEveryKind) {
     EXPECT_EQ(header(r, "WWW-Authenticate"), k == ErrorKind::kUnauthorized ? "Bearer" : "");
   }
   EXPECT_EQ(tgi_error_event({ErrorKind::kGeneration, "boom"}),
-            "data:{\"error\":\"Request failed during generation: boom\",\"error_type\":\"generation\"}\n\n");
+            "data:{\"error\":\"Request failed during generation: "
+            "boom\",\"error_type\":\"generation\"}\n\n");
   EXPECT_EQ(tgi_error_response({ErrorKind::kIncomplete, ""}).body,
             "{\"error\":\"Incomplete generation\",\"error_type\":\"incomplete_generation\"}");
   EXPECT_EQ(tgi_error_response({ErrorKind::kUnavailable, "model is loading"}).body,
@@ -142,7 +144,8 @@ TEST(ErrorWires, TgiEveryKind) {
             "{\"error\":\"Model is overloaded\",\"error_type\":\"overloaded\"}");
   HttpResponse auth = tgi_error_response({ErrorKind::kUnauthorized, "invalid API key"});
   EXPECT_EQ(auth.status, 401);
-  EXPECT_EQ(auth.headers, (std::vector<Header>{{"Content-Type", "application/json"}, {"WWW-Authenticate", "Bearer"}}));
+  EXPECT_EQ(auth.headers, (std::vector<Header>{{"Content-Type", "application/json"},
+                                               {"WWW-Authenticate", "Bearer"}}));
   EXPECT_EQ(auth.body, "{\"error\":\"invalid API key\",\"error_type\":\"authentication\"}");
 }
 
@@ -166,11 +169,14 @@ TEST(ErrorWires, LmiEveryKind) {
     EXPECT_EQ(lmi_error_chunk(e), "{\n  \"code\": 424,\n  \"error\": \"msg \\\"q\\\"\"\n}");
   }
   EXPECT_EQ(lmi_error_response({ErrorKind::kOverloaded, ""}).body,
-            "{\"code\":429,\"type\":\"ServiceUnavailableException\",\"message\":\"Model is overloaded\"}");
+            "{\"code\":429,\"type\":\"ServiceUnavailableException\",\"message\":\"Model is "
+            "overloaded\"}");
   EXPECT_EQ(lmi_error_response({ErrorKind::kLicense, "accept it"}).body,
             "{\"code\":400,\"message\":\"prediction failure\",\"error\":\"accept it\"}");
-  EXPECT_EQ(lmi_error_chunk({ErrorKind::kGeneration, "boom"}), "{\n  \"code\": 424,\n  \"error\": \"boom\"\n}");
-  EXPECT_EQ(lmi_error_chunk({ErrorKind::kIncomplete, ""}), "{\n  \"code\": 424,\n  \"error\": \"request cancelled\"\n}");
+  EXPECT_EQ(lmi_error_chunk({ErrorKind::kGeneration, "boom"}),
+            "{\n  \"code\": 424,\n  \"error\": \"boom\"\n}");
+  EXPECT_EQ(lmi_error_chunk({ErrorKind::kIncomplete, ""}),
+            "{\n  \"code\": 424,\n  \"error\": \"request cancelled\"\n}");
 }
 
 TEST(ErrorWires, OpenAiEveryKind) {
@@ -193,13 +199,16 @@ TEST(ErrorWires, OpenAiEveryKind) {
     EXPECT_EQ(s["code"], 424);
   }
   EXPECT_EQ(openai_error_response({ErrorKind::kGeneration, "boom"}).body,
-            "{\"error\":{\"message\":\"Request failed during generation: boom\",\"type\":\"generation\",\"param\":null,"
+            "{\"error\":{\"message\":\"Request failed during generation: "
+            "boom\",\"type\":\"generation\",\"param\":null,"
             "\"code\":424}}");
   EXPECT_EQ(openai_error_response({ErrorKind::kIncomplete, ""}).body,
-            "{\"error\":{\"message\":\"Incomplete generation\",\"type\":\"incomplete_generation\",\"param\":null,"
+            "{\"error\":{\"message\":\"Incomplete "
+            "generation\",\"type\":\"incomplete_generation\",\"param\":null,"
             "\"code\":500}}");
   EXPECT_EQ(openai_error_event({ErrorKind::kIncomplete, ""}),
-            "data: {\"error\":{\"message\":\"Incomplete generation\",\"type\":\"generation_error\",\"param\":null,"
+            "data: {\"error\":{\"message\":\"Incomplete "
+            "generation\",\"type\":\"generation_error\",\"param\":null,"
             "\"code\":424}}\n\n");
 }
 
@@ -223,7 +232,8 @@ TEST(ErrorWires, SageMakerEveryKind) {
                                   (mode == ApiMode::kLmi ? lmi_error_text(e) : error_text(e)));
     }
   }
-  EXPECT_EQ(sagemaker::error_response({ErrorKind::kInternal, ""}, "r").body, "{\"message\":\"internal error\"}");
+  EXPECT_EQ(sagemaker::error_response({ErrorKind::kInternal, ""}, "r").body,
+            "{\"message\":\"internal error\"}");
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ using http::testing::send_all;
 
 class FakeBackend final : public Backend {
  public:
-  FakeBackend() { info_.name = "fake"; info_.max_position = 1000; info_.eos_id = 2; }
+  FakeBackend() {
+    info_.name = "fake";
+    info_.max_position = 1000;
+    info_.eos_id = 2;
+  }
   ~FakeBackend() override {
     for (auto& t : threads_) t.join();
   }
@@ -65,7 +69,9 @@ class FakeBackend final : public Backend {
   }
   std::string token_text(int32_t id) const override { return "t" + std::to_string(id); }
   bool is_special(int32_t id) const override { return id == 2; }
-  std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>&) const override { return {1, 3}; }
+  std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>&) const override {
+    return {1, 3};
+  }
 
   int step_ms = 5;
   std::atomic<int> running_{0}, cancelled_{0};
@@ -89,13 +95,15 @@ class HttpTest : public ::testing::Test {
     add_all_routes(*app_);
     backend_ = std::make_shared<FakeBackend>();
     app_->set_backend(backend_, c);
-    server_ = std::make_unique<HttpServer>(ioc_, app_->routes(), HttpLimits{1000, 2000, 5, 5, 5}, nullptr);
+    server_ = std::make_unique<HttpServer>(ioc_, app_->routes(), HttpLimits{1000, 2000, 5, 5, 5},
+                                           nullptr);
     port_ = server_->listen("127.0.0.1", 0);
     thread_ = std::thread([this] { ioc_.run(); });
   }
   void TearDown() override {
     // Let streams still running on the fake engine end before the loop stops.
-    for (int i = 0; i < 400 && backend_->running_ > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 400 && backend_->running_ > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     server_->close_all();
     ioc_.stop();
@@ -106,7 +114,8 @@ class HttpTest : public ::testing::Test {
   }
   int connect_() { return http::testing::connect_loopback(port_); }
   static std::string post(const std::string& path, const std::string& body) {
-    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+    return "POST " + path +
+           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
   }
 
@@ -127,7 +136,9 @@ TEST_F(HttpTest, KeepAliveAndStreamingChunks) {
   EXPECT_NE(s.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
   EXPECT_NE(s.find("Content-Type: text/event-stream\r\n"), std::string::npos);
   // One chunk per event, each exactly data:{json}\n\n.
-  std::string ev0 = "data:{\"token\":{\"id\":100,\"text\":\" w0\",\"logprob\":0.0,\"special\":false},\"generated_text\":null,\"details\":null}\n\n";
+  std::string ev0 =
+      "data:{\"token\":{\"id\":100,\"text\":\" "
+      "w0\",\"logprob\":0.0,\"special\":false},\"generated_text\":null,\"details\":null}\n\n";
   char hex[16];
   snprintf(hex, sizeof hex, "%zx\r\n", ev0.size());
   EXPECT_NE(s.find(std::string(hex) + ev0 + "\r\n"), std::string::npos) << s;
@@ -144,9 +155,11 @@ TEST_F(HttpTest, DisconnectCancelsTheRequest) {
   send_all(fd, post("/generate_stream", R"({"inputs":"ab","parameters":{"max_new_tokens":500}})"));
   read_until(fd, "data:");
   ::close(fd);
-  for (int i = 0; i < 200 && backend_->cancelled_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && backend_->cancelled_ == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(backend_->cancelled_, 1);
-  for (int i = 0; i < 200 && app_->in_flight() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && app_->in_flight() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(app_->in_flight(), 0);  // the permit came back
 }
 
@@ -161,7 +174,8 @@ TEST_F(HttpTest, OverloadedPastLimit) {
   send_all(c, post("/generate", R"({"inputs":"ab"})"));
   std::string r = read_until(c, "}");
   EXPECT_EQ(r.rfind("HTTP/1.1 429", 0), 0u) << r;
-  EXPECT_NE(r.find(R"({"error":"Model is overloaded","error_type":"overloaded"})"), std::string::npos);
+  EXPECT_NE(r.find(R"({"error":"Model is overloaded","error_type":"overloaded"})"),
+            std::string::npos);
   EXPECT_NE(read_until(a, "0\r\n\r\n").find("generated_text\":\" w0"), std::string::npos);
   ::close(a);
   ::close(b);

@@ -6,11 +6,13 @@
 namespace lmstream::server {
 
 std::string lmi_error_chunk(int code, const std::string& error) {
-  return "{\n  \"code\": " + std::to_string(code) + ",\n  \"error\": \"" + py_json_escape(error) + "\"\n}";
+  return "{\n  \"code\": " + std::to_string(code) + ",\n  \"error\": \"" + py_json_escape(error) +
+         "\"\n}";
 }
 
 std::string LmiStreamEncoder::piece(const std::string& text, bool first) const {
-  if (f_ == OutputFormatter::kJsonLines) return "{\"outputs\": [\"" + py_json_escape(text) + "\"]}\n";
+  if (f_ == OutputFormatter::kJsonLines)
+    return "{\"outputs\": [\"" + py_json_escape(text) + "\"]}\n";
   return (first ? std::string("{\"generated_text\": \"") : std::string()) + py_json_escape(text);
 }
 

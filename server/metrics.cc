@@ -81,8 +81,10 @@ void Metrics::count_failure(const std::string& err) {
 void Metrics::record(const RequestRecord& r) {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (r.success) ++success_;
-    else if (!r.failure.empty()) ++failures_[r.failure];
+    if (r.success)
+      ++success_;
+    else if (!r.failure.empty())
+      ++failures_[r.failure];
   }
   if (!r.success) return;
   duration_.observe(r.duration_s);
@@ -99,41 +101,51 @@ void Metrics::record(const RequestRecord& r) {
 std::string Metrics::render(const SchedulerStats& s, int in_flight) const {
   std::string o;
   auto counter = [&](const char* n, const char* help, uint64_t v) {
-    o += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + " counter\n" + n + " " + std::to_string(v) + "\n";
+    o += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + " counter\n" + n + " " +
+         std::to_string(v) + "\n";
   };
   auto gauge = [&](const char* n, const char* help, double v) {
-    o += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + " gauge\n" + n + " " + num(v) + "\n";
+    o += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + " gauge\n" + n + " " + num(v) +
+         "\n";
   };
   {
     std::lock_guard<std::mutex> lk(mu_);
     counter("tgi_request_count", "Generation requests received", request_count_);
     counter("tgi_request_success", "Generation requests that completed", success_);
-    o += "# HELP tgi_request_failure Generation requests that failed, by reason\n# TYPE tgi_request_failure counter\n";
+    o += "# HELP tgi_request_failure Generation requests that failed, by reason\n# TYPE "
+         "tgi_request_failure counter\n";
     for (const char* e : {"validation", "overloaded", "generation", "incomplete", "dropped"}) {
       auto it = failures_.find(e);
-      o += std::string("tgi_request_failure{err=\"") + e + "\"} " + std::to_string(it == failures_.end() ? 0 : it->second) + "\n";
+      o += std::string("tgi_request_failure{err=\"") + e + "\"} " +
+           std::to_string(it == failures_.end() ? 0 : it->second) + "\n";
     }
   }
   gauge("tgi_queue_size", "Requests waiting for the batch", s.waiting);
   gauge("tgi_batch_current_size", "Sequences in the running batch", s.running);
   gauge("tgi_batch_next_size", "Sequences in the last engine step", s.last_batch_size);
-  gauge("lmstream_requests_in_flight", "Admitted HTTP generation requests (MAX_CONCURRENT_REQUESTS permits held)", in_flight);
+  gauge("lmstream_requests_in_flight",
+        "Admitted HTTP generation requests (MAX_CONCURRENT_REQUESTS permits held)", in_flight);
   gauge("lmstream_requests_running", "Sequences running in the engine", s.running);
   gauge("lmstream_kv_blocks_used", "KV-cache blocks in use", s.blocks_used);
   gauge("lmstream_kv_blocks_free", "KV-cache blocks free", s.blocks_free);
   gauge("lmstream_engine_steps_total", "Engine steps run", double(s.steps));
   gauge("lmstream_preemptions_total", "Sequences preempted for KV space", double(s.preemptions));
   duration_.render(o, "tgi_request_duration", "End-to-end request duration (seconds)");
-  validation_.render(o, "tgi_request_validation_duration", "Validation and tokenization duration (seconds)");
+  validation_.render(o, "tgi_request_validation_duration",
+                     "Validation and tokenization duration (seconds)");
   queue_.render(o, "tgi_request_queue_duration", "Time in queue (seconds)");
-  inference_.render(o, "tgi_request_inference_duration", "Time from admission to the last token (seconds)");
-  mean_tpt_.render(o, "tgi_request_mean_time_per_token_duration", "Mean time per generated token (seconds)");
+  inference_.render(o, "tgi_request_inference_duration",
+                    "Time from admission to the last token (seconds)");
+  mean_tpt_.render(o, "tgi_request_mean_time_per_token_duration",
+                   "Mean time per generated token (seconds)");
   generated_.render(o, "tgi_request_generated_tokens", "Generated tokens per request");
   input_.render(o, "tgi_request_input_length", "Prompt tokens per request");
   max_new_.render(o, "tgi_request_max_new_tokens", "max_new_tokens per request");
-  ttft_.render(o, "lmstream_time_to_first_token_seconds", "Time from submission to the engine's first token (seconds)");
-  delay_.render(o, "lmstream_first_event_write_delay_seconds",
-                "Time from the engine's first token to its bytes being written to the socket (seconds)");
+  ttft_.render(o, "lmstream_time_to_first_token_seconds",
+               "Time from submission to the engine's first token (seconds)");
+  delay_.render(
+      o, "lmstream_first_event_write_delay_seconds",
+      "Time from the engine's first token to its bytes being written to the socket (seconds)");
   return o;
 }
 

@@ -15,12 +15,13 @@ namespace lmstream::server {
 
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+  explicit Histogram(std::vector<double> bounds)
+      : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
   void observe(double v);
   void render(std::string& out, const std::string& name, const std::string& help) const;
   uint64_t count() const;
-  static std::vector<double> duration_buckets();           // 35 geometric from 0.00015 (x1.5)
-  static std::vector<double> linear(double max, int n);     // n buckets up to max
+  static std::vector<double> duration_buckets();         // 35 geometric from 0.00015 (x1.5)
+  static std::vector<double> linear(double max, int n);  // n buckets up to max
 
  private:
   mutable std::mutex mu_;
@@ -52,7 +53,8 @@ class Metrics {
   mutable std::mutex mu_;
   uint64_t request_count_ = 0, success_ = 0;
   std::map<std::string, uint64_t> failures_;
-  Histogram duration_, validation_, queue_, inference_, mean_tpt_, generated_, input_, max_new_, ttft_, delay_;
+  Histogram duration_, validation_, queue_, inference_, mean_tpt_, generated_, input_, max_new_,
+      ttft_, delay_;
 };
 
 }  // namespace lmstream::server

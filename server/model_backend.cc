@@ -28,8 +28,8 @@ class ModelBackend final : public Backend {
     engine_ = std::make_unique<Engine>(*model_, eo);
     info_.kv_tokens = int64_t(eo.n_blocks) * eo.block_size;
     spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,
-                 eo.block_size, info_.kv_tokens,
-                 double(engine_->kv_bytes()) / 1048576.0, eo.kv_type == KvType::F16 ? "f16" : "f32");
+                 eo.block_size, info_.kv_tokens, double(engine_->kv_bytes()) / 1048576.0,
+                 eo.kv_type == KvType::F16 ? "f16" : "f32");
     sched_ = std::make_unique<Scheduler>(*engine_, *tok_, o.sched);
     info_.id = o.model_path;
     info_.name = model_->name;
@@ -44,7 +44,10 @@ class ModelBackend final : public Backend {
     if (chat_->source() == ChatFormatter::Source::kModelTemplate)
       spdlog::info("chat: the model's chat_template ({} bytes)", chat_->chat_template().size());
     else if (!chat_->fallback_reason().empty())
-      spdlog::warn("the model's chat_template cannot be rendered ({}); chat uses the built-in Llama 2 format", chat_->fallback_reason());
+      spdlog::warn(
+          "the model's chat_template cannot be rendered ({}); chat uses the built-in Llama 2 "
+          "format",
+          chat_->fallback_reason());
     else
       spdlog::info("chat: no chat_template in the model; the built-in Llama 2 format");
   }
@@ -53,7 +56,9 @@ class ModelBackend final : public Backend {
     engine_.reset();
   }
   const ModelInfo& info() const override { return info_; }
-  std::shared_ptr<RequestStream> submit(GenerateRequest req) override { return sched_->submit(std::move(req)); }
+  std::shared_ptr<RequestStream> submit(GenerateRequest req) override {
+    return sched_->submit(std::move(req));
+  }
   SchedulerStats stats() const override { return sched_->stats(); }
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
     return tok_->encode(text, add_bos, /*parse_special=*/true);
@@ -62,7 +67,9 @@ class ModelBackend final : public Backend {
     if (id < 0 || id >= tok_->n_vocab()) return "";
     return tok_->is_special(id) ? tok_->piece(id) : tok_->token_bytes(id);
   }
-  bool is_special(int32_t id) const override { return id >= 0 && id < tok_->n_vocab() && tok_->is_special(id); }
+  bool is_special(int32_t id) const override {
+    return id >= 0 && id < tok_->n_vocab() && tok_->is_special(id);
+  }
   std::vector<int32_t> chat_prompt(const std::vector<ChatMessage>& messages) const override {
     return chat_->apply(messages, /*add_generation_prompt=*/true);
   }
@@ -80,7 +87,8 @@ class ModelBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
-  if (o.test_load_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.test_load_delay_ms));
+  if (o.test_load_delay_ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.test_load_delay_ms));
   auto b = std::make_shared<ModelBackend>(o);
   // Warm-up: one real prefill + decode step through the scheduler.
   GenerateRequest g;
@@ -89,9 +97,11 @@ std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
   auto rs = b->submit(std::move(g));
   StreamEvent ev;
   for (;;) {
-    if (!rs->wait_pop(ev, std::chrono::minutes(10))) throw std::runtime_error("warm-up step did not finish in 10 minutes");
+    if (!rs->wait_pop(ev, std::chrono::minutes(10)))
+      throw std::runtime_error("warm-up step did not finish in 10 minutes");
     if (auto* fe = std::get_if<FinalEvent>(&ev)) {
-      if (fe->reason == FinishReason::kError) throw std::runtime_error("warm-up step failed: " + fe->error);
+      if (fe->reason == FinishReason::kError)
+        throw std::runtime_error("warm-up step failed: " + fe->error);
       break;
     }
   }

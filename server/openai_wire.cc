@@ -23,7 +23,8 @@ std::string openai_error_json(const std::string& message, const std::string& typ
   return dump(j);
 }
 
-std::string OpenAiStreamEncoder::chunk(const std::string& text, const char* finish, bool role) const {
+std::string OpenAiStreamEncoder::chunk(const std::string& text, const char* finish,
+                                       bool role) const {
   WireJson c = WireJson::object();
   c["index"] = 0;
   if (o_.chat) {

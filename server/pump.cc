@@ -19,7 +19,10 @@ void Pump::start(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs
 }
 
 Pump::Pump(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs, PumpHooks hooks)
-    : ex_(std::move(ex)), rs_(std::move(rs)), hooks_(std::move(hooks)), last_event_(Clock::now()),
+    : ex_(std::move(ex)),
+      rs_(std::move(rs)),
+      hooks_(std::move(hooks)),
+      last_event_(Clock::now()),
       timer_(std::make_unique<Timer>(ex_->executor())) {}
 
 Pump::~Pump() = default;
@@ -53,7 +56,8 @@ void Pump::drain() {
       if (first_) {
         first_ = false;
         auto& a = ex_->access();
-        a.first_token_mono = std::chrono::duration<double>(rs_->start().time_since_epoch()).count() + t->t;
+        a.first_token_mono =
+            std::chrono::duration<double>(rs_->start().time_since_epoch()).count() + t->t;
         a.ttft_ms = t->t * 1000.0;
       }
       if (hooks_.on_token) hooks_.on_token(*t);
@@ -71,15 +75,18 @@ void Pump::drain() {
 
 void Pump::arm_idle() {
   timer_->t.expires_after(std::chrono::microseconds(int64_t(hooks_.idle_s * 1e6)));
-  timer_->t.async_wait([weak = std::weak_ptr<Pump>(shared_from_this())](boost::system::error_code ec) {
-    auto p = weak.lock();
-    if (ec || !p || p->done_) return;
-    if (Clock::now() - p->last_event_ >= std::chrono::microseconds(int64_t(p->hooks_.idle_s * 1e6)) && p->hooks_.on_idle) {
-      p->hooks_.on_idle();
-      p->last_event_ = Clock::now();
-    }
-    p->arm_idle();
-  });
+  timer_->t.async_wait(
+      [weak = std::weak_ptr<Pump>(shared_from_this())](boost::system::error_code ec) {
+        auto p = weak.lock();
+        if (ec || !p || p->done_) return;
+        if (Clock::now() - p->last_event_ >=
+                std::chrono::microseconds(int64_t(p->hooks_.idle_s * 1e6)) &&
+            p->hooks_.on_idle) {
+          p->hooks_.on_idle();
+          p->last_event_ = Clock::now();
+        }
+        p->arm_idle();
+      });
 }
 
 void pump_encoded(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs,

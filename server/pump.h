@@ -45,7 +45,8 @@ struct PumpHooks {
 class Pump : public std::enable_shared_from_this<Pump> {
  public:
   // Starts pumping; the pump keeps itself alive until the final event was handled.
-  static void start(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs, PumpHooks hooks);
+  static void start(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs,
+                    PumpHooks hooks);
   Pump(std::shared_ptr<Exchange> ex, std::shared_ptr<RequestStream> rs, PumpHooks hooks);
   ~Pump();
 

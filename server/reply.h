@@ -23,7 +23,8 @@ struct ErrorAnswer {
   // The status the error stands for and the wire's error body (SageMaker's ModelError reports
   // both); sent as is unless `stream_headers` is set.
   HttpResponse response;
-  std::optional<std::vector<Header>> stream_headers;  // set: a 200 stream of these headers + `event`
+  std::optional<std::vector<Header>>
+      stream_headers;  // set: a 200 stream of these headers + `event`
   std::string event;
 };
 

@@ -57,7 +57,8 @@ void info(App& app, Exchange& ex) {
   j["output_formatter"] = c.output_formatter == OutputFormatter::kJsonLines ? "jsonlines" : "json";
   j["rolling_batch_buffer"] = c.rolling_batch_buffer;
   j["model_loading_timeout"] = c.model_loading_timeout_s;
-  j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.properties_path);
+  j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr)
+                                              : nlohmann::ordered_json(c.properties_path);
   j["max_position_embeddings"] = b->info().max_position;
   // SageMaker runtime API: the name /endpoints/{name}/... answers to, and the licence gate.
   j["endpoint_name"] = c.endpoint_name;
@@ -69,7 +70,9 @@ void metrics(App& app, Exchange& ex) {
   ex.access().route = "/metrics";
   SchedulerStats s;
   if (auto b = app.backend()) s = b->stats();
-  ex.respond({200, {{"Content-Type", "text/plain; version=0.0.4"}}, app.metrics().render(s, app.in_flight())});
+  ex.respond({200,
+              {{"Content-Type", "text/plain; version=0.0.4"}},
+              app.metrics().render(s, app.in_flight())});
 }
 
 void models(App& app, Exchange& ex) {
@@ -97,19 +100,21 @@ void invocations(App& app, std::shared_ptr<Reply> reply) {
     reply->error({*e, lmi ? lmi_error_response(*e) : tgi_error_response(*e), std::nullopt, ""});
     return;
   }
-  if (lmi) lmi_invoke(app, std::move(reply));
-  else tgi_compat(app, std::move(reply));
+  if (lmi)
+    lmi_invoke(app, std::move(reply));
+  else
+    tgi_compat(app, std::move(reply));
 }
 
 void add_common_routes(App& app) {
   auto& r = app.routes();
-  for (const char* p : {"/ping", "/health"})
-    r.add("GET", p, [&app](auto ex) { health(app, *ex); });
+  for (const char* p : {"/ping", "/health"}) r.add("GET", p, [&app](auto ex) { health(app, *ex); });
   // A browser opening the server's address gets the playground page; API clients today's answer.
   r.add("GET", "/", [&app](auto ex) {
     if (!wants_page(ex->request())) return health(app, *ex);
     ex->access().route = "/";
-    ex->respond({302, {{"Location", "/ui"}, {"Content-Type", "text/plain; charset=utf-8"}}, "see /ui\n"});
+    ex->respond(
+        {302, {{"Location", "/ui"}, {"Content-Type", "text/plain; charset=utf-8"}}, "see /ui\n"});
   });
   r.add("GET", "/info", [&app](auto ex) { info(app, *ex); });
   r.add("GET", "/metrics", [&app](auto ex) { metrics(app, *ex); });

@@ -58,8 +58,8 @@ void lmi_invoke(App& app, std::shared_ptr<Reply> reply) {
   if (r.truncate && *r.truncate > 0 && prompt.size() > *r.truncate)
     prompt.erase(prompt.begin(), prompt.end() - std::ptrdiff_t(*r.truncate));
   if (int(prompt.size()) >= backend->info().max_position) {
-    error_stream("the prompt has " + std::to_string(prompt.size()) + " tokens; the model's context is " +
-                 std::to_string(backend->info().max_position));
+    error_stream("the prompt has " + std::to_string(prompt.size()) +
+                 " tokens; the model's context is " + std::to_string(backend->info().max_position));
     return;
   }
   GenerateRequest g;
@@ -68,13 +68,15 @@ void lmi_invoke(App& app, std::shared_ptr<Reply> reply) {
   g.stop.max_new_tokens = r.max_new_tokens;
   g.stop.stop = r.stop_sequences;
   g.stop.include_stop = true;
-  double validation_s = std::chrono::duration<double>(Clock::now() - reply->request().received).count();
+  double validation_s =
+      std::chrono::duration<double>(Clock::now() - reply->request().received).count();
   auto rs = backend->submit(std::move(g));
   app.track(rs);
   auto held = std::make_shared<Permit>(std::move(*permit));
   Exchange* e = reply->exchange().get();
   int max_new = r.max_new_tokens;
-  reply->stream(headers, rs, std::make_shared<LmiEncoder>(cfg.output_formatter, cfg.rolling_batch_buffer), 0,
+  reply->stream(headers, rs,
+                std::make_shared<LmiEncoder>(cfg.output_formatter, cfg.rolling_batch_buffer), 0,
                 [&app, e, held, validation_s, max_new](const FinalEvent& fe) {
                   record_final(app, *e, fe, validation_s, max_new);
                 });

@@ -30,7 +30,9 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
   ex->access().route = ex->request().path;
   if (unavailable(app, *ex)) return;
   auto backend = app.backend();
-  auto error = [&](ErrorKind kind, const std::string& msg) { ex->respond(openai_error_response({kind, msg})); };
+  auto error = [&](ErrorKind kind, const std::string& msg) {
+    ex->respond(openai_error_response({kind, msg}));
+  };
   OpenAiRequest r;
   if (auto e = parse_openai_request(ex->request().body, chat, app.cfg().max_stop_sequences, &r)) {
     ex->respond(openai_error_response(*e));
@@ -59,8 +61,9 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
   int in = int(g.prompt.size());
   if (int64_t(in) + max_tokens > app.cfg().max_total_tokens) {
     error(ErrorKind::kValidation, "`inputs` tokens + `max_new_tokens` must be <= " +
-                                      std::to_string(app.cfg().max_total_tokens) + ". Given: " + std::to_string(in) +
-                                      " `inputs` tokens and " + std::to_string(max_tokens) + " `max_new_tokens`");
+                                      std::to_string(app.cfg().max_total_tokens) +
+                                      ". Given: " + std::to_string(in) + " `inputs` tokens and " +
+                                      std::to_string(max_tokens) + " `max_new_tokens`");
     return;
   }
   app.metrics().count_request();
@@ -73,27 +76,35 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
   OpenAiOptions o;
   o.chat = chat;
   o.id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(ex->request().id);
-  o.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  o.created = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
   o.model = backend->info().name;
-  double validation_s = std::chrono::duration<double>(Clock::now() - ex->request().received).count();
+  double validation_s =
+      std::chrono::duration<double>(Clock::now() - ex->request().received).count();
   auto rs = backend->submit(std::move(g));
   app.track(rs);
   auto held = std::make_shared<Permit>(std::move(*permit));
   Exchange* e = ex.get();
   if (stream) {
-    ex->start_stream(200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
+    ex->start_stream(200, {{"Content-Type", "text/event-stream"},
+                           {"Cache-Control", "no-cache"},
+                           {"X-Accel-Buffering", "no"}});
     auto enc = std::make_shared<OpenAiSse>(o);
     ex->write(enc->start());
-    pump_encoded(ex, rs, enc, app.cfg().keepalive_s, [&app, e, held, validation_s, max_tokens](const FinalEvent& fe) {
-      record_final(app, *e, fe, validation_s, max_tokens);
-    });
+    pump_encoded(ex, rs, enc, app.cfg().keepalive_s,
+                 [&app, e, held, validation_s, max_tokens](const FinalEvent& fe) {
+                   record_final(app, *e, fe, validation_s, max_tokens);
+                 });
     return;
   }
   PumpHooks h;
   h.on_final = [&app, e, held, validation_s, max_tokens, o](const FinalEvent& fe) {
     record_final(app, *e, fe, validation_s, max_tokens);
-    if (auto err = final_error(fe)) e->respond(openai_error_response(*err));
-    else e->respond(json_response(200, openai_response_json(o, fe)));
+    if (auto err = final_error(fe))
+      e->respond(openai_error_response(*err));
+    else
+      e->respond(json_response(200, openai_response_json(o, fe)));
   };
   Pump::start(ex, rs, std::move(h));
 }
@@ -101,7 +112,8 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
 }  // namespace
 
 void add_openai_routes(App& app) {
-  app.routes().add("POST", "/v1/chat/completions", [&app](auto ex) { openai_handle(app, ex, true); });
+  app.routes().add("POST", "/v1/chat/completions",
+                   [&app](auto ex) { openai_handle(app, ex, true); });
   app.routes().add("POST", "/v1/completions", [&app](auto ex) { openai_handle(app, ex, false); });
 }
 

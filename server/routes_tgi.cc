@@ -1,6 +1,7 @@
 // TGI routes (api.md §1): POST /generate, /generate_stream, / (compat) and /tokenize. Thin:
 // parse -> permit -> validation table -> tokenize -> submit -> encode (server/tgi_wire.h). Errors
-// are typed (server/errors.h) and answered through a Reply, so /invocations' front doors frame them.
+// are typed (server/errors.h) and answered through a Reply, so /invocations' front doors frame
+// them.
 #include <algorithm>
 #include <chrono>
 
@@ -28,7 +29,8 @@ class TgiSse final : public StreamEncoder {
 };
 
 TokenLookup lookup_of(const std::shared_ptr<Backend>& b) {
-  return {[b](int32_t id) { return b->token_text(id); }, [b](int32_t id) { return b->is_special(id); }};
+  return {[b](int32_t id) { return b->token_text(id); },
+          [b](int32_t id) { return b->is_special(id); }};
 }
 
 std::vector<Header> stream_headers(const TgiRequest& r) {
@@ -103,7 +105,8 @@ void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
     fail(app, *reply, stream, r, validation_error(*msg));
     return;
   }
-  bool full_text = p.return_full_text.value_or(mode == Mode::kCompat);  // pipeline_tag text-generation
+  bool full_text =
+      p.return_full_text.value_or(mode == Mode::kCompat);  // pipeline_tag text-generation
   TgiOptions o;
   o.details = p.details;
   o.decoder_input_details = p.decoder_input_details;
@@ -155,7 +158,8 @@ void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
     PumpHooks h;
     h.on_token = [c, i](const TokenEvent& t) { c->seqs[i].tokens.push_back(t); };
     Exchange* e = reply->exchange().get();
-    h.on_final = [&app, reply, e, c, i, o, prompt, backend, array, headers, validation_s, max_new](const FinalEvent& fe) {
+    h.on_final = [&app, reply, e, c, i, o, prompt, backend, array, headers, validation_s,
+                  max_new](const FinalEvent& fe) {
       c->seqs[i].fe = fe;
       c->seqs[i].done = true;
       if (--c->remaining > 0) return;
@@ -179,8 +183,8 @@ void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
         auto arr = nlohmann::ordered_json::array();
         for (size_t k = 0; k < c->seqs.size(); ++k) {
           if (k == best) continue;
-          auto one = nlohmann::ordered_json::parse(
-              tgi_generate_json(c->seqs[k].tokens, c->seqs[k].fe, prompt, o, lookup_of(backend), false));
+          auto one = nlohmann::ordered_json::parse(tgi_generate_json(
+              c->seqs[k].tokens, c->seqs[k].fe, prompt, o, lookup_of(backend), false));
           nlohmann::ordered_json s;
           s["generated_text"] = one["generated_text"];
           for (auto& [k2, v] : one["details"].items()) s[k2] = v;
@@ -199,8 +203,10 @@ void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
       hs.push_back({"x-validation-time", ms(validation_s)});
       hs.push_back({"x-queue-time", ms(b.fe.queued_s)});
       hs.push_back({"x-inference-time", ms(b.fe.total_s - b.fe.queued_s)});
-      hs.push_back({"x-time-per-token",
-                    ms(b.fe.generated_tokens > 0 ? (b.fe.total_s - b.fe.queued_s) / b.fe.generated_tokens : 0)});
+      hs.push_back(
+          {"x-time-per-token",
+           ms(b.fe.generated_tokens > 0 ? (b.fe.total_s - b.fe.queued_s) / b.fe.generated_tokens
+                                        : 0)});
       hs.push_back({"x-prompt-tokens", std::to_string(b.fe.input_tokens)});
       hs.push_back({"x-generated-tokens", std::to_string(b.fe.generated_tokens)});
       reply->respond({200, hs, body});
@@ -216,7 +222,8 @@ void tokenize(App& app, std::shared_ptr<Exchange> ex) {
   if (unavailable(app, *ex)) return;
   auto backend = app.backend();
   TgiRequest r;
-  if (auto e = parse_tgi_request(ex->request().header("content-type"), ex->request().body, false, &r)) {
+  if (auto e =
+          parse_tgi_request(ex->request().header("content-type"), ex->request().body, false, &r)) {
     ex->respond(tgi_error_response(*e));
     return;
   }
@@ -241,7 +248,8 @@ void tokenize(App& app, std::shared_ptr<Exchange> ex) {
     } else if (backend->is_special(id)) {
       if (in.compare(pos, t.size(), t) == 0) pos += t.size();
     } else {
-      if (first_text && !t.empty() && t[0] == ' ' && (pos >= in.size() || in[pos] != ' ')) t.erase(0, 1);
+      if (first_text && !t.empty() && t[0] == ' ' && (pos >= in.size() || in[pos] != ' '))
+        t.erase(0, 1);
       first_text = false;
       pos = std::min(in.size(), pos + t.size());
     }
@@ -257,11 +265,15 @@ void tokenize(App& app, std::shared_ptr<Exchange> ex) {
 
 }  // namespace
 
-void tgi_compat(App& app, std::shared_ptr<Reply> reply) { tgi_handle(app, std::move(reply), Mode::kCompat); }
+void tgi_compat(App& app, std::shared_ptr<Reply> reply) {
+  tgi_handle(app, std::move(reply), Mode::kCompat);
+}
 
 void add_tgi_routes(App& app) {
   auto route = [&app](Mode m) {
-    return [&app, m](std::shared_ptr<Exchange> ex) { tgi_handle(app, std::make_shared<Reply>(std::move(ex)), m); };
+    return [&app, m](std::shared_ptr<Exchange> ex) {
+      tgi_handle(app, std::make_shared<Reply>(std::move(ex)), m);
+    };
   };
   app.routes().add("POST", "/generate", route(Mode::kGenerate));
   app.routes().add("POST", "/generate_stream", route(Mode::kStream));

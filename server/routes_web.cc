@@ -19,12 +19,15 @@ bool is_page_path(std::string_view path) { return path == "/ui" || path.substr(0
 
 void serve_asset(Exchange& ex) {
   const std::string& path = ex.request().path;
-  std::string_view name = path == "/ui" || path == "/ui/" ? "index.html" : std::string_view(path).substr(4);
+  std::string_view name =
+      path == "/ui" || path == "/ui/" ? "index.html" : std::string_view(path).substr(4);
   ex.access().route = "/ui";
   const web::Asset* a = web::find_asset(name);
   if (!a) {
-    ex.respond({404, {{"Content-Type", "text/plain; charset=utf-8"}, {"X-Content-Type-Options", "nosniff"}},
-                "no such file of the /ui page\n"});
+    ex.respond(
+        {404,
+         {{"Content-Type", "text/plain; charset=utf-8"}, {"X-Content-Type-Options", "nosniff"}},
+         "no such file of the /ui page\n"});
     return;
   }
   ex.respond({200,
@@ -52,7 +55,8 @@ void add_web_routes(App& app) {
   RouteTable::Guard inner = r.guard();
   r.set_guard([inner](Exchange& ex) {
     const HttpRequest& q = ex.request();
-    if (q.method == "GET" && (is_page_path(q.path) || (q.path == "/" && wants_page(q)))) return true;
+    if (q.method == "GET" && (is_page_path(q.path) || (q.path == "/" && wants_page(q))))
+      return true;
     return !inner || inner(ex);
   });
 }

@@ -19,7 +19,8 @@ namespace {
 bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
 // The container headers SageMaker relays to the caller.
-void relayed_headers(const std::vector<Header>& headers, std::string* content_type, std::string* custom_attributes) {
+void relayed_headers(const std::vector<Header>& headers, std::string* content_type,
+                     std::string* custom_attributes) {
   for (auto& [k, v] : headers) {
     if (base::iequals(k, "content-type")) *content_type = v;
     if (base::iequals(k, "x-amzn-sagemaker-custom-attributes")) *custom_attributes = v;
@@ -37,8 +38,10 @@ bool valid_endpoint_name(std::string_view name) {
 std::string endpoint_name_from(std::string_view model_name) {
   std::string out;
   for (char c : model_name) {
-    if (alnum(c)) out += c;
-    else if (!out.empty() && out.back() != '-') out += '-';
+    if (alnum(c))
+      out += c;
+    else if (!out.empty() && out.back() != '-')
+      out += '-';
   }
   if (out.size() > kMaxEndpointName) out.resize(kMaxEndpointName);
   while (!out.empty() && out.back() == '-') out.pop_back();
@@ -68,7 +71,8 @@ bool eula_accepted(const std::string* custom_attributes) {
 
 std::string eula_message() {
   return "This model is a Llama 2 chat model: its use is governed by the Llama 2 Community License "
-         "(https://ai.meta.com/llama/license/). To accept the end-user license agreement (EULA), send "
+         "(https://ai.meta.com/llama/license/). To accept the end-user license agreement (EULA), "
+         "send "
          "CustomAttributes=\"accept_eula=true\" (HTTP header X-Amzn-SageMaker-Custom-Attributes: "
          "accept_eula=true) with the request.";
 }
@@ -79,30 +83,38 @@ std::string request_id() {
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
   char s[37];
-  std::snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  std::snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15]);
   return s;
 }
 
-HttpResponse aws_error(int status, std::string_view code, std::string_view message, const std::string& rid) {
+HttpResponse aws_error(int status, std::string_view code, std::string_view message,
+                       const std::string& rid) {
   nlohmann::ordered_json j;
   j["message"] = std::string(message);
   return {status,
-          {{"Content-Type", "application/json"}, {"x-amzn-ErrorType", std::string(code)}, {"x-amzn-RequestId", rid}},
+          {{"Content-Type", "application/json"},
+           {"x-amzn-ErrorType", std::string(code)},
+           {"x-amzn-RequestId", rid}},
           dump(j)};
 }
 
-HttpResponse model_error(int original_status, std::string_view original_body, const std::string& rid) {
+HttpResponse model_error(int original_status, std::string_view original_body,
+                         const std::string& rid) {
   bool client = original_status >= 400 && original_status < 500;
   std::string msg = std::string("Received ") + (client ? "client" : "server") + " error (" +
-                    std::to_string(original_status) + ") from primary with message \"" + std::string(original_body) +
-                    "\". See the lmstream server log for details.";
+                    std::to_string(original_status) + ") from primary with message \"" +
+                    std::string(original_body) + "\". See the lmstream server log for details.";
   nlohmann::ordered_json j;
   j["ErrorCode"] = client ? "CLIENT_ERROR_FROM_MODEL" : "SERVER_ERROR_FROM_MODEL";
   j["Message"] = msg;
   j["OriginalMessage"] = std::string(original_body);
   j["OriginalStatusCode"] = original_status;
-  return {424, {{"Content-Type", "application/json"}, {"x-amzn-ErrorType", "ModelError"}, {"x-amzn-RequestId", rid}},
+  return {424,
+          {{"Content-Type", "application/json"},
+           {"x-amzn-ErrorType", "ModelError"},
+           {"x-amzn-RequestId", rid}},
           dump(j)};
 }
 
@@ -113,7 +125,8 @@ HttpResponse error_response(const Error& e, const std::string& rid) {
 
 std::string stream_error(const Error& e, ApiMode container) {
   std::string text = container == ApiMode::kLmi ? lmi_error_text(e) : error_text(e);
-  return eventstream::encode_model_stream_error("The model's response stream failed: " + text, "StreamBroken");
+  return eventstream::encode_model_stream_error("The model's response stream failed: " + text,
+                                                "StreamBroken");
 }
 
 // ---------------------------------------------------------------- EventStreamEncoder
@@ -146,7 +159,8 @@ std::string EventStreamEncoder::keepalive() {
 
 // ---------------------------------------------------------------- EndpointReply
 
-EndpointReply::EndpointReply(std::shared_ptr<Exchange> inner, Operation op, ApiMode mode, ResponseInfo info)
+EndpointReply::EndpointReply(std::shared_ptr<Exchange> inner, Operation op, ApiMode mode,
+                             ResponseInfo info)
     : Reply(std::move(inner)), op_(op), mode_(mode), info_(std::move(info)), view_(ex_->request()) {
   if (op_ == Operation::kStream) {
     // InvokeEndpointWithResponseStream carries Accept as X-Amzn-SageMaker-Accept.

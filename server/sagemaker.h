@@ -91,8 +91,9 @@ class EndpointReply final : public Reply {
   const HttpRequest& request() const override { return view_; }
   void respond(HttpResponse r) override;
   void error(ErrorAnswer a) override;
-  void stream(std::vector<Header> headers, std::shared_ptr<RequestStream> rs, std::shared_ptr<StreamEncoder> enc,
-              double keepalive_s, std::function<void(const FinalEvent&)> after) override;
+  void stream(std::vector<Header> headers, std::shared_ptr<RequestStream> rs,
+              std::shared_ptr<StreamEncoder> enc, double keepalive_s,
+              std::function<void(const FinalEvent&)> after) override;
   // The handler threw: InternalFailure unless it had already answered.
   void internal_failure();
 

@@ -19,7 +19,8 @@ namespace {
 
 TEST(SageMakerNames, EndpointNameRules) {
   for (const char* ok : {"a", "my-ep", "A1--b2", "x9"}) EXPECT_TRUE(valid_endpoint_name(ok)) << ok;
-  for (const char* bad : {"", "-a", "a-", "a_b", "a.b", "a/b", "a b", "é"}) EXPECT_FALSE(valid_endpoint_name(bad)) << bad;
+  for (const char* bad : {"", "-a", "a-", "a_b", "a.b", "a/b", "a b", "é"})
+    EXPECT_FALSE(valid_endpoint_name(bad)) << bad;
   EXPECT_TRUE(valid_endpoint_name(std::string(63, 'a')));
   EXPECT_FALSE(valid_endpoint_name(std::string(64, 'a')));
 }
@@ -42,9 +43,11 @@ TEST(SageMakerEula, ModelDetectionAndAttributes) {
   EXPECT_FALSE(is_llama2_chat("mistral-chat"));
   std::string a = "accept_eula=true";
   EXPECT_TRUE(eula_accepted(&a));
-  for (std::string s : {"foo=1; accept_eula=TRUE", " accept_eula = true ,x=y", "x;accept_eula=true"})
+  for (std::string s :
+       {"foo=1; accept_eula=TRUE", " accept_eula = true ,x=y", "x;accept_eula=true"})
     EXPECT_TRUE(eula_accepted(&s)) << s;
-  for (std::string s : {"", "accept_eula=false", "accept_eula=truex", "xaccept_eula=true", "accept_eula"})
+  for (std::string s :
+       {"", "accept_eula=false", "accept_eula=truex", "xaccept_eula=true", "accept_eula"})
     EXPECT_FALSE(eula_accepted(&s)) << s;
   EXPECT_FALSE(eula_accepted(nullptr));
   EXPECT_NE(eula_message().find("CustomAttributes=\"accept_eula=true\""), std::string::npos);
@@ -69,8 +72,10 @@ TEST(SageMakerErrors, Shapes) {
   EXPECT_EQ(j["OriginalStatusCode"], 422);
   EXPECT_EQ(j["OriginalMessage"], "{\"error\":\"no\"}");
   EXPECT_NE(j["Message"].get<std::string>().find("Received client error (422)"), std::string::npos);
-  EXPECT_NE(nlohmann::json::parse(model_error(500, "", "r").body)["Message"].get<std::string>().find("server error"),
-            std::string::npos);
+  EXPECT_NE(
+      nlohmann::json::parse(model_error(500, "", "r").body)["Message"].get<std::string>().find(
+          "server error"),
+      std::string::npos);
   std::string id = request_id();
   EXPECT_EQ(id.size(), 36u);
   EXPECT_NE(id, request_id());
@@ -90,8 +95,10 @@ TEST(SageMakerStreamError, QuotesTheContainersWording) {
             "The model's response stream failed: Request failed during generation: boom");
   EXPECT_EQ(msg(stream_error(boom, ApiMode::kLmi)), "The model's response stream failed: boom");
   Error cut{ErrorKind::kIncomplete, ""};
-  EXPECT_EQ(msg(stream_error(cut, ApiMode::kTgi)), "The model's response stream failed: Incomplete generation");
-  EXPECT_EQ(msg(stream_error(cut, ApiMode::kLmi)), "The model's response stream failed: request cancelled");
+  EXPECT_EQ(msg(stream_error(cut, ApiMode::kTgi)),
+            "The model's response stream failed: Incomplete generation");
+  EXPECT_EQ(msg(stream_error(cut, ApiMode::kLmi)),
+            "The model's response stream failed: request cancelled");
 }
 
 // Records what the reply does to the real exchange.
@@ -152,8 +159,8 @@ class Scripted final : public StreamEncoder {
 };
 
 // Streams `n` tokens and a final event through reply.stream() and runs the pump to the end.
-void pump(Recorder& rec, EndpointReply& reply, std::vector<Header> headers, std::shared_ptr<Scripted> enc,
-          size_t n, FinishReason reason = FinishReason::kLength) {
+void pump(Recorder& rec, EndpointReply& reply, std::vector<Header> headers,
+          std::shared_ptr<Scripted> enc, size_t n, FinishReason reason = FinishReason::kLength) {
   auto rs = std::make_shared<RequestStream>(1);
   for (size_t i = 0; i < n; ++i) rs->push(TokenEvent{});
   FinalEvent fe;
@@ -175,7 +182,8 @@ TEST(SageMakerEndpointReply, StreamFramesEachWriteAndBreaksOnError) {
   enc->tokens = {tok, ""};
   enc->last = tok;
   enc->error = Error{ErrorKind::kGeneration, "boom"};
-  pump(*rec, d, {{"Content-Type", "text/event-stream"}, {"x-compute-type", "cpu"}}, enc, 2, FinishReason::kError);
+  pump(*rec, d, {{"Content-Type", "text/event-stream"}, {"x-compute-type", "cpu"}}, enc, 2,
+       FinishReason::kError);
   ASSERT_TRUE(rec->started);
   EXPECT_EQ(rec->started->first, 200);
   EXPECT_EQ(rec->head("Content-Type"), "application/vnd.amazon.eventstream");
@@ -203,7 +211,8 @@ TEST(SageMakerEndpointReply, StreamsOfTheRealEncodersFailAsBefore) {
     EndpointReply d(rec, Operation::kStream, ApiMode::kTgi, {"rid", "AllTraffic"});
     TgiOptions o;
     o.max_new_tokens = 1;
-    TgiStreamEncoder tgi(o, {[](int32_t) { return std::string("t"); }, [](int32_t) { return false; }});
+    TgiStreamEncoder tgi(o,
+                         {[](int32_t) { return std::string("t"); }, [](int32_t) { return false; }});
     TokenEvent t;
     t.id = 5;
     t.text = t.emit = "x";
@@ -214,9 +223,11 @@ TEST(SageMakerEndpointReply, StreamsOfTheRealEncodersFailAsBefore) {
     StreamEnd end = tgi.on_end(fe);
     EventStreamEncoder es(std::make_shared<Scripted>(), ApiMode::kTgi);
     ASSERT_TRUE(end.error);
-    EXPECT_EQ(end.bytes, "data:{\"token\":{\"id\":5,\"text\":\"x\",\"logprob\":0.0,\"special\":false},"
-                         "\"generated_text\":null,\"details\":null}\n\n");
-    EXPECT_EQ(es.error_event(*end.error), stream_error({ErrorKind::kGeneration, "engine died"}, ApiMode::kTgi));
+    EXPECT_EQ(end.bytes,
+              "data:{\"token\":{\"id\":5,\"text\":\"x\",\"logprob\":0.0,\"special\":false},"
+              "\"generated_text\":null,\"details\":null}\n\n");
+    EXPECT_EQ(es.error_event(*end.error),
+              stream_error({ErrorKind::kGeneration, "engine died"}, ApiMode::kTgi));
   }
   // LMI: the buffered pieces as one PayloadPart, then the exception.
   {
@@ -241,8 +252,8 @@ TEST(SageMakerEndpointReply, SynchronousErrorBecomesModelError) {
       EndpointReply d(rec, op, mode, {"rid", "AllTraffic"});
       // As the container handlers answer a validation error inside a 200 stream.
       Error e{ErrorKind::kValidation, "bad input"};
-      ErrorAnswer a{e, tgi_error_response(e), std::vector<Header>{{"Content-Type", "application/json"}},
-                    tgi_error_event(e)};
+      ErrorAnswer a{e, tgi_error_response(e),
+                    std::vector<Header>{{"Content-Type", "application/json"}}, tgi_error_event(e)};
       if (mode == ApiMode::kLmi) {
         a.event = lmi_error_chunk(e);
         a.response = {kLmiStreamErrorCode, {}, a.event};
@@ -299,8 +310,11 @@ TEST(SageMakerEndpointReply, RespondTranslations) {
   {  // InvokeEndpoint: the body as is, SageMaker's headers, container extras dropped
     auto rec = std::make_shared<Recorder>();
     EndpointReply d(rec, Operation::kInvoke, ApiMode::kTgi, {"rid", "AllTraffic"});
-    d.respond({200, {{"Content-Type", "application/json"}, {"x-compute-time", "1"},
-                     {"X-Amzn-SageMaker-Custom-Attributes", "k=v"}}, "[1]"});
+    d.respond({200,
+               {{"Content-Type", "application/json"},
+                {"x-compute-time", "1"},
+                {"X-Amzn-SageMaker-Custom-Attributes", "k=v"}},
+               "[1]"});
     ASSERT_TRUE(rec->responded);
     EXPECT_EQ(rec->responded->body, "[1]");
     EXPECT_EQ(header(*rec->responded, "Content-Type"), "application/json");

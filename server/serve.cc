@@ -38,21 +38,27 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   App app(early);
   if (auth->any()) app.set_auth(auth);
   add_all_routes(app);
-  HttpLimits lim{cfg.body_limit, cfg.header_limit, cfg.idle_timeout_s, cfg.read_timeout_s, cfg.write_timeout_s};
-  HttpServer server(ioc, app.routes(), lim, [&app](const HttpRequest& r, int s, const AccessInfo& a, double ms) {
-    app.on_complete(r, s, a, ms);
-  });
+  HttpLimits lim{cfg.body_limit, cfg.header_limit, cfg.idle_timeout_s, cfg.read_timeout_s,
+                 cfg.write_timeout_s};
+  HttpServer server(ioc, app.routes(), lim,
+                    [&app](const HttpRequest& r, int s, const AccessInfo& a, double ms) {
+                      app.on_complete(r, s, a, ms);
+                    });
   int port = server.listen(cfg.host, cfg.port);
-  spdlog::info("listening on {}:{} (/invocations speaks {})", cfg.host, port, cfg.api == ApiMode::kLmi ? "lmi" : "tgi");
+  spdlog::info("listening on {}:{} (/invocations speaks {})", cfg.host, port,
+               cfg.api == ApiMode::kLmi ? "lmi" : "tgi");
   if (auth->sigv4_enabled())
-    spdlog::info("SigV4 required on /endpoints/* ({} key(s), service sagemaker, region {})", auth->key_count(),
-                 cfg.region.empty() ? "any" : cfg.region);
-  if (auth->api_key_enabled()) spdlog::info("API key required on every route but /ping and /health");
+    spdlog::info("SigV4 required on /endpoints/* ({} key(s), service sagemaker, region {})",
+                 auth->key_count(), cfg.region.empty() ? "any" : cfg.region);
+  if (auth->api_key_enabled())
+    spdlog::info("API key required on every route but /ping and /health");
   if (!auth->any() && !is_loopback_host(cfg.host))
-    spdlog::warn("no authentication configured while listening on {}: anyone who can reach this port can run the "
-                 "model (set --api-key and/or --aws-access-key-id/--aws-secret-access-key or "
-                 "--aws-credentials-file)",
-                 cfg.host);
+    spdlog::warn(
+        "no authentication configured while listening on {}: anyone who can reach this port can "
+        "run the "
+        "model (set --api-key and/or --aws-access-key-id/--aws-secret-access-key or "
+        "--aws-credentials-file)",
+        cfg.host);
 
   int exit_code = 0;
   std::atomic<bool> load_done{false};
@@ -67,11 +73,13 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       loaded = b;
       asio::post(ioc, [&app, b, fin] {
         app.set_backend(b, fin);
-        spdlog::info("ready: max_input_length={} max_total_tokens={} max_concurrent_requests={}", fin.max_input_length,
-                     fin.max_total_tokens, fin.max_concurrent_requests);
-        spdlog::info("SageMaker endpoint name: {} (POST /endpoints/{}/invocations[-response-stream]); licence gate "
-                     "(CustomAttributes accept_eula=true) {}",
-                     fin.endpoint_name, fin.endpoint_name, *fin.require_eula ? "on" : "off");
+        spdlog::info("ready: max_input_length={} max_total_tokens={} max_concurrent_requests={}",
+                     fin.max_input_length, fin.max_total_tokens, fin.max_concurrent_requests);
+        spdlog::info(
+            "SageMaker endpoint name: {} (POST /endpoints/{}/invocations[-response-stream]); "
+            "licence gate "
+            "(CustomAttributes accept_eula=true) {}",
+            fin.endpoint_name, fin.endpoint_name, *fin.require_eula ? "on" : "off");
       });
     } catch (const std::exception& e) {
       spdlog::error("cannot serve the model: {}", e.what());
@@ -86,10 +94,12 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
 
   asio::steady_timer load_timer(ioc);
   if (cfg.model_loading_timeout_s > 0) {
-    load_timer.expires_after(std::chrono::milliseconds(int64_t(cfg.model_loading_timeout_s * 1000)));
+    load_timer.expires_after(
+        std::chrono::milliseconds(int64_t(cfg.model_loading_timeout_s * 1000)));
     load_timer.async_wait([&](boost::system::error_code ec) {
       if (ec || load_done) return;
-      spdlog::error("the model did not load within model_loading_timeout ({} s)", cfg.model_loading_timeout_s);
+      spdlog::error("the model did not load within model_loading_timeout ({} s)",
+                    cfg.model_loading_timeout_s);
       std::_Exit(1);
     });
   }
@@ -109,7 +119,8 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
     }
     if (!cancelled && Clock::now() >= deadline) {
       cancelled = true;
-      spdlog::warn("shutdown grace ({} s) over: cancelling {} request(s)", cfg.shutdown_grace_s, app.in_flight());
+      spdlog::warn("shutdown grace ({} s) over: cancelling {} request(s)", cfg.shutdown_grace_s,
+                   app.in_flight());
       app.cancel_all();
     }
     drain_timer.expires_after(std::chrono::milliseconds(20));
@@ -117,7 +128,8 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       if (!ec) poll_drain();
     });
   };
-  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig) {
     if (ec) return;
     if (app.draining()) {
       spdlog::warn("second signal: exiting now");
@@ -126,8 +138,8 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       ioc.stop();
       return;
     }
-    spdlog::info("signal {}: stop accepting, draining {} request(s) for up to {} s", sig, app.in_flight(),
-                 cfg.shutdown_grace_s);
+    spdlog::info("signal {}: stop accepting, draining {} request(s) for up to {} s", sig,
+                 app.in_flight(), cfg.shutdown_grace_s);
     app.set_draining();
     server.stop_accepting();
     deadline = Clock::now() + std::chrono::milliseconds(int64_t(cfg.shutdown_grace_s * 1000));

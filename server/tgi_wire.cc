@@ -24,7 +24,8 @@ WireJson top_json(const std::vector<TokenLogprob>& top, const TokenLookup& l) {
 }
 
 bool ends_with(const std::string& s, const std::string& suf) {
-  return !suf.empty() && s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+  return !suf.empty() && s.size() >= suf.size() &&
+         s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
 WireJson seed_json(const TgiOptions& o, uint64_t seed) {
@@ -63,8 +64,10 @@ std::string TgiStreamEncoder::on_token(const TokenEvent& ev) {
     held_.reset();
   }
   last_ = ev;
-  if (last) held_ = ev;
-  else out += token_event(ev);
+  if (last)
+    held_ = ev;
+  else
+    out += token_event(ev);
   return out;
 }
 

@@ -24,8 +24,8 @@ struct TokenLookup {
 struct TgiOptions {
   bool details = false;
   bool decoder_input_details = false;
-  std::string full_text_prefix;     // the prompt when return_full_text
-  bool sampling = false;            // seed is null when not sampling
+  std::string full_text_prefix;  // the prompt when return_full_text
+  bool sampling = false;         // seed is null when not sampling
   // To know which token is the last one (TGI's final event carries it): the same finish rules the
   // scheduler applies, in TGI's order.
   int max_new_tokens = 20;
@@ -43,7 +43,8 @@ inline const char* sse_keepalive() { return ":\n\n"; }
 
 class TgiStreamEncoder {
  public:
-  TgiStreamEncoder(TgiOptions o, TokenLookup lookup) : o_(std::move(o)), lookup_(std::move(lookup)) {}
+  TgiStreamEncoder(TgiOptions o, TokenLookup lookup)
+      : o_(std::move(o)), lookup_(std::move(lookup)) {}
   // Bytes to send now; "" when the token is held because it will be the final event's token.
   std::string on_token(const TokenEvent& ev);
   // The end typed: the held token / final event, and the error the stream ends with (a failed or

@@ -19,15 +19,23 @@ struct SchemaError {
 
 std::string describe(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return std::string("boolean `") + (v.get<bool>() ? "true" : "false") + "`";
-    case json::value_t::string: return "string " + v.dump();
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return std::string("boolean `") + (v.get<bool>() ? "true" : "false") + "`";
+    case json::value_t::string:
+      return "string " + v.dump();
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer `" + v.dump() + "`";
-    case json::value_t::number_float: return "floating point `" + v.dump() + "`";
-    case json::value_t::array: return "sequence";
-    case json::value_t::object: return "map";
-    default: return "value";
+    case json::value_t::number_unsigned:
+      return "integer `" + v.dump() + "`";
+    case json::value_t::number_float:
+      return "floating point `" + v.dump() + "`";
+    case json::value_t::array:
+      return "sequence";
+    case json::value_t::object:
+      return "map";
+    default:
+      return "value";
   }
 }
 
@@ -38,7 +46,8 @@ std::string describe(const json& v) {
 uint64_t get_uint(const std::string& path, const json& v, uint64_t max, const char* tname) {
   if (v.is_number_unsigned()) {
     uint64_t x = v.get<uint64_t>();
-    if (x > max) throw SchemaError{path + ": invalid value: integer `" + v.dump() + "`, expected " + tname};
+    if (x > max)
+      throw SchemaError{path + ": invalid value: integer `" + v.dump() + "`, expected " + tname};
     return x;
   }
   if (v.is_number_integer())  // negative
@@ -59,7 +68,8 @@ int32_t get_i32(const std::string& path, const json& v) {
 
 float to_f32(double d) {  // like Rust's `as f32`: out-of-range values become infinities
   if (d > double(std::numeric_limits<float>::max())) return std::numeric_limits<float>::infinity();
-  if (d < -double(std::numeric_limits<float>::max())) return -std::numeric_limits<float>::infinity();
+  if (d < -double(std::numeric_limits<float>::max()))
+    return -std::numeric_limits<float>::infinity();
   return float(d);
 }
 
@@ -94,7 +104,8 @@ void parse_params(const json& p, TgiParams& t) {
   if (!p.is_object()) bad_type("parameters", p, "struct GenerateParameters");
   const uint64_t u32max = std::numeric_limits<uint32_t>::max();
   const uint64_t u64max = std::numeric_limits<uint64_t>::max();
-  opt(p, "best_of", t.best_of, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
+  opt(p, "best_of", t.best_of,
+      [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
   opt(p, "temperature", t.temperature, get_f32);
   opt(p, "repetition_penalty", t.repetition_penalty, get_f32);
   opt(p, "frequency_penalty", t.frequency_penalty, get_f32);
@@ -102,14 +113,19 @@ void parse_params(const json& p, TgiParams& t) {
   opt(p, "top_p", t.top_p, get_f32);
   opt(p, "typical_p", t.typical_p, get_f32);
   opt(p, "return_full_text", t.return_full_text, get_bool);
-  opt(p, "truncate", t.truncate, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
-  opt(p, "seed", t.seed, [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "u64"); });
-  opt(p, "top_n_tokens", t.top_n_tokens, [&](const auto& n, const auto& v) { return uint32_t(get_uint(n, v, u32max, "u32")); });
-  if (auto it = p.find("do_sample"); it != p.end()) t.do_sample = get_bool("parameters.do_sample", *it);
+  opt(p, "truncate", t.truncate,
+      [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "usize"); });
+  opt(p, "seed", t.seed,
+      [&](const auto& n, const auto& v) { return get_uint(n, v, u64max, "u64"); });
+  opt(p, "top_n_tokens", t.top_n_tokens,
+      [&](const auto& n, const auto& v) { return uint32_t(get_uint(n, v, u32max, "u32")); });
+  if (auto it = p.find("do_sample"); it != p.end())
+    t.do_sample = get_bool("parameters.do_sample", *it);
   if (auto it = p.find("max_new_tokens"); it != p.end())
     t.max_new_tokens = uint32_t(get_uint("parameters.max_new_tokens", *it, u32max, "u32"));
   if (auto it = p.find("stop"); it != p.end()) t.stop = get_strings("parameters.stop", *it);
-  if (auto it = p.find("watermark"); it != p.end()) t.watermark = get_bool("parameters.watermark", *it);
+  if (auto it = p.find("watermark"); it != p.end())
+    t.watermark = get_bool("parameters.watermark", *it);
   if (auto it = p.find("details"); it != p.end()) t.details = get_bool("parameters.details", *it);
   if (auto it = p.find("decoder_input_details"); it != p.end())
     t.decoder_input_details = get_bool("parameters.decoder_input_details", *it);
@@ -121,7 +137,8 @@ bool is_json_content_type(const std::string* ct) {
   std::string v = base::to_lower(ct->substr(0, ct->find(';')));
   while (!v.empty() && v.back() == ' ') v.pop_back();
   if (v == "application/json") return true;
-  return v.rfind("application/", 0) == 0 && v.size() > 5 && v.compare(v.size() - 5, 5, "+json") == 0;
+  return v.rfind("application/", 0) == 0 && v.size() > 5 &&
+         v.compare(v.size() - 5, 5, "+json") == 0;
 }
 
 // ---- The validation table: TGI's checks in TGI's order, each with its exact message.
@@ -133,51 +150,80 @@ struct Rule {
 const std::vector<Rule>& rules() {
   static const std::vector<Rule> r = {
       // Stream-only checks run in the streaming handler before anything else.
-      {[](auto& q, auto&, bool s) { return s && q.parameters.best_of && *q.parameters.best_of != 1; },
-       [](auto&, auto&) { return std::string("`best_of` != 1 is not supported when streaming tokens"); }},
+      {[](auto& q, auto&, bool s) {
+         return s && q.parameters.best_of && *q.parameters.best_of != 1;
+       },
+       [](auto&, auto&) {
+         return std::string("`best_of` != 1 is not supported when streaming tokens");
+       }},
       {[](auto& q, auto&, bool s) { return s && q.parameters.decoder_input_details; },
-       [](auto&, auto&) { return std::string("`decoder_input_details` == true is not supported when streaming tokens"); }},
+       [](auto&, auto&) {
+         return std::string(
+             "`decoder_input_details` == true is not supported when streaming tokens");
+       }},
       // generate_best_of's limit check (non-stream, best_of > 1).
-      {[](auto& q, auto& l, bool) { return q.parameters.best_of && *q.parameters.best_of > 1 && l.max_best_of == 1; },
+      {[](auto& q, auto& l, bool) {
+         return q.parameters.best_of && *q.parameters.best_of > 1 && l.max_best_of == 1;
+       },
        [](auto&, auto&) { return std::string("`best_of` != 1 is not allowed for this endpoint"); }},
       {[](auto& q, auto& l, bool) {
-         return q.parameters.best_of && *q.parameters.best_of > 1 && *q.parameters.best_of > uint64_t(l.max_best_of);
+         return q.parameters.best_of && *q.parameters.best_of > 1 &&
+                *q.parameters.best_of > uint64_t(l.max_best_of);
        },
        [](auto& q, auto& l) {
-         return "`best_of` must be > 0 and <= " + std::to_string(l.max_best_of) + ". Given: " +
-                std::to_string(*q.parameters.best_of);
+         return "`best_of` must be > 0 and <= " + std::to_string(l.max_best_of) +
+                ". Given: " + std::to_string(*q.parameters.best_of);
        }},
       // 1..13 (validation.rs)
-      {[](auto& q, auto&, bool) { return q.parameters.best_of && *q.parameters.best_of > 1 && !tgi_is_sampling(q.parameters); },
+      {[](auto& q, auto&, bool) {
+         return q.parameters.best_of && *q.parameters.best_of > 1 && !tgi_is_sampling(q.parameters);
+       },
        [](auto&, auto&) { return std::string("you must use sampling when `best_of` is > 1"); }},
-      {[](auto& q, auto&, bool) { return q.parameters.temperature && !(*q.parameters.temperature > 0.f); },
+      {[](auto& q, auto&, bool) {
+         return q.parameters.temperature && !(*q.parameters.temperature > 0.f);
+       },
        [](auto&, auto&) { return std::string("`temperature` must be strictly positive"); }},
-      {[](auto& q, auto&, bool) { return q.parameters.repetition_penalty && !(*q.parameters.repetition_penalty > 0.f); },
+      {[](auto& q, auto&, bool) {
+         return q.parameters.repetition_penalty && !(*q.parameters.repetition_penalty > 0.f);
+       },
        [](auto&, auto&) { return std::string("`repetition_penalty` must be strictly positive"); }},
       {[](auto& q, auto&, bool) {
          auto& f = q.parameters.frequency_penalty;
          return f && !(*f >= -2.f && *f <= 2.f);
        },
        [](auto&, auto&) { return std::string("`frequency_penalty` must be >= -2.0 and <= 2.0"); }},
-      {[](auto& q, auto&, bool) { auto& p = q.parameters.top_p; return p && !(*p > 0.f && *p < 1.f); },
+      {[](auto& q, auto&, bool) {
+         auto& p = q.parameters.top_p;
+         return p && !(*p > 0.f && *p < 1.f);
+       },
        [](auto&, auto&) { return std::string("`top_p` must be > 0.0 and < 1.0"); }},
-      {[](auto& q, auto&, bool) { auto& p = q.parameters.typical_p; return p && !(*p > 0.f && *p < 1.f); },
+      {[](auto& q, auto&, bool) {
+         auto& p = q.parameters.typical_p;
+         return p && !(*p > 0.f && *p < 1.f);
+       },
        [](auto&, auto&) { return std::string("`typical_p` must be > 0.0 and < 1.0"); }},
       {[](auto& q, auto&, bool) { return q.parameters.top_k && *q.parameters.top_k <= 0; },
        [](auto&, auto&) { return std::string("`top_k` must be strictly positive"); }},
       {[](auto& q, auto&, bool) { return q.parameters.max_new_tokens == 0; },
        [](auto&, auto&) { return std::string("`max_new_tokens` must be strictly positive"); }},
-      {[](auto& q, auto& l, bool) { return q.parameters.stop.size() > size_t(l.max_stop_sequences); },
+      {[](auto& q, auto& l, bool) {
+         return q.parameters.stop.size() > size_t(l.max_stop_sequences);
+       },
        [](auto& q, auto& l) {
-         return "`stop` supports up to " + std::to_string(l.max_stop_sequences) + " stop sequences. Given: " +
-                std::to_string(q.parameters.stop.size());
+         return "`stop` supports up to " + std::to_string(l.max_stop_sequences) +
+                " stop sequences. Given: " + std::to_string(q.parameters.stop.size());
        }},
-      {[](auto& q, auto&, bool) { return q.parameters.seed && q.parameters.best_of && *q.parameters.best_of > 1; },
+      {[](auto& q, auto&, bool) {
+         return q.parameters.seed && q.parameters.best_of && *q.parameters.best_of > 1;
+       },
        [](auto&, auto&) { return std::string("`seed` must not be set when `best_of` > 1"); }},
-      {[](auto& q, auto& l, bool) { return q.parameters.top_n_tokens && *q.parameters.top_n_tokens > uint32_t(l.max_top_n_tokens); },
+      {[](auto& q, auto& l, bool) {
+         return q.parameters.top_n_tokens &&
+                *q.parameters.top_n_tokens > uint32_t(l.max_top_n_tokens);
+       },
        [](auto& q, auto& l) {
-         return "`top_n_tokens` must be >= 0 and <= " + std::to_string(l.max_top_n_tokens) + ". Given: " +
-                std::to_string(*q.parameters.top_n_tokens);
+         return "`top_n_tokens` must be >= 0 and <= " + std::to_string(l.max_top_n_tokens) +
+                ". Given: " + std::to_string(*q.parameters.top_n_tokens);
        }},
       {[](auto& q, auto&, bool) { return q.inputs.empty(); },
        [](auto&, auto&) { return std::string("`inputs` cannot be empty"); }},
@@ -186,7 +232,8 @@ const std::vector<Rule>& rules() {
          return t && (*t == 0 || *t > uint64_t(l.max_input_length));
        },
        [](auto& q, auto& l) {
-         return "`truncate` must be strictly positive and less than " + std::to_string(l.max_input_length) +
+         return "`truncate` must be strictly positive and less than " +
+                std::to_string(l.max_input_length) +
                 ". Given: " + std::to_string(*q.parameters.truncate);
        }},
       // Not in TGI's CPU-less world: features this build does not have.
@@ -207,12 +254,14 @@ Error validation_error(const std::string& message) {
 std::optional<Error> parse_tgi_request(const std::string* content_type, std::string_view body,
                                        bool compat, TgiRequest* out) {
   if (!is_json_content_type(content_type))
-    return Error{ErrorKind::kUnsupportedMediaType, "Expected request with `Content-Type: application/json`"};
+    return Error{ErrorKind::kUnsupportedMediaType,
+                 "Expected request with `Content-Type: application/json`"};
   json j;
   try {
     j = json::parse(body.begin(), body.end());
   } catch (const std::exception& e) {
-    return Error{ErrorKind::kBadRequest, std::string("Failed to parse the request body as JSON: ") + e.what()};
+    return Error{ErrorKind::kBadRequest,
+                 std::string("Failed to parse the request body as JSON: ") + e.what()};
   }
   try {
     if (!j.is_object()) bad_type("", j, "struct GenerateRequest");
@@ -226,7 +275,8 @@ std::optional<Error> parse_tgi_request(const std::string* content_type, std::str
   } catch (const SchemaError& e) {
     std::string m = e.msg;
     if (!m.empty() && m[0] == ':') m = m.substr(2);
-    return Error{ErrorKind::kUnprocessable, "Failed to deserialize the JSON body into the target type: " + m};
+    return Error{ErrorKind::kUnprocessable,
+                 "Failed to deserialize the JSON body into the target type: " + m};
   }
   return std::nullopt;
 }
@@ -237,14 +287,15 @@ std::optional<std::string> validate_tgi(const TgiRequest& r, const TgiLimits& l,
   return std::nullopt;
 }
 
-std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens, const TgiLimits& l) {
+std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens,
+                                                const TgiLimits& l) {
   if (uint64_t(input_len) + max_new_tokens > uint64_t(l.max_total_tokens))
-    return "`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(l.max_total_tokens) + ". Given: " +
-           std::to_string(input_len) + " `inputs` tokens and " + std::to_string(max_new_tokens) +
-           " `max_new_tokens`";
+    return "`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(l.max_total_tokens) +
+           ". Given: " + std::to_string(input_len) + " `inputs` tokens and " +
+           std::to_string(max_new_tokens) + " `max_new_tokens`";
   if (input_len > l.max_input_length)
-    return "`inputs` must have less than " + std::to_string(l.max_input_length) + " tokens. Given: " +
-           std::to_string(input_len);
+    return "`inputs` must have less than " + std::to_string(l.max_input_length) +
+           " tokens. Given: " + std::to_string(input_len);
   return std::nullopt;
 }
 
@@ -264,7 +315,8 @@ SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed) {
   return s;
 }
 
-std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out) {
+std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed,
+                                             LmiRequest* out) {
   json j;
   try {
     j = json::parse(body.begin(), body.end());
@@ -285,7 +337,8 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
   s.seed = random_seed;
   auto p = j.find("parameters");
   if (p != j.end() && !p->is_null()) {
-    if (!p->is_object()) return std::string("Input parsing failed: \"parameters\" must be an object");
+    if (!p->is_object())
+      return std::string("Input parsing failed: \"parameters\" must be an object");
     try {
       auto num = [&](const char* k, float& dst) {
         if (auto it = p->find(k); it != p->end() && !it->is_null()) dst = get_f32(k, *it);
@@ -294,8 +347,10 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
       num("repetition_penalty", s.repetition_penalty);
       num("top_p", s.top_p);
       num("typical_p", s.typical_p);
-      if (auto it = p->find("top_k"); it != p->end() && !it->is_null()) s.top_k = get_i32("top_k", *it);
-      if (auto it = p->find("do_sample"); it != p->end() && !it->is_null()) s.do_sample = get_bool("do_sample", *it);
+      if (auto it = p->find("top_k"); it != p->end() && !it->is_null())
+        s.top_k = get_i32("top_k", *it);
+      if (auto it = p->find("do_sample"); it != p->end() && !it->is_null())
+        s.do_sample = get_bool("do_sample", *it);
       if (auto it = p->find("seed"); it != p->end() && !it->is_null()) {
         s.seed = get_uint("seed", *it, std::numeric_limits<uint64_t>::max(), "u64");
         out->seed_given = true;
@@ -315,9 +370,11 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
   // No range validation in 0.25.0; values the engine cannot use fail like an engine exception.
   if (!(s.temperature > 0.f)) return std::string("`temperature` must be strictly positive");
   if (!(s.top_p > 0.f && s.top_p <= 1.f)) return std::string("`top_p` must be in (0, 1]");
-  if (!(s.typical_p > 0.f && s.typical_p <= 1.f)) return std::string("`typical_p` must be in (0, 1]");
+  if (!(s.typical_p > 0.f && s.typical_p <= 1.f))
+    return std::string("`typical_p` must be in (0, 1]");
   if (s.top_k < 0) return std::string("`top_k` must be >= 0");
-  if (!(s.repetition_penalty > 0.f)) return std::string("`repetition_penalty` must be strictly positive");
+  if (!(s.repetition_penalty > 0.f))
+    return std::string("`repetition_penalty` must be strictly positive");
   if (out->max_new_tokens <= 0) return std::string("`max_new_tokens` must be strictly positive");
   out->sampling = s;
   return std::nullopt;
@@ -353,16 +410,18 @@ constexpr OpenAiNumber kOpenAiNumbers[] = {
 
 std::string range_message(const OpenAiNumber& n) {
   if (n.integer)
-    return std::string("`") + n.key + "` must be >= " + std::to_string(int(n.lo)) + " and <= " +
-           std::to_string(int(n.hi));
-  return std::string("`") + n.key + "` must be >= " + std::to_string(n.lo) + " and <= " + std::to_string(n.hi);
+    return std::string("`") + n.key + "` must be >= " + std::to_string(int(n.lo)) +
+           " and <= " + std::to_string(int(n.hi));
+  return std::string("`") + n.key + "` must be >= " + std::to_string(n.lo) +
+         " and <= " + std::to_string(n.hi);
 }
 
 double openai_number(const json& j, const OpenAiNumber& n, double def) {
   auto it = j.find(n.key);
   if (it == j.end() || it->is_null()) return def;
   if (n.integer) {
-    if (!it->is_number_integer()) throw OpenAiBad{std::string("`") + n.key + "` must be an integer"};
+    if (!it->is_number_integer())
+      throw OpenAiBad{std::string("`") + n.key + "` must be an integer"};
     int64_t v = it->get<int64_t>();
     if (v < int64_t(n.lo) || v > int64_t(n.hi)) throw OpenAiBad{range_message(n)};
     return double(v);
@@ -380,7 +439,8 @@ std::string openai_text_content(const json& c) {
   if (c.is_array()) {  // [{"type":"text","text":"..."}]
     std::string s;
     for (auto& part : c) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         throw OpenAiBad{"only text content parts are supported"};
       s += part["text"].get<std::string>();
     }
@@ -391,13 +451,14 @@ std::string openai_text_content(const json& c) {
 
 }  // namespace
 
-std::optional<Error> parse_openai_request(const std::string& body, bool chat, int max_stop_sequences,
-                                          OpenAiRequest* out) {
+std::optional<Error> parse_openai_request(const std::string& body, bool chat,
+                                          int max_stop_sequences, OpenAiRequest* out) {
   json j;
   try {
     j = json::parse(body);
   } catch (const std::exception& e) {
-    return Error{ErrorKind::kInvalidRequest, std::string("the body is not valid JSON: ") + e.what()};
+    return Error{ErrorKind::kInvalidRequest,
+                 std::string("the body is not valid JSON: ") + e.what()};
   }
   try {
     if (!j.is_object()) throw OpenAiBad{"the body must be a JSON object"};
@@ -447,21 +508,25 @@ std::optional<Error> parse_openai_request(const std::string& body, bool chat, in
     }
     if (chat) {
       auto it = j.find("messages");
-      if (it == j.end() || !it->is_array() || it->empty()) throw OpenAiBad{"`messages` must be a non-empty list"};
+      if (it == j.end() || !it->is_array() || it->empty())
+        throw OpenAiBad{"`messages` must be a non-empty list"};
       for (auto& m : *it) {
         if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
           throw OpenAiBad{"each message needs a string `role`"};
-        out->messages.emplace_back(m["role"].get<std::string>(), openai_text_content(m.value("content", json())));
+        out->messages.emplace_back(m["role"].get<std::string>(),
+                                   openai_text_content(m.value("content", json())));
       }
     } else {
       if (j.contains("suffix") && !j["suffix"].is_null())
         throw OpenAiBad{"Suffix is not supported and can be achieved by preprocessing the prompt.",
                         ErrorKind::kUnsupportedFeature};
       auto it = j.find("prompt");
-      if (it != j.end() && it->is_string()) out->prompt = it->get<std::string>();
+      if (it != j.end() && it->is_string())
+        out->prompt = it->get<std::string>();
       else if (it != j.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string())
         out->prompt = (*it)[0].get<std::string>();
-      else throw OpenAiBad{"`prompt` must be a string"};
+      else
+        throw OpenAiBad{"`prompt` must be a string"};
     }
   } catch (const OpenAiBad& b) {
     return Error{b.kind, b.message};

@@ -51,12 +51,13 @@ struct TgiLimits {
 // body must be JSON (kBadRequest), and it must fit the schema (kUnprocessable); TGI's wire answers
 // them as axum's plain text. compat: the body may carry "stream".
 std::optional<Error> parse_tgi_request(const std::string* content_type, std::string_view body,
-                                           bool compat, TgiRequest* out);
+                                       bool compat, TgiRequest* out);
 
 // TGI's validation table (checks 1–13 and the stream-only checks), first failure wins.
 std::optional<std::string> validate_tgi(const TgiRequest& r, const TgiLimits& l, bool stream);
 // Checks 14–15 once the prompt is tokenized (input_len after truncation).
-std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens, const TgiLimits& l);
+std::optional<std::string> validate_tgi_lengths(int input_len, uint32_t max_new_tokens,
+                                                const TgiLimits& l);
 
 // kValidation with TGI's "Input validation error: " before a rule's message.
 Error validation_error(const std::string& message);
@@ -65,8 +66,8 @@ Error validation_error(const std::string& message);
 SamplingParams tgi_sampling(const TgiParams& p, uint64_t random_seed);
 bool tgi_is_sampling(const TgiParams& p);
 
-// LMI 0.25 (lmi-dist) request: {"inputs": "...", "parameters": {...}}; parameters outside lmi-dist's
-// list are ignored. Errors are messages for DJL's 424 error chunk.
+// LMI 0.25 (lmi-dist) request: {"inputs": "...", "parameters": {...}}; parameters outside
+// lmi-dist's list are ignored. Errors are messages for DJL's 424 error chunk.
 struct LmiRequest {
   std::string inputs;
   SamplingParams sampling;
@@ -75,7 +76,8 @@ struct LmiRequest {
   std::optional<uint64_t> truncate;
   bool seed_given = false;
 };
-std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed, LmiRequest* out);
+std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed,
+                                             LmiRequest* out);
 
 // OpenAI /v1/chat/completions (chat) and /v1/completions request, checked in order, first failure
 // wins (kInvalidRequest unless said otherwise). The template and the token counts are the
@@ -89,7 +91,7 @@ struct OpenAiRequest {
   std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, text)
   std::string prompt;                                         // completions
 };
-std::optional<Error> parse_openai_request(const std::string& body, bool chat, int max_stop_sequences,
-                                          OpenAiRequest* out);
+std::optional<Error> parse_openai_request(const std::string& body, bool chat,
+                                          int max_stop_sequences, OpenAiRequest* out);
 
 }  // namespace lmstream::server

@@ -43,9 +43,12 @@ TEST(Validation, RulesInOrderWithExactMessages) {
       {R"({"grammar":{"type":"json","value":{}}})", "grammar is not supported"},
   };
   for (auto& c : cases)
-    EXPECT_EQ(first_error(std::string(R"({"inputs":"x","parameters":)") + c.params + "}"), c.message) << c.params;
+    EXPECT_EQ(first_error(std::string(R"({"inputs":"x","parameters":)") + c.params + "}"),
+              c.message)
+        << c.params;
   EXPECT_EQ(first_error(R"({"inputs":""})"), "`inputs` cannot be empty");
-  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"top_k":5,"top_p":0.5,"temperature":0.7}})"), "");
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"top_k":5,"top_p":0.5,"temperature":0.7}})"),
+            "");
 }
 
 TEST(Validation, StreamOnlyChecksComeFirst) {
@@ -53,7 +56,8 @@ TEST(Validation, StreamOnlyChecksComeFirst) {
             "`best_of` != 1 is not supported when streaming tokens");
   EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"decoder_input_details":true}})", true),
             "`decoder_input_details` == true is not supported when streaming tokens");
-  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"decoder_input_details":true}})", false), "");
+  EXPECT_EQ(first_error(R"({"inputs":"x","parameters":{"decoder_input_details":true}})", false),
+            "");
 }
 
 TEST(Validation, LengthsTotalBeforeInput) {
@@ -61,7 +65,8 @@ TEST(Validation, LengthsTotalBeforeInput) {
   l.max_input_length = 10;
   l.max_total_tokens = 20;
   EXPECT_EQ(*validate_tgi_lengths(15, 10, l),
-            "`inputs` tokens + `max_new_tokens` must be <= 20. Given: 15 `inputs` tokens and 10 `max_new_tokens`");
+            "`inputs` tokens + `max_new_tokens` must be <= 20. Given: 15 `inputs` tokens and 10 "
+            "`max_new_tokens`");
   EXPECT_EQ(*validate_tgi_lengths(11, 2, l), "`inputs` must have less than 10 tokens. Given: 11");
   EXPECT_FALSE(validate_tgi_lengths(10, 10, l));
 }
@@ -69,13 +74,16 @@ TEST(Validation, LengthsTotalBeforeInput) {
 TEST(Validation, RejectionJson) {
   HttpResponse r = tgi_error_response(validation_error("`top_k` must be strictly positive"));
   EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(r.body, R"({"error":"Input validation error: `top_k` must be strictly positive","error_type":"validation"})");
+  EXPECT_EQ(
+      r.body,
+      R"({"error":"Input validation error: `top_k` must be strictly positive","error_type":"validation"})");
   EXPECT_EQ(tgi_error_response({ErrorKind::kOverloaded, "Model is overloaded"}).body,
             R"({"error":"Model is overloaded","error_type":"overloaded"})");
 }
 
 // parse_tgi_request's typed error as TGI's wire answers it.
-std::optional<HttpResponse> parse_rejection(const std::string* ct, std::string_view body, bool compat, TgiRequest* r) {
+std::optional<HttpResponse> parse_rejection(const std::string* ct, std::string_view body,
+                                            bool compat, TgiRequest* r) {
   auto e = parse_tgi_request(ct, body, compat, r);
   if (!e) return std::nullopt;
   return tgi_error_response(*e);
@@ -83,40 +91,49 @@ std::optional<HttpResponse> parse_rejection(const std::string* ct, std::string_v
 
 TEST(Validation, AxumBodyRejections) {
   TgiRequest r;
-  std::string json = "application/json", json_cs = "application/json; charset=utf-8", text = "text/plain";
+  std::string json = "application/json", json_cs = "application/json; charset=utf-8",
+              text = "text/plain";
   EXPECT_EQ(parse_rejection(nullptr, R"({"inputs":"x"})", false, &r)->status, 415);
   EXPECT_EQ(parse_rejection(&text, R"({"inputs":"x"})", false, &r)->status, 415);
   EXPECT_FALSE(parse_rejection(&json_cs, R"({"inputs":"x"})", false, &r));
   EXPECT_EQ(parse_rejection(&json, R"({"inputs":)", false, &r)->status, 400);
-  EXPECT_EQ(parse_rejection(&json, "{\"inputs\":\"\xff\"}", false, &r)->status, 400);  // invalid UTF-8
+  EXPECT_EQ(parse_rejection(&json, "{\"inputs\":\"\xff\"}", false, &r)->status,
+            400);  // invalid UTF-8
   EXPECT_EQ(parse_rejection(&json, R"({"inputs":NaN})", false, &r)->status, 400);
-  for (const char* bad : {R"({"inputs":["x"]})", R"({})", R"([])", R"({"inputs":"x","parameters":null})",
-                          R"({"inputs":"x","parameters":{"max_new_tokens":-1}})",
-                          R"({"inputs":"x","parameters":{"max_new_tokens":4294967296}})",
-                          R"({"inputs":"x","parameters":{"max_new_tokens":1.5}})",
-                          R"({"inputs":"x","parameters":{"max_new_tokens":null}})",
-                          R"({"inputs":"x","parameters":{"top_k":3000000000}})",
-                          R"({"inputs":"x","parameters":{"seed":-1}})", R"({"inputs":"x","parameters":{"stop":[1]}})",
-                          R"({"inputs":"x","parameters":{"do_sample":1}})", R"({"inputs":"x","stream":"yes"})"}) {
+  for (const char* bad :
+       {R"({"inputs":["x"]})", R"({})", R"([])", R"({"inputs":"x","parameters":null})",
+        R"({"inputs":"x","parameters":{"max_new_tokens":-1}})",
+        R"({"inputs":"x","parameters":{"max_new_tokens":4294967296}})",
+        R"({"inputs":"x","parameters":{"max_new_tokens":1.5}})",
+        R"({"inputs":"x","parameters":{"max_new_tokens":null}})",
+        R"({"inputs":"x","parameters":{"top_k":3000000000}})",
+        R"({"inputs":"x","parameters":{"seed":-1}})", R"({"inputs":"x","parameters":{"stop":[1]}})",
+        R"({"inputs":"x","parameters":{"do_sample":1}})", R"({"inputs":"x","stream":"yes"})"}) {
     TgiRequest q;
     auto rej = parse_rejection(&json, bad, true, &q);
     ASSERT_TRUE(rej) << bad;
     EXPECT_EQ(rej->status, 422) << bad;
-    EXPECT_EQ(rej->body.rfind("Failed to deserialize the JSON body into the target type: ", 0), 0u) << rej->body;
+    EXPECT_EQ(rej->body.rfind("Failed to deserialize the JSON body into the target type: ", 0), 0u)
+        << rej->body;
   }
-  auto rej = parse_rejection(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
+  auto rej =
+      parse_rejection(&json, R"({"inputs":"x","parameters":{"max_new_tokens":-1}})", false, &r);
   EXPECT_EQ(rej->body,
-            "Failed to deserialize the JSON body into the target type: parameters.max_new_tokens: invalid value: "
+            "Failed to deserialize the JSON body into the target type: parameters.max_new_tokens: "
+            "invalid value: "
             "integer `-1`, expected u32");
 }
 
 TEST(Validation, DefaultsAndNulls) {
-  TgiRequest r = parse_ok(R"({"inputs":"x","parameters":{"temperature":null,"seed":null,"extra":1},"stream":true})", true);
+  TgiRequest r = parse_ok(
+      R"({"inputs":"x","parameters":{"temperature":null,"seed":null,"extra":1},"stream":true})",
+      true);
   EXPECT_EQ(r.parameters.max_new_tokens, 20u);
   EXPECT_FALSE(r.parameters.temperature);
   EXPECT_FALSE(r.parameters.seed);
   EXPECT_TRUE(r.stream);
-  EXPECT_FALSE(parse_ok(R"({"inputs":"x","stream":true})", false).stream);  // only compat routes read it
+  EXPECT_FALSE(
+      parse_ok(R"({"inputs":"x","stream":true})", false).stream);  // only compat routes read it
 }
 
 TEST(Validation, SamplingMapping) {
@@ -137,7 +154,9 @@ TEST(Validation, SamplingMapping) {
 
 TEST(Validation, LmiRequest) {
   LmiRequest r;
-  EXPECT_FALSE(parse_lmi_request(R"({"inputs":"hi","parameters":{"max_new_tokens":5,"stop_sequences":["x"],"stop":["ignored"],"top_p":0.6}})", 9, &r));
+  EXPECT_FALSE(parse_lmi_request(
+      R"({"inputs":"hi","parameters":{"max_new_tokens":5,"stop_sequences":["x"],"stop":["ignored"],"top_p":0.6}})",
+      9, &r));
   EXPECT_EQ(r.inputs, "hi");
   EXPECT_EQ(r.max_new_tokens, 5);
   EXPECT_EQ(r.stop_sequences, std::vector<std::string>{"x"});
@@ -165,35 +184,43 @@ TEST(OpenAiValidation, MessagesInOrder) {
   EXPECT_EQ(first("{").rfind("invalid_request: the body is not valid JSON: ", 0), 0u);
   EXPECT_EQ(first(R"({"stream":1})"), "invalid_request: `stream` must be a boolean");
   EXPECT_EQ(first(R"({"n":2})"), "invalid_request: `n` must be >= 1 and <= 1");
-  EXPECT_EQ(first(R"({"max_tokens":0})"), "invalid_request: `max_tokens` must be >= 1 and <= 16777216");
-  EXPECT_EQ(first(R"({"max_completion_tokens":1.5})"), "invalid_request: `max_completion_tokens` must be an integer");
-  EXPECT_EQ(first(R"({"temperature":3})"), "invalid_request: `temperature` must be >= 0.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"max_tokens":0})"),
+            "invalid_request: `max_tokens` must be >= 1 and <= 16777216");
+  EXPECT_EQ(first(R"({"max_completion_tokens":1.5})"),
+            "invalid_request: `max_completion_tokens` must be an integer");
+  EXPECT_EQ(first(R"({"temperature":3})"),
+            "invalid_request: `temperature` must be >= 0.000000 and <= 2.000000");
   EXPECT_EQ(first(R"({"temperature":"x"})"), "invalid_request: `temperature` must be a number");
   // top_p's own rule comes before the next parameter's range.
   EXPECT_EQ(first(R"({"top_p":0,"frequency_penalty":5})"), "invalid_request: `top_p` must be > 0");
-  EXPECT_EQ(first(R"({"frequency_penalty":5})"), "invalid_request: `frequency_penalty` must be >= -2.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"frequency_penalty":5})"),
+            "invalid_request: `frequency_penalty` must be >= -2.000000 and <= 2.000000");
   EXPECT_EQ(first(R"({"repetition_penalty":0})"),
             "invalid_request: `repetition_penalty` must be >= 0.000001 and <= 1000000.000000");
   EXPECT_EQ(first(R"({"top_k":-1})"), "invalid_request: `top_k` must be >= 0 and <= 16777216");
   EXPECT_EQ(first(R"({"seed":"1"})"), "invalid_request: `seed` must be an integer");
-  EXPECT_EQ(first(R"({"stop":[1]})"), "invalid_request: `stop` must be a string or a list of strings");
+  EXPECT_EQ(first(R"({"stop":[1]})"),
+            "invalid_request: `stop` must be a string or a list of strings");
   EXPECT_EQ(first(R"({"stop":["a","b","c","d","e"]})"),
             "unprocessable: `stop` supports up to 4 stop sequences. Given: 5");
   EXPECT_EQ(first(R"({"messages":[]})"), "invalid_request: `messages` must be a non-empty list");
-  EXPECT_EQ(first(R"({"messages":[{"content":"x"}]})"), "invalid_request: each message needs a string `role`");
+  EXPECT_EQ(first(R"({"messages":[{"content":"x"}]})"),
+            "invalid_request: each message needs a string `role`");
   EXPECT_EQ(first(R"({"messages":[{"role":"user","content":[{"type":"image"}]}]})"),
             "invalid_request: only text content parts are supported");
   EXPECT_EQ(first(R"({"messages":[{"role":"user","content":1}]})"),
             "invalid_request: `content` must be a string or a list of text parts");
   EXPECT_EQ(first(R"({"prompt":"x","suffix":"y"})", false),
-            "unsupported_feature: Suffix is not supported and can be achieved by preprocessing the prompt.");
+            "unsupported_feature: Suffix is not supported and can be achieved by preprocessing the "
+            "prompt.");
   EXPECT_EQ(first(R"({"prompt":["a","b"]})", false), "invalid_request: `prompt` must be a string");
   EXPECT_EQ(first(R"({"prompt":["a"]})", false), "ok");
 
   OpenAiRequest r;
-  ASSERT_FALSE(parse_openai_request(R"({"prompt":"p","max_tokens":7,"max_completion_tokens":9,"temperature":0,)"
-                                    R"("seed":5,"stop":"s"})",
-                                    false, 4, &r));
+  ASSERT_FALSE(parse_openai_request(
+      R"({"prompt":"p","max_tokens":7,"max_completion_tokens":9,"temperature":0,)"
+      R"("seed":5,"stop":"s"})",
+      false, 4, &r));
   EXPECT_EQ(r.max_tokens, 7);  // max_completion_tokens is chat's
   EXPECT_FALSE(r.sampling.do_sample);
   EXPECT_EQ(*r.seed, 5u);

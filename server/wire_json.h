@@ -13,8 +13,8 @@
 
 namespace lmstream::server {
 
-using WireJson = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
-                                      std::uint64_t, float>;
+using WireJson = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool,
+                                      std::int64_t, std::uint64_t, float>;
 
 inline std::string dump(const WireJson& j) {
   return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);

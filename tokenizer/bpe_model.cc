@@ -20,8 +20,8 @@ constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581
 struct Symbol {
   int32_t prev;
   int32_t next;
-  bool freeze;              // a user-defined piece: never merged
-  std::string_view piece;   // view into the normalized text; empty once merged away
+  bool freeze;             // a user-defined piece: never merged
+  std::string_view piece;  // view into the normalized text; empty once merged away
 };
 
 struct Candidate {

@@ -6,7 +6,8 @@ namespace lmstream {
 SentencePieceTokenizer::SentencePieceTokenizer(const TokenizerSpec& spec) {
   const auto status = sp_.Load(spec.sp_model_path);
   if (!status.ok())
-    throw ModelError(spec.sp_model_path + ": cannot load SentencePiece model: " + status.ToString());
+    throw ModelError(spec.sp_model_path +
+                     ": cannot load SentencePiece model: " + status.ToString());
   const int n = sp_.GetPieceSize();
   std::vector<std::string> pieces(size_t(n > 0 ? n : 0));
   std::vector<float> scores(pieces.size());
@@ -14,7 +15,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(const TokenizerSpec& spec) {
   for (int i = 0; i < n; ++i) {
     pieces[size_t(i)] = sp_.IdToPiece(i);
     scores[size_t(i)] = sp_.GetScore(i);
-    types[size_t(i)] = sp_.IsControl(i)  ? TokenType::kControl
+    types[size_t(i)] = sp_.IsControl(i)   ? TokenType::kControl
                        : sp_.IsUnknown(i) ? TokenType::kUnknown
                        : sp_.IsByte(i)    ? TokenType::kByte
                        : sp_.IsUnused(i)  ? TokenType::kUnused

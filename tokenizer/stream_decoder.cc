@@ -4,8 +4,8 @@
 // token (or finish) ends the run. The first non-byte token loses its leading U+2581 once.
 #include <string_view>
 
-#include "tokenizer/tokenizer.h"
 #include "base/utf8.h"
+#include "tokenizer/tokenizer.h"
 
 namespace lmstream {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tokenizer/test_support.h"
 #include "base/utf8.h"
+#include "tokenizer/test_support.h"
 
 namespace lmstream {
 namespace {
@@ -40,7 +40,9 @@ TEST(Utf8, ValidAndIncomplete) {
   EXPECT_FALSE(utf8::is_incomplete_prefix("\xED\xA0"));  // can only be a surrogate
   EXPECT_FALSE(utf8::is_incomplete_prefix("\xF4\x90"));  // above U+10FFFF
   EXPECT_FALSE(utf8::is_incomplete_prefix("\xFF"));
-  EXPECT_FALSE(utf8::is_incomplete_prefix("\xE4" "a"));
+  EXPECT_FALSE(
+      utf8::is_incomplete_prefix("\xE4"
+                                 "a"));
 }
 
 TEST(StreamDecoder, HoldsBackPartialCharacters) {

@@ -96,9 +96,8 @@ void TableTokenizer::init(std::string source, std::vector<std::string> pieces,
     if ((types[i] == TokenType::kControl || types[i] == TokenType::kUnknown) && !pieces[i].empty())
       specials_.emplace_back(pieces[i], static_cast<int32_t>(i));
   }
-  std::stable_sort(specials_.begin(), specials_.end(), [](const auto& a, const auto& b) {
-    return a.first.size() > b.first.size();
-  });
+  std::stable_sort(specials_.begin(), specials_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 
   pieces_ = std::move(pieces);
   scores_ = std::move(scores);

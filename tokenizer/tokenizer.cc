@@ -27,7 +27,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
                                        bool parse_special) const {
   std::vector<int32_t> out;
   if (add_bos) out.push_back(bos_);
-  auto append = [&out](const std::vector<int32_t>& v) { out.insert(out.end(), v.begin(), v.end()); };
+  auto append = [&out](const std::vector<int32_t>& v) {
+    out.insert(out.end(), v.begin(), v.end());
+  };
   if (!parse_special) {
     append(encode_plain(text));
     return out;

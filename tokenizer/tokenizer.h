@@ -27,7 +27,8 @@ class Tokenizer {
   // sent to TGI; each piece of text between them is encoded with encode_plain, dummy prefix
   // included, as TGI's tokenizer (tokenizer.json: added tokens split out first, then every piece
   // normalized with Prepend("▁")) and Meta's chat format ([BOS] + sp("[INST] ...")) both do.
-  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special = false) const;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos,
+                              bool parse_special = false) const;
 
   // Raw bytes this token contributes to output text: U+2581 becomes ' ', <0xXX> becomes the byte,
   // control/unknown tokens give "" (their literal text is piece()).

@@ -30,7 +30,10 @@ TEST(Llama2Tokenizer, CorpusIsLargeAndVaried) {
   size_t byte_fallback = 0, long_inputs = 0;
   for (const auto& s : L->corpus) {
     for (int id : L->sp.EncodeAsIds(s))
-      if (L->sp.IsByte(id)) { ++byte_fallback; break; }
+      if (L->sp.IsByte(id)) {
+        ++byte_fallback;
+        break;
+      }
     if (s.size() > 500) ++long_inputs;
   }
   EXPECT_GT(byte_fallback, 100u) << "the corpus should exercise byte fallback";
@@ -92,9 +95,9 @@ TEST(Llama2Tokenizer, DecodeMatchesSentencePieceOnCorpus) {
     const std::vector<int32_t> ids32 = to32(ids);
     const std::string a = L->via_sp->decode(ids32), b = L->via_vocab->decode(ids32);
     if (a != want || b != want) {
-      ADD_FAILURE() << "text \"" << escape(s) << "\" ids " << ids_str(ids32)
-                    << "\n  DecodeIds \"" << escape(want) << "\"\n  ours \"" << escape(a)
-                    << "\" / \"" << escape(b) << "\"";
+      ADD_FAILURE() << "text \"" << escape(s) << "\" ids " << ids_str(ids32) << "\n  DecodeIds \""
+                    << escape(want) << "\"\n  ours \"" << escape(a) << "\" / \"" << escape(b)
+                    << "\"";
       if (++failures == 10) return;
     }
   }
@@ -112,12 +115,25 @@ TEST(Llama2Tokenizer, DecodeMatchesSentencePieceOnRandomIds) {
     std::vector<int32_t> ids;
     for (size_t i = 1 + rng.below(12); i > 0; --i) {
       switch (rng.below(8)) {
-        case 0: case 1: ids.push_back(int32_t(3 + rng.below(256))); break;          // any byte
-        case 2: ids.push_back(int32_t(3 + 0x80 + rng.below(64))); break;            // trail byte
-        case 3: ids.push_back(rng.pick(utf8_leads)); break;                          // lead byte
-        case 4: ids.push_back(int32_t(1 + rng.below(2))); break;                     // <s> </s>
-        case 5: ids.push_back(29871); break;                                         // ▁
-        default: ids.push_back(int32_t(259 + rng.below(32000 - 259))); break;        // pieces
+        case 0:
+        case 1:
+          ids.push_back(int32_t(3 + rng.below(256)));
+          break;  // any byte
+        case 2:
+          ids.push_back(int32_t(3 + 0x80 + rng.below(64)));
+          break;  // trail byte
+        case 3:
+          ids.push_back(rng.pick(utf8_leads));
+          break;  // lead byte
+        case 4:
+          ids.push_back(int32_t(1 + rng.below(2)));
+          break;  // <s> </s>
+        case 5:
+          ids.push_back(29871);
+          break;  // ▁
+        default:
+          ids.push_back(int32_t(259 + rng.below(32000 - 259)));
+          break;  // pieces
       }
     }
     const std::string want = L->sp.DecodeIds(std::vector<int>(ids.begin(), ids.end()));
@@ -148,9 +164,11 @@ TEST(Llama2Tokenizer, ParseSpecial) {
     EXPECT_EQ(plain, to32(L->sp.EncodeAsIds("</s>")));
     EXPECT_EQ(std::count(plain.begin(), plain.end(), 2), 0);
     // With it: the token itself; every piece of text is encoded on its own, dummy prefix
-    // included (TGI's tokenizer.json and Meta's chat format): "▁Hello", and " world" -> "▁", "▁world".
+    // included (TGI's tokenizer.json and Meta's chat format): "▁Hello", and " world" -> "▁",
+    // "▁world".
     EXPECT_EQ(t->encode("<s>Hello", false, true), (std::vector<int32_t>{1, 15043}));
-    EXPECT_EQ(t->encode("Hello<s> world", false, true), (std::vector<int32_t>{15043, 1, 29871, 3186}));
+    EXPECT_EQ(t->encode("Hello<s> world", false, true),
+              (std::vector<int32_t>{15043, 1, 29871, 3186}));
     EXPECT_EQ(t->encode("Hello</s>", true, true), (std::vector<int32_t>{1, 15043, 2}));
     EXPECT_EQ(t->encode("<s><unk></s>", false, true), (std::vector<int32_t>{1, 0, 2}));
     EXPECT_EQ(t->encode("<<s>>", false, true),
@@ -203,10 +221,16 @@ TEST(MakeTokenizer, RejectsBadDescriptions) {
 
   auto base = [] {
     TokenizerSpec s;
-    s.tokens = {"<unk>", "<s>", "</s>", "<0x41>", "\xE2\x96\x81" "a", "a"};
+    s.tokens = {"<unk>",
+                "<s>",
+                "</s>",
+                "<0x41>",
+                "\xE2\x96\x81"
+                "a",
+                "a"};
     s.scores = {0, 0, 0, 0, -1, -2};
-    s.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl, TokenType::kByte,
-               TokenType::kNormal, TokenType::kNormal};
+    s.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl,
+               TokenType::kByte,    TokenType::kNormal,  TokenType::kNormal};
     return s;
   };
   EXPECT_NO_THROW(make_tokenizer(base()));
