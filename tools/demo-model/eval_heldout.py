@@ -8,7 +8,6 @@ and end with </s> before max_new_tokens. Needs python3 with boto3 (pyenv 3.11)."
 import json
 import os
 import sys
-import tempfile
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
