@@ -147,6 +147,7 @@ function scheduleDraw(run) {
 function showRun(r) {
   if (!r) return;
   setStat("lat-headers", fmtMs(r.headers - r.t0), r.headers ? r.headers - r.t0 : undefined);
+  setStat("lat-net", fmtMs(r.netTtfb), r.netTtfb);
   setStat("lat-ttfb", fmtMs(r.firstByte - r.t0), r.firstByte ? r.firstByte - r.t0 : undefined);
   setStat("lat-ttft", fmtMs(r.firstToken - r.t0), r.firstToken ? r.firstToken - r.t0 : undefined);
   setStat("lat-tokens", String(r.times.length));
@@ -155,6 +156,22 @@ function showRun(r) {
   setStat("lat-tps", span > 0 ? `${(((n - 1) * 1000) / span).toFixed(1)}` : "–", span > 0 ? ((n - 1) * 1000) / span : undefined);
   setStat("lat-gap", n > 1 ? fmtMs(span / (n - 1)) : "–", n > 1 ? span / (n - 1) : undefined);
 }
+
+// The Resource Timing entry of the request just streamed: requestStart -> responseStart is the
+// time the server and the wire took to the first response byte, without the browser's own
+// dispatch between this page and its network process. The entry appears once the body has ended,
+// so it is looked for over a few ticks.
+async function networkTtfb(url, t0) {
+  const name = new URL(url, location.href).href;
+  for (let i = 0; i < 20; i++) {
+    const e = performance.getEntriesByName(name, "resource").filter((x) => x.startTime >= t0 - 1).pop();
+    if (e && e.responseStart > 0 && e.requestStart > 0) return e.responseStart - e.requestStart;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+// Resource Timing keeps 250 entries by default; /metrics polling would fill that in minutes.
+performance.addEventListener("resourcetimingbufferfull", () => performance.clearResourceTimings());
 
 // ---------------------------------------------------------------- one request
 
@@ -238,6 +255,7 @@ async function send(text) {
         scheduleDraw(run);
       }
       take(req.parser.end(), performance.now());
+      run.netTtfb = await networkTtfb(req.url, run.t0);
     }
   } catch (e) {
     if (e.name === "AbortError") finish = "stopped";
