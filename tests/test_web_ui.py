@@ -39,10 +39,6 @@ def check(cond, msg):
         failures.append(msg)
 
 
-def state_js():
-    return "var m=[...document.querySelectorAll('.msg.assistant')].pop(); return m ? m.dataset.state : null"
-
-
 class FakeEndpoint(http.server.BaseHTTPRequestHandler):
     """In front of the real server: forwards GETs (the page, /info, /metrics), answers
     POST /generate_stream with crafted TGI events whose token texts are markup."""
