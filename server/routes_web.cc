@@ -19,9 +19,15 @@ bool is_page_path(std::string_view path) { return path == "/ui" || path.substr(0
 
 void serve_asset(Exchange& ex) {
   const std::string& path = ex.request().path;
-  std::string_view name =
-      path == "/ui" || path == "/ui/" ? "index.html" : std::string_view(path).substr(4);
   ex.access().route = "/ui";
+  if (path == "/ui/") {
+    // The page names its files relative to itself ("ui/app.js"), so that it also works under a
+    // prefix (the control plane's /endpoints/{name}/ui); from "/ui/" those would miss. The
+    // relative Location keeps the prefix too.
+    ex.respond({302, {{"Location", "../ui"}, {"Content-Type", "text/plain; charset=utf-8"}}, ""});
+    return;
+  }
+  std::string_view name = path == "/ui" ? "index.html" : std::string_view(path).substr(4);
   const web::Asset* a = web::find_asset(name);
   if (!a) {
     ex.respond(

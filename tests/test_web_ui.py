@@ -85,13 +85,15 @@ class FakeEndpoint(http.server.BaseHTTPRequestHandler):
 def http_checks(srv):
     st, h, body = srv.request("GET", "/ui")
     csp = h.get("Content-Security-Policy", "")
-    check(st == 200 and h.get("Content-Type", "").startswith("text/html") and b"/ui/app.js" in body, "GET /ui serves the page")
+    check(st == 200 and h.get("Content-Type", "").startswith("text/html") and b'src="ui/app.js"' in body, "GET /ui serves the page")
     check("script-src 'self'" in csp and "connect-src 'self'" in csp and "unsafe" not in csp and "default-src 'none'" in csp,
           "strict CSP: " + csp)
     check(h.get("X-Content-Type-Options") == "nosniff", "nosniff")
     st, h, _ = srv.request("GET", "/ui/app.js")
     check(st == 200 and h.get("Content-Type", "").startswith("text/javascript"), "GET /ui/app.js is JavaScript")
     check(srv.request("GET", "/ui/missing.js")[0] == 404, "unknown page file: 404")
+    st, h, _ = srv.request("GET", "/ui/")
+    check(st == 302 and h.get("Location") == "../ui", "GET /ui/ redirects to the page (its files are named relative to /ui)")
     st, h, _ = srv.request("GET", "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     check(st == 302 and h.get("Location") == "/ui", "a browser's GET / redirects to /ui (without the key)")
     check(srv.request("GET", "/", headers={"Accept": "*/*"})[0] == 401, "an API client's GET / still needs the key")
@@ -144,7 +146,7 @@ def main():
         decoder_check(b)
 
         # TGI: a prompt with markup; the answer grows in several updates; timing vs the access log.
-        set_field(b, "#max_new_tokens", "48")
+        set_field(b, "#max_new_tokens", "96")  # ~0.3 s of stream: several updates even on a loaded machine
         b.js("""window.__updates = []; window.__xss = undefined;
                 new MutationObserver(function () {
                   var m = [...document.querySelectorAll('.msg.assistant')].pop();

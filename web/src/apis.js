@@ -181,8 +181,10 @@ class SageMakerParser {
 }
 
 // {url, headers, body, parser} for one request. p: sampling parameters from the form;
-// ctx: {system, turns, key, info, eula}.
+// ctx: {system, turns, key, info, eula, base}; base is the page's route prefix ("" on a server,
+// "/endpoints/{name}" through the control plane, whose runtime route is then base itself).
 export function buildRequest(api, p, ctx) {
+  const base = ctx.base || "";
   const headers = { "Content-Type": "application/json" };
   if (ctx.key) headers.Authorization = `Bearer ${ctx.key}`;
   if (api === "openai") {
@@ -190,17 +192,18 @@ export function buildRequest(api, p, ctx) {
     for (const k of ["temperature", "top_p", "top_k", "repetition_penalty", "seed"]) if (p[k] !== undefined) body[k] = p[k];
     if (p.stop.length) body.stop = p.stop;
     if (ctx.info && ctx.info.model_name) body.model = ctx.info.model_name;
-    return { url: "/v1/chat/completions", headers, body, parser: new OpenAiParser() };
+    return { url: `${base}/v1/chat/completions`, headers, body, parser: new OpenAiParser() };
   }
   const inputs = llama2Prompt(ctx.system, ctx.turns);
   if (api === "sagemaker") {
     const name = ctx.info && ctx.info.endpoint_name;
-    if (!name) throw new Error("the server's /info names no endpoint (needed for the SageMaker route)");
+    const url = base ? `${base}/invocations-response-stream` : `/endpoints/${encodeURIComponent(name)}/invocations-response-stream`;
+    if (!base && !name) throw new Error("the server's /info names no endpoint (needed for the SageMaker route)");
     headers["X-Amzn-SageMaker-Accept"] = "application/json";
     if (ctx.eula) headers["X-Amzn-SageMaker-Custom-Attributes"] = "accept_eula=true";
     const body = { inputs, parameters: tgiParameters(p), stream: true };
     const parser = new SageMakerParser(ctx.info.api === "lmi" ? "lmi" : "tgi");
-    return { url: `/endpoints/${encodeURIComponent(name)}/invocations-response-stream`, headers, body, parser };
+    return { url, headers, body, parser };
   }
-  return { url: "/generate_stream", headers, body: { inputs, parameters: tgiParameters(p) }, parser: new TgiParser() };
+  return { url: `${base}/generate_stream`, headers, body: { inputs, parameters: tgiParameters(p) }, parser: new TgiParser() };
 }

@@ -10,6 +10,9 @@ import { parsePrometheus, serverFigures } from "./metrics.js";
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "lmstream.apiKey";
 const POLL_MS = 1000;
+// The page is /ui on a server, or /endpoints/{name}/ui through the control plane, which passes
+// that endpoint's routes on to one of its workers: every request goes below the same prefix.
+const BASE = location.pathname.replace(/\/ui\/?$/, "");
 
 const state = {
   info: null,
@@ -181,7 +184,7 @@ async function send(text) {
   let req, p;
   try {
     p = params();
-    req = buildRequest(api, p, { system, turns: [...state.turns, { user: text }], key: key(), info: state.info, eula: $("eula").checked });
+    req = buildRequest(api, p, { system, turns: [...state.turns, { user: text }], key: key(), info: state.info, eula: $("eula").checked, base: BASE });
   } catch (e) {
     setStatus(e.message, "error");
     return;
@@ -290,7 +293,7 @@ function stop() {
 
 async function loadInfo() {
   try {
-    const r = await fetch("/info", { headers: authHeaders(), cache: "no-store" });
+    const r = await fetch(BASE + "/info", { headers: authHeaders(), cache: "no-store" });
     const text = await r.text();
     if (!r.ok) {
       $("model").textContent = r.status === 401 ? "this server needs an API key (enter it under Request)" : errorMessage(r.status, text);
@@ -300,7 +303,7 @@ async function loadInfo() {
     const info = JSON.parse(text);
     state.info = info;
     try {
-      const m = await fetch("/v1/models", { headers: authHeaders(), cache: "no-store" });
+      const m = await fetch(BASE + "/v1/models", { headers: authHeaders(), cache: "no-store" });
       if (m.ok) info.model_name = (await m.json()).data[0].id;
     } catch (e) {
       // the name is optional
@@ -330,7 +333,7 @@ async function poll() {
   clearTimeout(state.pollTimer);
   let next = POLL_MS;
   try {
-    const r = await fetch("/metrics", { headers: authHeaders(), cache: "no-store" });
+    const r = await fetch(BASE + "/metrics", { headers: authHeaders(), cache: "no-store" });
     const text = await r.text();
     if (r.ok) {
       const t = performance.now();
