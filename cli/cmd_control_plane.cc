@@ -17,8 +17,8 @@ namespace lmstream::cli {
 namespace {
 
 struct Args {
-  std::string state_dir, host = "127.0.0.1", memory_budget, worker_kv_memory = "256MiB", account = "123456789012",
-                         region, key_id, secret, credentials_file;
+  std::string state_dir, host = "127.0.0.1", memory_budget, worker_kv_memory = "256MiB",
+                         account = "123456789012", region, key_id, secret, credentials_file;
   int port = 8080, worker_threads = 0;
   double drain_grace = 30, health_timeout = 240;
   bool wait = false;
@@ -78,7 +78,8 @@ const Register reg(
       sub.add_option("--state-dir", a->state_dir,
                      "directory for state.db (SQLite) and the workers' logs")
           ->required();
-      sub.add_option("--port", a->port, "port of both the control-plane and the runtime API (8080)");
+      sub.add_option("--port", a->port,
+                     "port of both the control-plane and the runtime API (8080)");
       sub.add_option("--host", a->host, "address to listen on (127.0.0.1)");
       sub.add_option("--memory-budget", a->memory_budget,
                      "memory all workers together may use (weights + KV cache), e.g. 8GiB; "
@@ -87,7 +88,8 @@ const Register reg(
       sub.add_option("--worker-kv-memory", a->worker_kv_memory,
                      "KV cache budget of a worker whose container sets no MAX_BATCH_TOTAL_TOKENS "
                      "(256MiB)");
-      sub.add_option("--worker-threads", a->worker_threads, "engine threads per worker (0 = all cores)");
+      sub.add_option("--worker-threads", a->worker_threads,
+                     "engine threads per worker (0 = all cores)");
       sub.add_flag("--wait-for-in-service", a->wait,
                    "CreateEndpoint answers only once the endpoint is InService or Failed");
       sub.add_option("--drain-grace", a->drain_grace,
@@ -99,7 +101,8 @@ const Register reg(
       sub.add_option("--region", a->region,
                      "the only region accepted in SigV4 scopes and the ARN region (default: the "
                      "caller's SigV4 region, else us-east-1)");
-      sub.add_option("--aws-access-key-id", a->key_id, "require SigV4 (service sagemaker) with this key");
+      sub.add_option("--aws-access-key-id", a->key_id,
+                     "require SigV4 (service sagemaker) with this key");
       sub.add_option("--aws-secret-access-key", a->secret, "its secret");
       sub.add_option("--aws-credentials-file", a->credentials_file,
                      "AWS credentials file; every profile is an accepted key");

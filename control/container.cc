@@ -169,7 +169,8 @@ LaunchPlan plan_container(const json& container, const LaunchOptions& opts) {
           server::Properties props = server::load_properties(properties);
           if (const std::string* id = props.find("option.model_id")) {
             std::string ref = *id;
-            if (!is_url(ref) && fs::path(ref).is_relative() && fs::exists(p->parent_path() / ref, ec))
+            if (!is_url(ref) && fs::path(ref).is_relative() &&
+                fs::exists(p->parent_path() / ref, ec))
               ref = (p->parent_path() / ref).string();
             plan.model_ref = ref;
           } else {

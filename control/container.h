@@ -28,18 +28,19 @@ class ContainerError : public std::runtime_error {
 };
 
 struct LaunchOptions {
-  uint64_t worker_kv_memory = 256ull << 20;  // KV budget given to workers without MAX_BATCH_TOTAL_TOKENS
+  uint64_t worker_kv_memory = 256ull
+                              << 20;  // KV budget given to workers without MAX_BATCH_TOTAL_TOKENS
   int worker_threads = 0;
   double shutdown_grace_s = 30;
 };
 
 struct LaunchPlan {
   Personality personality = Personality::kTgi;
-  std::vector<std::string> serve_args;                      // after `serve`, without host/port
-  std::vector<std::pair<std::string, std::string>> env;     // set in the worker's environment
-  std::vector<std::string> notes;                           // logged: what was adapted and why
-  std::string model_ref;                                    // what the worker loads
-  std::optional<uint64_t> weights_bytes, kv_bytes;          // unknown for remote model data
+  std::vector<std::string> serve_args;                   // after `serve`, without host/port
+  std::vector<std::pair<std::string, std::string>> env;  // set in the worker's environment
+  std::vector<std::string> notes;                        // logged: what was adapted and why
+  std::string model_ref;                                 // what the worker loads
+  std::optional<uint64_t> weights_bytes, kv_bytes;       // unknown for remote model data
   std::optional<uint64_t> memory() const {
     if (!weights_bytes || !kv_bytes) return std::nullopt;
     return *weights_bytes + *kv_bytes;

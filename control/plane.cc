@@ -37,9 +37,15 @@ bool in_progress(const std::string& status) {
 // Environment names `lmstream serve` reads: the control plane's own values must not leak into a
 // worker, whose settings come from its container definition alone.
 bool serve_setting(const std::string& name) {
-  static const char* const kExact[] = {"HF_MODEL_ID", "HF_MODEL_REVISION", "NUM_SHARD", "SM_NUM_GPUS",
-                                       "PORT", "SAGEMAKER_BIND_TO_PORT", "MODEL_LOADING_TIMEOUT",
-                                       "HF_MODEL_QUANTIZE", "HF_MODEL_TRUST_REMOTE_CODE"};
+  static const char* const kExact[] = {"HF_MODEL_ID",
+                                       "HF_MODEL_REVISION",
+                                       "NUM_SHARD",
+                                       "SM_NUM_GPUS",
+                                       "PORT",
+                                       "SAGEMAKER_BIND_TO_PORT",
+                                       "MODEL_LOADING_TIMEOUT",
+                                       "HF_MODEL_QUANTIZE",
+                                       "HF_MODEL_TRUST_REMOTE_CODE"};
   for (const char* e : kExact)
     if (name == e) return true;
   for (const char* p : {"MAX_", "OPTION_", "SERVING_", "LMSTREAM_"})
@@ -55,10 +61,10 @@ void check_container(Violations& v, const json& c, const std::string& path) {
   v.max_length(c, "Image", path + ".image", 255);
   if (c.contains("Image") && c["Image"].is_string()) {
     const std::string& img = c["Image"].get_ref<const std::string&>();
-    bool ws = img.empty() || std::any_of(img.begin(), img.end(), [](unsigned char ch) {
-                return std::isspace(ch);
-              });
-    if (ws) v.add(&c["Image"], path + ".image", "Member must satisfy regular expression pattern: [\\S]+");
+    bool ws = img.empty() || std::any_of(img.begin(), img.end(),
+                                         [](unsigned char ch) { return std::isspace(ch); });
+    if (ws)
+      v.add(&c["Image"], path + ".image", "Member must satisfy regular expression pattern: [\\S]+");
   }
   v.max_length(c, "ModelDataUrl", path + ".modelDataUrl", 1024);
   if (c.contains("ModelDataUrl") && c["ModelDataUrl"].is_string()) {
@@ -97,7 +103,8 @@ void check_container(Violations& v, const json& c, const std::string& path) {
 }
 
 json model_summary_fields(const json& d) {
-  return {{"ModelName", d["ModelName"]}, {"ModelArn", d["ModelArn"]},
+  return {{"ModelName", d["ModelName"]},
+          {"ModelArn", d["ModelArn"]},
           {"CreationTime", d["CreationTime"]}};
 }
 
@@ -106,7 +113,8 @@ json model_summary_fields(const json& d) {
 static std::string prepare_state_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(fs::path(dir) / "logs", ec);
-  if (ec) throw std::runtime_error("cannot create the state directory " + dir + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot create the state directory " + dir + ": " + ec.message());
   return (fs::path(dir) / "state.db").string();
 }
 
@@ -136,7 +144,8 @@ void ControlPlane::persist(const std::string& key, const Endpoint& e) {
 }
 
 json ControlPlane::call(const std::string& op, const json& b, const Account& a) {
-  if (!b.is_object()) throw ApiError("SerializationException", "The request body is not a JSON object.");
+  if (!b.is_object())
+    throw ApiError("SerializationException", "The request body is not a JSON object.");
   if (op == "CreateModel") return create_model(b, a);
   if (op == "DescribeModel") return describe_model(b, a);
   if (op == "DeleteModel") return delete_model(b, a);
@@ -184,7 +193,8 @@ json ControlPlane::create_model(const json& b, const Account& a) {
     if (!cs.is_array())
       v.add(&cs, "containers", "Member must be a list");
     else {
-      if (cs.size() > 15) v.add(&cs, "containers", "Member must have length less than or equal to 15");
+      if (cs.size() > 15)
+        v.add(&cs, "containers", "Member must have length less than or equal to 15");
       for (size_t i = 0; i < cs.size(); ++i)
         check_container(v, cs[i], "containers." + std::to_string(i + 1) + ".member");
     }
@@ -199,7 +209,8 @@ json ControlPlane::create_model(const json& b, const Account& a) {
                            ". Specify PrimaryContainer or Containers.");
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.count(lower(name)))
-    throw validation_error("Cannot create already existing model " + q(models_[lower(name)]["ModelArn"].get<std::string>()) + ".");
+    throw validation_error("Cannot create already existing model " +
+                           q(models_[lower(name)]["ModelArn"].get<std::string>()) + ".");
   json d = {{"ModelName", name}, {"ModelArn", arn}, {"CreationTime", now_epoch()}};
   for (const char* k : {"PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig",
                         "InferenceExecutionConfig", "Tags"})
@@ -294,12 +305,20 @@ json ControlPlane::create_config(const json& b, const Account& a) {
   for (const json& pv : pvs) {
     std::string vn = str(pv, "VariantName");
     if (std::find(seen.begin(), seen.end(), lower(vn)) != seen.end())
-      throw validation_error("The variant name \"" + vn + "\" is used by more than one production variant of endpoint configuration " + q(arn) + ".");
+      throw validation_error(
+          "The variant name \"" + vn +
+          "\" is used by more than one production variant of endpoint configuration " + q(arn) +
+          ".");
     seen.push_back(lower(vn));
     if (pv.contains("ServerlessConfig"))
-      throw validation_error("Production variant \"" + vn + "\" has a ServerlessConfig: lmstream control-plane runs instance-based variants only (give InstanceType and InitialInstanceCount).");
+      throw validation_error(
+          "Production variant \"" + vn +
+          "\" has a ServerlessConfig: lmstream control-plane runs instance-based variants only "
+          "(give InstanceType and InitialInstanceCount).");
     if (!pv.contains("InstanceType"))
-      throw validation_error("Production variant \"" + vn + "\" has no InstanceType: instance-based variants need InstanceType and InitialInstanceCount.");
+      throw validation_error("Production variant \"" + vn +
+                             "\" has no InstanceType: instance-based variants need InstanceType "
+                             "and InitialInstanceCount.");
     if (!pv.contains("ModelName"))
       throw validation_error("Production variant \"" + vn + "\" has no ModelName.");
     std::string mn = str(pv, "ModelName");
@@ -311,11 +330,13 @@ json ControlPlane::create_config(const json& b, const Account& a) {
     if (!x.contains("InitialInstanceCount")) x["InitialInstanceCount"] = 1;
     variants.push_back(std::move(x));
   }
-  json d = {{"EndpointConfigName", name}, {"EndpointConfigArn", arn},
-            {"ProductionVariants", variants}, {"CreationTime", now_epoch()}};
-  for (const char* k : {"DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig",
-                        "ShadowProductionVariants", "ExecutionRoleArn", "VpcConfig", "MetricsConfig",
-                        "Tags"})
+  json d = {{"EndpointConfigName", name},
+            {"EndpointConfigArn", arn},
+            {"ProductionVariants", variants},
+            {"CreationTime", now_epoch()}};
+  for (const char* k :
+       {"DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig",
+        "ShadowProductionVariants", "ExecutionRoleArn", "VpcConfig", "MetricsConfig", "Tags"})
     if (b.contains(k)) d[k] = b[k];
   d["EnableNetworkIsolation"] = b.value("EnableNetworkIsolation", false);
   store_.put(Table::kEndpointConfigs, lower(name), d);
@@ -395,8 +416,8 @@ std::shared_ptr<Deployment> ControlPlane::plan(const json& snapshot, const std::
         for (auto& [k, val] : lp.env) env.push_back(k + "=" + val);
         for (int i = 0; i < vf.desired; ++i) {
           WorkerSpec s;
-          s.argv = {cfg_.worker_exe, "serve", "--host", "127.0.0.1", "--port", "{port}",
-                    "--endpoint-name", endpoint};
+          s.argv = {cfg_.worker_exe, "serve",  "--host",          "127.0.0.1",
+                    "--port",        "{port}", "--endpoint-name", endpoint};
           s.argv.insert(s.argv.end(), lp.serve_args.begin(), lp.serve_args.end());
           s.env = env;
           s.label = endpoint + "/" + vf.name + "/" + std::to_string(i + 1);
@@ -408,7 +429,8 @@ std::shared_ptr<Deployment> ControlPlane::plan(const json& snapshot, const std::
       } catch (const ContainerError& e) {
         *failure = "Production variant " + vf.name + ": " + e.what();
       } catch (const std::exception& e) {
-        *failure = "Production variant " + vf.name + ": the container cannot be prepared: " + e.what();
+        *failure =
+            "Production variant " + vf.name + ": the container cannot be prepared: " + e.what();
       }
     }
     d->variants.push_back(std::move(vf));
@@ -451,14 +473,14 @@ json ControlPlane::create_endpoint(const json& b, const Account& a) {
   if (cfg_.memory_budget > 0 && used + need > cfg_.memory_budget)
     throw ApiError("ResourceLimitExceeded",
                    "The account-level service limit 'memory for endpoint workers' is " +
-                       std::to_string(cfg_.memory_budget >> 20) + " MiB, with current utilization of " +
-                       std::to_string(used >> 20) + " MiB and a request delta of " +
-                       std::to_string(need >> 20) +
+                       std::to_string(cfg_.memory_budget >> 20) +
+                       " MiB, with current utilization of " + std::to_string(used >> 20) +
+                       " MiB and a request delta of " + std::to_string(need >> 20) +
                        " MiB (model weights + KV cache of every instance). Delete endpoints or "
                        "start the control plane with a larger --memory-budget.");
   double now = now_epoch();
   Endpoint e;
-  e.doc = {{"EndpointName", name},   {"EndpointArn", arn},        {"EndpointConfigName", cfg_name},
+  e.doc = {{"EndpointName", name},         {"EndpointArn", arn},  {"EndpointConfigName", cfg_name},
            {"EndpointStatus", "Creating"}, {"CreationTime", now}, {"LastModifiedTime", now},
            {"Snapshot", snapshot}};
   if (b.contains("Tags")) e.doc["Tags"] = b["Tags"];
@@ -471,8 +493,8 @@ json ControlPlane::create_endpoint(const json& b, const Account& a) {
   return {{"EndpointArn", arn}};
 }
 
-void ControlPlane::deploy(const std::string& key, std::shared_ptr<Deployment> d, std::string failure,
-                          json snapshot, bool update) {
+void ControlPlane::deploy(const std::string& key, std::shared_ptr<Deployment> d,
+                          std::string failure, json snapshot, bool update) {
   spawn_thread([this, key, d, failure, snapshot, update]() mutable {
     std::shared_ptr<Worker> culprit;
     std::string why;
@@ -492,8 +514,8 @@ void ControlPlane::deploy(const std::string& key, std::shared_ptr<Deployment> d,
       for (size_t i = 0; i < d->variants.size() && failure.empty(); ++i) {
         auto& vf = d->variants[i];
         const json& pv = snapshot["Config"]["ProductionVariants"][i];
-        double t = pv.value("ContainerStartupHealthCheckTimeoutInSeconds",
-                            cfg_.default_health_timeout_s);
+        double t =
+            pv.value("ContainerStartupHealthCheckTimeoutInSeconds", cfg_.default_health_timeout_s);
         if (!supervisor_.wait_ready(vf.workers, std::chrono::milliseconds(int64_t(t * 1000)), quit_,
                                     &why, &culprit)) {
           if (quit_) return;
@@ -531,7 +553,8 @@ void ControlPlane::deploy(const std::string& key, std::shared_ptr<Deployment> d,
           e.doc["EndpointStatus"] = "InService";
           e.doc["FailureReason"] = "Updating to endpoint configuration \"" + d->config_name +
                                    "\" failed; the endpoint keeps serving \"" +
-                                   e.doc["EndpointConfigName"].get<std::string>() + "\". " + failure;
+                                   e.doc["EndpointConfigName"].get<std::string>() + "\". " +
+                                   failure;
           if (e.doc["FailureReason"].get<std::string>().size() > 1024)
             e.doc["FailureReason"] = e.doc["FailureReason"].get<std::string>().substr(0, 1024);
         } else {
@@ -609,11 +632,11 @@ json ControlPlane::describe_endpoint(const json& b, const Account& a) {
                 {"CurrentInstanceCount", e.active ? ready : 0},
                 {"DesiredInstanceCount", vf.desired}};
       if (!vf.image.empty())
-        s["DeployedImages"] = json::array(
-            {{{"SpecifiedImage", vf.image}, {"ResolutionTime", vf.resolution_time}}});
+        s["DeployedImages"] =
+            json::array({{{"SpecifiedImage", vf.image}, {"ResolutionTime", vf.resolution_time}}});
       if (status == "Creating" || status == "Updating" || status == "Deleting")
-        s["VariantStatus"] = json::array(
-            {{{"Status", status}, {"StartTime", e.doc["LastModifiedTime"]}}});
+        s["VariantStatus"] =
+            json::array({{{"Status", status}, {"StartTime", e.doc["LastModifiedTime"]}}});
       pvs.push_back(std::move(s));
     }
   }
@@ -654,9 +677,9 @@ json ControlPlane::update_endpoint(const json& b, const Account& a) {
   if (cfg_.memory_budget > 0 && used + need > cfg_.memory_budget)
     throw ApiError("ResourceLimitExceeded",
                    "The account-level service limit 'memory for endpoint workers' is " +
-                       std::to_string(cfg_.memory_budget >> 20) + " MiB, with current utilization of " +
-                       std::to_string(used >> 20) + " MiB and a request delta of " +
-                       std::to_string(need >> 20) +
+                       std::to_string(cfg_.memory_budget >> 20) +
+                       " MiB, with current utilization of " + std::to_string(used >> 20) +
+                       " MiB and a request delta of " + std::to_string(need >> 20) +
                        " MiB (blue/green: the new workers start before the old ones stop).");
   e.pending = d;
   e.busy = true;
@@ -681,7 +704,8 @@ json ControlPlane::delete_endpoint(const json& b, const Account& a) {
     throw validation_error("Could not find endpoint " + q(make_arn(a, "endpoint", name)) + ".");
   Endpoint& e = it->second;
   if (in_progress(e.doc["EndpointStatus"]) || e.busy)
-    throw validation_error("Cannot update in-progress endpoint " + q(e.doc["EndpointArn"].get<std::string>()) + ".");
+    throw validation_error("Cannot update in-progress endpoint " +
+                           q(e.doc["EndpointArn"].get<std::string>()) + ".");
   e.doc["EndpointStatus"] = "Deleting";
   e.doc["LastModifiedTime"] = now_epoch();
   e.busy = true;
@@ -746,7 +770,7 @@ json ControlPlane::list(const json& b, const std::string& kind) {
                         {"LastModifiedTime", e.doc["LastModifiedTime"]},
                         {"EndpointStatus", e.doc["EndpointStatus"]}});
   }
-  std::string name_key = kind == "model" ? "ModelName"
+  std::string name_key = kind == "model"             ? "ModelName"
                          : kind == "endpoint-config" ? "EndpointConfigName"
                                                      : "EndpointName";
   std::string contains = lower(str(b, "NameContains"));
@@ -755,7 +779,8 @@ json ControlPlane::list(const json& b, const std::string& kind) {
   double mb = num("LastModifiedTimeBefore"), ma = num("LastModifiedTimeAfter");
   std::string status = str(b, "StatusEquals");
   std::erase_if(rows, [&](const json& r) {
-    if (!contains.empty() && lower(r[name_key].get<std::string>()).find(contains) == std::string::npos)
+    if (!contains.empty() &&
+        lower(r[name_key].get<std::string>()).find(contains) == std::string::npos)
       return true;
     double ct = r["CreationTime"].get<double>();
     if (!std::isnan(cb) && !(ct < cb)) return true;
@@ -784,7 +809,8 @@ json ControlPlane::list(const json& b, const std::string& kind) {
   if (b.contains("NextToken")) {
     std::string t = str(b, "NextToken");
     const std::string prefix = kind + "-page-";
-    bool ok = t.rfind(prefix, 0) == 0 && t.size() > prefix.size() && t.size() < prefix.size() + 10 &&
+    bool ok = t.rfind(prefix, 0) == 0 && t.size() > prefix.size() &&
+              t.size() < prefix.size() + 10 &&
               std::all_of(t.begin() + prefix.size(), t.end(), ::isdigit);
     if (!ok) throw validation_error("Invalid pagination token: \"" + t.substr(0, 100) + "\".");
     offset = std::stoul(t.substr(prefix.size()));
@@ -792,7 +818,9 @@ json ControlPlane::list(const json& b, const std::string& kind) {
   size_t max = b.value("MaxResults", 10);
   json page = json::array();
   for (size_t i = offset; i < rows.size() && page.size() < max; ++i) page.push_back(rows[i]);
-  std::string list_key = kind == "model" ? "Models" : kind == "endpoint-config" ? "EndpointConfigs" : "Endpoints";
+  std::string list_key = kind == "model"             ? "Models"
+                         : kind == "endpoint-config" ? "EndpointConfigs"
+                                                     : "Endpoints";
   json out = {{list_key, page}};
   if (offset + page.size() < rows.size())
     out["NextToken"] = kind + "-page-" + std::to_string(offset + page.size());
@@ -825,13 +853,15 @@ std::optional<Route> ControlPlane::route(const std::string& name, const std::str
   } else {
     double total = 0;
     for (auto& vf : d.variants) {
-      bool any = std::any_of(vf.workers.begin(), vf.workers.end(), [](auto& w) { return w->ready(); });
+      bool any =
+          std::any_of(vf.workers.begin(), vf.workers.end(), [](auto& w) { return w->ready(); });
       if (any && vf.weight > 0) total += vf.weight;
     }
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     double x = std::uniform_real_distribution<double>(0, total)(rng);
     for (auto& vf : d.variants) {
-      bool any = std::any_of(vf.workers.begin(), vf.workers.end(), [](auto& w) { return w->ready(); });
+      bool any =
+          std::any_of(vf.workers.begin(), vf.workers.end(), [](auto& w) { return w->ready(); });
       if (!any || vf.weight <= 0) continue;
       cands.push_back(&vf);
       if (x < vf.weight) break;

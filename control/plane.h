@@ -31,7 +31,7 @@ struct PlaneConfig {
   Account account;
   uint64_t memory_budget = 0;  // bytes all workers together may use; 0 = no limit
   LaunchOptions launch;
-  double drain_grace_s = 30;            // in-flight streams on retiring workers
+  double drain_grace_s = 30;              // in-flight streams on retiring workers
   double default_health_timeout_s = 240;  // ContainerStartupHealthCheckTimeoutInSeconds default
 };
 
@@ -97,7 +97,7 @@ class ControlPlane {
   struct Endpoint {
     nlohmann::json doc;  // the persisted record
     std::shared_ptr<Deployment> active, pending;
-    bool busy = false;   // a deployment thread is working on it
+    bool busy = false;  // a deployment thread is working on it
   };
 
   nlohmann::json create_model(const nlohmann::json& b, const Account& a);

@@ -30,7 +30,8 @@ namespace {
 
 constexpr const char* kJson11 = "application/x-amz-json-1.1";
 
-HttpResponse json_error(const std::string& code, const std::string& message, const std::string& rid) {
+HttpResponse json_error(const std::string& code, const std::string& message,
+                        const std::string& rid) {
   json j = {{"__type", code}, {"message", message}};
   return {400,
           {{"Content-Type", kJson11}, {"x-amzn-ErrorType", code}, {"x-amzn-RequestId", rid}},
@@ -171,8 +172,9 @@ void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, st
              err.kind() == http::ClientError::Kind::kTransfer)) {
           // The worker went away before it answered: another instance takes the request.
           std::string code, message;
-          auto next = px.plane.route(name, route.worker ? header_or(req, "X-Amzn-SageMaker-Target-Variant") : "",
-                                     route.worker, &code, &message);
+          auto next = px.plane.route(
+              name, route.worker ? header_or(req, "X-Amzn-SageMaker-Target-Variant") : "",
+              route.worker, &code, &message);
           if (next && next->worker != route.worker) {
             route.worker->outstanding--;
             route = *next;
@@ -187,7 +189,8 @@ void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, st
           std::string ev = streaming_op && status == 200
                                ? eventstream::encode_model_stream_error(
                                      "Your model stream was interrupted: the instance serving it "
-                                     "(variant " + route.variant + ") failed: " + why,
+                                     "(variant " +
+                                         route.variant + ") failed: " + why,
                                      "StreamBroken")
                                : std::string();
           post_to(ex, [ev](Exchange& e) {
@@ -196,9 +199,11 @@ void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, st
             e.finish();
           });
         } else if (!*cancel) {
-          HttpResponse r = server::sagemaker::model_error(
-              500, "{\"message\":\"the instance serving variant " + route.variant + " failed: " + why + "\"}",
-              rid);
+          HttpResponse r =
+              server::sagemaker::model_error(500,
+                                             "{\"message\":\"the instance serving variant " +
+                                                 route.variant + " failed: " + why + "\"}",
+                                             rid);
           post_to(ex, [r](Exchange& e) { e.respond(r); });
         }
         break;
@@ -262,8 +267,8 @@ std::string aggregate(const std::vector<std::string>& texts) {
         continue;
       }
       if (line[0] == '#') continue;
-      std::string name = current.empty() || family_of(line).rfind(current, 0) != 0 ? family_of(line)
-                                                                                    : current;
+      std::string name =
+          current.empty() || family_of(line).rfind(current, 0) != 0 ? family_of(line) : current;
       if (!fam.count(name)) order.push_back(name);
       fam[name].second += line + "\n";
     }
@@ -351,17 +356,19 @@ int run_service(ServiceConfig cfg) {
     ex->access().route = "control:" + target;
     if (target.rfind("SageMaker.", 0) != 0) {
       ex->respond(json_error("UnknownOperationException",
-                             target.empty() ? "Missing X-Amz-Target header: this port speaks the "
-                                              "SageMaker JSON 1.1 API (X-Amz-Target: "
-                                              "SageMaker.<Operation>)."
-                                            : "Unknown X-Amz-Target '" + target.substr(0, 100) + "'.",
+                             target.empty()
+                                 ? "Missing X-Amz-Target header: this port speaks the "
+                                   "SageMaker JSON 1.1 API (X-Amz-Target: "
+                                   "SageMaker.<Operation>)."
+                                 : "Unknown X-Amz-Target '" + target.substr(0, 100) + "'.",
                              rid));
       return;
     }
     std::string op = target.substr(10);
     json body = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
-      ex->respond(json_error("SerializationException", "The request body is not a JSON object.", rid));
+      ex->respond(
+          json_error("SerializationException", "The request body is not a JSON object.", rid));
       return;
     }
     Account acct = account_of(r);
@@ -430,7 +437,8 @@ int run_service(ServiceConfig cfg) {
           "# HELP lmstream_control_plane_endpoints Endpoints by status\n"
           "# TYPE lmstream_control_plane_endpoints gauge\n";
       for (auto& [st, n] : plane.endpoint_counts())
-        own += "lmstream_control_plane_endpoints{status=\"" + st + "\"} " + std::to_string(n) + "\n";
+        own +=
+            "lmstream_control_plane_endpoints{status=\"" + st + "\"} " + std::to_string(n) + "\n";
       std::string up =
           "# HELP lmstream_control_plane_worker_up 1 when the worker passes /ping\n"
           "# TYPE lmstream_control_plane_worker_up gauge\n";
@@ -469,11 +477,12 @@ int run_service(ServiceConfig cfg) {
       });
     }).detach();
   });
-  routes.set_error_shaper([](int status, const std::string& path, const std::string& message)
-                              -> std::optional<HttpResponse> {
+  routes.set_error_shaper([](int status, const std::string& path,
+                             const std::string& message) -> std::optional<HttpResponse> {
     if (path == "/") {
-      HttpResponse r = json_error(status == 413 ? "ValidationException" : "UnknownOperationException",
-                                  message, server::sagemaker::request_id());
+      HttpResponse r =
+          json_error(status == 413 ? "ValidationException" : "UnknownOperationException", message,
+                     server::sagemaker::request_id());
       r.status = status;
       return r;
     }
@@ -483,21 +492,24 @@ int run_service(ServiceConfig cfg) {
   http::HttpLimits lim;
   lim.idle_timeout_s = 120;
   lim.write_timeout_s = 600;
-  http::HttpServer srv(ioc, routes, lim,
-                       [](const HttpRequest& r, int status, const http::AccessInfo& a, double ms) {
-                         spdlog::debug("{} {} {} {} {:.1f} ms", r.method, r.path, a.route, status, ms);
-                       });
+  http::HttpServer srv(
+      ioc, routes, lim, [](const HttpRequest& r, int status, const http::AccessInfo& a, double ms) {
+        spdlog::debug("{} {} {} {} {:.1f} ms", r.method, r.path, a.route, status, ms);
+      });
   int port = srv.listen(cfg.host, cfg.port);
-  spdlog::info("control plane listening on {}:{} (state {}; SageMaker API at POST /, runtime at "
-               "/endpoints/...)",
-               cfg.host, port, cfg.plane.state_dir);
-  if (!keys.empty()) spdlog::info("SigV4 required on every call ({} key(s), service sagemaker)", keys.size());
+  spdlog::info(
+      "control plane listening on {}:{} (state {}; SageMaker API at POST /, runtime at "
+      "/endpoints/...)",
+      cfg.host, port, cfg.plane.state_dir);
+  if (!keys.empty())
+    spdlog::info("SigV4 required on every call ({} key(s), service sagemaker)", keys.size());
   plane.recover();
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
-    spdlog::info("signal {}: stopping; in-flight streams get up to {} s", sig, cfg.plane.drain_grace_s);
+    spdlog::info("signal {}: stopping; in-flight streams get up to {} s", sig,
+                 cfg.plane.drain_grace_s);
     srv.stop_accepting();
     std::thread([&] {
       auto deadline = std::chrono::steady_clock::now() +

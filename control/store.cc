@@ -60,7 +60,8 @@ void Store::exec(const std::string& sql) {
 
 void Store::put(Table t, const std::string& key, const nlohmann::json& doc) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string sql = std::string("INSERT OR REPLACE INTO ") + table_name(t) + " (key, doc) VALUES (?, ?)";
+  std::string sql =
+      std::string("INSERT OR REPLACE INTO ") + table_name(t) + " (key, doc) VALUES (?, ?)";
   Stmt st;
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) fail("prepare");
   std::string text = doc.dump();

@@ -77,7 +77,8 @@ void Violations::name(const json& obj, const char* member, const std::string& pa
   const std::string& s = v.get_ref<const std::string&>();
   if (s.size() > max)
     add(&v, path, "Member must have length less than or equal to " + std::to_string(max));
-  if (!ok(s)) add(&v, path, std::string("Member must satisfy regular expression pattern: ") + pattern);
+  if (!ok(s))
+    add(&v, path, std::string("Member must satisfy regular expression pattern: ") + pattern);
 }
 
 void Violations::max_length(const json& obj, const char* member, const std::string& path,
@@ -121,8 +122,9 @@ void Violations::enum_value(const json& obj, const char* member, const std::stri
 
 void Violations::throw_if_any() const {
   if (items_.empty()) return;
-  std::string msg = std::to_string(items_.size()) +
-                    (items_.size() == 1 ? " validation error detected: " : " validation errors detected: ");
+  std::string msg =
+      std::to_string(items_.size()) +
+      (items_.size() == 1 ? " validation error detected: " : " validation errors detected: ");
   for (size_t i = 0; i < items_.size(); ++i) msg += (i ? "; " : "") + items_[i];
   throw validation_error(msg);
 }

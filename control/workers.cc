@@ -84,7 +84,9 @@ std::string describe_exit(int status) {
 
 }  // namespace
 
-Supervisor::Supervisor() { thread_ = std::thread([this] { loop(); }); }
+Supervisor::Supervisor() {
+  thread_ = std::thread([this] { loop(); });
+}
 
 Supervisor::~Supervisor() {
   stop_all(10s);
@@ -241,9 +243,8 @@ void Supervisor::loop() {
 }
 
 bool Supervisor::wait_ready(const std::vector<std::shared_ptr<Worker>>& ws,
-                            std::chrono::milliseconds timeout,
-                            const std::atomic<bool>& cancel, std::string* why,
-                            std::shared_ptr<Worker>* culprit) {
+                            std::chrono::milliseconds timeout, const std::atomic<bool>& cancel,
+                            std::string* why, std::shared_ptr<Worker>* culprit) {
   auto deadline = Clock::now() + timeout;
   std::vector<bool> ok(ws.size(), false);
   while (true) {
