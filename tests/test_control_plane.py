@@ -191,7 +191,8 @@ class Plane(unittest.TestCase):
         self.assertEqual(resp["InvokedProductionVariant"], "variant1")
         lines = [json.loads(line) for line in LineIterator(resp["Body"]) if line.strip()]
         self.assertTrue(lines and "generated_text" in lines[-1], lines)  # LMI's json formatter
-        log = open(os.path.join(self.cp.state_dir, "logs", endpoint_name + ".variant1.1.log")).read()
+        with open(os.path.join(self.cp.state_dir, "logs", endpoint_name + ".variant1.1.log")) as f:
+            log = f.read()
         self.assertIn("serving.properties", log)
         cfg = sm.describe_endpoint_config(EndpointConfigName=config_name)
         sm.delete_endpoint(EndpointName=endpoint_name)
