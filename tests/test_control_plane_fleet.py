@@ -159,6 +159,7 @@ class Fleet(unittest.TestCase):
                 log += f.read()
         self.assertEqual(log.count("=== lmstream control-plane: starting worker"), 3)
         sm.delete_endpoint(EndpointName="two")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="two", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     def test_weights_and_target_variant(self):
         sm, smr = self.sm, self.smr
@@ -179,6 +180,7 @@ class Fleet(unittest.TestCase):
         self.assertRegex(text, r'tgi_request_count\{endpoint="wv",variant="Main",instance="1"\} 8')
         self.assertEqual(text.count("# TYPE tgi_request_count "), 1)
         sm.delete_endpoint(EndpointName="wv")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="wv", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     def test_blue_green_update_under_load(self):
         sm, smr = self.sm, self.smr
@@ -232,6 +234,35 @@ class Fleet(unittest.TestCase):
         self.assertEqual(set(seen[n_after_green + 16:]), {"Green"})
         self.assertEqual(len(self.cp.worker_pids()), 1)  # blue stopped after draining, the broken one too
         sm.delete_endpoint(EndpointName="bg")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="bg", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    def test_delete_lets_inflight_streams_finish(self):
+        sm, smr = self.sm, self.smr
+        create(sm, "del-cfg", [{"VariantName": "AllTraffic", "ModelName": "del-paced",
+                                "env": {"LMSTREAM_TEST_STEP_DELAY_MS": "40"}}])
+        sm.create_endpoint(EndpointName="del", EndpointConfigName="del-cfg")
+        out, errors = [], []
+
+        def one():
+            try:
+                out.append(stream_text(smr, "del", 30))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        ts = [threading.Thread(target=one) for _ in range(3)]
+        for t in ts:
+            t.start()
+        time.sleep(0.4)
+        sm.delete_endpoint(EndpointName="del")
+        self.assertEqual(sm.describe_endpoint(EndpointName="del")["EndpointStatus"], "Deleting")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:  # no new requests while deleting
+            stream_text(smr, "del", 1)
+        self.assertEqual(ctx.exception.response["Error"]["Message"], "Endpoint del of account 123456789012 not found.")
+        for t in ts:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(out), 3)  # the streams in flight finished
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="del", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        self.assertEqual(self.cp.worker_pids(), [])
 
     def test_restart_brings_endpoints_back(self):
         state = tempfile.mkdtemp(prefix="lms-cp-restart-")
