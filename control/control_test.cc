@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 fs::path temp_dir(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("lms-control-" + tag + "-" + std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("lms-control-" + tag + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -115,10 +116,11 @@ TEST(Store, PersistsAcrossReopen) {
 
 TEST(Container, PersonalityFromImage) {
   std::string why;
-  EXPECT_EQ(personality_of("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
-                           "huggingface-pytorch-tgi-inference:2.0.1-tgi1.0.3-gpu-py39-cu118-ubuntu20.04",
-                           &why),
-            Personality::kTgi);
+  EXPECT_EQ(
+      personality_of("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+                     "huggingface-pytorch-tgi-inference:2.0.1-tgi1.0.3-gpu-py39-cu118-ubuntu20.04",
+                     &why),
+      Personality::kTgi);
   EXPECT_EQ(personality_of("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
                            "djl-inference:0.25.0-deepspeed0.11.0-cu118",
                            &why),
@@ -130,9 +132,7 @@ TEST(Container, PersonalityFromImage) {
 
 TEST(Container, TgiPlan) {
   fs::path dir = temp_dir("tgi");
-  {
-    std::ofstream(dir / "w.gguf") << std::string(1000, 'x');
-  }
+  { std::ofstream(dir / "w.gguf") << std::string(1000, 'x'); }
   json c = {{"Image", "r/huggingface-pytorch-tgi-inference:2.0.1-tgi1.0.3"},
             {"Environment", {{"HF_MODEL_ID", (dir / "w.gguf").string()}, {"SM_NUM_GPUS", "4"}}}};
   LaunchOptions o;
@@ -228,8 +228,9 @@ TEST_F(PlaneTest, ModelLifecycleAndMessages) {
   EXPECT_EQ(d["ModelName"], "My-Model");
   EXPECT_EQ(d["EnableNetworkIsolation"], false);
   EXPECT_TRUE(d["CreationTime"].is_number());
-  EXPECT_EQ(error("CreateModel", {{"ModelName", "n"}}).rfind("ValidationException: No containers", 0),
-            0u);
+  EXPECT_EQ(
+      error("CreateModel", {{"ModelName", "n"}}).rfind("ValidationException: No containers", 0),
+      0u);
   EXPECT_EQ(error("DescribeModel", json::object()),
             "ValidationException: 1 validation error detected: Value null at 'modelName' failed "
             "to satisfy constraint: Member must not be null");

@@ -201,6 +201,8 @@ json ControlPlane::create_model(const json& b, const Account& a) {
   }
   if (b.contains("Tags") && (!b["Tags"].is_array() || b["Tags"].size() > 50))
     v.add(&b["Tags"], "tags", "Member must have length less than or equal to 50");
+  if (b.contains("EnableNetworkIsolation") && !b["EnableNetworkIsolation"].is_boolean())
+    v.add(&b["EnableNetworkIsolation"], "enableNetworkIsolation", "Member must be a boolean");
   v.throw_if_any();
   std::string name = str(b, "ModelName");
   std::string arn = make_arn(a, "model", name);
@@ -293,6 +295,8 @@ json ControlPlane::create_config(const json& b, const Account& a) {
         v.enum_value(pv["RoutingConfig"], "RoutingStrategy", p + "routingConfig.routingStrategy",
                      {"LEAST_OUTSTANDING_REQUESTS", "RANDOM"});
     }
+  if (b.contains("EnableNetworkIsolation") && !b["EnableNetworkIsolation"].is_boolean())
+    v.add(&b["EnableNetworkIsolation"], "enableNetworkIsolation", "Member must be a boolean");
   v.throw_if_any();
   std::string name = str(b, "EndpointConfigName");
   std::string arn = make_arn(a, "endpoint-config", name);

@@ -35,7 +35,7 @@ HttpResponse json_error(const std::string& code, const std::string& message,
   json j = {{"__type", code}, {"message", message}};
   return {400,
           {{"Content-Type", kJson11}, {"x-amzn-ErrorType", code}, {"x-amzn-RequestId", rid}},
-          j.dump()};
+          j.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 std::string header_or(const HttpRequest& r, const char* name) {
@@ -87,6 +87,20 @@ struct Proxy {
   std::atomic<int> in_flight{0};
 };
 
+// A thread of its own for work that blocks (the outbound client, waits); counted in in_flight so
+// that shutdown waits for it before the objects it uses go away.
+void spawn(Proxy& px, std::function<void()> fn) {
+  px.in_flight++;
+  std::thread([&px, fn = std::move(fn)] {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      spdlog::error("background task failed: {}", e.what());
+    }
+    px.in_flight--;
+  }).detach();
+}
+
 void post_to(const std::shared_ptr<Exchange>& ex, std::function<void(Exchange&)> fn) {
   asio::post(ex->executor(), [ex, fn = std::move(fn)] { fn(*ex); });
 }
@@ -94,8 +108,7 @@ void post_to(const std::shared_ptr<Exchange>& ex, std::function<void(Exchange&)>
 // Forwards one runtime request to a worker, on its own thread (the outbound client blocks).
 void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, std::string op,
                    Route route) {
-  px.in_flight++;
-  std::thread([&px, ex, name, op, route]() mutable {
+  spawn(px, [&px, ex, name, op, route]() mutable {
     const HttpRequest& req = ex->request();
     std::string rid = header_or(req, "x-amzn-RequestId");
     auto cancel = std::make_shared<std::atomic<bool>>(false);
@@ -210,8 +223,7 @@ void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, st
       }
     }
     route.worker->outstanding--;
-    px.in_flight--;
-  }).detach();
+  });
 }
 
 std::string family_of(const std::string& line) {
@@ -373,10 +385,12 @@ int run_service(ServiceConfig cfg) {
     }
     Account acct = account_of(r);
     auto answer = [rid](json out) -> HttpResponse {
-      return {200, {{"Content-Type", kJson11}, {"x-amzn-RequestId", rid}}, out.dump()};
+      return {200,
+              {{"Content-Type", kJson11}, {"x-amzn-RequestId", rid}},
+              out.dump(-1, ' ', false, json::error_handler_t::replace)};
     };
     if (op == "CreateEndpoint" && cfg.wait_for_in_service) {
-      std::thread([&plane, ex, body, acct, rid, answer] {
+      spawn(px, [&plane, ex, body, acct, rid, answer] {
         HttpResponse resp;
         try {
           json out = plane.call("CreateEndpoint", body, acct);
@@ -389,7 +403,7 @@ int run_service(ServiceConfig cfg) {
           resp.status = 500;
         }
         post_to(ex, [resp](Exchange& e) { e.respond(resp); });
-      }).detach();
+      });
       return;
     }
     try {
@@ -420,6 +434,15 @@ int run_service(ServiceConfig cfg) {
           rid));
       return;
     }
+    if (!valid_entity_name(name)) {
+      ex->respond(server::sagemaker::aws_error(
+          400, "ValidationError",
+          "1 validation error detected: Value '" + name.substr(0, 100) +
+              "' at 'endpointName' failed to satisfy constraint: Member must satisfy regular "
+              "expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+          rid));
+      return;
+    }
     std::string code, message;
     auto route = plane.route(name, header_or(r, "X-Amzn-SageMaker-Target-Variant"), nullptr, &code,
                              &message);
@@ -431,7 +454,7 @@ int run_service(ServiceConfig cfg) {
     proxy_request(px, ex, name, op, *route);
   });
   routes.add("GET", "/metrics", [&](std::shared_ptr<Exchange> ex) {
-    std::thread([&plane, ex] {
+    spawn(px, [&plane, ex] {
       std::vector<std::string> texts;
       std::string own =
           "# HELP lmstream_control_plane_endpoints Endpoints by status\n"
@@ -475,7 +498,7 @@ int run_service(ServiceConfig cfg) {
       post_to(ex, [body](Exchange& e) {
         e.respond({200, {{"Content-Type", "text/plain; version=0.0.4"}}, body});
       });
-    }).detach();
+    });
   });
   routes.set_error_shaper([](int status, const std::string& path,
                              const std::string& message) -> std::optional<HttpResponse> {
@@ -529,6 +552,14 @@ int run_service(ServiceConfig cfg) {
   ioc.run();
   for (auto& t : io) t.join();
   plane.shutdown();
+  // Background threads still running would outlive the io_context and the plane they use.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (px.in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  if (px.in_flight > 0) {
+    spdlog::warn("{} request thread(s) still running at exit", px.in_flight.load());
+    std::_Exit(0);
+  }
   spdlog::info("bye");
   return 0;
 }
