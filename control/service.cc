@@ -4,11 +4,19 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <csignal>
+#include <limits>
 #include <thread>
 
 #include "aws/credentials.h"
@@ -105,125 +113,163 @@ void post_to(const std::shared_ptr<Exchange>& ex, std::function<void(Exchange&)>
   asio::post(ex->executor(), [ex, fn = std::move(fn)] { fn(*ex); });
 }
 
-// Forwards one runtime request to a worker, on its own thread (the outbound client blocks).
-void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, std::string op,
-                   Route route) {
-  spawn(px, [&px, ex, name, op, route]() mutable {
-    const HttpRequest& req = ex->request();
-    std::string rid = header_or(req, "x-amzn-RequestId");
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    post_to(ex, [cancel](Exchange& e) { e.on_client_gone([cancel] { *cancel = true; }); });
-    bool streaming_op = op == "invocations-response-stream";
-    for (int attempt = 0;; ++attempt) {
-      http::ClientRequest cr;
-      cr.method = "POST";
-      cr.url = "http://127.0.0.1:" + std::to_string(route.worker->port()) + req.target;
+bool hop_by_hop(std::string_view k) {
+  return ieq(k, "content-length") || ieq(k, "transfer-encoding") || ieq(k, "connection") ||
+         ieq(k, "keep-alive");
+}
+
+// Forwards one runtime request to a worker with Beast on the exchange's own strand: the
+// connection to the worker, the request and every piece of the response run as one coroutine
+// there, so each piece the worker sends is written to the client in the same handler that read
+// it (no thread hop, no buffering beyond an unfinished event-stream message).
+asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::string name,
+                               std::string op, Route route) {
+  namespace beast = boost::beast;
+  namespace bhttp = boost::beast::http;
+  using tcp = asio::ip::tcp;
+  struct Guard {
+    Proxy& px;
+    Route& route;
+    ~Guard() {
+      route.worker->outstanding--;
+      px.in_flight--;
+    }
+  } guard{px, route};
+  const HttpRequest& req = ex->request();
+  const bool streaming_op = op == "invocations-response-stream";
+  auto exec = co_await asio::this_coro::executor;
+  auto sock = std::make_shared<tcp::socket>(exec);
+  ex->on_client_gone([sock] {
+    boost::system::error_code ignore;
+    sock->close(ignore);
+  });
+  for (int attempt = 0;; ++attempt) {
+    boost::system::error_code ec;
+    bool started = false;
+    int status = 0;
+    sock->close(ec);
+    ec = {};
+    tcp::endpoint ep(asio::ip::address_v4::loopback(), uint16_t(route.worker->port()));
+    co_await sock->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+      sock->set_option(tcp::no_delay(true), ec);
+      bhttp::request<bhttp::string_body> up{bhttp::verb::post, req.target, 11};
       for (auto& [k, v] : req.headers) {
-        if (ieq(k, "host") || ieq(k, "authorization") || ieq(k, "content-length") ||
-            ieq(k, "connection") || ieq(k, "transfer-encoding") || ieq(k, "expect") ||
+        if (ieq(k, "host") || ieq(k, "authorization") || hop_by_hop(k) || ieq(k, "expect") ||
             ieq(k, "x-amz-date") || ieq(k, "x-amz-security-token") ||
             ieq(k, "x-amz-content-sha256"))
           continue;
-        cr.headers.emplace_back(k, v);
+        up.insert(k, v);
       }
-      cr.body = req.body;
-      http::ClientOptions opts;
-      opts.connect_timeout = 2000ms;
-      opts.stall_timeout = 0ms;
-      opts.cancel = cancel.get();
-      bool streaming = false;
-      int status = 0;
-      std::vector<http::Header> headers;
-      std::string body;
-      MessageSplitter split;
-      http::ClientCallbacks cb;
-      cb.on_head = [&](const http::ResponseHead& h) {
-        status = h.status;
-        bool has_length = false;
-        for (auto& [k, v] : h.headers) {
-          if (ieq(k, "content-length")) has_length = true;
-          if (ieq(k, "content-length") || ieq(k, "transfer-encoding") || ieq(k, "connection") ||
-              ieq(k, "keep-alive") || ieq(k, "x-amzn-invoked-production-variant"))
-            continue;
-          headers.emplace_back(k, v);
-        }
-        headers.emplace_back("x-Amzn-Invoked-Production-Variant", route.variant);
-        if (!has_length) {
-          streaming = true;
-          post_to(ex, [status, headers](Exchange& e) {
-            if (!e.client_gone()) e.start_stream(status, headers);
-          });
-        }
-      };
-      cb.on_body = [&](std::string_view data) {
-        if (!streaming) {
-          body.append(data);
-          return;
-        }
-        std::string out = streaming_op && status == 200 ? split.feed(data) : std::string(data);
-        if (out.empty()) return;
-        post_to(ex, [out = std::move(out)](Exchange& e) mutable {
-          if (!e.client_gone()) e.write(std::move(out));
-        });
-      };
-      try {
-        http::perform(cr, opts, cb);
-        if (streaming) {
-          post_to(ex, [](Exchange& e) {
-            if (!e.client_gone()) e.finish();
-          });
-        } else {
-          post_to(ex, [status, headers, body = std::move(body)](Exchange& e) mutable {
-            e.respond({status, headers, std::move(body)});
-          });
-        }
-        break;
-      } catch (const http::ClientError& err) {
-        std::string why = err.what();
-        if (status == 0 && attempt == 0 && !*cancel &&
-            (err.kind() == http::ClientError::Kind::kConnect ||
-             err.kind() == http::ClientError::Kind::kTransfer)) {
-          // The worker went away before it answered: another instance takes the request.
-          std::string code, message;
-          auto next = px.plane.route(
-              name, route.worker ? header_or(req, "X-Amzn-SageMaker-Target-Variant") : "",
-              route.worker, &code, &message);
-          if (next && next->worker != route.worker) {
-            route.worker->outstanding--;
-            route = *next;
-            spdlog::warn("endpoint {}: worker failed before answering ({}); retrying on {}", name,
-                         why, route.worker->spec().label);
-            continue;
-          }
-          if (next) next->worker->outstanding--;
-        }
-        spdlog::warn("endpoint {}: worker {}: {}", name, route.worker->spec().label, why);
-        if (streaming) {
-          std::string ev = streaming_op && status == 200
-                               ? eventstream::encode_model_stream_error(
-                                     "Your model stream was interrupted: the instance serving it "
-                                     "(variant " +
-                                         route.variant + ") failed: " + why,
-                                     "StreamBroken")
-                               : std::string();
-          post_to(ex, [ev](Exchange& e) {
-            if (e.client_gone()) return;
-            if (!ev.empty()) e.write(ev);
-            e.finish();
-          });
-        } else if (!*cancel) {
-          HttpResponse r =
-              server::sagemaker::model_error(500,
-                                             "{\"message\":\"the instance serving variant " +
-                                                 route.variant + " failed: " + why + "\"}",
-                                             rid);
-          post_to(ex, [r](Exchange& e) { e.respond(r); });
-        }
-        break;
-      }
+      up.set(bhttp::field::host, "127.0.0.1:" + std::to_string(route.worker->port()));
+      up.keep_alive(false);
+      up.body() = req.body;
+      up.prepare_payload();
+      co_await bhttp::async_write(*sock, up, asio::redirect_error(asio::use_awaitable, ec));
     }
-    route.worker->outstanding--;
-  });
+    beast::flat_buffer buf;
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (!ec)
+      co_await bhttp::async_read_header(*sock, buf, parser,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+    if (ex->client_gone()) co_return;
+    if (ec) {
+      // The worker went away before it answered: another instance takes the request.
+      std::string code, message;
+      auto next = attempt == 0
+                      ? px.plane.route(name, header_or(req, "X-Amzn-SageMaker-Target-Variant"),
+                                       route.worker, &code, &message)
+                      : std::nullopt;
+      if (next && next->worker != route.worker) {
+        spdlog::warn("endpoint {}: worker {} failed before answering ({}); retrying on {}", name,
+                     route.worker->spec().label, ec.message(), next->worker->spec().label);
+        route.worker->outstanding--;
+        route = *next;
+        continue;
+      }
+      if (next) next->worker->outstanding--;
+      ex->respond(server::sagemaker::model_error(500,
+                                                 "{\"message\":\"the instance serving variant " +
+                                                     route.variant + " failed: " + ec.message() +
+                                                     "\"}",
+                                                 header_or(req, "x-amzn-RequestId")));
+      co_return;
+    }
+    auto& head = parser.get();
+    status = head.result_int();
+    std::vector<http::Header> headers;
+    for (auto& f : head) {
+      std::string_view k(f.name_string().data(), f.name_string().size());
+      if (hop_by_hop(k) || ieq(k, "x-amzn-invoked-production-variant")) continue;
+      headers.emplace_back(std::string(k), std::string(f.value()));
+    }
+    headers.emplace_back("x-Amzn-Invoked-Production-Variant", route.variant);
+    const bool chunked = !parser.content_length().has_value();
+    std::string whole;
+    if (chunked) {
+      ex->start_stream(status, headers);
+      started = true;
+    }
+    MessageSplitter split;
+    std::array<char, 16384> data;
+    while (!parser.is_done()) {
+      head.body().data = data.data();
+      head.body().size = data.size();
+      co_await bhttp::async_read_some(*sock, buf, parser,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      size_t n = data.size() - head.body().size;
+      if (ex->client_gone()) co_return;
+      if (n > 0) {
+        std::string_view piece(data.data(), n);
+        if (!chunked) {
+          whole.append(piece);
+        } else {
+          std::string out = streaming_op && status == 200 ? split.feed(piece) : std::string(piece);
+          if (!out.empty()) ex->write(std::move(out));
+        }
+      }
+      if (ec) break;
+    }
+    if (!ec) {
+      if (started)
+        ex->finish();
+      else
+        ex->respond({status, headers, std::move(whole)});
+      co_return;
+    }
+    spdlog::warn("endpoint {}: worker {}: {}", name, route.worker->spec().label, ec.message());
+    if (started) {
+      if (streaming_op && status == 200)
+        ex->write(eventstream::encode_model_stream_error(
+            "Your model stream was interrupted: the instance serving it (variant " + route.variant +
+                ") failed: " + ec.message(),
+            "StreamBroken"));
+      ex->finish();
+    } else {
+      ex->respond(server::sagemaker::model_error(
+          500, "{\"message\":\"the instance serving variant " + route.variant + " failed\"}",
+          header_or(req, "x-amzn-RequestId")));
+    }
+    co_return;
+  }
+}
+
+void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, std::string op,
+                   Route route) {
+  px.in_flight++;
+  auto exec = ex->executor();
+  asio::co_spawn(exec,
+                 proxy_co(px, std::move(ex), std::move(name), std::move(op), std::move(route)),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     spdlog::error("proxy: {}", x.what());
+                   }
+                 });
 }
 
 std::string family_of(const std::string& line) {
