@@ -73,30 +73,12 @@ load tiny "$port" 8 1 16 "$WORK/t8.json"
 stop_servers
 
 log "Create -> InService vs serve alone to /ping 200 (TinyLlama-shaped, warm cache)"
-: >"$WORK/start"
 cat "$TINY" >/dev/null  # warm the page cache
-for ((r = 1; r <= ROUNDS; r++)); do
-  sp="$(free_port)"
-  t0="$(date +%s.%N)"
-  # The same settings the control plane gives its worker (KV budget, threads).
-  start_server "$WORK/serve.log" "$LMSTREAM" serve --model "$TINY" --threads "$THREADS" --host 127.0.0.1 \
-    --port "$sp" --kv-cache-memory "$KV"
-  "$PY" -c 'import http.client,sys,time
-while True:
-    try:
-        c=http.client.HTTPConnection("127.0.0.1",int(sys.argv[1]),timeout=2); c.request("GET","/ping")
-        if c.getresponse().status==200: break
-    except OSError: pass
-    time.sleep(0.01)' "$sp"
-  t1="$(date +%s.%N)"
-  stop_servers
-  echo "serve $(echo "$t1 - $t0" | bc)" >>"$WORK/start"
-  port="$(start_plane "$WORK/state-$r")"
-  echo "plane $(deploy "$port" "tiny$r" "$TINY")" >>"$WORK/start"
-  stop_servers
-done
-serve_s="$(awk '$1=="serve" {print $2}' "$WORK/start" | median_in)"
-plane_s="$(awk '$1=="plane" {print $2}' "$WORK/start" | median_in)"
+timeout "$STEP_TIMEOUT" "$PY" bench/control_plane_startup.py --lmstream "$LMSTREAM" --model "$TINY" \
+  --threads "$THREADS" --kv "$KV" --rounds "$ROUNDS" >"$WORK/start.json"
+serve_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["serve_s"]))' "$WORK/start.json")"
+plane_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["plane_s"]))' "$WORK/start.json")"
+starts="$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("serve " + " ".join("%.2f" % x for x in d["serve_s"]) + " / plane " + " ".join("%.2f" % x for x in d["plane_s"]))' "$WORK/start.json")"
 
 row() {  # row LABEL FILE
   local d p
@@ -126,4 +108,6 @@ $(row "tinyllama, 8×1×16" "$WORK/t8.json")
 | \`lmstream serve --kv-cache-memory $KV\` start -> /ping 200 | $(fmt "$serve_s") |
 | CreateEndpoint (--wait-for-in-service, worker KV $KV) -> InService | $(fmt "$plane_s") |
 | ratio | $(ratio "$plane_s" "$serve_s") |
+
+Per-round start-up seconds (interleaved, bench/control_plane_startup.py): $starts
 EOF

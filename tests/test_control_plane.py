@@ -7,6 +7,7 @@ message, list paging/sorting/filters, the memory budget (ResourceLimitExceeded),
 fail (unknown image, bad model file) and SigV4. Needs python3 with boto3 (pyenv 3.11)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,7 @@ class SeedTgiFlow(unittest.TestCase):
             self.assertEqual(code, "ValidationException")
             self.assertEqual(msg, 'Could not find endpoint "%sendpoint/%s".' % (ARN, endpoint_name.lower()))
             self.assertEqual(cp.worker_pids(), [])  # the worker is gone
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Plane(unittest.TestCase):
@@ -155,6 +157,7 @@ class Plane(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.cp.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_seed_lmi_flow(self):
         sm, smr = self.sm, self.smr
