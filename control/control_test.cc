@@ -27,7 +27,7 @@ fs::path temp_dir(const std::string& tag) {
   return p;
 }
 
-TEST(Names, ModelAndEntityPatterns) {
+TEST(ControlNames, ModelAndEntityPatterns) {
   EXPECT_TRUE(valid_model_name("Llama-2-13b-chat-lmi-streaming-2023-12-01-10-20-30-123"));
   EXPECT_TRUE(valid_model_name("a--b"));
   EXPECT_FALSE(valid_model_name("-a"));
@@ -45,7 +45,7 @@ TEST(Names, ModelAndEntityPatterns) {
   EXPECT_FALSE(valid_env_key("BAD-KEY"));
 }
 
-TEST(Violations, CoralWording) {
+TEST(ControlViolations, CoralWording) {
   Violations v;
   json b = {{"ModelName", "x.y"}};
   v.name(b, "ModelName", "modelName", 63, valid_model_name, kModelNamePattern);
@@ -73,7 +73,7 @@ TEST(Violations, CoralWording) {
   }
 }
 
-TEST(InstanceTypes, BotocoreEnum) {
+TEST(ControlInstanceTypes, BotocoreEnum) {
   auto& t = instance_types();
   EXPECT_EQ(t.size(), 271u);
   EXPECT_NE(std::find(t.begin(), t.end(), "ml.g5.12xlarge"), t.end());
@@ -81,7 +81,7 @@ TEST(InstanceTypes, BotocoreEnum) {
   EXPECT_EQ(std::find(t.begin(), t.end(), "ml.bogus"), t.end());
 }
 
-TEST(Arn, LowerCasedNameAndPartition) {
+TEST(ControlArn, LowerCasedNameAndPartition) {
   Account a;
   EXPECT_EQ(make_arn(a, "endpoint-config", "Gen3DAsyncEndpointConfigV1"),
             "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/gen3dasyncendpointconfigv1");
@@ -91,7 +91,7 @@ TEST(Arn, LowerCasedNameAndPartition) {
   EXPECT_EQ(partition_of(a.region), "aws-us-gov");
 }
 
-TEST(Store, PersistsAcrossReopen) {
+TEST(ControlStore, PersistsAcrossReopen) {
   fs::path dir = temp_dir("store");
   std::string db = (dir / "state.db").string();
   {
@@ -114,7 +114,7 @@ TEST(Store, PersistsAcrossReopen) {
   fs::remove_all(dir);
 }
 
-TEST(Container, PersonalityFromImage) {
+TEST(ControlContainer, PersonalityFromImage) {
   std::string why;
   EXPECT_EQ(
       personality_of("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
@@ -130,7 +130,7 @@ TEST(Container, PersonalityFromImage) {
   EXPECT_NE(why.find("\"sklearn\""), std::string::npos);
 }
 
-TEST(Container, TgiPlan) {
+TEST(ControlContainer, TgiPlan) {
   fs::path dir = temp_dir("tgi");
   { std::ofstream(dir / "w.gguf") << std::string(1000, 'x'); }
   json c = {{"Image", "r/huggingface-pytorch-tgi-inference:2.0.1-tgi1.0.3"},
@@ -158,7 +158,7 @@ TEST(Container, TgiPlan) {
   fs::remove_all(dir);
 }
 
-TEST(Container, LmiFindsServingPropertiesInSubdirectory) {
+TEST(ControlContainer, LmiFindsServingPropertiesInSubdirectory) {
   fs::path dir = temp_dir("lmi");
   fs::create_directories(dir / "chat_llama2_13b_hf");
   {
@@ -178,7 +178,7 @@ TEST(Container, LmiFindsServingPropertiesInSubdirectory) {
   fs::remove_all(dir);
 }
 
-TEST(Metrics, Relabel) {
+TEST(ControlMetrics, Relabel) {
   std::string in =
       "# HELP tgi_request_count n\n# TYPE tgi_request_count counter\ntgi_request_count 3\n"
       "tgi_request_duration_bucket{le=\"0.1\"} 1\nx{} 2\n";
@@ -190,7 +190,7 @@ TEST(Metrics, Relabel) {
   EXPECT_NE(out.find("# TYPE tgi_request_count counter\n"), std::string::npos);
 }
 
-class PlaneTest : public ::testing::Test {
+class ControlPlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = temp_dir("plane");
@@ -216,7 +216,7 @@ class PlaneTest : public ::testing::Test {
   std::unique_ptr<ControlPlane> plane_;
 };
 
-TEST_F(PlaneTest, ModelLifecycleAndMessages) {
+TEST_F(ControlPlaneTest, ModelLifecycleAndMessages) {
   json m = {{"ModelName", "My-Model"},
             {"PrimaryContainer", {{"Image", "r/huggingface-pytorch-tgi-inference:1"}}}};
   EXPECT_EQ(call("CreateModel", m)["ModelArn"],
@@ -241,7 +241,7 @@ TEST_F(PlaneTest, ModelLifecycleAndMessages) {
             "\"arn:aws:sagemaker:us-east-1:123456789012:model/my-model\".");
 }
 
-TEST_F(PlaneTest, StatePersistsInSqlite) {
+TEST_F(ControlPlaneTest, StatePersistsInSqlite) {
   call("CreateModel", {{"ModelName", "m"},
                        {"PrimaryContainer", {{"Image", "r/huggingface-pytorch-tgi-inference:1"}}}});
   call("CreateEndpointConfig",
