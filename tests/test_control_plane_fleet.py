@@ -180,6 +180,18 @@ class Fleet(unittest.TestCase):
         self.assertRegex(text, r'tgi_request_count\{endpoint="wv",variant="Main",instance="1"\} 8')
         self.assertEqual(text.count("# TYPE tgi_request_count "), 1)
         sm.delete_endpoint(EndpointName="wv")
+        # Weights 3:1 split the traffic (60 requests: both variants answer, the heavier more often).
+        create(sm, "split-cfg", [{"VariantName": "Heavy", "ModelName": "wv", "InitialVariantWeight": 3},
+                                 {"VariantName": "Light", "ModelName": "wv", "InitialVariantWeight": 1}])
+        sm.create_endpoint(EndpointName="split", EndpointConfigName="split-cfg")
+        body = json.dumps({"inputs": "x", "parameters": {"max_new_tokens": 1}})
+        got = [smr.invoke_endpoint(EndpointName="split", ContentType="application/json", Body=body)
+               ["InvokedProductionVariant"] for _ in range(60)]
+        self.assertGreater(got.count("Light"), 0, got)
+        self.assertGreater(got.count("Heavy"), got.count("Light"), got)
+        self.assertEqual(got.count("Heavy") + got.count("Light"), 60)
+        sm.delete_endpoint(EndpointName="split")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="split", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         sm.get_waiter("endpoint_deleted").wait(EndpointName="wv", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     def test_blue_green_update_under_load(self):
