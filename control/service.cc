@@ -517,6 +517,9 @@ int run_service(ServiceConfig cfg) {
       std::string outstanding =
           "# HELP lmstream_control_plane_worker_outstanding_requests Requests proxied to the "
           "worker now\n# TYPE lmstream_control_plane_worker_outstanding_requests gauge\n";
+      std::string pids =
+          "# HELP lmstream_control_plane_worker_pid Process id of the worker (0 while it is "
+          "down)\n# TYPE lmstream_control_plane_worker_pid gauge\n";
       for (auto& w : plane.workers()) {
         std::string labels = "endpoint=\"" + label_value(w.endpoint) + "\",variant=\"" +
                              label_value(w.variant) + "\",instance=\"" +
@@ -527,6 +530,8 @@ int run_service(ServiceConfig cfg) {
                     std::to_string(w.worker->restarts()) + "\n";
         outstanding += "lmstream_control_plane_worker_outstanding_requests{" + labels + "} " +
                        std::to_string(w.worker->outstanding.load()) + "\n";
+        pids += "lmstream_control_plane_worker_pid{" + labels + "} " +
+                std::to_string(w.worker->pid()) + "\n";
         if (!w.worker->ready()) continue;
         http::ClientRequest cr;
         cr.url = "http://127.0.0.1:" + std::to_string(w.worker->port()) + "/metrics";
@@ -539,7 +544,7 @@ int run_service(ServiceConfig cfg) {
         } catch (const http::ClientError&) {
         }
       }
-      texts.insert(texts.begin(), own + up + restarts + outstanding);
+      texts.insert(texts.begin(), own + up + restarts + outstanding + pids);
       std::string body = aggregate(texts);
       post_to(ex, [body](Exchange& e) {
         e.respond({200, {{"Content-Type", "text/plain; version=0.0.4"}}, body});

@@ -127,6 +127,9 @@ class Fleet(unittest.TestCase):
         for t in ts:
             t.start()
         time.sleep(0.6)
+        text = self.cp.metrics_text()
+        victim = [k for k, v in metric_values(text, "lmstream_control_plane_worker_pid").items() if v == pids[0]][0]
+        on_victim = metric_values(text, "lmstream_control_plane_worker_outstanding_requests")[victim]
         os.kill(pids[0], signal.SIGKILL)
         fresh = []
         for _ in range(6):  # new requests during the restart all succeed (the live worker takes them)
@@ -136,7 +139,8 @@ class Fleet(unittest.TestCase):
             t.join(60)
         self.assertEqual(len(fresh), 6)
         self.assertEqual(len(results) + len(errors), 8)
-        self.assertGreaterEqual(len(errors), 1)
+        self.assertGreaterEqual(on_victim, 1)
+        self.assertEqual(len(errors), on_victim)  # exactly the streams on the killed worker ended
         self.assertGreaterEqual(len(results), 1)  # the other worker's streams finished
         for e in errors:
             self.assertIsInstance(e, botocore.exceptions.EventStreamError)
