@@ -8,6 +8,7 @@ endpoint/variant labels. Needs python3 with boto3 (pyenv 3.11)."""
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -203,7 +204,9 @@ class Fleet(unittest.TestCase):
         create(sm, "bg-blue", [{"VariantName": "Blue", "ModelName": "bg",
                                 "env": {"LMSTREAM_TEST_STEP_DELAY_MS": "10"}}])
         create(sm, "bg-green", [{"VariantName": "Green", "ModelName": "bg"}])
-        bad = os.path.join(tempfile.mkdtemp(), "not-a-model.gguf")
+        bad_dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, bad_dir, True)
+        bad = os.path.join(bad_dir, "not-a-model.gguf")
         with open(bad, "wb") as f:
             f.write(b"this is not a GGUF file")
         create(sm, "bg-bad", [{"VariantName": "Broken", "ModelName": "bg-bad", "env": {"HF_MODEL_ID": bad}}])
@@ -302,6 +305,7 @@ class Fleet(unittest.TestCase):
             self.assertEqual(stream_text(cp.rt(), "Restart-Me", 3)[0], "AllTraffic")
             sm.delete_endpoint(EndpointName="Restart-Me")
             sm.get_waiter("endpoint_deleted").wait(EndpointName="Restart-Me", WaiterConfig={"Delay": 1})
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
