@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Streaming load for bench/control_plane.sh: InvokeEndpointWithResponseStream requests (TGI
+payload, event-stream answer) sent alternately to two URLs of the same endpoint (straight to a
+worker, and through `lmstream control-plane`), measuring per request the time to the first
+PayloadPart, the gaps between PayloadParts, and with --clients N the aggregate tokens/s.
+Unsigned plain HTTP over loopback; stdlib only. Prints one JSON object per side."""
+import argparse
+import http.client
+import json
+import statistics
+import threading
+import time
+import urllib.parse
+
+
+def read_messages(resp):
+    """Yields (monotonic time, event type) for each event-stream message as it is complete."""
+    buf = b""
+    while True:
+        chunk = resp.read1(65536)
+        if not chunk:
+            return
+        now = time.monotonic()
+        buf += chunk
+        while len(buf) >= 12:
+            total = int.from_bytes(buf[0:4], "big")
+            if len(buf) < total:
+                break
+            hlen = int.from_bytes(buf[4:8], "big")
+            headers = buf[12:12 + hlen]
+            kind = b"exception" if b"exception" in headers else b"event"
+            buf = buf[total:]
+            yield now, kind
+
+
+def one_request(url, body):
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    t0 = time.monotonic()
+    c.request("POST", u.path, body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        raise RuntimeError("%s: HTTP %d %r" % (url, r.status, r.read()[:200]))
+    times = []
+    for t, kind in read_messages(r):
+        if kind != b"event":
+            raise RuntimeError("stream error from %s" % url)
+        times.append(t)
+    c.close()
+    return t0, times
+
+
+def run_side(url, clients, requests, new_tokens, tag):
+    res, lock, errors = [], threading.Lock(), []
+
+    def client(ci):
+        for i in range(requests):
+            body = json.dumps({"inputs": "Benchmark prompt %d %d %s" % (ci, i, tag),
+                               "parameters": {"max_new_tokens": new_tokens}, "stream": True})
+            try:
+                out = one_request(url, body)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+                continue
+            with lock:
+                res.append(out)
+    start = time.monotonic()
+    ts = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.monotonic() - start
+    ttfb = [times[0] - t0 for t0, times in res if times]
+    gaps = [b - a for _, times in res for a, b in zip(times[1:-1], times[2:-1])]  # tokens only
+    tokens = sum(max(0, len(times) - 1) for _, times in res)
+    return {"requests": len(res), "errors": errors, "ttfb_p50_s": statistics.median(ttfb) if ttfb else None,
+            "gap_mean_s": statistics.mean(gaps) if gaps else None,
+            "gap_p50_s": statistics.median(gaps) if gaps else None,
+            "tokens_per_s": tokens / wall if wall > 0 else None, "wall_s": wall}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--direct", required=True, help="worker URL of .../invocations-response-stream")
+    ap.add_argument("--proxied", required=True, help="control-plane URL of the same")
+    ap.add_argument("--clients", type=int, default=1)
+    ap.add_argument("--requests-per-client", type=int, default=5)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    run_side(a.direct, 1, 2, 4, "warm")
+    run_side(a.proxied, 1, 2, 4, "warm")
+    out = {"direct": [], "proxied": []}
+    for r in range(a.rounds):
+        for side in ("direct", "proxied") if r % 2 == 0 else ("proxied", "direct"):
+            url = a.direct if side == "direct" else a.proxied
+            out[side].append(run_side(url, a.clients, a.requests_per_client, a.new_tokens, "%s%d" % (side, r)))
+    summary = {}
+    for side, runs in out.items():
+        summary[side] = {k: statistics.median(x[k] for x in runs)
+                         for k in ("ttfb_p50_s", "gap_mean_s", "gap_p50_s", "tokens_per_s")}
+        summary[side]["errors"] = sum(len(x["errors"]) for x in runs)
+        summary[side]["requests"] = sum(x["requests"] for x in runs)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
