@@ -123,7 +123,7 @@ bool hop_by_hop(std::string_view k) {
 // there, so each piece the worker sends is written to the client in the same handler that read
 // it (no thread hop, no buffering beyond an unfinished event-stream message).
 asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::string name,
-                               std::string op, Route route) {
+                               std::string op, std::string upstream_target, Route route) {
   namespace beast = boost::beast;
   namespace bhttp = boost::beast::http;
   using tcp = asio::ip::tcp;
@@ -153,7 +153,8 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
     co_await sock->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
       sock->set_option(tcp::no_delay(true), ec);
-      bhttp::request<bhttp::string_body> up{bhttp::verb::post, req.target, 11};
+      bhttp::request<bhttp::string_body> up{
+          req.method == "GET" ? bhttp::verb::get : bhttp::verb::post, upstream_target, 11};
       for (auto& [k, v] : req.headers) {
         if (ieq(k, "host") || ieq(k, "authorization") || hop_by_hop(k) || ieq(k, "expect") ||
             ieq(k, "x-amz-date") || ieq(k, "x-amz-security-token") ||
@@ -256,12 +257,32 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
   }
 }
 
+// The playground page's own files (public, as on `serve`: they hold no data) and the routes the
+// page calls, below /endpoints/{name}/. OP is the path after the name.
+bool is_page_route(const std::string& method, const std::string& op) {
+  if (method == "GET")
+    return op == "ui" || op.rfind("ui/", 0) == 0 || op == "info" || op == "metrics" ||
+           op == "v1/models";
+  return method == "POST" && (op == "generate_stream" || op == "v1/chat/completions");
+}
+
+bool is_page_file(const HttpRequest& r) {
+  if (r.method != "GET" || r.path.rfind("/endpoints/", 0) != 0) return false;
+  size_t slash = r.path.find('/', 11);
+  if (slash == std::string::npos) return false;
+  std::string_view op = std::string_view(r.path).substr(slash + 1);
+  return op == "ui" || op.substr(0, 3) == "ui/";
+}
+
+// UPSTREAM_TARGET is the worker's target: the client's own for the runtime routes, the part after
+// /endpoints/{name} for the playground page and the routes it calls.
 void proxy_request(Proxy& px, std::shared_ptr<Exchange> ex, std::string name, std::string op,
-                   Route route) {
+                   std::string upstream_target, Route route) {
   px.in_flight++;
   auto exec = ex->executor();
   asio::co_spawn(exec,
-                 proxy_co(px, std::move(ex), std::move(name), std::move(op), std::move(route)),
+                 proxy_co(px, std::move(ex), std::move(name), std::move(op),
+                          std::move(upstream_target), std::move(route)),
                  [](std::exception_ptr e) {
                    if (!e) return;
                    try {
@@ -383,7 +404,7 @@ int run_service(ServiceConfig cfg) {
   http::RouteTable routes;
   routes.set_guard([&](Exchange& ex) {
     const HttpRequest& r = ex.request();
-    if (keys.empty() || r.path == "/ping" || r.path == "/metrics") return true;
+    if (keys.empty() || r.path == "/ping" || r.path == "/metrics" || is_page_file(r)) return true;
     sigv4::Request sr;
     sr.method = r.method;
     size_t qm = r.target.find('?');
@@ -463,7 +484,9 @@ int run_service(ServiceConfig cfg) {
       ex->respond(resp);
     }
   });
-  routes.add_prefix("POST", "/endpoints/", [&](std::shared_ptr<Exchange> ex) {
+  // The runtime routes, and each endpoint's playground page (/endpoints/{name}/ui, the page
+  // `serve` has at /ui) with the routes it calls, all passed on to one of the endpoint's workers.
+  auto endpoint_request = [&](std::shared_ptr<Exchange> ex) {
     const HttpRequest& r = ex->request();
     std::string rid = server::sagemaker::request_id();
     ex->access().route = "/endpoints";
@@ -471,15 +494,20 @@ int run_service(ServiceConfig cfg) {
     size_t slash = rest.find('/');
     std::string name = rest.substr(0, slash);
     std::string op = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (op != "invocations" && op != "invocations-response-stream") {
+    const bool runtime =
+        r.method == "POST" && (op == "invocations" || op == "invocations-response-stream");
+    if (!runtime && !is_page_route(r.method, op)) {
       ex->respond(server::sagemaker::aws_error(
           404, "UnknownOperationException",
-          "No operation at POST '" + r.path.substr(0, 100) +
-              "'; the runtime API has /endpoints/{EndpointName}/invocations and "
-              "/endpoints/{EndpointName}/invocations-response-stream",
+          "No operation at " + r.method + " '" + r.path.substr(0, 100) +
+              "'; the runtime API has POST /endpoints/{EndpointName}/invocations and "
+              "/endpoints/{EndpointName}/invocations-response-stream (and the playground page "
+              "GET /endpoints/{EndpointName}/ui)",
           rid));
       return;
     }
+    if (!runtime)
+      ex->access().route = op.rfind("ui", 0) == 0 ? "/endpoints/ui" : "/endpoints/" + op;
     if (!valid_entity_name(name)) {
       ex->respond(server::sagemaker::aws_error(
           400, "ValidationError",
@@ -497,8 +525,11 @@ int run_service(ServiceConfig cfg) {
                                                message, rid));
       return;
     }
-    proxy_request(px, ex, name, op, *route);
-  });
+    std::string upstream = runtime ? r.target : r.target.substr(11 + name.size());
+    proxy_request(px, ex, name, op, std::move(upstream), *route);
+  };
+  routes.add_prefix("POST", "/endpoints/", endpoint_request);
+  routes.add_prefix("GET", "/endpoints/", endpoint_request);
   routes.add("GET", "/metrics", [&](std::shared_ptr<Exchange> ex) {
     spawn(px, [&plane, ex] {
       std::vector<std::string> texts;
