@@ -365,3 +365,36 @@ class HubServer:
         finally:
             if src is not None:
                 src.close()
+
+
+def main(argv=None):
+    """`python3 -m lmstest.hub_server --repo org/name FILE...`: serve FILEs as one repo until
+    killed; prints one JSON line {endpoint, cdn, repo, files: {name: cdn_url}} on stdout."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--repo", default="org/bench")
+    ap.add_argument("--rate", type=float, default=None, help="bytes/s cap per connection")
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args(argv)
+    hub = HubServer()
+    hub.rate = a.rate
+    hub.add_repo(a.repo, {os.path.basename(p): p for p in a.files})
+    hub.start()
+    urls = {}
+    for f in hub.repos[a.repo].commits[hub.repos[a.repo].refs["main"]].values():
+        urls[f.name] = ("%s/cdn/%s" % (hub.cdn_base, f.sha256)) if f.lfs else \
+            "%s/%s/resolve/main/%s" % (hub.endpoint, a.repo, f.name)
+    print(json.dumps({"endpoint": hub.endpoint, "cdn": hub.cdn_base, "repo": a.repo, "files": urls}), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
