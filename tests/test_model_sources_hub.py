@@ -134,6 +134,13 @@ class HubTest(unittest.TestCase):
         n = self.hub.count()
         with Server(model="org/tiny", env=self.env(home, HF_HUB_OFFLINE="1")) as s:
             self.assertEqual(self.generate(s), hub_text)
+        # LMI's option.model_id names it too.
+        props = os.path.join(home, "serving.properties")
+        with open(props, "w") as f:
+            f.write("engine=Python\noption.model_id=org/tiny\n")
+        with Server(model="", args=["--properties", props], env=self.env(home, HF_HUB_OFFLINE="1")) as s:
+            self.assertEqual(self.generate(s), hub_text)
+            self.assertIn("model org/tiny revision main from the cache (offline)", s.read_log())
         self.assertEqual(self.hub.count(), n)
         r = self.download("org/nothere", env=self.env(home, HF_HUB_OFFLINE="1"))
         self.fails(r, "HF_HUB_OFFLINE", "org/nothere", "not in the cache")
