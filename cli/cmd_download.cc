@@ -58,7 +58,9 @@ const Register reg(
           "Environment: HF_ENDPOINT, HF_TOKEN / HUGGING_FACE_HUB_TOKEN (or $HF_HOME/token), "
           "HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (cache only), HF_HUB_DOWNLOAD_TIMEOUT (stall "
           "seconds, 30), LMSTREAM_DOWNLOAD_CONNECTIONS, LMSTREAM_DOWNLOAD_PART_SIZE (32MiB), "
-          "LMSTREAM_DOWNLOAD_RETRIES (5).");
+          "LMSTREAM_DOWNLOAD_RETRIES (5), LMSTREAM_DOWNLOAD_FSYNC (1; 0 = no flush to disk before "
+          "the "
+          "rename).");
       sub.callback([a] { run(*a); });
     });
 
