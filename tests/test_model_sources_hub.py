@@ -273,6 +273,18 @@ class HubTest(unittest.TestCase):
             self.assertEqual(sha256_file(os.path.join(snap, n)), sha256_file(src))
         self.assertFalse([b for b in os.listdir(blobs) if "incomplete" in b])
 
+    def test_server_without_ranges(self):
+        home = tempfile.mkdtemp(prefix="hfhome-", dir=self.tmp)
+        self.hub.ignore_range = True
+        try:
+            r = self.download("org/tiny", env=self.env(home, LMSTREAM_DOWNLOAD_PART_SIZE="1MiB"))
+        finally:
+            self.hub.ignore_range = False
+        snap = self.ok(r)
+        self.assertIn("the server ignores Range; fetching it whole", r.stderr)
+        for n, src in self.files.items():
+            self.assertEqual(sha256_file(os.path.join(snap, n)), sha256_file(src))
+
     def test_corrupted_bytes_fail_the_checksum(self):
         home = tempfile.mkdtemp(prefix="hfhome-", dir=self.tmp)
         shard = "model-00001-of-00002.safetensors"

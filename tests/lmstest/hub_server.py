@@ -336,12 +336,15 @@ class HubServer:
         if plain and f.path is not None:  # fast path (benchmarks): sendfile
             with open(f.path, "rb") as src:
                 off, left = first, n
-                while left > 0:
-                    sent = os.sendfile(h.connection.fileno(), src.fileno(), off, min(left, 16 << 20))
-                    if sent <= 0:
-                        break
-                    off += sent
-                    left -= sent
+                try:
+                    while left > 0:
+                        sent = os.sendfile(h.connection.fileno(), src.fileno(), off, min(left, 16 << 20))
+                        if sent <= 0:
+                            break
+                        off += sent
+                        left -= sent
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up
+                    h.close_connection = True
             return
         src = open(f.path, "rb") if f.path is not None else None
         try:
