@@ -424,6 +424,13 @@ class HubTest(unittest.TestCase):
                    "no file of repository 'org/tiny' at revision 'main' matches --include *.nothing")
         self.fails(self.download("org/binonly", env=self.env(home)),
                    "'org/binonly' at revision 'main' has only PyTorch .bin weights (pytorch_model.bin)")
+        self.hub.ghosts.add(("org/tiny", "config.json"))  # listed, but the file itself is missing
+        try:
+            self.fails(self.download("org/tiny", env=self.env(home)),
+                       "file 'config.json' not found in repository 'org/tiny' at revision '%s'" % self.sha_main,
+                       "HTTP 404")
+        finally:
+            self.hub.ghosts.clear()
         r = subprocess.run([binary(), "serve", "--model", "org/missing", "--port", "0"], env=self.env(home),
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(r.returncode, 0)
