@@ -156,8 +156,8 @@ S3Config S3Config::from_environment(const sigv4::EnvLookup& env) {
 // ---- replies ----
 
 bool S3Object::etag_is_md5() const {
-  return etag.size() == 32 &&
-         std::all_of(etag.begin(), etag.end(), [](char c) { return base::hex_digit_value(c) >= 0; });
+  return etag.size() == 32 && std::all_of(etag.begin(), etag.end(),
+                                          [](char c) { return base::hex_digit_value(c) >= 0; });
 }
 
 S3ListPage parse_list_objects_v2(std::string_view xml) {
@@ -229,9 +229,7 @@ S3Error describe_s3_error(int status, const http::ResponseHead& head, std::strin
                          : "; no AWS credentials were found: set AWS_ACCESS_KEY_ID and "
                            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials";
   const std::string code = err ? err->code : "HTTP " + std::to_string(status);
-  auto make = [&](const std::string& text) {
-    return S3Error(status, code, one_line(text));
-  };
+  auto make = [&](const std::string& text) { return S3Error(status, code, one_line(text)); };
   const std::string region_hint = [&] {
     if (auto r = head.header("x-amz-bucket-region")) return *r;
     return err ? err->region : std::string();
@@ -364,8 +362,7 @@ http::ClientRequest S3Client::signed_request(const std::string& method, const st
 
 http::ClientRequest S3Client::object_request(const std::string& bucket, const std::string& key,
                                              std::optional<http::ByteRange> range,
-                                             const std::string& method,
-                                             const std::string& if_match,
+                                             const std::string& method, const std::string& if_match,
                                              sigv4::Clock::time_point now) const {
   if (key.empty()) throw std::invalid_argument("s3://" + bucket + "/: an object needs a key");
   // If-Match is signed with the rest: it is added before signing.
@@ -405,8 +402,8 @@ S3Object S3Client::head_object(const S3Url& url) const {
   long long size = 0;
   const std::string length = res.head.header("Content-Length").value_or("");
   if (!base::parse_int64(base::trim(length), size) || size < 0) {
-    throw std::runtime_error(url.str() + ": HeadObject answered without a usable Content-Length ('" +
-                             length + "')");
+    throw std::runtime_error(
+        url.str() + ": HeadObject answered without a usable Content-Length ('" + length + "')");
   }
   o.size = static_cast<uint64_t>(size);
   o.etag = unquote_etag(res.head.header("ETag").value_or(""));

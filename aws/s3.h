@@ -127,8 +127,7 @@ class S3Client {
                                      sigv4::Clock::time_point now = sigv4::Clock::now()) const;
   // A signed ListObjectsV2 page request (encoding-type=url, no delimiter).
   http::ClientRequest list_request(const std::string& bucket, const std::string& prefix,
-                                   const std::string& continuation_token = "",
-                                   int max_keys = 1000,
+                                   const std::string& continuation_token = "", int max_keys = 1000,
                                    sigv4::Clock::time_point now = sigv4::Clock::now()) const;
 
   // HeadObject. Throws S3Error (a HEAD error has no body, so the error is asked again as a

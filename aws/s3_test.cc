@@ -71,8 +71,7 @@ TEST(S3Url, RejectsWhatS3WouldRefuse) {
     parse_s3_url("s3://My_Bucket/x");
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'My_Bucket' is not an S3 bucket name"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'My_Bucket' is not an S3 bucket name"), std::string::npos)
         << e.what();
   }
 }
@@ -125,8 +124,7 @@ TEST_F(SharedFiles, NamedProfileWithConfigSectionAndSessionToken) {
   EXPECT_EQ(dev.endpoint_source, "endpoint_url of AWS profile 'dev'");
 
   // Keys only in the config file's [profile x] section.
-  S3Config cfg =
-      S3Config::from_environment(env_of({{"HOME", home()}, {"AWS_PROFILE", "cfgonly"}}));
+  S3Config cfg = S3Config::from_environment(env_of({{"HOME", home()}, {"AWS_PROFILE", "cfgonly"}}));
   ASSERT_TRUE(cfg.credentials);
   EXPECT_EQ(cfg.credentials->access_key_id, "AKIDCFG");
   EXPECT_NE(cfg.credentials_source.find("[profile cfgonly]"), std::string::npos);
@@ -143,8 +141,8 @@ TEST_F(SharedFiles, NamedProfileWithConfigSectionAndSessionToken) {
   EXPECT_EQ(env.credentials->session_token, "");
   EXPECT_EQ(env.credentials_source, "environment (AWS_ACCESS_KEY_ID)");
   EXPECT_EQ(env.region, "us-west-1");
-  S3Config both = S3Config::from_environment(env_of(
-      {{"HOME", home()}, {"AWS_REGION", "us-west-2"}, {"AWS_DEFAULT_REGION", "us-west-1"}}));
+  S3Config both = S3Config::from_environment(
+      env_of({{"HOME", home()}, {"AWS_REGION", "us-west-2"}, {"AWS_DEFAULT_REGION", "us-west-1"}}));
   EXPECT_EQ(both.region, "us-west-2");
 }
 
@@ -187,10 +185,10 @@ TEST(S3Config, EndpointPrecedence) {
   S3Config g = S3Config::from_environment(
       env_of({{"HOME", "/nonexistent"}, {"AWS_ENDPOINT_URL", "http://127.0.0.1:2"}}));
   EXPECT_EQ(g.endpoint, "http://127.0.0.1:2");
-  S3Config ignored = S3Config::from_environment(
-      env_of({{"HOME", "/nonexistent"},
-              {"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1"},
-              {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}}));
+  S3Config ignored =
+      S3Config::from_environment(env_of({{"HOME", "/nonexistent"},
+                                         {"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1"},
+                                         {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}}));
   EXPECT_EQ(ignored.endpoint, "");
   EXPECT_THROW(S3Config::from_environment(env_of(
                    {{"HOME", "/nonexistent"}, {"AWS_ENDPOINT_URL_S3", "ftp://127.0.0.1:1"}})),
@@ -203,8 +201,7 @@ S3Config loopback_config(int port) {
   S3Config c;
   c.endpoint = "http://127.0.0.1:" + std::to_string(port);
   c.endpoint_source = "AWS_ENDPOINT_URL_S3";
-  c.credentials =
-      sigv4::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  c.credentials = sigv4::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
   c.credentials_source = "environment (AWS_ACCESS_KEY_ID)";
   return c;
 }
@@ -232,9 +229,9 @@ TEST(S3Request, ListQueryIsSignedAsTheReferenceVector) {
   r.method = "GET";
   r.path = "/models";
   r.query = "continuation-token=a%2Fb%2Bc%3D&list-type=2&prefix=llama%2Fmodel%2F";
-  r.headers = {{"Host", "127.0.0.1:5056"},
-               {"x-amz-content-sha256",
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}};
+  r.headers = {
+      {"Host", "127.0.0.1:5056"},
+      {"x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}};
   sigv4::SignOptions so;
   so.region = "us-east-1";
   so.service = "s3";
@@ -298,10 +295,10 @@ TEST(S3Request, RangeTravelsOutsideTheSignatureAndIfMatchInside) {
             std::string::npos)
       << auth;
   // The same object without If-Match signs differently: the header is covered.
-  EXPECT_NE(header_of(client.object_request("models", "big.gguf", std::nullopt, "GET", "",
-                                            vector_time()),
-                      "Authorization"),
-            auth);
+  EXPECT_NE(
+      header_of(client.object_request("models", "big.gguf", std::nullopt, "GET", "", vector_time()),
+                "Authorization"),
+      auth);
   http::ClientRequest head = client.object_request("models", "big.gguf", std::nullopt, "HEAD");
   EXPECT_EQ(head.method, "HEAD");
   EXPECT_THROW(client.object_request("models", ""), std::invalid_argument);
@@ -339,11 +336,10 @@ TEST(S3Errors, EachCodeBecomesOneLineNamingTheObjectAndWhatToDo) {
       "s3://nob/x");
   // Malformed XML above (unclosed BucketName): no <Error> parsed, so a 404 without details.
   EXPECT_EQ(nsb.substr(0, 11), "HTTP 404 | ");
-  const std::string nsb2 = describe(
-      404,
-      error_xml("NoSuchBucket", "The specified bucket does not exist",
-                "<BucketName>nob</BucketName>"),
-      "s3://nob/x");
+  const std::string nsb2 = describe(404,
+                                    error_xml("NoSuchBucket", "The specified bucket does not exist",
+                                              "<BucketName>nob</BucketName>"),
+                                    "s3://nob/x");
   EXPECT_NE(nsb2.find("bucket 'nob' does not exist at http://127.0.0.1:5056 (AWS_ENDPOINT_URL_S3) "
                       "(NoSuchBucket)"),
             std::string::npos)
@@ -466,14 +462,14 @@ class FakeS3 : public ::testing::Test {
       const std::string spec = range->substr(6);
       const size_t dash = spec.find('-');
       const size_t first = std::stoul(spec.substr(0, dash));
-      size_t last = dash + 1 < spec.size() ? std::stoul(spec.substr(dash + 1))
-                                           : it->second.size() - 1;
+      size_t last =
+          dash + 1 < spec.size() ? std::stoul(spec.substr(dash + 1)) : it->second.size() - 1;
       last = std::min(last, it->second.size() - 1);
-      ex->respond({206,
-                   {{"Content-Range", "bytes " + std::to_string(first) + "-" +
-                                          std::to_string(last) + "/" +
-                                          std::to_string(it->second.size())}},
-                   it->second.substr(first, last - first + 1)});
+      ex->respond(
+          {206,
+           {{"Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                                  std::to_string(it->second.size())}},
+           it->second.substr(first, last - first + 1)});
     });
     routes_.add_prefix("HEAD", "/models", [this](std::shared_ptr<http::Exchange> ex) {
       record(ex->request());
@@ -544,9 +540,9 @@ TEST_F(FakeS3, ListFollowsContinuationTokensAndSkipsFolderKeys) {
   std::vector<S3Object> all = client.list_objects(parse_s3_url("s3://models/llama/model/"), 2);
   std::vector<std::string> keys;
   for (const S3Object& o : all) keys.push_back(o.key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"llama/model/config.json",
-                                            "llama/model/model.safetensors",
-                                            "llama/model/sub dir/tokenizer+x.model"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"llama/model/config.json", "llama/model/model.safetensors",
+                                      "llama/model/sub dir/tokenizer+x.model"}));
   std::lock_guard lock(mu_);
   ASSERT_EQ(seen_.size(), 3u);
   EXPECT_EQ(seen_[0].find("continuation-token"), std::string::npos);
