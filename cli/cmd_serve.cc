@@ -20,7 +20,7 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, host, api, properties, quantize, kv_type, kv_cache_memory;
+  std::string model, revision, gguf_file, host, api, properties, quantize, kv_type, kv_cache_memory;
   std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region,
       api_key;
   bool require_eula = false;
@@ -38,6 +38,8 @@ std::optional<T> given(CLI::App& app, const char* name, const T& v) {
 void run(CLI::App& sub, const ServeArgs& a) {
   server::ServeFlags f;
   f.model = given(sub, "--model", a.model);
+  f.revision = given(sub, "--revision", a.revision);
+  f.gguf_file = given(sub, "--gguf-file", a.gguf_file);
   f.host = given(sub, "--host", a.host);
   f.api = given(sub, "--api", a.api);
   f.properties = given(sub, "--properties", a.properties);
@@ -115,8 +117,13 @@ const Register reg(
     "serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
     [](CLI::App& sub) {
       auto a = std::make_shared<ServeArgs>();
-      sub.add_option("--model", a->model,
-                     "GGUF file or model directory (env HF_MODEL_ID, option.model_id)");
+      sub.add_option(
+          "--model", a->model,
+          "GGUF file, model directory, file:// URL or Hugging Face Hub id org/name[:QUANT] "
+          "(env HF_MODEL_ID, option.model_id)");
+      sub.add_option("--revision", a->revision,
+                     "Hub branch, tag or commit (env HF_MODEL_REVISION, option.revision; main)");
+      sub.add_option("--gguf-file", a->gguf_file, "the GGUF file of a Hub repository to serve");
       sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
       sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
       sub.add_option("--api", a->api,

@@ -7,14 +7,20 @@
 
 #include "base/strings.h"
 #include "cli/demo_model.h"
+#include "store/progress.h"
+#include "store/resolve.h"
 
 namespace lmstream::cli {
 
 void ModelArgs::add(CLI::App& app, bool required) {
   auto* o = app.add_option(
       "--model,-m", path,
-      "GGUF file or Hugging Face model directory (default: the embedded demo model)");
+      "GGUF file, Hugging Face model directory or Hub id org/name[:QUANT] (default: the embedded "
+      "demo model)");
   if (required) o->required();
+  app.add_option("--revision", revision,
+                 "Hub branch, tag or commit of a Hub model (env HF_MODEL_REVISION; main)");
+  app.add_option("--gguf-file", gguf_file, "the GGUF file of a Hub repository");
   app.add_option("--quantize", quantize, "convert F32/F16/BF16 weights at load")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--threads,-t", threads, "compute threads (default: all cores)");
@@ -38,9 +44,22 @@ EngineOptions ModelArgs::engine_options(const LlamaConfig& c, const KvSizing& kv
   return eo;
 }
 
+// The embedded demo model, or what --model names resolved to a local path (downloading it).
+static std::string use_demo_model_if_empty(const ModelArgs& a) {
+  if (a.path.empty()) return use_demo_model();
+  store::ResolveOptions ro;
+  if (!a.revision.empty()) ro.revision = a.revision;
+  if (!a.gguf_file.empty()) ro.gguf_file = a.gguf_file;
+  ro.download = store::DownloadOptions::from_env();
+  store::Progress progress;
+  ro.download.progress = &progress;
+  return store::resolve_model(a.path, ro);
+}
+
 Loaded load(const ModelArgs& a) {
   Loaded l;
-  l.model = load_model(a.path.empty() ? use_demo_model() : a.path, a.load_options());
+  std::string path = use_demo_model_if_empty(a);
+  l.model = load_model(path, a.load_options());
   l.tokenizer = make_tokenizer(l.model->tokenizer);
   return l;
 }

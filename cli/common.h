@@ -13,7 +13,9 @@
 namespace lmstream::cli {
 
 struct ModelArgs {
-  std::string path;
+  std::string path;      // a path, file:// URL or Hub id (store/resolve.h)
+  std::string revision;  // Hub branch, tag or commit
+  std::string gguf_file;
   std::string quantize;  // "" | q8_0 | q4_0
   int threads = 0;
   std::string kv_type = "f16";

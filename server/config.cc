@@ -47,6 +47,7 @@ const char* const kKnownKeys[] = {
     "engine",
     "option.entryPoint",
     "option.model_id",
+    "option.revision",
     "option.tensor_parallel_degree",
     "option.rolling_batch",
     "option.max_rolling_batch_size",
@@ -202,12 +203,14 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     throw std::invalid_argument(
         "no model: pass --model PATH or set HF_MODEL_ID (or option.model_id in "
         "serving.properties)");
-  if (model.value->find("://") != std::string::npos || model.value->find("{{") != std::string::npos)
-    throw std::invalid_argument(
-        model.label + " = '" + *model.value +
-        "': only local model paths are supported (downloads are not implemented); "
-        "pass --model PATH to a local GGUF file or model directory");
-  c.model = *model.value;
+  if (model.value->find("{{") != std::string::npos)
+    throw std::invalid_argument(model.label + " = '" + *model.value +
+                                "': a template placeholder, not a model; pass --model PATH, a "
+                                "Hugging Face Hub id or an s3:// URL");
+  c.model = *model.value;  // resolved (downloaded) by serve() while /ping answers 503
+  if (Src s = pick(flags.revision, "--revision", {"HF_MODEL_REVISION"}, "option.revision"); s.value)
+    c.model_revision = *s.value;
+  if (flags.gguf_file) c.gguf_file = *flags.gguf_file;
 
   // --- network
   {

@@ -26,10 +26,14 @@ struct ServeFlags {
   std::optional<std::string> endpoint_name, aws_access_key_id, aws_secret_access_key,
       aws_credentials_file, region, api_key;
   std::optional<bool> require_eula;
+  // Where the model comes from when it is a Hub id (store/resolve.h).
+  std::optional<std::string> revision, gguf_file;
 };
 
 struct ServeConfig {
-  std::string model;  // path (file or directory)
+  std::string model;  // what names the model: a path, file://, s3://, a Hub id (store/resolve.h)
+  std::string model_revision;  // --revision, HF_MODEL_REVISION, option.revision ("" = main)
+  std::string gguf_file;       // --gguf-file: the GGUF file of a Hub repository
   std::string host = "0.0.0.0";
   int port = 8080;
   ApiMode api = ApiMode::kTgi;

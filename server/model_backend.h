@@ -16,6 +16,7 @@ namespace lmstream::server {
 
 struct BackendOptions {
   std::string model_path;
+  std::string model_id;  // what the user named, when model_path was resolved from it
   LoadOptions load;
   int threads = 0;
   KvSizing kv{.default_tokens = 16384};  // the pool holds at least the model's context

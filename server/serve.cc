@@ -16,6 +16,8 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/http.h"
+#include "store/progress.h"
+#include "store/resolve.h"
 
 namespace lmstream::server {
 
@@ -65,7 +67,21 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   std::shared_ptr<Backend> loaded;
   std::thread loader([&] {
     try {
-      auto b = load_backend(bopts);
+      // Downloading counts as loading: /ping and /health answer 503 and model_loading_timeout
+      // covers both.
+      BackendOptions bo = bopts;
+      store::ResolveOptions ro;
+      if (!cfg.model_revision.empty()) ro.revision = cfg.model_revision;
+      if (!cfg.gguf_file.empty()) ro.gguf_file = cfg.gguf_file;
+      ro.download = store::DownloadOptions::from_env();
+      store::Progress progress(store::Progress::Mode::kLines);
+      ro.download.progress = &progress;
+      bo.model_path = store::resolve_model(bopts.model_path, ro);
+      if (bo.model_path != bopts.model_path) {
+        bo.model_id = bopts.model_path;
+        spdlog::info("model {} is at {}", bopts.model_path, bo.model_path);
+      }
+      auto b = load_backend(bo);
       ServeConfig fin = cfg;
       finalize_limits(fin, b->info().max_position);
       finalize_sagemaker(fin, b->info().name);
@@ -98,8 +114,10 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
         std::chrono::milliseconds(int64_t(cfg.model_loading_timeout_s * 1000)));
     load_timer.async_wait([&](boost::system::error_code ec) {
       if (ec || load_done) return;
-      spdlog::error("the model did not load within model_loading_timeout ({} s)",
-                    cfg.model_loading_timeout_s);
+      spdlog::error(
+          "the model did not download and load within model_loading_timeout ({} s; "
+          "MODEL_LOADING_TIMEOUT / option.model_loading_timeout)",
+          cfg.model_loading_timeout_s);
       std::_Exit(1);
     });
   }
