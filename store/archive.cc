@@ -35,9 +35,7 @@ struct WriteCloser {
 using Reader = std::unique_ptr<archive, ReadCloser>;
 using Writer = std::unique_ptr<archive, WriteCloser>;
 
-std::string mib(uint64_t bytes) {
-  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
-}
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
 std::string lib_error(archive* a) {
   const char* e = archive_error_string(a);
@@ -207,12 +205,14 @@ Scan scan(const std::string& archive_path) {
   };
   for (const Entry& en : s.entries) {
     for (const std::string& p : parents_of(en.path)) {
-      if (symlinks.count(p)) throw refuse(en, "it would be written through symbolic link '" + p + "'");
+      if (symlinks.count(p))
+        throw refuse(en, "it would be written through symbolic link '" + p + "'");
       if (non_dirs.count(p)) throw refuse(en, "'" + p + "' is a file in the same archive");
     }
     if (!en.hardlink.empty()) {
       for (const std::string& p : parents_of(en.hardlink)) {
-        if (symlinks.count(p)) throw refuse(en, "its hard link target goes through a symbolic link");
+        if (symlinks.count(p))
+          throw refuse(en, "its hard link target goes through a symbolic link");
       }
       if (symlinks.count(en.hardlink)) throw refuse(en, "it is a hard link to a symbolic link");
     }
@@ -322,13 +322,14 @@ void extract_into(const std::string& archive_path, const Scan& checked, const fs
     archive_entry_set_gid(e, ::getegid());
     archive_entry_set_perm(e, (archive_entry_perm(e) & 0755) | (en.type == AE_IFDIR ? 0700 : 0600));
     if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
-      throw ArchiveError(archive_path + ": cannot create '" + en.path + "' (" +
-                         lib_error(w.get()) + ")");
+      throw ArchiveError(archive_path + ": cannot create '" + en.path + "' (" + lib_error(w.get()) +
+                         ")");
     }
-    if (en.type == AE_IFREG && en.hardlink.empty()) copy_data(r.get(), w.get(), archive_path, en.path);
+    if (en.type == AE_IFREG && en.hardlink.empty())
+      copy_data(r.get(), w.get(), archive_path, en.path);
     if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) {
-      throw ArchiveError(archive_path + ": cannot finish '" + en.path + "' (" +
-                         lib_error(w.get()) + ")");
+      throw ArchiveError(archive_path + ": cannot finish '" + en.path + "' (" + lib_error(w.get()) +
+                         ")");
     }
   }
   if (archive_write_close(w.get()) != ARCHIVE_OK) {
@@ -341,7 +342,8 @@ void extract_into(const std::string& archive_path, const Scan& checked, const fs
 bool is_archive_path(std::string_view path) {
   const std::string p = base::to_lower(path);
   auto ends = [&](std::string_view suffix) {
-    return p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return p.size() > suffix.size() &&
+           p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   return ends(".tar.gz") || ends(".tgz") || ends(".tar");
 }

@@ -33,7 +33,9 @@ struct Item {
 Item file(std::string p, std::string d) { return {std::move(p), std::move(d)}; }
 Item dir(std::string p) { return {std::move(p), "", AE_IFDIR}; }
 Item symlink(std::string p, std::string t) { return {std::move(p), "", AE_IFLNK, std::move(t)}; }
-Item hardlink(std::string p, std::string t) { return {std::move(p), "", AE_IFREG, "", std::move(t)}; }
+Item hardlink(std::string p, std::string t) {
+  return {std::move(p), "", AE_IFREG, "", std::move(t)};
+}
 
 void write_archive(const fs::path& path, const std::vector<Item>& items, bool gzip = true) {
   archive* a = archive_write_new();
@@ -69,8 +71,9 @@ std::string slurp(const fs::path& p) {
 class Archive : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("lms-archive-test-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::temp_directory_path() /
+            ("lms-archive-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "out");
     fs::create_directories(root_ / "outside");
@@ -99,13 +102,11 @@ class Archive : public ::testing::Test {
 TEST_F(Archive, GoodArchiveIsExtractedWithItsServingProperties) {
   const fs::path a = root_ / "model.tar.gz";
   const std::string big(300000, 'w');
-  write_archive(a, {file("serving.properties", "engine=Python\noption.model_id=s3://b/p/\n"),
-                    file("config.json", "{\"a\": 1}"),
-                    dir("weights"),
-                    file("weights/model.safetensors", big),
-                    symlink("model.safetensors", "weights/model.safetensors"),
-                    hardlink("copy.json", "config.json"),
-                    file("./tokenizer.json", "{}")});
+  write_archive(
+      a, {file("serving.properties", "engine=Python\noption.model_id=s3://b/p/\n"),
+          file("config.json", "{\"a\": 1}"), dir("weights"), file("weights/model.safetensors", big),
+          symlink("model.safetensors", "weights/model.safetensors"),
+          hardlink("copy.json", "config.json"), file("./tokenizer.json", "{}")});
   EXPECT_TRUE(is_archive_path(a.string()));
   const ArchiveSummary scanned = scan_archive(a.string());
   EXPECT_EQ(scanned.files, 4u);
@@ -191,8 +192,8 @@ TEST_F(Archive, TooBigForTheFreeDiskIsRefusedFirst) {
   ExtractOptions roomy;
   roomy.free_space = [](const std::string&) { return uint64_t(1) << 40; };
   const fs::path a = root_ / "bad.tar.gz";
-  EXPECT_EQ(extract_archive(a.string(), (root_ / "out" / "m").string(), roomy).bytes,
-            uint64_t(60) << 20);
+  EXPECT_EQ(extract_archive(a.string(), (root_ / "out" / "m").string(), roomy).bytes, uint64_t(60)
+                                                                                          << 20);
 }
 
 TEST_F(Archive, CorruptAndTruncatedGzipAreRefused) {
@@ -218,9 +219,9 @@ TEST_F(Archive, CorruptAndTruncatedGzipAreRefused) {
     }
     EXPECT_TRUE(fs::is_empty(root_ / "out")) << name;
   }
-  EXPECT_THROW(extract_archive((root_ / "missing.tar.gz").string(),
-                               (root_ / "out" / "model").string()),
-               ArchiveError);
+  EXPECT_THROW(
+      extract_archive((root_ / "missing.tar.gz").string(), (root_ / "out" / "model").string()),
+      ArchiveError);
 }
 
 TEST(ArchivePath, Suffixes) {

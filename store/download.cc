@@ -193,8 +193,9 @@ void pwrite_all(int fd, const char* p, size_t n, uint64_t off, const std::string
     ssize_t w = ::pwrite(fd, p, n, off_t(off));
     if (w < 0) {
       if (errno == EINTR) continue;
-      throw DownloadError(errno == ENOSPC ? DownloadError::Kind::kDisk : DownloadError::Kind::kLocal,
-                          "cannot write " + path + ": " + std::strerror(errno));
+      throw DownloadError(
+          errno == ENOSPC ? DownloadError::Kind::kDisk : DownloadError::Kind::kLocal,
+          "cannot write " + path + ": " + std::strerror(errno));
     }
     p += w;
     n -= size_t(w);
@@ -227,7 +228,8 @@ class Job {
       try {
         parallel(r);
       } catch (const RangesIgnored&) {
-        if (o_.progress) o_.progress->note(f_.name + ": the server ignores Range; fetching it whole");
+        if (o_.progress)
+          o_.progress->note(f_.name + ": the server ignores Range; fetching it whole");
         sequential(r);
       }
     }
@@ -311,7 +313,8 @@ class Job {
     auto d = o_.backoff * (1 << std::min(attempt, 4));
     if (d > std::chrono::milliseconds(8000)) d = std::chrono::milliseconds(8000);
     auto until = Clock::now() + d;
-    while (Clock::now() < until && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (Clock::now() < until && !stop_)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
   // One GET of [pos, last] written at pos; returns the bytes written. Throws Retryable,
@@ -332,12 +335,11 @@ class Job {
         auto p = cr ? parse_content_range(*cr) : std::nullopt;
         if (!p || p->first != pos || (last && p->last != *last) ||
             (f_.size && p->total && p->total != *f_.size))
-          throw DownloadError(DownloadError::Kind::kSize,
-                              f_.name + ": " + host_of(h.url) + " answered range " +
-                                  std::to_string(pos) + "- with Content-Range '" +
-                                  cr.value_or("") + "'" +
-                                  (f_.size ? " (expected size " + std::to_string(*f_.size) + ")"
-                                           : ""));
+          throw DownloadError(
+              DownloadError::Kind::kSize,
+              f_.name + ": " + host_of(h.url) + " answered range " + std::to_string(pos) +
+                  "- with Content-Range '" + cr.value_or("") + "'" +
+                  (f_.size ? " (expected size " + std::to_string(*f_.size) + ")" : ""));
       } else if (status == 200 && range && !whole_ok) {
         throw RangesIgnored{};
       } else if (status == 200 && range) {
@@ -405,9 +407,9 @@ class Job {
         ::close(fd);
         r.fetched += last_written_;
         if (attempt >= o_.retries)
-          throw DownloadError(DownloadError::Kind::kTransport,
-                              std::string(e.what()) + " (gave up after " +
-                                  std::to_string(attempt + 1) + " tries)");
+          throw DownloadError(
+              DownloadError::Kind::kTransport,
+              std::string(e.what()) + " (gave up after " + std::to_string(attempt + 1) + " tries)");
         if (o_.progress)
           o_.progress->note(std::string(e.what()) + "; retrying (" + std::to_string(attempt + 1) +
                             "/" + std::to_string(o_.retries) + ")");
@@ -487,9 +489,9 @@ class Job {
     if (::ftruncate(fd, off_t(size)) != 0) {
       int e = errno;
       ::close(fd);
-      throw DownloadError(e == ENOSPC || e == EFBIG ? DownloadError::Kind::kDisk
-                                                    : DownloadError::Kind::kLocal,
-                          "cannot size " + tmp_ + ": " + std::strerror(e));
+      throw DownloadError(
+          e == ENOSPC || e == EFBIG ? DownloadError::Kind::kDisk : DownloadError::Kind::kLocal,
+          "cannot size " + tmp_ + ": " + std::strerror(e));
     }
 
     std::mutex mu;
@@ -576,8 +578,8 @@ class Job {
           std::lock_guard<std::mutex> l(mu);
           if (!error)
             error = std::make_exception_ptr(DownloadError(
-                DownloadError::Kind::kLocal, "cannot read back " + tmp_ + ": " +
-                                                 std::strerror(got < 0 ? errno : EIO)));
+                DownloadError::Kind::kLocal,
+                "cannot read back " + tmp_ + ": " + std::strerror(got < 0 ? errno : EIO)));
           stop_ = true;
           failed = true;
           break;

@@ -39,16 +39,16 @@ struct RemoteFile {
   // Builds the GET for `range` (nullopt: the whole file). Called once per attempt, on the thread
   // that sends it; may sign the request.
   std::function<http::ClientRequest(std::optional<http::ByteRange>)> request;
-  std::optional<uint64_t> size;        // unknown: one sequential GET, checked against its length
-  std::optional<std::string> sha256;   // lowercase hex
-  std::optional<std::string> md5;      // lowercase hex (S3's ETag of a single-part upload)
-  std::optional<std::string> git_sha1; // lowercase hex of sha1("blob <size>\0" + bytes)
+  std::optional<uint64_t> size;         // unknown: one sequential GET, checked against its length
+  std::optional<std::string> sha256;    // lowercase hex
+  std::optional<std::string> md5;       // lowercase hex (S3's ETag of a single-part upload)
+  std::optional<std::string> git_sha1;  // lowercase hex of sha1("blob <size>\0" + bytes)
 };
 
 struct DownloadOptions {
-  int connections = 8;             // parallel ranged requests per file (1 = sequential)
-  uint64_t part_size = 32ull << 20;  // bytes per ranged request
-  int retries = 5;                 // further tries of a part after a retryable failure
+  int connections = 8;                     // parallel ranged requests per file (1 = sequential)
+  uint64_t part_size = 32ull << 20;        // bytes per ranged request
+  int retries = 5;                         // further tries of a part after a retryable failure
   std::chrono::milliseconds backoff{500};  // first retry delay; doubles, at most 8 s
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};  // no byte for this long: the try fails
@@ -64,8 +64,7 @@ struct DownloadOptions {
 class DownloadError : public std::runtime_error {
  public:
   enum class Kind { kHttp, kTransport, kChecksum, kSize, kDisk, kLocal, kCancelled };
-  DownloadError(Kind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
+  DownloadError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }
 
  private:
@@ -74,9 +73,9 @@ class DownloadError : public std::runtime_error {
 
 struct DownloadResult {
   uint64_t size = 0;
-  uint64_t fetched = 0;   // bytes received in this call (0 when the file was already there)
-  bool cached = false;    // the final file existed (maybe made by another process meanwhile)
-  bool resumed = false;   // a previous .incomplete was continued
+  uint64_t fetched = 0;  // bytes received in this call (0 when the file was already there)
+  bool cached = false;   // the final file existed (maybe made by another process meanwhile)
+  bool resumed = false;  // a previous .incomplete was continued
   double seconds = 0;
 };
 

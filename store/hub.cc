@@ -68,10 +68,9 @@ void sleep_backoff(const DownloadOptions& o, int attempt) {
   std::this_thread::sleep_for(std::min(d, std::chrono::milliseconds(8000)));
 }
 
-const char* kModelFiles[] = {"config.json",           "generation_config.json",
-                             "tokenizer.json",        "tokenizer.model",
-                             "tokenizer_config.json", "special_tokens_map.json",
-                             "added_tokens.json",     "serving.properties"};
+const char* kModelFiles[] = {
+    "config.json",           "generation_config.json",  "tokenizer.json",    "tokenizer.model",
+    "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "serving.properties"};
 
 std::vector<std::string> list_tree(const std::string& dir) {
   std::vector<std::string> out;
@@ -97,9 +96,9 @@ std::vector<std::string> match_include(const RepoInfo& info, const std::vector<s
   if (out.empty()) {
     std::string gl;
     for (auto& g : globs) gl += (gl.empty() ? "" : " ") + g;
-    throw HubError(HubError::Kind::kEntryNotFound, "no file of repository '" + repo +
-                                                       "' at revision '" + rev +
-                                                       "' matches --include " + gl);
+    throw HubError(
+        HubError::Kind::kEntryNotFound,
+        "no file of repository '" + repo + "' at revision '" + rev + "' matches --include " + gl);
   }
   return out;
 }
@@ -205,15 +204,15 @@ HubError error_from_response(const http::ResponseHead& head, const std::string& 
   const std::string page = origin_of(url) + "/" + repo;
   using K = HubError::Kind;
   if (code == "GatedRepo" || (code.empty() && head.status == 403))
-    return HubError(K::kGated,
-                    "cannot access gated repository '" + repo + "'" + where +
-                        (token_sent
-                             ? " The token that was sent has no access to it: request access at " +
-                                   page + " with that account, or use a token that has it."
-                             : " Set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN) to a token of an "
-                               "account that has been granted access at " +
-                                   page + ".") +
-                        tail);
+    return HubError(
+        K::kGated,
+        "cannot access gated repository '" + repo + "'" + where +
+            (token_sent ? " The token that was sent has no access to it: request access at " +
+                              page + " with that account, or use a token that has it."
+                        : " Set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN) to a token of an "
+                          "account that has been granted access at " +
+                              page + ".") +
+            tail);
   if (code == "RevisionNotFound")
     return HubError(K::kRevisionNotFound,
                     "revision '" + revision + "' not found in repository '" + repo + "'" + where +
@@ -245,7 +244,8 @@ RepoInfo parse_repo_info(const std::string& json) {
       for (auto& s : j["siblings"]) {
         Sibling x;
         x.rfilename = s.at("rfilename").get<std::string>();
-        if (s.contains("size") && s["size"].is_number_unsigned()) x.size = s["size"].get<uint64_t>();
+        if (s.contains("size") && s["size"].is_number_unsigned())
+          x.size = s["size"].get<uint64_t>();
         if (!safe_relative_path(x.rfilename))
           throw HubError(HubError::Kind::kProtocol,
                          "the Hub listed an unsafe file name '" + x.rfilename + "'");
@@ -275,12 +275,10 @@ std::vector<std::string> select_model_files(const RepoInfo& info, const std::str
     const std::string& f = s.rfilename;
     if (!at_root(f)) continue;
     if (ends_with(f, ".safetensors")) {
-      if (f.find("arguments") != f.npos || f.find("args") != f.npos ||
-          f.find("training") != f.npos)
+      if (f.find("arguments") != f.npos || f.find("args") != f.npos || f.find("training") != f.npos)
         continue;
       weights.push_back(f);
-    } else if (ends_with(f, ".bin") && f.find("training") == f.npos &&
-               f.find("args") == f.npos) {
+    } else if (ends_with(f, ".bin") && f.find("training") == f.npos && f.find("args") == f.npos) {
       bins.push_back(f);
     }
   }
@@ -290,9 +288,8 @@ std::vector<std::string> select_model_files(const RepoInfo& info, const std::str
       auto j = nlohmann::json::parse(*index_json);
       for (auto& [k, v] : j.at("weight_map").items()) shards.insert(v.get<std::string>());
     } catch (const nlohmann::json::exception& e) {
-      throw HubError(HubError::Kind::kNoWeights,
-                     "model.safetensors.index.json of '" + repo + "' is not a valid index: " +
-                         e.what());
+      throw HubError(HubError::Kind::kNoWeights, "model.safetensors.index.json of '" + repo +
+                                                     "' is not a valid index: " + e.what());
     }
     for (auto& s : shards)
       if (!names.count(s) || !safe_relative_path(s))
@@ -374,9 +371,9 @@ std::vector<std::string> select_gguf_files(const RepoInfo& info, const std::stri
     if (!split) {
       std::string l;
       for (auto& g : m) l += (l.empty() ? "" : ", ") + g;
-      throw HubError(HubError::Kind::kEntryNotFound,
-                     "several GGUF files of '" + repo + "' match (" + l +
-                         "): name one with --gguf-file");
+      throw HubError(
+          HubError::Kind::kEntryNotFound,
+          "several GGUF files of '" + repo + "' match (" + l + "): name one with --gguf-file");
     }
   }
   return m;
@@ -458,8 +455,7 @@ FileMeta Client::file_meta(const std::string& repo, const std::string& revision,
     }
     auto loc = h.header("Location");
     if (h.status >= 300 && h.status < 400 && loc && !loc->empty() && (*loc)[0] == '/') {
-      if (++hops > 10)
-        throw HubError(HubError::Kind::kProtocol, "too many redirects for " + first);
+      if (++hops > 10) throw HubError(HubError::Kind::kProtocol, "too many redirects for " + first);
       url = origin_of(url) + *loc;  // renamed repo: follow with the same method
       continue;
     }
@@ -473,8 +469,9 @@ FileMeta Client::file_meta(const std::string& repo, const std::string& revision,
     long long sz = -1;
     if (m.commit.empty() || m.etag.empty() || !base::parse_int64(size, sz) || sz < 0)
       throw HubError(HubError::Kind::kProtocol,
-                     "HEAD " + url + " did not answer with X-Repo-Commit, an ETag and a size: "
-                                     "HF_ENDPOINT does not seem to be a Hugging Face Hub");
+                     "HEAD " + url +
+                         " did not answer with X-Repo-Commit, an ETag and a size: "
+                         "HF_ENDPOINT does not seem to be a Hugging Face Hub");
     if (m.etag.find('/') != std::string::npos || m.etag == "." || m.etag == "..")
       throw HubError(HubError::Kind::kProtocol, "unusable ETag '" + m.etag + "' from " + url);
     m.size = uint64_t(sz);
@@ -487,9 +484,8 @@ RemoteFile Client::remote_file(const std::string& name, const FileMeta& meta) co
   RemoteFile f;
   f.name = name;
   f.size = meta.size;
-  bool hex = std::all_of(meta.etag.begin(), meta.etag.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
+  bool hex = std::all_of(meta.etag.begin(), meta.etag.end(),
+                         [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   if (hex && meta.etag.size() == 64) f.sha256 = meta.etag;
   if (hex && meta.etag.size() == 40) f.git_sha1 = meta.etag;
   const bool same_host = host_of(meta.url) == host_of(cfg_.endpoint);
@@ -511,9 +507,9 @@ RemoteFile Client::remote_file(const std::string& name, const FileMeta& meta) co
 Result Client::fetch_offline(const Request& r) {
   Cache cache(cfg_.cache_dir);
   auto commit = cache.commit_of(r.repo, r.revision);
-  const std::string hint =
-      " Run once with the network (e.g. `lmstream download " + r.repo + "`) or unset "
-      "HF_HUB_OFFLINE.";
+  const std::string hint = " Run once with the network (e.g. `lmstream download " + r.repo +
+                           "`) or unset "
+                           "HF_HUB_OFFLINE.";
   if (!commit || !fs::is_directory(cache.snapshot_dir(r.repo, *commit)))
     throw HubError(HubError::Kind::kOffline, "HF_HUB_OFFLINE is set and revision '" + r.revision +
                                                  "' of '" + r.repo + "' is not in the cache " +
@@ -528,13 +524,11 @@ Result Client::fetch_offline(const Request& r) {
   std::vector<std::string> files;
   if (!r.include.empty()) {
     files = match_include(info, r.include, r.repo, r.revision);
-  } else if (r.gguf_file || r.quant || (has_gguf(info) && !std::any_of(
-                                                              info.siblings.begin(),
-                                                              info.siblings.end(),
-                                                              [](const Sibling& s) {
-                                                                return ends_with(s.rfilename,
-                                                                                 ".safetensors");
-                                                              }))) {
+  } else if (r.gguf_file || r.quant ||
+             (has_gguf(info) &&
+              !std::any_of(info.siblings.begin(), info.siblings.end(), [](const Sibling& s) {
+                return ends_with(s.rfilename, ".safetensors");
+              }))) {
     files = select_gguf_files(info, r.repo, r.quant, r.gguf_file);
     res.gguf = res.dir + "/" + files.front();
   } else {

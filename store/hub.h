@@ -38,7 +38,7 @@ class HubError : public std::runtime_error {
     kNoWeights,  // nothing lmstream can load (e.g. .bin only)
     kOffline,
     kHttp,
-    kProtocol,   // a response without the headers the Hub always sends
+    kProtocol,  // a response without the headers the Hub always sends
   };
   HubError(Kind kind, const std::string& m) : std::runtime_error(m), kind_(kind) {}
   Kind kind() const { return kind_; }
@@ -61,7 +61,7 @@ struct FileMeta {
   std::string commit;
   std::string etag;  // normalised: 64 hex = sha256 (LFS), 40 hex = git blob sha1
   uint64_t size = 0;
-  std::string url;   // where to GET the bytes (the redirect target, or the resolve URL)
+  std::string url;  // where to GET the bytes (the redirect target, or the resolve URL)
 };
 
 // A parsed model name: "org/name", "org/name:Q4_K_M" (a GGUF quant).
@@ -85,8 +85,7 @@ std::string resolve_url(const std::string& endpoint, const std::string& repo,
 // repo, the revision or file, the URL, the server's text and what to do.
 HubError error_from_response(const http::ResponseHead& head, const std::string& body,
                              const std::string& url, const std::string& repo,
-                             const std::string& revision, const std::string& file,
-                             bool token_sent);
+                             const std::string& revision, const std::string& file, bool token_sent);
 
 RepoInfo parse_repo_info(const std::string& json);
 
@@ -129,8 +128,7 @@ class Client {
   const Config& config() const { return cfg_; }
 
   RepoInfo repo_info(const std::string& repo, const std::optional<std::string>& revision);
-  FileMeta file_meta(const std::string& repo, const std::string& revision,
-                     const std::string& file);
+  FileMeta file_meta(const std::string& repo, const std::string& revision, const std::string& file);
   // A RemoteFile for `meta`: the token only when the URL is on the Hub's host.
   RemoteFile remote_file(const std::string& name, const FileMeta& meta) const;
 

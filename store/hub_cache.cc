@@ -97,8 +97,7 @@ std::string Cache::ref_path(const std::string& repo, const std::string& rev) con
   return repo_dir(repo) + "/refs/" + rev;
 }
 
-std::optional<std::string> Cache::commit_of(const std::string& repo,
-                                            const std::string& rev) const {
+std::optional<std::string> Cache::commit_of(const std::string& repo, const std::string& rev) const {
   if (is_commit_hash(rev)) return rev;
   std::ifstream f(ref_path(repo, rev));
   if (!f) return std::nullopt;

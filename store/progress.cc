@@ -124,16 +124,15 @@ void Progress::render_locked(bool force) {
   double eta = rate > 0 && file_size_ >= file_done_ ? double(file_size_ - file_done_) / rate : NAN;
   double tel = std::chrono::duration<double>(now - t0_).count();
   double trate = tel > 0 ? double(fetched_) / tel : 0;
-  double teta = trate > 0 && total_bytes_ >= total_done_ ? double(total_bytes_ - total_done_) / trate
-                                                         : NAN;
+  double teta =
+      trate > 0 && total_bytes_ >= total_done_ ? double(total_bytes_ - total_done_) / trate : NAN;
   if (mode_ == Mode::kLines) {
     std::fprintf(out_,
                  "[lmstream] download progress file=%s bytes=%llu of=%llu mib_s=%.1f eta_s=%.0f "
                  "total_bytes=%llu total_of=%llu files_done=%d files=%d\n",
                  file_.c_str(), (unsigned long long)file_done_, (unsigned long long)file_size_,
-                 rate / 1048576.0, std::isfinite(eta) ? eta : -1.0,
-                 (unsigned long long)total_done_, (unsigned long long)total_bytes_, files_done_,
-                 files_);
+                 rate / 1048576.0, std::isfinite(eta) ? eta : -1.0, (unsigned long long)total_done_,
+                 (unsigned long long)total_bytes_, files_done_, files_);
     std::fflush(out_);
     return;
   }

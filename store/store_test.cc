@@ -147,10 +147,9 @@ http::ResponseHead head(int status, http::ClientHeaders h) {
 
 TEST(HubErrors, MappedOnErrorCodeFirst) {
   using K = hub::HubError::Kind;
-  auto e = hub::error_from_response(head(401, {{"X-Error-Code", "GatedRepo"},
-                                               {"X-Error-Message", "Repo is gated."}}),
-                                    "", "http://h/o/g/resolve/main/config.json", "o/g", "main",
-                                    "config.json", false);
+  auto e = hub::error_from_response(
+      head(401, {{"X-Error-Code", "GatedRepo"}, {"X-Error-Message", "Repo is gated."}}), "",
+      "http://h/o/g/resolve/main/config.json", "o/g", "main", "config.json", false);
   EXPECT_EQ(e.kind(), K::kGated);
   EXPECT_NE(std::string(e.what()).find("HF_TOKEN"), std::string::npos);
   EXPECT_NE(std::string(e.what()).find("Repo is gated."), std::string::npos);
@@ -158,15 +157,15 @@ TEST(HubErrors, MappedOnErrorCodeFirst) {
                                      "o/n", "v9", "", false)
                 .kind(),
             K::kRevisionNotFound);
-  EXPECT_EQ(hub::error_from_response(head(404, {{"X-Error-Code", "EntryNotFound"}}), "", "u",
-                                     "o/n", "main", "f", false)
+  EXPECT_EQ(hub::error_from_response(head(404, {{"X-Error-Code", "EntryNotFound"}}), "", "u", "o/n",
+                                     "main", "f", false)
                 .kind(),
             K::kEntryNotFound);
   EXPECT_EQ(hub::error_from_response(head(401, {}), "", "u", "o/n", "main", "", false).kind(),
             K::kRepoNotFound);
   auto j = hub::error_from_response(head(404, {{"X-Error-Code", "RepoNotFound"}}),
-                                    "{\"error\":\"Repository not found\"}", "u", "o/n", "main",
-                                    "", false);
+                                    "{\"error\":\"Repository not found\"}", "u", "o/n", "main", "",
+                                    false);
   EXPECT_EQ(j.kind(), K::kRepoNotFound);
   EXPECT_NE(std::string(j.what()).find("Repository not found"), std::string::npos);
 }
@@ -179,19 +178,18 @@ hub::RepoInfo info(std::vector<std::string> files) {
 }
 
 TEST(HubSelect, SafetensorsFirstAsTgi) {
-  auto f = hub::select_model_files(info({"config.json", "tokenizer.json", "model.safetensors",
-                                         "training_args.safetensors", "sub/x.safetensors",
-                                         "pytorch_model.bin", "README.md"}),
-                                   "o/n", "main", nullptr);
+  auto f = hub::select_model_files(
+      info({"config.json", "tokenizer.json", "model.safetensors", "training_args.safetensors",
+            "sub/x.safetensors", "pytorch_model.bin", "README.md"}),
+      "o/n", "main", nullptr);
   EXPECT_EQ(f, (std::vector<std::string>{"config.json", "tokenizer.json", "model.safetensors"}));
 }
 
 TEST(HubSelect, IndexNamesTheShards) {
   std::string idx = R"({"weight_map":{"a":"model-00001-of-00002.safetensors",
                                       "b":"model-00002-of-00002.safetensors"}})";
-  auto i = info({"config.json", "model.safetensors.index.json",
-                 "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
-                 "stale.safetensors"});
+  auto i = info({"config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                 "model-00002-of-00002.safetensors", "stale.safetensors"});
   auto f = hub::select_model_files(i, "o/n", "main", &idx);
   EXPECT_EQ(f, (std::vector<std::string>{"model.safetensors.index.json", "config.json",
                                          "model-00001-of-00002.safetensors",
@@ -219,8 +217,7 @@ TEST(HubSelect, GgufAsLlamaCpp) {
             (std::vector<std::string>{"m-Q4_K_M.gguf"}));
   EXPECT_EQ(hub::select_gguf_files(i, "o/n", std::nullopt, std::string("m-Q8_0.gguf")),
             (std::vector<std::string>{"m-Q8_0.gguf"}));
-  EXPECT_THROW(hub::select_gguf_files(i, "o/n", std::string("Q2_K"), std::nullopt),
-               hub::HubError);
+  EXPECT_THROW(hub::select_gguf_files(i, "o/n", std::string("Q2_K"), std::nullopt), hub::HubError);
   auto two = info({"a-Q8_0.gguf", "b-Q5_0.gguf"});
   EXPECT_THROW(hub::select_gguf_files(two, "o/n", std::nullopt, std::nullopt), hub::HubError);
   auto split = info({"m-Q8_0-00001-of-00002.gguf", "m-Q8_0-00002-of-00002.gguf"});
