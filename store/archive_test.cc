@@ -4,6 +4,9 @@
 // directory); hostile ones ('../', absolute paths, symlinks out, links through links, hard links
 // out, device nodes), each refused before anything is written; too big for the (injected) free
 // space; a corrupt and a truncated gzip; and that no temporary directory survives a failure.
+// Then the archive source of the resolver (store/sources.h): local archives unpacked once into
+// the lmstream cache, serving.properties' option.model_id followed (to a path, to another
+// archive, and not forever).
 #include "store/archive.h"
 
 #include <archive.h>
@@ -13,9 +16,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "store/resolve.h"
+#include "store/sources.h"
 
 namespace lmstream::store {
 namespace {
@@ -222,6 +229,88 @@ TEST_F(Archive, CorruptAndTruncatedGzipAreRefused) {
   EXPECT_THROW(
       extract_archive((root_ / "missing.tar.gz").string(), (root_ / "out" / "model").string()),
       ArchiveError);
+}
+
+// ---- the resolver's archive source ----
+
+Env env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(Sources, CacheDirHashAndServingProperties) {
+  EXPECT_EQ(lmstream_cache_dir(env_of({{"LMSTREAM_CACHE", "/c"}, {"HOME", "/h"}})), "/c");
+  EXPECT_EQ(lmstream_cache_dir(env_of({{"XDG_CACHE_HOME", "/x"}, {"HOME", "/h"}})), "/x/lmstream");
+  EXPECT_EQ(lmstream_cache_dir(env_of({{"HOME", "/h"}})), "/h/.cache/lmstream");
+  EXPECT_EQ(short_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a3");  // SHA-256 prefix
+  const fs::path p = fs::temp_directory_path() / ("lms-props-" + std::to_string(::getpid()));
+  std::ofstream(p) << "# comment\n! also\nengine = Python\noption.s3url=s3://old/x/\n"
+                      "option.model_id : s3://models/llama/\n";
+  EXPECT_EQ(serving_properties_model_id(p.string()), "s3://models/llama/");
+  std::ofstream(p) << "engine=Python\noption.s3url=s3://old/x/\n";
+  EXPECT_EQ(serving_properties_model_id(p.string()), "s3://old/x/");
+  std::ofstream(p) << "engine=Python\n";
+  EXPECT_EQ(serving_properties_model_id(p.string()), "");
+  fs::remove(p);
+}
+
+TEST_F(Archive, LocalArchiveIsUnpackedOnceIntoTheCache) {
+  const fs::path a = root_ / "model.tar.gz";
+  write_archive(a, {file("chat/config.json", "{}"),
+                    file("chat/serving.properties", "option.model_id=/opt/ml/model\n")});
+  ResolveOptions o;
+  o.env = env_of({{"LMSTREAM_CACHE", (root_ / "cache").string()}});
+  const std::string dir = resolve_model(a.string(), o);
+  // Under cache/archives/<hash>/, the one top-level directory (DJL's rule); the SageMaker path in
+  // option.model_id does not exist here, so the unpacked directory is the model.
+  EXPECT_EQ(fs::path(dir).filename(), "chat");
+  EXPECT_EQ(fs::path(dir).parent_path().parent_path(), root_ / "cache" / "archives");
+  EXPECT_EQ(slurp(fs::path(dir) / "config.json"), "{}");
+  // A second resolve does not unpack again (a mark left in the directory survives) ...
+  std::ofstream(fs::path(dir) / "mark") << "x";
+  EXPECT_EQ(resolve_model(a.string(), o), dir);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "mark"));
+  // ... until the archive changes (its size and mtime key the cache entry).
+  write_archive(a, {file("chat/config.json", "{\"v\": 2}")});
+  fs::last_write_time(a, fs::last_write_time(a) + std::chrono::seconds(5));
+  const std::string dir2 = resolve_model(a.string(), o);
+  EXPECT_NE(dir2, dir);
+  EXPECT_EQ(slurp(fs::path(dir2) / "config.json"), "{\"v\": 2}");
+}
+
+TEST_F(Archive, ServingPropertiesModelIdIsFollowed) {
+  const fs::path weights = root_ / "weights";
+  fs::create_directories(weights);
+  std::ofstream(weights / "config.json") << "{}";
+  // option.model_id naming an existing directory ...
+  const fs::path a = root_ / "pointer.tar.gz";
+  write_archive(a, {file("serving.properties", "option.model_id=" + weights.string() + "\n")});
+  ResolveOptions o;
+  o.env = env_of({{"LMSTREAM_CACHE", (root_ / "cache").string()}});
+  EXPECT_EQ(resolve_model(a.string(), o), weights.string());
+  // ... another archive (resolved in turn) ...
+  const fs::path b = root_ / "outer.tar";
+  write_archive(b, {file("serving.properties", "option.model_id=file://" + a.string() + "\n")},
+                false);
+  EXPECT_EQ(resolve_model(b.string(), o), weights.string());
+  // ... a path relative to the unpacked directory ...
+  const fs::path c = root_ / "relative.tar.gz";
+  write_archive(
+      c, {file("serving.properties", "option.model_id=sub\n"), file("sub/config.json", "{}")});
+  EXPECT_EQ(fs::path(resolve_model(c.string(), o)).filename(), "sub");
+  // ... but an archive pointing at itself stops with a clear error.
+  const fs::path self = root_ / "self.tar.gz";
+  write_archive(self, {file("serving.properties", "option.model_id=" + self.string() + "\n")});
+  try {
+    resolve_model(self.string(), o);
+    ADD_FAILURE() << "a self-referencing archive resolved";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("leads through more than 4 archives"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ArchivePath, Suffixes) {

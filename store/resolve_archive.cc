@@ -73,9 +73,11 @@ std::string unpack_model_archive(const std::string& archive, const std::string& 
                                " leads through more than 4 archives; stopping");
     }
     if (progress) progress->note(label + ": serving.properties names option.model_id=" + id);
+    ResolveOptions further = options;
+    further.local_dir.reset();  // --local-dir is where this archive went, not where id goes
     ++g_depth;
     try {
-      std::string path = resolve_model(id, options);
+      std::string path = resolve_model(id, further);
       --g_depth;
       return path;
     } catch (...) {
@@ -102,7 +104,14 @@ std::string resolve_archive(const std::string& path, const ResolveOptions& optio
   const std::string key = abs + "|" + std::to_string(st.st_size) + "|" +
                           std::to_string(st.st_mtim.tv_sec) + "." +
                           std::to_string(st.st_mtim.tv_nsec);
-  const std::string dest = lmstream_cache_dir(options.env) + "/archives/" + short_hash(key);
+  std::string dest = lmstream_cache_dir(options.env) + "/archives/" + short_hash(key);
+  if (options.local_dir) {  // `lmstream download ARCHIVE --local-dir DIR` (an empty DIR is fine)
+    std::error_code ec;
+    if (fs::is_directory(*options.local_dir, ec) && fs::is_empty(*options.local_dir, ec)) {
+      fs::remove(*options.local_dir, ec);
+    }
+    dest = *options.local_dir;
+  }
   return unpack_model_archive(path, dest, options, path);
 }
 

@@ -90,12 +90,24 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
                                "' is both a file and a directory under this prefix; remove one");
     }
   }
+  std::error_code ec;
+  if (progress) progress->plan(int(objects.size()), total);
+  if (o.local_dir) {  // `lmstream download --local-dir DIR`: the files go straight there
+    if (progress) {
+      progress->note(prefix.str() + ": " + std::to_string(objects.size()) + " files, " +
+                     Progress::bytes_text(double(total)) + ", into " + *o.local_dir);
+    }
+    for (size_t i = 0; i < objects.size(); ++i) {
+      const fs::path dest = fs::path(*o.local_dir) / rel[i];
+      fs::create_directories(dest.parent_path());
+      fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download);
+    }
+    return *o.local_dir;
+  }
   const std::string base =
       cache + "/s3/prefixes/" +
       short_hash(endpoint_id(client->config()) + "|" + prefix.bucket + "|" + prefix.key);
   const std::string final_dir = base + "/" + short_hash(listing);
-  std::error_code ec;
-  if (progress) progress->plan(int(objects.size()), total);
   if (fs::is_directory(final_dir, ec)) {
     if (progress) {
       progress->note(prefix.str() + ": " + std::to_string(objects.size()) +
@@ -139,13 +151,26 @@ std::string fetch_object(const std::shared_ptr<aws::S3Client>& client, const aws
       short_hash(endpoint_id(client->config()) + "|" + url.bucket + "|" + url.key) + "/" +
       (obj.etag.empty() ? "size-" + std::to_string(obj.size) : obj.etag);
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    throw std::runtime_error("cannot create the cache directory " + dir + ": " + ec.message());
-  const std::string file = dir + "/" + name;
   if (progress) progress->plan(1, obj.size);
+  if (o.local_dir && !is_archive_path(name)) {
+    fs::create_directories(*o.local_dir, ec);
+    const std::string file = *o.local_dir + "/" + name;
+    fetch_file(client, url.bucket, obj, file, o.download);
+    return file;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) {
+    throw std::runtime_error("cannot create the cache directory " + dir + ": " + ec.message());
+  }
+  const std::string file = dir + "/" + name;
   if (is_archive_path(name)) {
-    const std::string model = dir + "/model";
+    std::string model = dir + "/model";
+    if (o.local_dir) {  // unpacked into --local-dir (an empty one is replaced)
+      if (fs::is_directory(*o.local_dir, ec) && fs::is_empty(*o.local_dir, ec)) {
+        fs::remove(*o.local_dir, ec);
+      }
+      model = *o.local_dir;
+    }
     if (fs::is_directory(model, ec)) {
       if (progress) progress->file_cached(url.str(), obj.size);
     } else {

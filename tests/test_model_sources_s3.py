@@ -164,6 +164,52 @@ class S3Models(unittest.TestCase):
         self.assertEqual(text, self.hf_text)
         self.assertIn("option.model_id=s3://models/loose/llama/", log)
 
+    def test_serving_properties_file_naming_an_s3_object(self):
+        # LMI style: no --model, option.model_id in the serving.properties given with --properties.
+        props = os.path.join(self.tmp, "lmi-serving.properties")
+        with open(props, "w") as f:
+            f.write("engine=Python\noption.model_id=s3://models/gguf/micro-q8_0.gguf\n")
+        with Server(model="", args=["--properties", props], env=self.env("c-props")) as s:
+            self.assertEqual(generate(s), self.gguf_text)
+
+    def download(self, env, *args):
+        e = dict(os.environ)
+        e.update(env)
+        r = subprocess.run([binary(), "download", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, errors="replace", env=e, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout.strip(), r.stderr
+
+    def test_download_multipart_object_in_ranges_and_local_dirs(self):
+        # > 8 MiB through boto3's upload_file: a multipart upload, whose ETag is not an MD5.
+        big = os.path.join(self.tmp, "big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(9 << 20))
+        s3 = s3_client(self.url)
+        s3.upload_file(big, "models", "blobs/big.bin")
+        self.assertTrue(s3.head_object(Bucket="models", Key="blobs/big.bin")["ETag"].endswith('-2"'))
+        env = dict(self.env("c-dl"), LMSTREAM_DOWNLOAD_PART_SIZE="1MiB", LMSTREAM_DOWNLOAD_CONNECTIONS="4")
+        path, err = self.download(env, "s3://models/blobs/big.bin")
+        with open(path, "rb") as a, open(big, "rb") as b:
+            self.assertTrue(a.read() == b.read(), "downloaded bytes differ")
+        self.assertIn("check=size", err)
+        self.assertNotIn("md5", err)  # a multipart ETag is no checksum
+        gets = [l for l in self.moto_requests() if '"GET /models/blobs/big.bin' in l]
+        self.assertGreaterEqual(len(gets), 9, gets)  # one signed ranged GET per 1 MiB part
+        # A prefix and an archive into --local-dir: the files land exactly there.
+        loose = os.path.join(self.tmp, "local-loose")
+        path, _ = self.download(env, "s3://models/loose/llama/", "--local-dir", loose)
+        self.assertEqual(path, loose)
+        self.assertEqual(sorted(os.listdir(loose)), sorted(os.listdir(self.hf)))
+        for name in os.listdir(self.hf):
+            with open(os.path.join(loose, name), "rb") as a, open(os.path.join(self.hf, name), "rb") as b:
+                self.assertTrue(a.read() == b.read(), name)
+        unpacked = os.path.join(self.tmp, "local-unpacked")
+        path, _ = self.download(env, "s3://models/lmi/model.tar.gz", "--local-dir", unpacked)
+        self.assertEqual(path, unpacked)
+        self.assertTrue(os.path.isfile(os.path.join(unpacked, "config.json")))
+        self.assertTrue(os.path.isfile(os.path.join(unpacked, "serving.properties")))
+
     def test_local_archive(self):
         text, _ = self.serve_text(self.archive, "c-local")
         self.assertEqual(text, self.hf_text)
@@ -204,6 +250,7 @@ class S3Models(unittest.TestCase):
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
             k = iam.create_access_key(UserName="reader")["AccessKey"]
             good = self.env("c-auth", url, k["SecretAccessKey"], k["AccessKeyId"])
+            good["LMSTREAM_DOWNLOAD_PART_SIZE"] = "1MiB"  # several ranged GETs, each signed
             # The right secret works with checking on ...
             with Server(model="s3://models/gguf/micro-q8_0.gguf", env=good) as s:
                 self.assertEqual(generate(s), self.gguf_text)
