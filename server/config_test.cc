@@ -165,13 +165,26 @@ TEST(Config, ClearErrors) {
                std::invalid_argument);
   EXPECT_THROW(resolve_config(f, env_of({{"MAX_TOTAL_TOKENS", "99999999999999"}}), nullptr),
                std::invalid_argument);
+  // Remote names pass through: serve() resolves them (store/resolve.h) while /ping is 503.
   f.model = "s3://bucket/model";
+  EXPECT_EQ(resolve_config(f, env_of({}), nullptr).model, "s3://bucket/model");
+  f.model = "{{model_id}}";
   try {
     resolve_config(f, env_of({}), nullptr);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("local"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("placeholder"), std::string::npos);
   }
+}
+
+TEST(Config, ModelRevision) {
+  ServeFlags f;
+  f.model = "org/name";
+  EXPECT_EQ(resolve_config(f, env_of({}), nullptr).model_revision, "");
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_REVISION", "v1"}}), nullptr).model_revision, "v1");
+  EXPECT_EQ(resolve_config(f, env_of({{"OPTION_REVISION", "v2"}}), nullptr).model_revision, "v2");
+  f.revision = "v3";
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_REVISION", "v1"}}), nullptr).model_revision, "v3");
 }
 
 TEST(Config, FinalizeLimits) {

@@ -513,11 +513,15 @@ class Job {
         try {
           for (int attempt = 0;; ++attempt) {
             try {
+              last_written_ = 0;
               pos += fetch_range(fd, pos, parts[i].last, n == 1 && pos == 0, nullptr);
+              last_written_ = 0;
               if (pos != *parts[i].last + 1)
                 throw Retryable(f_.name + ": the connection closed early");
               break;
             } catch (const Retryable& e) {
+              pos += last_written_;  // the bytes that arrived before the failure are kept
+              last_written_ = 0;
               if (attempt >= o_.retries)
                 throw DownloadError(DownloadError::Kind::kTransport,
                                     std::string(e.what()) + " (gave up after " +

@@ -78,7 +78,7 @@ std::vector<std::string> list_tree(const std::string& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     if (fs::is_regular_file(it->path(), ec))
-      out.push_back(fs::relative(it->path(), dir, ec).generic_string());
+      out.push_back(it->path().lexically_relative(dir).generic_string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -626,6 +626,7 @@ Result Client::fetch(const Request& r) {
     if (has_idx) {
       std::string idx = base::read_file(fetch_one("model.safetensors.index.json"));
       files = select_model_files(info, r.repo, r.revision, &idx);
+      files.erase(files.begin());  // the index itself: fetched above
     } else {
       files = select_model_files(info, r.repo, r.revision, nullptr);
     }
