@@ -6,6 +6,7 @@
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
 #include <sstream>
+#include <thread>
 
 #include "base/strings.h"
 
@@ -156,6 +157,7 @@ S3Config S3Config::from_environment(const sigv4::EnvLookup& env) {
 // ---- replies ----
 
 bool S3Object::etag_is_md5() const {
+  if (customer_key || base::istarts_with(server_side_encryption, "aws:kms")) return false;
   return etag.size() == 32 && std::all_of(etag.begin(), etag.end(),
                                           [](char c) { return base::hex_digit_value(c) >= 0; });
 }
@@ -277,6 +279,10 @@ S3Error describe_s3_error(int status, const http::ResponseHead& head, std::strin
                 (region_hint.empty() ? "" : " but in " + region_hint) + " (" + code +
                 "); set AWS_REGION" + (region_hint.empty() ? "" : "=" + region_hint));
   }
+  if (code == "RequestTimeTooSkewed") {
+    return make(what + ": this machine's clock is more than 15 minutes off S3's " +
+                "(RequestTimeTooSkewed); set the clock right (NTP) and try again");
+  }
   if (code == "InvalidRange") {
     return make(what + ": the requested byte range is not satisfiable (InvalidRange): the object " +
                 "is shorter than expected; it may have been replaced, start the download again");
@@ -295,8 +301,37 @@ S3Error describe_s3_error(int status, const http::ResponseHead& head, std::strin
 
 // ---- client ----
 
-S3Client::S3Client(S3Config config, http::ClientOptions options)
-    : config_(std::move(config)), options_(std::move(options)) {}
+S3Client::S3Client(S3Config config, http::ClientOptions options, int attempts,
+                   std::chrono::milliseconds backoff)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      attempts_(std::max(1, attempts)),
+      backoff_(backoff) {}
+
+template <class F>
+auto S3Client::with_retries(F&& f) const -> decltype(f()) {
+  std::chrono::milliseconds wait = backoff_;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return f();
+    } catch (const S3Error& e) {
+      if (!e.retryable() || attempt >= attempts_) throw;
+    } catch (const http::ClientError& e) {
+      using K = http::ClientError::Kind;
+      const bool transient =
+          e.kind() == K::kConnect || e.kind() == K::kTimeout || e.kind() == K::kTransfer;
+      if (!transient || attempt >= attempts_) throw;
+    }
+    // Sleep in slices so a cancel flag is seen.
+    for (auto left = wait; left.count() > 0; left -= std::chrono::milliseconds(50)) {
+      if (options_.cancel && options_.cancel->load()) {
+        throw http::ClientError(http::ClientError::Kind::kCancelled, "cancelled");
+      }
+      std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(50)));
+    }
+    wait = std::min(wait * 2, std::chrono::milliseconds(8000));
+  }
+}
 
 namespace {
 
@@ -386,6 +421,10 @@ http::ClientRequest S3Client::list_request(const std::string& bucket, const std:
 }
 
 S3Object S3Client::head_object(const S3Url& url) const {
+  return with_retries([&] { return head_once(url); });
+}
+
+S3Object S3Client::head_once(const S3Url& url) const {
   const http::ClientResponse res =
       http::fetch(object_request(url.bucket, url.key, std::nullopt, "HEAD"), options_, 0);
   if (!is_2xx(res.head.status)) {
@@ -408,6 +447,8 @@ S3Object S3Client::head_object(const S3Url& url) const {
   o.size = static_cast<uint64_t>(size);
   o.etag = unquote_etag(res.head.header("ETag").value_or(""));
   o.last_modified = res.head.header("Last-Modified").value_or("");
+  o.server_side_encryption = res.head.header("x-amz-server-side-encryption").value_or("");
+  o.customer_key = res.head.header("x-amz-server-side-encryption-customer-algorithm").has_value();
   return o;
 }
 
@@ -435,6 +476,11 @@ http::ResponseHead S3Client::get_object(
 
 S3ListPage S3Client::list_page(const S3Url& prefix, const std::string& continuation_token,
                                int max_keys) const {
+  return with_retries([&] { return list_page_once(prefix, continuation_token, max_keys); });
+}
+
+S3ListPage S3Client::list_page_once(const S3Url& prefix, const std::string& continuation_token,
+                                    int max_keys) const {
   const http::ClientResponse res =
       http::fetch(list_request(prefix.bucket, prefix.key, continuation_token, max_keys), options_);
   if (!is_2xx(res.head.status)) {

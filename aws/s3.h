@@ -7,6 +7,7 @@
 // for signed requests (object_request) and performs them itself.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -62,9 +63,13 @@ struct S3Object {
   uint64_t size = 0;
   std::string etag;  // without quotes; "<md5 hex>" for single-part uploads, "<hex>-N" multipart
   std::string last_modified;
-  // An ETag that is the MD5 of the content (32 hex digits, no "-N"): usable as a checksum. Only
-  // for objects stored without SSE-KMS, which S3 does not report in a listing; a mismatch should
-  // therefore be an error only when the object was not uploaded with KMS (see the downloader).
+  // x-amz-server-side-encryption from HeadObject ("AES256", "aws:kms", "aws:kms:dsse"); a
+  // listing does not say, so it is "" there.
+  std::string server_side_encryption;
+  bool customer_key = false;  // SSE-C (x-amz-server-side-encryption-customer-algorithm)
+  // The ETag is the MD5 of the content: 32 hex digits (no "-N" of a multipart upload), and not an
+  // object encrypted with KMS or a customer key, whose ETags are not MD5s. For a listed object
+  // (encryption unknown) this is a guess: see S3Client::head_object.
   bool etag_is_md5() const;
 };
 
@@ -93,7 +98,8 @@ class S3Error : public std::runtime_error {
       : std::runtime_error(message), status_(status), code_(std::move(code)) {}
   int status() const { return status_; }
   const std::string& code() const { return code_; }  // "NoSuchKey", ..., or "HTTP 403"
-  // 500, 502, 503, 504, SlowDown, InternalError, RequestTimeout: worth another try.
+  // 500, 502, 503, 504, SlowDown, InternalError, RequestTimeout, ServiceUnavailable: worth
+  // another try.
   bool retryable() const;
 
  private:
@@ -108,7 +114,10 @@ S3Error describe_s3_error(int status, const http::ResponseHead& head, std::strin
 
 class S3Client {
  public:
-  explicit S3Client(S3Config config, http::ClientOptions options = {});
+  // HeadObject and ListObjectsV2 try `attempts` times on a retryable S3Error or a transport
+  // error, waiting `backoff`, then twice as long, ... (GETs of the bytes are the downloader's).
+  explicit S3Client(S3Config config, http::ClientOptions options = {}, int attempts = 4,
+                    std::chrono::milliseconds backoff = std::chrono::milliseconds(500));
   const S3Config& config() const { return config_; }
   const http::ClientOptions& options() const { return options_; }
 
@@ -149,8 +158,16 @@ class S3Client {
                                      sigv4::Clock::time_point now,
                                      const http::ClientHeaders& extra = {}) const;
 
+  template <class F>
+  auto with_retries(F&& f) const -> decltype(f());
+  S3Object head_once(const S3Url& url) const;
+  S3ListPage list_page_once(const S3Url& prefix, const std::string& continuation_token,
+                            int max_keys) const;
+
   S3Config config_;
   http::ClientOptions options_;
+  int attempts_;
+  std::chrono::milliseconds backoff_;
 };
 
 }  // namespace lmstream::aws

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
@@ -489,6 +490,24 @@ class FakeS3 : public ::testing::Test {
                    error_xml("NoSuchBucket", "The specified bucket does not exist",
                              "<BucketName>nob</BucketName>")});
     });
+    routes_.add_prefix("GET", "/flaky", [this](std::shared_ptr<http::Exchange> ex) {
+      record(ex->request());
+      if (flaky_failures_ > 0) {
+        --flaky_failures_;
+        return ex->respond({503,
+                            {{"Content-Type", "application/xml"}},
+                            error_xml("SlowDown", "Please reduce your request rate.")});
+      }
+      ex->respond({200, {}, list_xml({{"p/a", 1}}, false, "")});
+    });
+    routes_.add_prefix("HEAD", "/kms", [this](std::shared_ptr<http::Exchange> ex) {
+      record(ex->request());
+      ex->respond({200,
+                   {{"ETag", "\"9e107d9d372bb6826bd81d3542a419d6\""},
+                    {"x-amz-server-side-encryption", "aws:kms"},
+                    {"Content-Length", "5"}},
+                   ""});
+    });
     objects_ = {{"llama/model/config.json", "{\"a\":1}"},
                 {"llama/model/model.safetensors", "0123456789"}};
     server_ = std::make_unique<http::HttpServer>(ioc_, routes_, http::HttpLimits{}, nullptr);
@@ -533,6 +552,7 @@ class FakeS3 : public ::testing::Test {
   std::mutex mu_;
   std::vector<std::string> seen_;
   int unsigned_ = 0;
+  std::atomic<int> flaky_failures_{0};
 };
 
 TEST_F(FakeS3, ListFollowsContinuationTokensAndSkipsFolderKeys) {
@@ -592,6 +612,42 @@ TEST_F(FakeS3, GetWithRangeHeadAndErrors) {
   } catch (const S3Error& e) {
     EXPECT_EQ(e.code(), "NoSuchBucket");
   }
+}
+
+TEST_F(FakeS3, RetryableErrorsAreRetriedWithBackoffOthersAreNot) {
+  S3Client client(loopback_config(port_), {}, 3, std::chrono::milliseconds(10));
+  flaky_failures_ = 2;  // two SlowDown answers, then the listing
+  std::vector<S3Object> objs = client.list_objects(parse_s3_url("s3://flaky/p/"));
+  ASSERT_EQ(objs.size(), 1u);
+  EXPECT_EQ(objs[0].key, "p/a");
+  flaky_failures_ = 3;  // more than the attempts: the last error is reported
+  try {
+    client.list_objects(parse_s3_url("s3://flaky/p/"));
+    FAIL();
+  } catch (const S3Error& e) {
+    EXPECT_EQ(e.code(), "SlowDown");
+    EXPECT_TRUE(e.retryable());
+  }
+  flaky_failures_ = 0;
+  {
+    std::lock_guard lock(mu_);
+    seen_.clear();
+  }
+  EXPECT_THROW(client.head_object(parse_s3_url("s3://models/none")), S3Error);
+  std::lock_guard lock(mu_);
+  EXPECT_EQ(seen_.size(), 2u);  // HEAD + the GET that learns the code; NoSuchKey is not retried
+}
+
+TEST_F(FakeS3, KmsEncryptedObjectsHaveNoMd5Etag) {
+  S3Client client(loopback_config(port_));
+  S3Object o = client.head_object(parse_s3_url("s3://kms/obj"));
+  EXPECT_EQ(o.server_side_encryption, "aws:kms");
+  EXPECT_EQ(o.etag, "9e107d9d372bb6826bd81d3542a419d6");
+  EXPECT_FALSE(o.etag_is_md5());
+  o.server_side_encryption = "AES256";  // SSE-S3 keeps MD5 ETags
+  EXPECT_TRUE(o.etag_is_md5());
+  o.customer_key = true;
+  EXPECT_FALSE(o.etag_is_md5());
 }
 
 }  // namespace

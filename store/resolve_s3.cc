@@ -27,11 +27,11 @@ namespace fs = std::filesystem;
 namespace {
 
 RemoteFile remote_file(const std::shared_ptr<aws::S3Client>& client, const std::string& bucket,
-                       const aws::S3Object& o) {
+                       const aws::S3Object& o, bool md5_usable) {
   RemoteFile f;
   f.name = "s3://" + bucket + "/" + o.key;
   f.size = o.size;
-  if (o.etag_is_md5()) f.md5 = base::to_lower(o.etag);
+  if (md5_usable && o.etag_is_md5()) f.md5 = base::to_lower(o.etag);
   // If-Match: a resumed or ranged download fails (412) instead of splicing a replaced object.
   f.request = [client, bucket, key = o.key, etag = o.etag](std::optional<http::ByteRange> range) {
     return client->object_request(bucket, key, range, "GET", etag);
@@ -45,7 +45,8 @@ std::string endpoint_id(const aws::S3Config& c) {
 
 // One object to `dest` through the downloader, reported to the progress output.
 void fetch_file(const std::shared_ptr<aws::S3Client>& client, const std::string& bucket,
-                const aws::S3Object& obj, const std::string& dest, const DownloadOptions& dl) {
+                const aws::S3Object& obj, const std::string& dest, const DownloadOptions& dl,
+                bool md5_usable = true) {
   Progress* progress = dl.progress;
   const std::string name = "s3://" + bucket + "/" + obj.key;
   std::error_code ec;
@@ -55,7 +56,7 @@ void fetch_file(const std::shared_ptr<aws::S3Client>& client, const std::string&
   }
   const aws::S3Config& c = client->config();
   if (progress) progress->file_start(name, obj.size, c.endpoint.empty() ? "AWS S3" : c.endpoint);
-  const DownloadResult r = download(remote_file(client, bucket, obj), dest, dl);
+  const DownloadResult r = download(remote_file(client, bucket, obj, md5_usable), dest, dl);
   if (r.cached && progress) progress->file_cached(name, obj.size);
   fs::remove(dest + ".lock", ec);  // the downloader's lock file is not part of the model
 }
@@ -92,7 +93,19 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
   }
   std::error_code ec;
   if (progress) progress->plan(int(objects.size()), total);
+  // A listing does not say how the objects are encrypted, and ETags of SSE-KMS / SSE-C objects are
+  // no MD5s: one HEAD of a single-part object decides for the prefix (a bucket's default
+  // encryption covers all its objects). Sizes are checked regardless.
+  auto md5_usable_here = [&] {
+    for (const aws::S3Object& obj : objects) {
+      if (obj.etag_is_md5()) {
+        return client->head_object(aws::S3Url{prefix.bucket, obj.key}).etag_is_md5();
+      }
+    }
+    return false;  // nothing to check anyway
+  };
   if (o.local_dir) {  // `lmstream download --local-dir DIR`: the files go straight there
+    const bool md5_usable = md5_usable_here();
     if (progress) {
       progress->note(prefix.str() + ": " + std::to_string(objects.size()) + " files, " +
                      Progress::bytes_text(double(total)) + ", into " + *o.local_dir);
@@ -100,7 +113,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
     for (size_t i = 0; i < objects.size(); ++i) {
       const fs::path dest = fs::path(*o.local_dir) / rel[i];
       fs::create_directories(dest.parent_path());
-      fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download);
+      fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download, md5_usable);
     }
     return *o.local_dir;
   }
@@ -119,6 +132,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
     return final_dir;
   }
   const std::string work = final_dir + ".incomplete";
+  const bool md5_usable = md5_usable_here();
   if (progress) {
     progress->note(prefix.str() + ": " + std::to_string(objects.size()) + " files, " +
                    Progress::bytes_text(double(total)) + ", into " + final_dir);
@@ -127,7 +141,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
     for (size_t i = 0; i < objects.size(); ++i) {
       const fs::path dest = fs::path(work) / rel[i];
       fs::create_directories(dest.parent_path());
-      fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download);
+      fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download, md5_usable);
     }
   } catch (...) {
     if (fs::is_directory(final_dir, ec)) return final_dir;  // another process finished it
