@@ -57,7 +57,13 @@ std::string unpack_model_archive(const std::string& archive, const std::string& 
   } else {
     fs::create_directories(fs::path(dest).parent_path(), ec);
     if (progress) progress->note("unpacking " + label + " into " + dest);
-    extract_archive(archive, dest);
+    try {
+      extract_archive(archive, dest);
+    } catch (const ArchiveError&) {
+      // Another process unpacking the same archive may have finished first (and removed an
+      // S3 download's .tar.gz under us): its copy is as good.
+      if (!fs::is_directory(dest, ec)) throw;
+    }
   }
   const std::string root = model_root(dest);
   const std::string props = root + "/serving.properties";

@@ -210,6 +210,27 @@ class S3Models(unittest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(unpacked, "config.json")))
         self.assertTrue(os.path.isfile(os.path.join(unpacked, "serving.properties")))
 
+    def test_concurrent_downloads_share_one_cache_entry(self):
+        env = self.env("c-concurrent")
+        e = dict(os.environ)
+        e.update(env)
+        procs = [subprocess.Popen([binary(), "download", "s3://models/lmi/model.tar.gz", "--quiet"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=e) for _ in range(3)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            self.assertEqual(p.returncode, 0, err)
+        paths = {out.strip() for out, _ in outs}
+        self.assertEqual(len(paths), 1, outs)
+        path = paths.pop()
+        self.assertEqual(sorted(os.listdir(path)), sorted(os.listdir(self.hf) + ["serving.properties"]))
+        for name in os.listdir(self.hf):
+            with open(os.path.join(path, name), "rb") as a, open(os.path.join(self.hf, name), "rb") as b:
+                self.assertTrue(a.read() == b.read(), name)
+        # One model directory, no temporary or partial leftovers beside it.
+        entry = os.path.dirname(path)
+        self.assertEqual(os.listdir(entry), ["model"])
+
     def test_local_archive(self):
         text, _ = self.serve_text(self.archive, "c-local")
         self.assertEqual(text, self.hf_text)
