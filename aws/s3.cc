@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "base/files.h"
 #include "base/strings.h"
 
 namespace lmstream::aws {
@@ -151,6 +153,76 @@ S3Config S3Config::from_environment(const sigv4::EnvLookup& env) {
     while (c.endpoint.back() == '/') c.endpoint.pop_back();
   }
   c.credentials = sigv4::resolve_credentials(env, profile, &c.credentials_source);
+  if (!c.credentials) c.credentials = container_credentials(env, &c.credentials_source);
+  return c;
+}
+
+std::optional<sigv4::Credentials> container_credentials(const sigv4::EnvLookup& env,
+                                                        std::string* source) {
+  std::string url, var;
+  if (auto rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
+    url = "http://169.254.170.2" + *rel;
+    var = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+  } else if (auto full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+    url = *full;
+    var = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+    const Origin o = split_endpoint(url, var);
+    std::string host = o.authority;
+    if (!host.empty() && host.front() == '[') {
+      host = host.substr(1, host.find(']') - 1);
+    } else {
+      host = host.substr(0, host.find(':'));
+    }
+    const bool allowed = o.scheme == "https" || host == "localhost" || host.rfind("127.", 0) == 0 ||
+                         host == "::1" || host == "169.254.170.2" || host == "169.254.170.23" ||
+                         base::iequals(host, "fd00:ec2::23");
+    if (!allowed) {
+      throw std::runtime_error(var + " = '" + url +
+                               "': plain http is allowed only to a loopback address or the "
+                               "container credentials host (169.254.170.2)");
+    }
+  } else {
+    return std::nullopt;
+  }
+  http::ClientRequest req;
+  req.url = url;
+  std::string token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN").value_or("");
+  if (token.empty()) {
+    if (auto file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
+      try {
+        token = std::string(base::trim(base::read_file(*file)));
+      } catch (const std::exception& e) {
+        throw std::runtime_error("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: " +
+                                 std::string(e.what()));
+      }
+    }
+  }
+  if (!token.empty()) req.headers.emplace_back("Authorization", token);
+  req.headers.emplace_back("Accept", "application/json");
+  http::ClientOptions opt;
+  opt.connect_timeout = std::chrono::milliseconds(2000);
+  opt.stall_timeout = std::chrono::milliseconds(5000);
+  const std::string shown = url.substr(0, url.find('?'));
+  http::ClientResponse res;
+  try {
+    res = http::fetch(req, opt, 1 << 20);
+  } catch (const http::ClientError& e) {
+    throw std::runtime_error("cannot get container credentials (" + var + "): " + e.what());
+  }
+  if (res.head.status != 200) {
+    throw std::runtime_error("cannot get container credentials from " + shown + " (" + var +
+                             "): HTTP " + std::to_string(res.head.status));
+  }
+  const nlohmann::json j = nlohmann::json::parse(res.body, nullptr, false);
+  auto field = [&](const char* k) -> std::string {
+    return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : "";
+  };
+  sigv4::Credentials c{field("AccessKeyId"), field("SecretAccessKey"), field("Token")};
+  if (c.access_key_id.empty() || c.secret_access_key.empty()) {
+    throw std::runtime_error("container credentials from " + shown + " (" + var +
+                             ") hold no AccessKeyId/SecretAccessKey");
+  }
+  if (source) *source = "container credentials (" + var + ")";
   return c;
 }
 

@@ -51,11 +51,22 @@ struct S3Config {
 
   // As botocore: endpoint AWS_ENDPOINT_URL_S3 > AWS_ENDPOINT_URL > the profile's endpoint_url
   // (none of them when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true); region AWS_REGION >
-  // AWS_DEFAULT_REGION > the profile's region > us-east-1; credentials per resolve_credentials.
+  // AWS_DEFAULT_REGION > the profile's region > us-east-1; credentials per resolve_credentials,
+  // then the container provider (container_credentials) when neither has keys.
   // Throws std::runtime_error for a named profile that does not exist, a bad shared file or an
   // endpoint that is not an http(s) URL.
   static S3Config from_environment(const sigv4::EnvLookup& env = sigv4::process_environment());
 };
+
+// The container credentials provider (ECS tasks, SageMaker containers): a GET of
+// http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, else of
+// $AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback or the link-local container
+// host only), with AWS_CONTAINER_AUTHORIZATION_TOKEN (or the contents of
+// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) as its Authorization header; the JSON answer holds
+// AccessKeyId, SecretAccessKey, Token. nullopt when neither variable is set; std::runtime_error
+// naming the URL when one is set and no keys come back.
+std::optional<sigv4::Credentials> container_credentials(const sigv4::EnvLookup& env,
+                                                        std::string* source = nullptr);
 
 // One object, from HeadObject or a ListObjectsV2 entry.
 struct S3Object {

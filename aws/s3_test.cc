@@ -508,6 +508,15 @@ class FakeS3 : public ::testing::Test {
                     {"Content-Length", "5"}},
                    ""});
     });
+    routes_.add("GET", "/creds", [this](std::shared_ptr<http::Exchange> ex) {
+      record(ex->request());
+      const std::string* auth = ex->request().header("Authorization");
+      if (!auth || *auth != "container-token") return ex->respond({403, {}, "no"});
+      ex->respond({200,
+                   {{"Content-Type", "application/json"}},
+                   R"({"AccessKeyId":"ASIAROLE","SecretAccessKey":"rs","Token":"st",)"
+                   R"("Expiration":"2026-12-02T06:00:00Z"})"});
+    });
     objects_ = {{"llama/model/config.json", "{\"a\":1}"},
                 {"llama/model/model.safetensors", "0123456789"}};
     server_ = std::make_unique<http::HttpServer>(ioc_, routes_, http::HttpLimits{}, nullptr);
@@ -636,6 +645,46 @@ TEST_F(FakeS3, RetryableErrorsAreRetriedWithBackoffOthersAreNot) {
   EXPECT_THROW(client.head_object(parse_s3_url("s3://models/none")), S3Error);
   std::lock_guard lock(mu_);
   EXPECT_EQ(seen_.size(), 2u);  // HEAD + the GET that learns the code; NoSuchKey is not retried
+}
+
+TEST_F(FakeS3, ContainerCredentialsProvider) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(port_) + "/creds";
+  S3Config c = S3Config::from_environment(
+      env_of({{"HOME", "/nonexistent"},
+              {"AWS_CONTAINER_CREDENTIALS_FULL_URI", url},
+              {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token"}}));
+  ASSERT_TRUE(c.credentials);
+  EXPECT_EQ(c.credentials->access_key_id, "ASIAROLE");
+  EXPECT_EQ(c.credentials->secret_access_key, "rs");
+  EXPECT_EQ(c.credentials->session_token, "st");
+  EXPECT_EQ(c.credentials_source, "container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI)");
+  // Keys in the environment win; the provider is not even asked.
+  S3Config e = S3Config::from_environment(env_of({{"HOME", "/nonexistent"},
+                                                  {"AWS_ACCESS_KEY_ID", "AKIDENV"},
+                                                  {"AWS_SECRET_ACCESS_KEY", "x"},
+                                                  {"AWS_CONTAINER_CREDENTIALS_FULL_URI", url}}));
+  EXPECT_EQ(e.credentials->access_key_id, "AKIDENV");
+  // A token read from a file; a wrong token is an error naming the URL.
+  const fs::path tok = fs::temp_directory_path() / ("lms-ctoken-" + std::to_string(::getpid()));
+  std::ofstream(tok) << "container-token\n";
+  EXPECT_EQ(container_credentials(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", url},
+                                          {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", tok}}))
+                ->access_key_id,
+            "ASIAROLE");
+  fs::remove(tok);
+  try {
+    container_credentials(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", url},
+                                  {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "bad"}}));
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 403"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/creds"), std::string::npos) << e.what();
+  }
+  // Plain http only to loopback or the container host.
+  EXPECT_THROW(container_credentials(
+                   env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.169.254/x"}})),
+               std::runtime_error);
+  EXPECT_FALSE(container_credentials(env_of({})));
 }
 
 TEST_F(FakeS3, KmsEncryptedObjectsHaveNoMd5Etag) {
