@@ -74,7 +74,7 @@ mibs() { "$PY" -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "
 log "1. ${SIZE_MIB} MiB from the test Hub: lmstream download vs curl -o, ${ROUNDS} rounds"
 start_hub big "$work/big.safetensors"
 t_lms org/big >/dev/null  # warm-up (page cache of the source file)
-cmp -s "$work/big.safetensors" "$(cat "$work/lms.out")" || die "lmstream's copy differs"
+cmp -s "$work/big.safetensors" "$(cat "$work/lms.out")/big.safetensors" || die "lmstream's copy differs"
 lms=() crl=()
 for r in $(seq "$ROUNDS"); do
   crl+=("$(mibs "$SIZE_MIB" "$(t_curl)")")

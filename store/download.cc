@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -32,8 +33,17 @@ using Clock = std::chrono::steady_clock;
 std::vector<http::ByteRange> split_ranges(uint64_t size, uint64_t part_size) {
   if (part_size == 0) throw std::invalid_argument("part size must be > 0");
   std::vector<http::ByteRange> out;
-  for (uint64_t first = 0; first < size; first += part_size)
-    out.push_back({first, std::min(size, first + part_size) - 1});
+  if (size == 0) return out;
+  if (size <= part_size) return {{0, size - 1}};
+  // The last bytes come in parts of part_size/8: the parts in flight when the download ends are
+  // then small, so the in-order hash (and the writeback) finish soon after the last byte.
+  const uint64_t tail = std::min(size / 2, 2 * part_size);
+  const uint64_t small = std::max<uint64_t>(part_size / 8, 1);
+  const uint64_t body_end = size - tail;
+  for (uint64_t first = 0; first < body_end; first += part_size)
+    out.push_back({first, std::min(body_end, first + part_size) - 1});
+  for (uint64_t first = body_end; first < size; first += small)
+    out.push_back({first, std::min(size, first + small) - 1});
   return out;
 }
 
@@ -435,7 +445,20 @@ class Job {
     for (size_t i = 0; i < done.size(); ++i)
       if (done[i]) d.push_back(i);
     j["done"] = d;
-    base::write_file_atomic(sidecar_, j.dump());
+    // Replaced by rename but not fsync'd: after a power loss a stale or missing sidecar only
+    // costs refetching parts, since every byte is verified at the end; an fsync per part would
+    // make ext4 flush the data file's dirty pages with each journal commit.
+    const std::string tmp = sidecar_ + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << j.dump();
+      if (!f.flush()) throw DownloadError(DownloadError::Kind::kLocal, "cannot write " + tmp);
+    }
+    std::error_code ec;
+    fs::rename(tmp, sidecar_, ec);
+    if (ec)
+      throw DownloadError(DownloadError::Kind::kLocal,
+                          "cannot rename " + tmp + " to " + sidecar_ + ": " + ec.message());
   }
 
   // Which parts a previous run finished (see download.h: Resume state).
@@ -534,6 +557,9 @@ class Job {
               if (stop_) throw http::ClientError(http::ClientError::Kind::kCancelled, "stopped");
             }
           }
+          // Start the writeback of this part now, so the final fsync has little left to wait for.
+          ::sync_file_range(fd, off_t(parts[i].first), off_t(*parts[i].last - parts[i].first + 1),
+                            SYNC_FILE_RANGE_WRITE);
           std::lock_guard<std::mutex> l(mu);
           state[i] = 1;
           write_sidecar(state);

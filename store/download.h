@@ -84,7 +84,8 @@ struct DownloadResult {
 DownloadResult download(const RemoteFile& file, const std::string& final_path,
                         const DownloadOptions& options);
 
-// Byte ranges of parts of `part_size` covering [0, size); the last may be shorter.
+// Byte ranges covering [0, size) in order: one when size <= part_size; else parts of part_size,
+// then the last min(size/2, 2*part_size) bytes in parts of part_size/8.
 std::vector<http::ByteRange> split_ranges(uint64_t size, uint64_t part_size);
 
 // Parses "bytes FIRST-LAST/TOTAL" (RFC 9110 §14.4); nullopt when malformed. total 0 = "*".

@@ -631,10 +631,24 @@ Result Client::fetch(const Request& r) {
       files = select_model_files(info, r.repo, r.revision, nullptr);
     }
   }
-  if (prog) {
-    uint64_t total = 0;
-    for (auto& f : files) total += size_of(f);
-    prog->plan(int(files.size()), total);
+  uint64_t total = 0, missing = 0;
+  for (auto& f : files) {
+    total += size_of(f);
+    if (!r.local_dir && !fs::is_regular_file(cache.snapshot_path(r.repo, commit, f)))
+      missing += size_of(f);
+  }
+  if (prog) prog->plan(int(files.size()), total);
+  {  // free disk for the whole model first (each file is checked again before it starts)
+    std::error_code ec;
+    fs::path where = r.local_dir ? fs::path(*r.local_dir) : fs::path(cache.repo_dir(r.repo));
+    fs::create_directories(where, ec);
+    auto sp = fs::space(where, ec);
+    if (!ec && sp.available < missing)
+      throw DownloadError(DownloadError::Kind::kDisk,
+                          "not enough free disk space for '" + r.repo + "' in " + where.string() +
+                              ": " + Progress::bytes_text(double(missing)) + " needed, " +
+                              Progress::bytes_text(double(sp.available)) +
+                              " available (set HF_HUB_CACHE or HF_HOME to a larger disk)");
   }
   for (auto& f : files) fetch_one(f);
   if (r.gguf_file || r.quant || (r.include.empty() && has_gguf(info) && !any_st))

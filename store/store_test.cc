@@ -114,14 +114,22 @@ TEST(HubIds, Parse) {
 }
 
 TEST(Download, SplitRanges) {
-  auto r = split_ranges(10, 4);
-  ASSERT_EQ(r.size(), 3u);
+  auto r = split_ranges(100, 16);  // 68 bytes in parts of 16, then 32 in parts of 2
+  ASSERT_EQ(r.size(), 5u + 16u);
   EXPECT_EQ(r[0].first, 0u);
-  EXPECT_EQ(*r[0].last, 3u);
-  EXPECT_EQ(r[2].first, 8u);
-  EXPECT_EQ(*r[2].last, 9u);
+  EXPECT_EQ(*r[0].last, 15u);
+  EXPECT_EQ(r[4].first, 64u);
+  EXPECT_EQ(*r[4].last, 67u);
+  EXPECT_EQ(r[5].first, 68u);
+  EXPECT_EQ(*r[5].last, 69u);
+  EXPECT_EQ(*r.back().last, 99u);
+  for (size_t i = 1; i < r.size(); ++i) EXPECT_EQ(r[i].first, *r[i - 1].last + 1);
   EXPECT_TRUE(split_ranges(0, 4).empty());
-  EXPECT_EQ(split_ranges(8, 4).size(), 2u);
+  EXPECT_EQ(split_ranges(4, 4).size(), 1u);
+  const uint64_t g = 1ull << 30, p = 32ull << 20;  // 1 GiB: 30 parts of 32 MiB, 16 of 4 MiB
+  auto big = split_ranges(g, p);
+  EXPECT_EQ(big.size(), 30u + 16u);
+  EXPECT_EQ(*big.back().last, g - 1);
   EXPECT_THROW(split_ranges(8, 0), std::invalid_argument);
 }
 
