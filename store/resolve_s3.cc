@@ -61,6 +61,26 @@ void fetch_file(const std::shared_ptr<aws::S3Client>& client, const std::string&
   fs::remove(dest + ".lock", ec);  // the downloader's lock file is not part of the model
 }
 
+// Free disk for every file of the prefix not yet under `dir`, before the first one starts (the
+// downloader checks each file again).
+void check_free_disk(const aws::S3Url& prefix, const std::vector<aws::S3Object>& objects,
+                     const std::vector<std::string>& rel, const std::string& dir) {
+  std::error_code ec;
+  uint64_t missing = 0;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (!fs::is_regular_file(fs::path(dir) / rel[i], ec)) missing += objects[i].size;
+  }
+  fs::create_directories(dir, ec);
+  const fs::space_info sp = fs::space(dir, ec);
+  if (!ec && sp.available < missing) {
+    throw DownloadError(DownloadError::Kind::kDisk,
+                        "not enough free disk space for " + prefix.str() + " in " + dir + ": " +
+                            Progress::bytes_text(double(missing)) + " needed, " +
+                            Progress::bytes_text(double(sp.available)) +
+                            " available (set LMSTREAM_CACHE to a larger disk)");
+  }
+}
+
 std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws::S3Url& prefix,
                          const std::vector<aws::S3Object>& objects, const ResolveOptions& o,
                          const std::string& cache) {
@@ -105,6 +125,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
     return false;  // nothing to check anyway
   };
   if (o.local_dir) {  // `lmstream download --local-dir DIR`: the files go straight there
+    check_free_disk(prefix, objects, rel, *o.local_dir);
     const bool md5_usable = md5_usable_here();
     if (progress) {
       progress->note(prefix.str() + ": " + std::to_string(objects.size()) + " files, " +
@@ -132,6 +153,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
     return final_dir;
   }
   const std::string work = final_dir + ".incomplete";
+  check_free_disk(prefix, objects, rel, work);
   const bool md5_usable = md5_usable_here();
   if (progress) {
     progress->note(prefix.str() + ": " + std::to_string(objects.size()) + " files, " +
