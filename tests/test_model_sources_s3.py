@@ -5,8 +5,9 @@
 # option.model_id points to that prefix (the seed's LMI flow). `serve --model s3://...` and
 # `HF_MODEL_ID=s3://... serve` must serve each with the same greedy text as the model served from
 # its local path; a second start must fetch nothing (moto's request log says so); a local
-# model.tar.gz serves too. Failures exit with their own message: a wrong secret (on a second moto
-# with signature checking on), a missing key, a missing bucket, and a '../' archive entry.
+# model.tar.gz serves too. Failures exit with their own message: a wrong secret, an unknown key id
+# and a key without permission (on a second moto with signature checking on), a missing key, a
+# missing bucket, and a '../' archive entry.
 import io
 import json
 import os
@@ -259,7 +260,7 @@ class S3Models(unittest.TestCase):
 
     def test_wrong_secret_with_signature_checking_on(self):
         # moto enforces SigV4 and IAM after the first N actions (reference/model-sources.md §5.6).
-        proc, url, _ = start_moto(self.tmp, "moto-auth", {"INITIAL_NO_AUTH_ACTION_COUNT": "5"})
+        proc, url, _ = start_moto(self.tmp, "moto-auth", {"INITIAL_NO_AUTH_ACTION_COUNT": "7"})
         try:
             boto_env = s3_client(url)
             iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEY,
@@ -270,6 +271,8 @@ class S3Models(unittest.TestCase):
             iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps(
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
             k = iam.create_access_key(UserName="reader")["AccessKey"]
+            iam.create_user(UserName="nobody")  # no policy: may do nothing
+            k2 = iam.create_access_key(UserName="nobody")["AccessKey"]
             good = self.env("c-auth", url, k["SecretAccessKey"], k["AccessKeyId"])
             good["LMSTREAM_DOWNLOAD_PART_SIZE"] = "1MiB"  # several ranged GETs, each signed
             # The right secret works with checking on ...
@@ -283,6 +286,11 @@ class S3Models(unittest.TestCase):
             out = self.run_serve(dict(good, AWS_ACCESS_KEY_ID="AKIDNOSUCHKEY", LMSTREAM_CACHE=self.tmp + "/c-auth3"),
                                  "s3://models/gguf/micro-q8_0.gguf")
             self.assertIn("access key AKIDNOSUCHKEY from environment (AWS_ACCESS_KEY_ID) is not known", out)
+            # A known key without permission.
+            out = self.run_serve(dict(good, AWS_ACCESS_KEY_ID=k2["AccessKeyId"], AWS_SECRET_ACCESS_KEY=k2["SecretAccessKey"],
+                                      LMSTREAM_CACHE=self.tmp + "/c-auth4"), "s3://models/gguf/micro-q8_0.gguf")
+            self.assertIn("s3://models/gguf/micro-q8_0.gguf: access denied", out)
+            self.assertIn("(AccessDenied); the key needs s3:GetObject on the object", out)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
