@@ -211,6 +211,29 @@ class S3Models(unittest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(unpacked, "config.json")))
         self.assertTrue(os.path.isfile(os.path.join(unpacked, "serving.properties")))
 
+    def test_aws_profile_from_the_shared_files(self):
+        # Only AWS_PROFILE: the keys from ~/.aws/credentials, region and endpoint from ~/.aws/config.
+        home = os.path.join(self.tmp, "home-profile")
+        os.makedirs(os.path.join(home, ".aws"), exist_ok=True)
+        with open(os.path.join(home, ".aws", "credentials"), "w") as f:
+            f.write("[default]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = x\n"
+                    "[moto]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (KEY, SECRET))
+        with open(os.path.join(home, ".aws", "config"), "w") as f:
+            f.write("[profile moto]\nregion = eu-west-1\nendpoint_url = %s\n" % self.url)
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        e.update({"HOME": home, "AWS_PROFILE": "moto", "LMSTREAM_CACHE": os.path.join(self.tmp, "c-profile")})
+        r = subprocess.run([binary(), "download", "s3://models/gguf/micro-q8_0.gguf"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, errors="replace", env=e, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(r.stdout.strip(), "rb") as a, open(self.gguf, "rb") as b:
+            self.assertTrue(a.read() == b.read())
+        self.assertIn("from " + self.url, r.stderr)
+        e["AWS_PROFILE"] = "nosuch"
+        r = subprocess.run([binary(), "download", "s3://models/gguf/micro-q8_0.gguf"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, errors="replace", env=e, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("AWS profile 'nosuch' (from AWS_PROFILE) is in neither", r.stderr)
+
     def test_concurrent_downloads_share_one_cache_entry(self):
         env = self.env("c-concurrent")
         e = dict(os.environ)
