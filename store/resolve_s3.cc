@@ -150,7 +150,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
         progress->file_cached("s3://" + prefix.bucket + "/" + obj.key, obj.size);
       }
     }
-    return final_dir;
+    return model_root(final_dir);
   }
   const std::string work = final_dir + ".incomplete";
   check_free_disk(prefix, objects, rel, work);
@@ -166,7 +166,8 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
       fetch_file(client, prefix.bucket, objects[i], dest.string(), o.download, md5_usable);
     }
   } catch (...) {
-    if (fs::is_directory(final_dir, ec)) return final_dir;  // another process finished it
+    // Another process finished it.
+    if (fs::is_directory(final_dir, ec)) return model_root(final_dir);
     throw;
   }
   if (::rename(work.c_str(), final_dir.c_str()) != 0 && !fs::is_directory(final_dir, ec)) {
@@ -174,7 +175,7 @@ std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws
                              std::strerror(errno));
   }
   fs::remove_all(work, ec);  // left only when another process renamed its copy first
-  return final_dir;
+  return model_root(final_dir);
 }
 
 std::string fetch_object(const std::shared_ptr<aws::S3Client>& client, const aws::S3Url& url,

@@ -91,6 +91,8 @@ class S3Models(unittest.TestCase):
         for name in sorted(os.listdir(cls.hf)):
             s3.upload_file(os.path.join(cls.hf, name), "models", "loose/llama/" + name)
         s3.put_object(Bucket="models", Key="loose/llama/", Body=b"")  # a console "folder" key
+        for name in sorted(os.listdir(cls.hf)):  # one directory below the prefix (DJL's rule)
+            s3.upload_file(os.path.join(cls.hf, name), "models", "nested/chat_llama2/" + name)
         pointer = os.path.join(cls.tmp, "pointer.tar.gz")
         with tarfile.open(pointer, "w:gz") as t:
             data = b"engine=Python\noption.model_id=s3://models/loose/llama/\n"
@@ -159,6 +161,9 @@ class S3Models(unittest.TestCase):
         again = self.moto_requests()[before:]
         # A HEAD of the object 'loose/llama' (none: so it is a prefix), then the listing; no file GET.
         self.assertFalse([l for l in again if '"GET /models/loose/llama/' in l], again)
+        # A prefix whose files sit in its one sub-directory.
+        text3, _ = self.serve_text("s3://models/nested/", "c-prefix")
+        self.assertEqual(text3, self.hf_text)
 
     def test_serving_properties_pointing_to_a_prefix(self):
         text, log = self.serve_text("s3://models/pointer/model.tar.gz", "c-pointer", via_env=True)
