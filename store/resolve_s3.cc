@@ -5,6 +5,7 @@
 // LMI's `s5cmd sync` does). Each ranged GET is signed afresh by the RemoteFile's request factory;
 // sizes are always checked, and single-part ETags (MD5) too. The cache layout is in
 // store/sources.h: a second start costs one HEAD (or one listing) and no download.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -37,6 +38,18 @@ RemoteFile remote_file(const std::shared_ptr<aws::S3Client>& client, const std::
     return client->object_request(bucket, key, range, "GET", etag);
   };
   return f;
+}
+
+// The cache directory name for one version of an object: its ETag when that is a plain token (as
+// S3's hex and hex-N are), else a hash of it; the size and date when there is none.
+std::string etag_dir_name(const aws::S3Object& obj) {
+  if (obj.etag.empty()) return short_hash("size " + std::to_string(obj.size) + obj.last_modified);
+  const bool plain =
+      obj.etag.size() <= 80 && std::all_of(obj.etag.begin(), obj.etag.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               c == '-';
+      });
+  return plain ? obj.etag : short_hash(obj.etag);
 }
 
 std::string endpoint_id(const aws::S3Config& c) {
@@ -186,7 +199,7 @@ std::string fetch_object(const std::shared_ptr<aws::S3Client>& client, const aws
   const std::string dir =
       cache + "/s3/objects/" +
       short_hash(endpoint_id(client->config()) + "|" + url.bucket + "|" + url.key) + "/" +
-      (obj.etag.empty() ? "size-" + std::to_string(obj.size) : obj.etag);
+      etag_dir_name(obj);
   std::error_code ec;
   if (progress) progress->plan(1, obj.size);
   if (o.local_dir && !is_archive_path(name)) {
