@@ -94,7 +94,7 @@ void run(const BenchArgs& a) {
       a.model.engine_options(l.model->cfg, KvSizing{.blocks = int64_t(per_seq) * maxc});
   Engine engine(*l.model, eo);
   std::mt19937 rng(uint32_t(a.seed));
-  const size_t model_bytes = path_bytes(a.model.path);
+  const size_t model_bytes = path_bytes(l.path);
   const size_t kv_used =
       Engine::kv_bytes_per_token(l.model->cfg, eo.kv_type) * size_t(a.prompt_tokens + a.gen_tokens);
   for (int n : a.concurrency) {

@@ -58,8 +58,8 @@ static std::string use_demo_model_if_empty(const ModelArgs& a) {
 
 Loaded load(const ModelArgs& a) {
   Loaded l;
-  std::string path = use_demo_model_if_empty(a);
-  l.model = load_model(path, a.load_options());
+  l.path = use_demo_model_if_empty(a);
+  l.model = load_model(l.path, a.load_options());
   l.tokenizer = make_tokenizer(l.model->tokenizer);
   return l;
 }

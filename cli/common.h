@@ -39,6 +39,7 @@ struct BatchArgs {
 };
 
 struct Loaded {
+  std::string path;  // the local path the model was loaded from (after resolving --model)
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
 };

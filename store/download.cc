@@ -337,6 +337,20 @@ class Job {
     int status = 0;
     std::string errbody;
     uint64_t written = 0, at = pos;
+    // Body pieces are gathered into 1 MiB writes (one pwrite per piece of ~16 KiB would cost
+    // a syscall each).
+    static constexpr size_t kWriteBuffer = 1 << 20;
+    std::string wbuf;
+    uint64_t wbuf_at = pos;
+    wbuf.reserve(kWriteBuffer + (64 << 10));
+    auto flush = [&] {
+      if (wbuf.empty()) return;
+      pwrite_all(fd, wbuf.data(), wbuf.size(), wbuf_at, tmp_);
+      if (inline_hash) inline_hash->update(wbuf.data(), wbuf.size());
+      written += wbuf.size();
+      if (o_.progress) o_.progress->file_bytes(wbuf.size());
+      wbuf.clear();
+    };
     http::ClientCallbacks cb;
     cb.on_head = [&](const http::ResponseHead& h) {
       status = h.status;
@@ -368,17 +382,18 @@ class Job {
         throw DownloadError(DownloadError::Kind::kSize,
                             f_.name + ": the server sent more than the expected " +
                                 std::to_string(*f_.size) + " bytes");
-      pwrite_all(fd, d.data(), d.size(), at, tmp_);
-      if (inline_hash) inline_hash->update(d.data(), d.size());
+      if (wbuf.empty()) wbuf_at = at;
+      wbuf.append(d);
       at += d.size();
-      written += d.size();
-      if (o_.progress) o_.progress->file_bytes(d.size());
+      if (wbuf.size() >= kWriteBuffer) flush();
     };
     try {
       http::perform(req, client_options(), cb);
+      flush();
     } catch (const http::ClientError& e) {
       using K = http::ClientError::Kind;
       if (e.kind() == K::kCancelled) throw;
+      flush();  // what arrived before the failure is kept (a retry resumes after it)
       last_written_ = written;
       if (e.kind() == K::kTimeout || e.kind() == K::kTransfer || e.kind() == K::kConnect)
         throw Retryable(e.what());
@@ -557,9 +572,6 @@ class Job {
               if (stop_) throw http::ClientError(http::ClientError::Kind::kCancelled, "stopped");
             }
           }
-          // Start the writeback of this part now, so the final fsync has little left to wait for.
-          ::sync_file_range(fd, off_t(parts[i].first), off_t(*parts[i].last - parts[i].first + 1),
-                            SYNC_FILE_RANGE_WRITE);
           std::lock_guard<std::mutex> l(mu);
           state[i] = 1;
           write_sidecar(state);
@@ -600,6 +612,10 @@ class Job {
           break;
         }
       }
+      // Start the writeback of this part now (here, not on a connection's thread, where a full
+      // disk queue would hold up the network), so the final fsync has little left to wait for.
+      ::sync_file_range(fd, off_t(parts[i].first), off_t(*parts[i].last - parts[i].first + 1),
+                        SYNC_FILE_RANGE_WRITE);
       if (!h.any()) continue;
       for (uint64_t off = parts[i].first; off <= *parts[i].last;) {
         size_t want = size_t(std::min<uint64_t>(buf.size(), *parts[i].last + 1 - off));

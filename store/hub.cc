@@ -391,6 +391,7 @@ http::ClientOptions Client::api_options() const {
   o.connect_timeout = dl_.connect_timeout;
   o.stall_timeout = dl_.stall_timeout;
   o.cancel = dl_.cancel;
+  o.redirects.follow = true;  // a renamed repository (a relative 307); never used for HEAD
   return o;
 }
 
@@ -440,7 +441,9 @@ FileMeta Client::file_meta(const std::string& repo, const std::string& revision,
     req.headers.emplace_back("Accept-Encoding", "identity");
     http::ResponseHead h;
     try {
-      h = http::perform(req, api_options(), {});
+      http::ClientOptions ho = api_options();
+      ho.redirects.follow = false;  // redirects are read here: a CDN Location is the download URL
+      h = http::perform(req, ho, {});
     } catch (const http::ClientError& e) {
       if (attempt < dl_.retries && retryable(e)) {
         sleep_backoff(dl_, attempt++);

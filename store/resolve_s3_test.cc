@@ -46,8 +46,9 @@ struct Obj {
 class FakeBucket : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("lms-resolve-s3-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::temp_directory_path() /
+            ("lms-resolve-s3-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
     objects_ = {{"good/config.json", {"{\"a\": 1}", ""}},
@@ -64,8 +65,7 @@ class FakeBucket : public ::testing::Test {
       if (r.path == "/bkt") return ex->respond({200, {}, listing(r.query)});
       auto it = objects_.find(base::percent_decode(r.path.substr(5)));
       if (it == objects_.end()) {
-        return ex->respond(
-            {404, {}, "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"});
+        return ex->respond({404, {}, "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"});
       }
       const std::string& d = it->second.data;
       if (const std::string* range = r.header("Range")) {
@@ -73,12 +73,12 @@ class FakeBucket : public ::testing::Test {
         const size_t first = std::stoul(spec.substr(0, spec.find('-')));
         const std::string tail = spec.substr(spec.find('-') + 1);
         const size_t last = tail.empty() ? d.size() - 1 : std::min(std::stoul(tail), d.size() - 1);
-        return ex->respond({206,
-                            {{"ETag", etag(it->second)},
-                             {"Content-Range", "bytes " + std::to_string(first) + "-" +
-                                                   std::to_string(last) + "/" +
-                                                   std::to_string(d.size())}},
-                            d.substr(first, last - first + 1)});
+        return ex->respond(
+            {206,
+             {{"ETag", etag(it->second)},
+              {"Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                                    "/" + std::to_string(d.size())}},
+             d.substr(first, last - first + 1)});
       }
       ex->respond({200, {{"ETag", etag(it->second)}}, d});
     });
@@ -86,10 +86,10 @@ class FakeBucket : public ::testing::Test {
       count(ex->request());
       auto it = objects_.find(base::percent_decode(ex->request().path.substr(5)));
       if (it == objects_.end()) return ex->respond({404, {}, ""});
-      ex->respond({200,
-                   {{"ETag", etag(it->second)},
-                    {"Content-Length", std::to_string(it->second.data.size())}},
-                   ""});
+      ex->respond(
+          {200,
+           {{"ETag", etag(it->second)}, {"Content-Length", std::to_string(it->second.data.size())}},
+           ""});
     });
     server_ = std::make_unique<http::HttpServer>(ioc_, routes_, http::HttpLimits{}, nullptr);
     port_ = server_->listen("127.0.0.1", 0);
@@ -221,8 +221,7 @@ TEST_F(FakeBucket, FileAndDirectoryClashIsRefused) {
 
 TEST_F(FakeBucket, EmptyPrefixAndMissingObject) {
   const std::string m = refused("s3://bkt/nothing-here/");
-  EXPECT_NE(m.find("s3://bkt/nothing-here/: no objects under this prefix"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("s3://bkt/nothing-here/: no objects under this prefix"), std::string::npos) << m;
   // No such object and no such prefix: the object's NoSuchKey message.
   const std::string k = refused("s3://bkt/nothing-here");
   EXPECT_NE(k.find("s3://bkt/nothing-here: no such object"), std::string::npos) << k;

@@ -198,6 +198,27 @@ class HubTest(unittest.TestCase):
         self.ok(self.download("org/tiny", "--local-dir", d, env=self.env()))
         self.assertEqual(self.hub.count("cdn"), n0)  # already there: nothing fetched again
 
+    def test_renamed_repo_and_server_errors_retried(self):
+        home = tempfile.mkdtemp(prefix="hfhome-", dir=self.tmp)
+        self.hub.renames["oldorg/tiny"] = "org/tiny"
+        self.hub.clear_log()
+        self.hub.fail_next = 2
+        try:
+            r = self.download("oldorg/tiny", env=self.env(home, LMSTREAM_DOWNLOAD_CONNECTIONS=1))
+        finally:
+            self.hub.renames.clear()
+            self.hub.fail_next = 0
+        path = self.ok(r)
+        # Cached under the name asked for, as huggingface_hub does.
+        self.assertEqual(path, os.path.join(home, "hub", "models--oldorg--tiny", "snapshots", self.sha_main))
+        for n, src in self.files.items():
+            self.assertEqual(sha256_file(os.path.join(path, n)), sha256_file(src))
+        heads = [x["path"] for x in self.hub.requests if x["method"] == "HEAD"]
+        self.assertTrue(any(p.startswith("/oldorg/tiny/resolve/") for p in heads), heads)
+        self.assertTrue(any(p.startswith("/org/tiny/resolve/") for p in heads), heads)
+        self.assertEqual(r.stderr.count("HTTP 503"), 2, r.stderr)
+        self.assertIn("retrying", r.stderr)
+
     # --- faults
     def test_dropped_connection_resumes_and_verifies(self):
         shard = "model-00002-of-00002.safetensors"

@@ -14,7 +14,8 @@ Every request is recorded (server, method, path, Authorization, Range, Accept-En
 `requests`. Fault knobs, settable while it runs: `drop_once_after` (close the connection after N
 body bytes of the next file transfer, once), `corrupt` (flip one byte of every transfer of these
 sha256s), `stall_after` + `stall_seconds` (stop sending after N bytes), `rate` (bytes/s cap per
-connection), `ignore_range`.
+connection), `ignore_range`, `fail_next` (answer the next N transfers 503). `renames` maps an old
+repo id to a new one: its routes answer 307 with a relative Location, as the Hub does.
 
 Usage:
     hub = HubServer(); hub.start()
@@ -99,6 +100,8 @@ class HubServer:
         self.stall_seconds = 0
         self.rate = None
         self.ignore_range = False
+        self.fail_next = 0  # answer the next N file transfers with 503
+        self.renames = {}   # old repo id -> new one: 307 with a relative Location, as the Hub
         self._servers = []
         self._commit_counter = 0
 
@@ -241,6 +244,11 @@ class HubServer:
             if not f:
                 return self._send(h, 404, body=b"no such blob", head=head)
             return self._bytes(h, f, head)
+        for old, new in self.renames.items():
+            for pre in ("/api/models/", "/"):
+                if path.startswith(pre + old + "/") or path == pre + old:
+                    loc = pre + new + u.path[len(pre + old):] + ("?" + u.query if u.query else "")
+                    return self._send(h, 307, [("Location", loc)], b"", head)
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/(.+))?", path)
         if m:
             repo = self._repo_or_error(h, m.group(1), head)
@@ -286,6 +294,13 @@ class HubServer:
         self._send(h, 404, body=b"not found", head=head)
 
     def _bytes(self, h, f, head, extra=()):
+        if not head:
+            with self.lock:
+                fail = self.fail_next > 0
+                if fail:
+                    self.fail_next -= 1
+            if fail:
+                return self._send(h, 503, [("Retry-After", "0")], b"try again", head)
         first, last = 0, f.size - 1
         status = 200
         rng = h.headers.get("Range")
