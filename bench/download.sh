@@ -75,14 +75,16 @@ log "1. ${SIZE_MIB} MiB from the test Hub: lmstream download vs curl -o, ${ROUND
 start_hub big "$work/big.safetensors"
 t_lms org/big >/dev/null  # warm-up (page cache of the source file)
 cmp -s "$work/big.safetensors" "$(cat "$work/lms.out")/big.safetensors" || die "lmstream's copy differs"
-lms=() crl=()
+lms=() crl=() nfs=()
 for r in $(seq "$ROUNDS"); do
   crl+=("$(mibs "$SIZE_MIB" "$(t_curl)")")
   lms+=("$(mibs "$SIZE_MIB" "$(t_lms org/big)")")
-  log "round $r: curl ${crl[-1]} MiB/s, lmstream ${lms[-1]} MiB/s"
+  nfs+=("$(mibs "$SIZE_MIB" "$(LMSTREAM_DOWNLOAD_FSYNC=0 t_lms org/big)")")
+  log "round $r: curl ${crl[-1]} MiB/s, lmstream ${lms[-1]} MiB/s, lmstream without fsync ${nfs[-1]} MiB/s"
 done
 lms_med="$(median "${lms[@]}")"
 crl_med="$(median "${crl[@]}")"
+nfs_med="$(median "${nfs[@]}")"
 
 log "2. ${CAP_SIZE_MIB} MiB, server caps each connection at ${CAP_MIB_S} MiB/s: 8 connections vs 1"
 start_hub capped --rate "$((CAP_MIB_S << 20))" "$work/capped.safetensors"
@@ -101,17 +103,18 @@ append_results <<MD
 - machine: $(machine_desc); transparent_hugepage: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo n/a)
 - lmstream commit: $(commit_desc); peer: $(curl --version | head -1 | cut -d' ' -f1-2)
 - server: tests/lmstest/hub_server.py (Python http.server, sendfile), LFS file behind a 302 to a second host:port; files under $BENCH_TMP
-- lmstream: \`HF_HOME=<fresh> HF_ENDPOINT=<hub> lmstream download org/big --include '*.safetensors' --quiet\` (repo info + HEAD + 8 ranged GETs of 32 MiB parts, sha256 verified, fsync, rename into the HF cache); curl: \`curl -sS -o FILE <CDN URL>\` (no verification, no fsync); ${ROUNDS} interleaved rounds (curl, lmstream, ...), median
+- lmstream: \`HF_HOME=<fresh> HF_ENDPOINT=<hub> lmstream download org/big --include '*.safetensors' --quiet\` (repo info + HEAD + 8 connections of ranged GETs, 32 MiB parts then 4 MiB at the end, sha256 verified, fsync, rename into the HF cache); curl: \`curl -sS -o FILE <CDN URL>\` (no verification, no fsync); ${ROUNDS} interleaved rounds (curl, lmstream, ...), median
 
 | metric | lmstream | curl | ratio us/peer |
 |---|---|---|---|
-| ${SIZE_MIB} MiB, MiB/s | $(fmt "$lms_med") | $(fmt "$crl_med") | **$(ratio "$lms_med" "$crl_med")** |
+| ${SIZE_MIB} MiB, MiB/s (default: fsync before rename) | $(fmt "$lms_med") | $(fmt "$crl_med") | **$(ratio "$lms_med" "$crl_med")** |
+| ${SIZE_MIB} MiB, MiB/s, \`LMSTREAM_DOWNLOAD_FSYNC=0\` (no flush, like curl) | $(fmt "$nfs_med") | $(fmt "$crl_med") | **$(ratio "$nfs_med" "$crl_med")** |
 
 | ${CAP_SIZE_MIB} MiB, server capped at ${CAP_MIB_S} MiB/s per connection | 8 connections | 1 connection | ratio 8/1 |
 |---|---|---|---|
 | MiB/s | $(fmt "$p8_med") | $(fmt "$p1_med") | **$(ratio "$p8_med" "$p1_med")** |
 
-Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / capped 1 conn: $(fmt_list "${p1[@]}") / capped 8 conn: $(fmt_list "${p8[@]}")
+Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / lmstream FSYNC=0: $(fmt_list "${nfs[@]}") / capped 1 conn: $(fmt_list "${p1[@]}") / capped 8 conn: $(fmt_list "${p8[@]}")
 MD
 
 # The S3 half: moto's server, lmstream download s3:// vs curl of a presigned URL.

@@ -59,11 +59,12 @@ const Register reg(
           "Environment: HF_ENDPOINT, HF_TOKEN / HUGGING_FACE_HUB_TOKEN (or $HF_HOME/token), "
           "HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (cache only), HF_HUB_DOWNLOAD_TIMEOUT (stall "
           "seconds, 30), LMSTREAM_DOWNLOAD_CONNECTIONS, LMSTREAM_DOWNLOAD_PART_SIZE (32MiB), "
-          "LMSTREAM_DOWNLOAD_RETRIES (5). S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / "
-          "AWS_SESSION_TOKEN or AWS_PROFILE (~/.aws/credentials, ~/.aws/config), AWS_REGION, "
-          "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style, for S3-compatible stores); S3 "
-          "objects and unpacked archives are kept under LMSTREAM_CACHE ($XDG_CACHE_HOME/lmstream "
-          "or ~/.cache/lmstream).");
+          "LMSTREAM_DOWNLOAD_RETRIES (5), LMSTREAM_DOWNLOAD_FSYNC (1; 0 = no flush to disk before "
+          "the rename). S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or "
+          "AWS_PROFILE (~/.aws/credentials, ~/.aws/config), AWS_REGION, AWS_ENDPOINT_URL_S3 / "
+          "AWS_ENDPOINT_URL (path-style, for S3-compatible stores); S3 objects and unpacked "
+          "archives are kept under LMSTREAM_CACHE ($XDG_CACHE_HOME/lmstream or "
+          "~/.cache/lmstream).");
       sub.callback([a] { run(*a); });
     });
 

@@ -301,7 +301,7 @@ class Job {
                           "checksum mismatch for " + f_.name + ": " + bad +
                               " (the partial download was deleted; run again to fetch it anew)");
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0)
+    if ((o_.fsync && ::fsync(fd) != 0) || ::close(fd) != 0)
       throw DownloadError(DownloadError::Kind::kLocal,
                           "cannot flush " + tmp_ + ": " + std::strerror(errno));
     std::error_code ec;
@@ -614,8 +614,9 @@ class Job {
       }
       // Start the writeback of this part now (here, not on a connection's thread, where a full
       // disk queue would hold up the network), so the final fsync has little left to wait for.
-      ::sync_file_range(fd, off_t(parts[i].first), off_t(*parts[i].last - parts[i].first + 1),
-                        SYNC_FILE_RANGE_WRITE);
+      if (o_.fsync)
+        ::sync_file_range(fd, off_t(parts[i].first), off_t(*parts[i].last - parts[i].first + 1),
+                          SYNC_FILE_RANGE_WRITE);
       if (!h.any()) continue;
       for (uint64_t off = parts[i].first; off <= *parts[i].last;) {
         size_t want = size_t(std::min<uint64_t>(buf.size(), *parts[i].last + 1 - off));
@@ -684,6 +685,7 @@ DownloadOptions DownloadOptions::from_env() {
       throw std::invalid_argument("LMSTREAM_DOWNLOAD_PART_SIZE: at least 4 KiB");
   }
   o.retries = int(env_int("LMSTREAM_DOWNLOAD_RETRIES", 0, 100, o.retries));
+  o.fsync = env_int("LMSTREAM_DOWNLOAD_FSYNC", 0, 1, 1) == 1;
   o.stall_timeout = std::chrono::milliseconds(
       int64_t(1000 * env_seconds("HF_HUB_DOWNLOAD_TIMEOUT", o.stall_timeout.count() / 1000.0)));
   o.connect_timeout = std::chrono::milliseconds(

@@ -52,9 +52,14 @@ struct DownloadOptions {
   std::chrono::milliseconds backoff{500};  // first retry delay; doubles, at most 8 s
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};  // no byte for this long: the try fails
-  Progress* progress = nullptr;                     // may be null
+  // Flush a file to disk before its rename (and start the writeback part by part), so a power
+  // loss never leaves a renamed but unwritten file. 0 skips it, as huggingface_hub and curl do
+  // (a crashed process loses nothing either way; only a crashed machine can).
+  bool fsync = true;
+  Progress* progress = nullptr;  // may be null
   const std::atomic<bool>* cancel = nullptr;
   // Reads LMSTREAM_DOWNLOAD_CONNECTIONS, LMSTREAM_DOWNLOAD_PART_SIZE, LMSTREAM_DOWNLOAD_RETRIES,
+  // LMSTREAM_DOWNLOAD_FSYNC (1|0),
   // HF_HUB_DOWNLOAD_TIMEOUT (stall seconds) and HF_HUB_ETAG_TIMEOUT (connect seconds) over the
   // defaults; throws std::invalid_argument naming a bad value.
   static DownloadOptions from_env();
