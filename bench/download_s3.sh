@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The S3 half of bench/download.sh (which runs it at its end; it also runs on its own): download
 # throughput from moto's S3 server on loopback, lmstream vs curl, side by side in one run
-# (curl, lmstream, curl, lmstream, ...):
+# (curl, lmstream, lmstream with LMSTREAM_DOWNLOAD_FSYNC=0, curl, ...):
 #   `lmstream download s3://bench/big.safetensors` (SigV4-signed HeadObject + GetObject, written
 #   to .incomplete, fsync'd, renamed into the lmstream cache) vs `curl -o` of a presigned URL of
 #   the same object. Target: >= 0.9x curl's throughput.
@@ -76,25 +76,28 @@ t_lms >/dev/null  # warm-up
 cmp -s "$work/big.safetensors" "$(cat "$work/lms.out")" || die "lmstream's copy differs"
 t_curl >/dev/null
 cmp -s "$work/big.safetensors" "$work/curl.out" || die "curl's copy differs"
-lms=() crl=()
+lms=() crl=() nfs=()
 for r in $(seq "$ROUNDS"); do
   crl+=("$(mibs "$S3_SIZE_MIB" "$(t_curl)")")
   lms+=("$(mibs "$S3_SIZE_MIB" "$(t_lms)")")
-  log "round $r: curl ${crl[-1]} MiB/s, lmstream ${lms[-1]} MiB/s"
+  nfs+=("$(mibs "$S3_SIZE_MIB" "$(LMSTREAM_DOWNLOAD_FSYNC=0 t_lms)")")
+  log "round $r: curl ${crl[-1]} MiB/s, lmstream ${lms[-1]} MiB/s, lmstream without fsync ${nfs[-1]} MiB/s"
 done
 lms_med="$(median "${lms[@]}")"
 crl_med="$(median "${crl[@]}")"
+nfs_med="$(median "${nfs[@]}")"
 
 append_results <<MD
 ## download from moto's S3 (loopback) — $(date -u '+%Y-%m-%d %H:%M UTC')
 
 - machine: $(machine_desc)
 - lmstream commit: $(commit_desc); peer: $(curl --version | head -1 | cut -d' ' -f1-2); server: moto $("$PY" -c 'import moto; print(moto.__version__)') (\`python3 -m moto.server\`, no signature checking), object uploaded with boto3 upload_file (multipart: the ETag is no MD5, so the size is what lmstream verifies)
-- lmstream: \`LMSTREAM_CACHE=<fresh> LMSTREAM_DOWNLOAD_PART_SIZE=${S3_SIZE_MIB}MiB lmstream download s3://bench/big.safetensors --quiet\` (signed HEAD + one signed GET, .incomplete, fsync, rename); one part because moto copies the whole object for every ranged GET; curl: \`curl -sS -o FILE <presigned URL>\`; ${ROUNDS} interleaved rounds (curl, lmstream, ...), median
+- lmstream: \`LMSTREAM_CACHE=<fresh> LMSTREAM_DOWNLOAD_PART_SIZE=${S3_SIZE_MIB}MiB lmstream download s3://bench/big.safetensors --quiet\` (signed HEAD + one signed GET, .incomplete, fsync, rename); one part because moto copies the whole object for every ranged GET; curl: \`curl -sS -o FILE <presigned URL>\`; ${ROUNDS} interleaved rounds (curl, lmstream, lmstream FSYNC=0, ...), median
 
 | metric | lmstream | curl | ratio us/peer |
 |---|---|---|---|
-| ${S3_SIZE_MIB} MiB, MiB/s | $(fmt "$lms_med") | $(fmt "$crl_med") | **$(ratio "$lms_med" "$crl_med")** |
+| ${S3_SIZE_MIB} MiB, MiB/s (default: fsync before rename) | $(fmt "$lms_med") | $(fmt "$crl_med") | **$(ratio "$lms_med" "$crl_med")** |
+| ${S3_SIZE_MIB} MiB, MiB/s, \`LMSTREAM_DOWNLOAD_FSYNC=0\` (no flush, like curl) | $(fmt "$nfs_med") | $(fmt "$crl_med") | **$(ratio "$nfs_med" "$crl_med")** |
 
-Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}")
+Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / lmstream FSYNC=0: $(fmt_list "${nfs[@]}")
 MD
