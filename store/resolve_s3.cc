@@ -4,7 +4,10 @@
 // s3://bucket/prefix without the slash is read as that prefix when no such object exists, as
 // LMI's `s5cmd sync` does). Each ranged GET is signed afresh by the RemoteFile's request factory;
 // sizes are always checked, and single-part ETags (MD5) too. The cache layout is in
-// store/sources.h: a second start costs one HEAD (or one listing) and no download.
+// store/sources.h: a second start costs one HEAD (or one listing) and no download. --include
+// globs (fnmatch) pick files of a prefix; --local-dir puts the files there instead of the cache.
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -94,10 +97,36 @@ void check_free_disk(const aws::S3Url& prefix, const std::vector<aws::S3Object>&
   }
 }
 
+// The objects whose path below the prefix matches one of --include's globs (fnmatch, as the Hub
+// source), or all of them without globs. Throws when globs match nothing.
+std::vector<aws::S3Object> included(const aws::S3Url& prefix,
+                                    const std::vector<aws::S3Object>& objects,
+                                    const std::vector<std::string>& globs) {
+  if (globs.empty()) return objects;
+  std::vector<aws::S3Object> out;
+  for (const aws::S3Object& obj : objects) {
+    const std::string r = obj.key.substr(prefix.key.size());
+    for (const std::string& g : globs) {
+      if (::fnmatch(g.c_str(), r.c_str(), 0) == 0) {
+        out.push_back(obj);
+        break;
+      }
+    }
+  }
+  if (out.empty()) {
+    std::string list;
+    for (const std::string& g : globs) list += (list.empty() ? "" : " ") + g;
+    throw std::runtime_error(prefix.str() + ": no object below the prefix matches --include " +
+                             list);
+  }
+  return out;
+}
+
 std::string fetch_prefix(const std::shared_ptr<aws::S3Client>& client, const aws::S3Url& prefix,
-                         const std::vector<aws::S3Object>& objects, const ResolveOptions& o,
+                         const std::vector<aws::S3Object>& all, const ResolveOptions& o,
                          const std::string& cache) {
   Progress* progress = o.download.progress;
+  const std::vector<aws::S3Object> objects = included(prefix, all, o.include);
   // Relative paths below the prefix, refused when they would leave the directory or clash.
   std::vector<std::string> rel;
   std::set<std::string> files, dirs;

@@ -210,6 +210,9 @@ class S3Models(unittest.TestCase):
         for name in os.listdir(self.hf):
             with open(os.path.join(loose, name), "rb") as a, open(os.path.join(self.hf, name), "rb") as b:
                 self.assertTrue(a.read() == b.read(), name)
+        only = os.path.join(self.tmp, "local-only")
+        path, _ = self.download(env, "s3://models/loose/llama/", "--include", "*.json", "--local-dir", only)
+        self.assertEqual(sorted(os.listdir(only)), sorted(n for n in os.listdir(self.hf) if n.endswith(".json")))
         unpacked = os.path.join(self.tmp, "local-unpacked")
         path, _ = self.download(env, "s3://models/lmi/model.tar.gz", "--local-dir", unpacked)
         self.assertEqual(path, unpacked)
