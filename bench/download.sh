@@ -85,6 +85,12 @@ done
 lms_med="$(median "${lms[@]}")"
 crl_med="$(median "${crl[@]}")"
 nfs_med="$(median "${nfs[@]}")"
+# Pairwise (same round) ratios: robust to the machine's speed drifting between rounds.
+pair_lms=() pair_nfs=()
+for i in "${!crl[@]}"; do
+  pair_lms+=("$(ratio "${lms[$i]}" "${crl[$i]}")")
+  pair_nfs+=("$(ratio "${nfs[$i]}" "${crl[$i]}")")
+done
 
 log "2. ${CAP_SIZE_MIB} MiB, server caps each connection at ${CAP_MIB_S} MiB/s: 8 connections vs 1"
 start_hub capped --rate "$((CAP_MIB_S << 20))" "$work/capped.safetensors"
@@ -113,6 +119,8 @@ append_results <<MD
 | ${CAP_SIZE_MIB} MiB, server capped at ${CAP_MIB_S} MiB/s per connection | 8 connections | 1 connection | ratio 8/1 |
 |---|---|---|---|
 | MiB/s | $(fmt "$p8_med") | $(fmt "$p1_med") | **$(ratio "$p8_med" "$p1_med")** |
+
+Median of the per-round ratios lmstream/curl: $(fmt "$(median "${pair_lms[@]}")") (rounds: ${pair_lms[*]}); with FSYNC=0: $(fmt "$(median "${pair_nfs[@]}")") (rounds: ${pair_nfs[*]})
 
 Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / lmstream FSYNC=0: $(fmt_list "${nfs[@]}") / capped 1 conn: $(fmt_list "${p1[@]}") / capped 8 conn: $(fmt_list "${p8[@]}")
 MD

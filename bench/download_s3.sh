@@ -86,6 +86,12 @@ done
 lms_med="$(median "${lms[@]}")"
 crl_med="$(median "${crl[@]}")"
 nfs_med="$(median "${nfs[@]}")"
+# Pairwise (same round) ratios: robust to the machine's speed drifting between rounds.
+pair_lms=() pair_nfs=()
+for i in "${!crl[@]}"; do
+  pair_lms+=("$(ratio "${lms[$i]}" "${crl[$i]}")")
+  pair_nfs+=("$(ratio "${nfs[$i]}" "${crl[$i]}")")
+done
 
 append_results <<MD
 ## download from moto's S3 (loopback) — $(date -u '+%Y-%m-%d %H:%M UTC')
@@ -98,6 +104,8 @@ append_results <<MD
 |---|---|---|---|
 | ${S3_SIZE_MIB} MiB, MiB/s (default: fsync before rename) | $(fmt "$lms_med") | $(fmt "$crl_med") | **$(ratio "$lms_med" "$crl_med")** |
 | ${S3_SIZE_MIB} MiB, MiB/s, \`LMSTREAM_DOWNLOAD_FSYNC=0\` (no flush, like curl) | $(fmt "$nfs_med") | $(fmt "$crl_med") | **$(ratio "$nfs_med" "$crl_med")** |
+
+Median of the per-round ratios lmstream/curl: $(fmt "$(median "${pair_lms[@]}")") (rounds: ${pair_lms[*]}); with FSYNC=0: $(fmt "$(median "${pair_nfs[@]}")") (rounds: ${pair_nfs[*]})
 
 Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / lmstream FSYNC=0: $(fmt_list "${nfs[@]}")
 MD

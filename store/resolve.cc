@@ -80,7 +80,16 @@ std::string resolve_model(const std::string& spec, const ResolveOptions& o) {
     dl.progress->note("model " + r.repo + " revision " + r.revision + " from " +
                       (cfg.offline ? std::string("the cache (offline)") : cfg.endpoint) +
                       ", cache " + cfg.cache_dir);
-  hub::Result res = client.fetch(r);
+  hub::Result res = [&] {
+    try {
+      return client.fetch(r);
+    } catch (const hub::HubError& e) {
+      if (e.kind() != hub::HubError::Kind::kRepoNotFound && e.kind() != hub::HubError::Kind::kHttp)
+        throw;
+      throw hub::HubError(e.kind(), std::string(e.what()) + " (No local file or directory '" +
+                                        spec + "' exists either.)");
+    }
+  }();
   if (dl.progress) dl.progress->summary();
   return res.path();
 }

@@ -273,6 +273,18 @@ class HubTest(unittest.TestCase):
             self.assertEqual(sha256_file(os.path.join(snap, n)), sha256_file(src))
         self.assertFalse([b for b in os.listdir(blobs) if "incomplete" in b])
 
+    def test_server_without_ranges(self):
+        home = tempfile.mkdtemp(prefix="hfhome-", dir=self.tmp)
+        self.hub.ignore_range = True
+        try:
+            r = self.download("org/tiny", env=self.env(home, LMSTREAM_DOWNLOAD_PART_SIZE="1MiB"))
+        finally:
+            self.hub.ignore_range = False
+        snap = self.ok(r)
+        self.assertIn("the server ignores Range; fetching it whole", r.stderr)
+        for n, src in self.files.items():
+            self.assertEqual(sha256_file(os.path.join(snap, n)), sha256_file(src))
+
     def test_corrupted_bytes_fail_the_checksum(self):
         home = tempfile.mkdtemp(prefix="hfhome-", dir=self.tmp)
         shard = "model-00001-of-00002.safetensors"
@@ -412,6 +424,13 @@ class HubTest(unittest.TestCase):
                    "no file of repository 'org/tiny' at revision 'main' matches --include *.nothing")
         self.fails(self.download("org/binonly", env=self.env(home)),
                    "'org/binonly' at revision 'main' has only PyTorch .bin weights (pytorch_model.bin)")
+        self.hub.ghosts.add(("org/tiny", "config.json"))  # listed, but the file itself is missing
+        try:
+            self.fails(self.download("org/tiny", env=self.env(home)),
+                       "file 'config.json' not found in repository 'org/tiny' at revision '%s'" % self.sha_main,
+                       "HTTP 404")
+        finally:
+            self.hub.ghosts.clear()
         r = subprocess.run([binary(), "serve", "--model", "org/missing", "--port", "0"], env=self.env(home),
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(r.returncode, 0)

@@ -6,6 +6,7 @@
 - server: `lmstream serve` on a free loopback port (Server, free_port)
 - http: raw-socket POST and TGI SSE framing
 - aws: boto3 sagemaker-runtime client (imported on its own: needs boto3)
+- hub_server: a Hugging Face Hub on loopback with fault knobs (imported on its own)
 
 Importable as `lmstest` because the tests sit beside it (and CTest puts tests/ on PYTHONPATH).
 Tests import from here, never from one another."""

@@ -102,6 +102,7 @@ class HubServer:
         self.ignore_range = False
         self.fail_next = 0  # answer the next N file transfers with 503
         self.renames = {}   # old repo id -> new one: 307 with a relative Location, as the Hub
+        self.ghosts = set()  # (repo id, file): listed by the API, EntryNotFound on resolve
         self._servers = []
         self._commit_counter = 0
 
@@ -282,7 +283,7 @@ class HubServer:
             if sha is None:
                 return self._error(h, 404, "RevisionNotFound", "Invalid rev id: %s" % rev, head=head)
             f = repo.commits[sha].get(m.group(3))
-            if f is None:
+            if f is None or (repo.id, m.group(3)) in self.ghosts:
                 return self._error(h, 404, "EntryNotFound", "Entry not found", [("X-Repo-Commit", sha)], head=head)
             if f.lfs:
                 return self._send(h, 302, [("Location", "%s/cdn/%s" % (self.cdn_base, f.sha256)),
@@ -336,12 +337,15 @@ class HubServer:
         if plain and f.path is not None:  # fast path (benchmarks): sendfile
             with open(f.path, "rb") as src:
                 off, left = first, n
-                while left > 0:
-                    sent = os.sendfile(h.connection.fileno(), src.fileno(), off, min(left, 16 << 20))
-                    if sent <= 0:
-                        break
-                    off += sent
-                    left -= sent
+                try:
+                    while left > 0:
+                        sent = os.sendfile(h.connection.fileno(), src.fileno(), off, min(left, 16 << 20))
+                        if sent <= 0:
+                            break
+                        off += sent
+                        left -= sent
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up
+                    h.close_connection = True
             return
         src = open(f.path, "rb") if f.path is not None else None
         try:
