@@ -199,10 +199,15 @@ std::string payload_hash(const Request& request) {
 }
 
 std::string canonical_request(const Request& request, const std::string& canonical_headers_block,
-                              std::string_view signed_headers, std::string_view payload_hash) {
+                              std::string_view signed_headers, std::string_view payload_hash,
+                              bool normalize_path) {
   std::string cr;
   cr.append(request.method).push_back('\n');
-  cr.append(canonical_uri(request.path)).push_back('\n');
+  if (normalize_path) {
+    cr.append(canonical_uri(request.path)).push_back('\n');
+  } else {
+    cr.append(request.path.empty() ? "/" : request.path).push_back('\n');
+  }
   cr.append(canonical_query(request.query)).push_back('\n');
   cr.append(canonical_headers_block).push_back('\n');
   cr.append(signed_headers).push_back('\n');
@@ -483,7 +488,7 @@ void sign(Request& request, const Credentials& credentials, const SignOptions& o
   const std::string date = amz_date.substr(0, 8);
   const std::string scope = scope_of(date, options.region, options.service);
   const std::string cr = canonical_request(request, *canonical_headers(request, names),
-                                           signed_headers, payload_hash(request));
+                                           signed_headers, payload_hash(request), !options.s3);
   const std::string signature = hex(
       hmac_sha256(signing_key(credentials.secret_access_key, date, options.region, options.service),
                   string_to_sign(amz_date, scope, cr)));

@@ -51,8 +51,11 @@ std::optional<std::string> canonical_headers(const Request& request,
                                              std::string* missing = nullptr);
 // The payload hash: X-Amz-Content-SHA256 when present, else SHA-256 of the body.
 std::string payload_hash(const Request& request);
+// normalize_path false: the canonical URI is the path as sent (S3's rule: no dot-segment removal,
+// no second encoding).
 std::string canonical_request(const Request& request, const std::string& canonical_headers_block,
-                              std::string_view signed_headers, std::string_view payload_hash);
+                              std::string_view signed_headers, std::string_view payload_hash,
+                              bool normalize_path = true);
 std::string string_to_sign(std::string_view amz_date, std::string_view scope,
                            std::string_view canonical_request);
 std::string signing_key(std::string_view secret, std::string_view date, std::string_view region,
@@ -101,6 +104,9 @@ struct SignOptions {
   std::string region = "us-east-1";
   std::string service = "sagemaker";
   Clock::time_point now = Clock::now();
+  // S3 (botocore's S3SigV4Auth): the canonical URI is the path exactly as sent. The caller sets
+  // X-Amz-Content-SHA256 (the body's hash, or UNSIGNED-PAYLOAD) before signing.
+  bool s3 = false;
 };
 
 // Signs like botocore's SigV4Auth: sets X-Amz-Date (and X-Amz-Security-Token with a session

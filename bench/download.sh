@@ -8,7 +8,7 @@
 # Appends a section to bench/RESULTS.md (with the host's transparent_hugepage setting).
 # Large files live under $BENCH_TMP (default /tmp) and are deleted at the end.
 # Env: ROUNDS (3), SIZE_MIB (1024), CAP_MIB_S (per-connection cap, 40), CAP_SIZE_MIB (256).
-# (The S3 side, moto, is added by the S3 source.)
+# The S3 side (moto's server) is bench/download_s3.sh, run at the end.
 set -euo pipefail
 source bench/lib.sh
 need_lmstream download
@@ -124,3 +124,6 @@ Median of the per-round ratios lmstream/curl: $(fmt "$(median "${pair_lms[@]}")"
 
 Per-round MiB/s — curl: $(fmt_list "${crl[@]}") / lmstream: $(fmt_list "${lms[@]}") / lmstream FSYNC=0: $(fmt_list "${nfs[@]}") / capped 1 conn: $(fmt_list "${p1[@]}") / capped 8 conn: $(fmt_list "${p8[@]}")
 MD
+
+# The S3 half: moto's server, lmstream download s3:// vs curl of a presigned URL.
+bash bench/download_s3.sh

@@ -35,12 +35,13 @@ void run(const DownloadArgs& a) {
 
 const Register reg(
     "download",
-    "Download a model (Hugging Face Hub id org/name[:QUANT], file://, local path) and print its "
-    "local path",
+    "Download a model (Hugging Face Hub id org/name[:QUANT], s3://bucket/key, s3://bucket/prefix/, "
+    "a model.tar.gz, file://, local path) and print its local path",
     [](CLI::App& sub) {
       auto a = std::make_shared<DownloadArgs>();
       sub.add_option("model", a->model,
-                     "Hub id org/name (org/name:Q4_K_M picks a GGUF file), or a path")
+                     "Hub id org/name (org/name:Q4_K_M picks a GGUF file), s3:// URL, archive, or "
+                     "a path")
           ->required();
       sub.add_option("--revision", a->revision,
                      "branch, tag or commit (env HF_MODEL_REVISION; default main)");
@@ -59,8 +60,11 @@ const Register reg(
           "HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (cache only), HF_HUB_DOWNLOAD_TIMEOUT (stall "
           "seconds, 30), LMSTREAM_DOWNLOAD_CONNECTIONS, LMSTREAM_DOWNLOAD_PART_SIZE (32MiB), "
           "LMSTREAM_DOWNLOAD_RETRIES (5), LMSTREAM_DOWNLOAD_FSYNC (1; 0 = no flush to disk before "
-          "the "
-          "rename).");
+          "the rename). S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or "
+          "AWS_PROFILE (~/.aws/credentials, ~/.aws/config), AWS_REGION, AWS_ENDPOINT_URL_S3 / "
+          "AWS_ENDPOINT_URL (path-style, for S3-compatible stores); S3 objects and unpacked "
+          "archives are kept under LMSTREAM_CACHE ($XDG_CACHE_HOME/lmstream or "
+          "~/.cache/lmstream).");
       sub.callback([a] { run(*a); });
     });
 
