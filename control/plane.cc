@@ -418,6 +418,10 @@ std::shared_ptr<Deployment> ControlPlane::plan(const json& snapshot, const std::
         if (auto m = lp.memory()) vf.memory = *m * uint64_t(vf.desired);
         std::vector<std::string> env = base_env;
         for (auto& [k, val] : lp.env) env.push_back(k + "=" + val);
+        // The platform's limit on fetching the model data: here the worker fetches it itself.
+        if (pv.contains("ModelDataDownloadTimeoutInSeconds"))
+          env.push_back("LMSTREAM_DOWNLOAD_TIMEOUT=" +
+                        std::to_string(pv["ModelDataDownloadTimeoutInSeconds"].get<int64_t>()));
         for (int i = 0; i < vf.desired; ++i) {
           WorkerSpec s;
           s.argv = {cfg_.worker_exe, "serve",  "--host",          "127.0.0.1",

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "base/strings.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/http.h"
@@ -64,6 +65,17 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
 
   int exit_code = 0;
   std::atomic<bool> load_done{false};
+  // LMSTREAM_DOWNLOAD_TIMEOUT: seconds the model data may take to download (the control plane
+  // sets it from ModelDataDownloadTimeoutInSeconds); when it passes, the download is cancelled.
+  std::atomic<bool> download_cancel{false}, download_timed_out{false}, download_done{false};
+  int64_t download_timeout_s = 0;
+  if (const char* v = std::getenv("LMSTREAM_DOWNLOAD_TIMEOUT"); v && *v) {
+    long long n = 0;
+    if (!base::parse_int64(v, n) || n <= 0)
+      throw std::invalid_argument(std::string("LMSTREAM_DOWNLOAD_TIMEOUT='") + v +
+                                  "': expected a whole number of seconds above 0");
+    download_timeout_s = n;
+  }
   std::shared_ptr<Backend> loaded;
   std::thread loader([&] {
     try {
@@ -76,7 +88,18 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
       ro.download = store::DownloadOptions::from_env();
       store::Progress progress(store::Progress::Mode::kLines);
       ro.download.progress = &progress;
-      bo.model_path = store::resolve_model(bopts.model_path, ro);
+      ro.download.cancel = &download_cancel;
+      try {
+        bo.model_path = store::resolve_model(bopts.model_path, ro);
+      } catch (const store::DownloadError& e) {
+        if (!download_timed_out) throw;
+        throw std::runtime_error("the model data did not download within " +
+                                 std::to_string(download_timeout_s) +
+                                 " s (LMSTREAM_DOWNLOAD_TIMEOUT; the control plane's "
+                                 "ModelDataDownloadTimeoutInSeconds): " +
+                                 e.what());
+      }
+      download_done = true;
       if (bo.model_path != bopts.model_path) {
         bo.model_id = bopts.model_path;
         spdlog::info("model {} is at {}", bopts.model_path, bo.model_path);
@@ -108,6 +131,15 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
     load_done = true;
   });
 
+  asio::steady_timer download_timer(ioc);
+  if (download_timeout_s > 0) {
+    download_timer.expires_after(std::chrono::seconds(download_timeout_s));
+    download_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec || download_done || load_done) return;
+      download_timed_out = true;
+      download_cancel = true;
+    });
+  }
   asio::steady_timer load_timer(ioc);
   if (cfg.model_loading_timeout_s > 0) {
     load_timer.expires_after(

@@ -330,6 +330,18 @@ class HubTest(unittest.TestCase):
                 self.assertIn("did not download and load within model_loading_timeout (3 s", s.read_log())
             finally:
                 s.__exit__(None, None, None)
+            # LMSTREAM_DOWNLOAD_TIMEOUT (the control plane's ModelDataDownloadTimeoutInSeconds)
+            # cancels the download itself, with its own message.
+            s = Server(model="org/tiny", env=self.env(home, LMSTREAM_DOWNLOAD_TIMEOUT=2, HF_HUB_DOWNLOAD_TIMEOUT=60))
+            s.start(wait=False)
+            try:
+                t0 = time.monotonic()
+                rc = s.proc.wait(timeout=30)
+                self.assertNotEqual(rc, 0)
+                self.assertLess(time.monotonic() - t0, 15)
+                self.assertIn("did not download within 2 s (LMSTREAM_DOWNLOAD_TIMEOUT", s.read_log())
+            finally:
+                s.__exit__(None, None, None)
         finally:
             self.hub.stall_after = None
 
