@@ -268,6 +268,9 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     c.num_shard = shards;
   }
 
+  if (auto v = env("MESSAGES_API_ENABLED"))
+    c.messages_api_enabled = parse_bool("MESSAGES_API_ENABLED", *v);
+
   // --- LMI options
   int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size",
               {}, "option.max_rolling_batch_size", 1, 1 << 16);

@@ -51,6 +51,8 @@ struct ServeConfig {
   int max_batch_total_tokens = 0;
   int max_batch_prefill_tokens = 0;  // 0 = derive (max(4096 capped, max_input_length))
   int num_shard = 1;
+  // MESSAGES_API_ENABLED: /invocations also takes TGI's Messages API ({"messages": ...}).
+  bool messages_api_enabled = false;
 
   // LMI.
   int max_rolling_batch_size = 64;

@@ -8,34 +8,57 @@
 #include "server/errors.h"
 #include "server/openai_wire.h"
 #include "server/pump.h"
+#include "server/reply.h"
 
 namespace lmstream::server {
 namespace {
 
+// The role chunk (chat) goes out with the first bytes of the stream.
 class OpenAiSse final : public StreamEncoder {
  public:
   explicit OpenAiSse(OpenAiOptions o) : e_(std::move(o)) {}
-  std::string start() { return e_.on_start(); }
-  std::string on_token(const TokenEvent& ev) override { return e_.on_token(ev); }
-  StreamEnd on_end(const FinalEvent& fe) override { return e_.on_end(fe); }
+  std::string on_token(const TokenEvent& ev) override { return lead() + e_.on_token(ev); }
+  StreamEnd on_end(const FinalEvent& fe) override {
+    StreamEnd end = e_.on_end(fe);  // a framing's view: [DONE] ends a good stream
+    end.bytes = lead() + end.bytes + (end.error ? "" : "data: [DONE]\n\n");
+    return end;
+  }
   std::string error_event(const Error& e) override { return openai_error_event(e); }
-  std::string on_final(const FinalEvent& fe) override { return e_.on_final(fe); }  // adds [DONE]
+  std::string on_final(const FinalEvent& fe) override {  // adds [DONE]
+    return lead() + e_.on_final(fe);
+  }
   std::string keepalive() override { return ":\n\n"; }
 
  private:
+  std::string lead() {
+    if (started_) return "";
+    started_ = true;
+    return e_.on_start();
+  }
   OpenAiStreamEncoder e_;
+  bool started_ = false;
 };
 
-void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
-  ex->access().route = ex->request().path;
-  if (unavailable(app, *ex)) return;
+ErrorAnswer openai_answer(const Error& e) {
+  return {e, openai_error_response(e), std::nullopt, ""};
+}
+
+}  // namespace
+
+void openai_handle(App& app, std::shared_ptr<Reply> reply, bool chat) {
+  const HttpRequest& req = reply->request();
+  if (reply->access().route.empty()) reply->access().route = req.path;
+  if (auto e = unavailable_error(app)) {
+    reply->error(openai_answer(*e));
+    return;
+  }
   auto backend = app.backend();
   auto error = [&](ErrorKind kind, const std::string& msg) {
-    ex->respond(openai_error_response({kind, msg}));
+    reply->error(openai_answer({kind, msg}));
   };
   OpenAiRequest r;
-  if (auto e = parse_openai_request(ex->request().body, chat, app.cfg().max_stop_sequences, &r)) {
-    ex->respond(openai_error_response(*e));
+  if (auto e = parse_openai_request(req.body, chat, app.cfg().max_stop_sequences, &r)) {
+    reply->error(openai_answer(*e));
     return;
   }
   GenerateRequest g;
@@ -75,46 +98,42 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
   }
   OpenAiOptions o;
   o.chat = chat;
-  o.id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(ex->request().id);
+  o.id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(req.id);
   o.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
   o.model = backend->info().name;
-  double validation_s =
-      std::chrono::duration<double>(Clock::now() - ex->request().received).count();
+  double validation_s = std::chrono::duration<double>(Clock::now() - req.received).count();
   auto rs = backend->submit(std::move(g));
   app.track(rs);
   auto held = std::make_shared<Permit>(std::move(*permit));
-  Exchange* e = ex.get();
+  Exchange* e = reply->exchange().get();
   if (stream) {
-    ex->start_stream(200, {{"Content-Type", "text/event-stream"},
-                           {"Cache-Control", "no-cache"},
-                           {"X-Accel-Buffering", "no"}});
-    auto enc = std::make_shared<OpenAiSse>(o);
-    ex->write(enc->start());
-    pump_encoded(ex, rs, enc, app.cfg().keepalive_s,
-                 [&app, e, held, validation_s, max_tokens](const FinalEvent& fe) {
-                   record_final(app, *e, fe, validation_s, max_tokens);
-                 });
+    reply->stream({{"Content-Type", "text/event-stream"},
+                   {"Cache-Control", "no-cache"},
+                   {"X-Accel-Buffering", "no"}},
+                  rs, std::make_shared<OpenAiSse>(o), app.cfg().keepalive_s,
+                  [&app, e, held, validation_s, max_tokens](const FinalEvent& fe) {
+                    record_final(app, *e, fe, validation_s, max_tokens);
+                  });
     return;
   }
   PumpHooks h;
-  h.on_final = [&app, e, held, validation_s, max_tokens, o](const FinalEvent& fe) {
+  h.on_final = [&app, reply, e, held, validation_s, max_tokens, o](const FinalEvent& fe) {
     record_final(app, *e, fe, validation_s, max_tokens);
     if (auto err = final_error(fe))
-      e->respond(openai_error_response(*err));
+      reply->error(openai_answer(*err));
     else
-      e->respond(json_response(200, openai_response_json(o, fe)));
+      reply->respond(json_response(200, openai_response_json(o, fe)));
   };
-  Pump::start(ex, rs, std::move(h));
+  Pump::start(reply->exchange(), rs, std::move(h));
 }
-
-}  // namespace
 
 void add_openai_routes(App& app) {
   app.routes().add("POST", "/v1/chat/completions",
-                   [&app](auto ex) { openai_handle(app, ex, true); });
-  app.routes().add("POST", "/v1/completions", [&app](auto ex) { openai_handle(app, ex, false); });
+                   [&app](auto ex) { openai_handle(app, std::make_shared<Reply>(ex), true); });
+  app.routes().add("POST", "/v1/completions",
+                   [&app](auto ex) { openai_handle(app, std::make_shared<Reply>(ex), false); });
 }
 
 }  // namespace lmstream::server
