@@ -51,8 +51,7 @@ std::optional<std::string> parse_dialogs(const json& inputs,
       std::string r = role->get<std::string>();
       if (r != "system" && r != "user" && r != "assistant")
         return at + ".role must be `system`, `user` or `assistant`; given `" + r + "`";
-      if (content == msg.end() || !content->is_string())
-        return at + ".content must be a string";
+      if (content == msg.end() || !content->is_string()) return at + ".content must be a string";
       msgs.push_back({r, content->get<std::string>()});
     }
     if (msgs.back().role != "user")
