@@ -64,6 +64,9 @@ void info(App& app, Exchange& ex) {
   j["endpoint_name"] = c.endpoint_name;
   j["require_eula"] = c.require_eula.value_or(false);
   j["messages_api_enabled"] = c.messages_api_enabled;
+  j["payload_limit"] = c.body_limit;  // PAYLOAD_LIMIT: the largest request body, in bytes
+  j["quantize"] =
+      c.quantize.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.quantize);
   ex.respond(json_response(200, dump(j)));
 }
 
