@@ -115,7 +115,7 @@ const Register reg(
     "serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
     [](CLI::App& sub) {
       auto a = std::make_shared<ServeArgs>();
-      sub.add_option("--model", a->model,
+      sub.add_option("--model,-m", a->model,
                      "GGUF file or model directory (env HF_MODEL_ID, option.model_id)");
       sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
       sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");

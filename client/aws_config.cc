@@ -56,8 +56,8 @@ AwsSettings resolve_aws_settings(const std::string& profile_flag, const std::str
                                  const GetEnv& env) {
   AwsSettings out;
   std::string home = env("HOME").value_or("");
-  std::string cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
-                              .value_or(home.empty() ? "" : home + "/.aws/credentials");
+  std::string cred_path =
+      env("AWS_SHARED_CREDENTIALS_FILE").value_or(home.empty() ? "" : home + "/.aws/credentials");
   std::string config_path =
       env("AWS_CONFIG_FILE").value_or(home.empty() ? "" : home + "/.aws/config");
   std::optional<std::string> named =
@@ -69,10 +69,10 @@ AwsSettings resolve_aws_settings(const std::string& profile_flag, const std::str
       section(config, profile == "default" ? "default" : "profile " + profile);
   if (!ps && profile == "default") ps = section(config, "profile default");
   if (named && !cs && !ps)
-    throw std::runtime_error("AWS profile '" + profile + "' (" +
-                             (!profile_flag.empty() ? "--profile" : "AWS_PROFILE") +
-                             ") is in neither " + (cred_path.empty() ? "~/.aws/credentials" : cred_path) +
-                             " nor " + (config_path.empty() ? "~/.aws/config" : config_path));
+    throw std::runtime_error(
+        "AWS profile '" + profile + "' (" + (!profile_flag.empty() ? "--profile" : "AWS_PROFILE") +
+        ") is in neither " + (cred_path.empty() ? "~/.aws/credentials" : cred_path) + " nor " +
+        (config_path.empty() ? "~/.aws/config" : config_path));
   // Keys: the environment first (as boto3 does, even with AWS_PROFILE set), unless --profile
   // names a profile explicitly.
   auto id = env("AWS_ACCESS_KEY_ID"), secret = env("AWS_SECRET_ACCESS_KEY");
@@ -96,8 +96,8 @@ AwsSettings resolve_aws_settings(const std::string& profile_flag, const std::str
 }
 
 std::string sagemaker_runtime_url(const std::string& region) {
-  if (region.empty() || region.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
-                            std::string::npos)
+  if (region.empty() ||
+      region.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
     throw std::runtime_error("'" + region +
                              "' is not an AWS region name (lower-case letters, digits, '-')");
   bool cn = region.rfind("cn-", 0) == 0;

@@ -39,8 +39,9 @@ TEST(AwsConfig, ProfilesEnvironmentAndRegion) {
   f.write("credentials",
           "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s0\n"
           "[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s1\naws_session_token=t1\n");
-  f.write("config", "[default]\nregion = us-west-2\n[profile work]\nregion = eu-west-3\n"
-                    "[profile cfgonly]\naws_access_key_id = AKIDCFG\naws_secret_access_key = s2\n");
+  f.write("config",
+          "[default]\nregion = us-west-2\n[profile work]\nregion = eu-west-3\n"
+          "[profile cfgonly]\naws_access_key_id = AKIDCFG\naws_secret_access_key = s2\n");
   AwsSettings s = resolve_aws_settings("", "", f.env());
   EXPECT_EQ(s.credentials->access_key_id, "AKIDDEFAULT");
   EXPECT_EQ(s.region, "us-west-2");
@@ -79,7 +80,8 @@ TEST(AwsConfig, NothingConfigured) {
 }
 
 TEST(AwsConfig, RuntimeUrl) {
-  EXPECT_EQ(sagemaker_runtime_url("eu-west-3"), "https://runtime.sagemaker.eu-west-3.amazonaws.com");
+  EXPECT_EQ(sagemaker_runtime_url("eu-west-3"),
+            "https://runtime.sagemaker.eu-west-3.amazonaws.com");
   EXPECT_EQ(sagemaker_runtime_url("cn-north-1"),
             "https://runtime.sagemaker.cn-north-1.amazonaws.com.cn");
   EXPECT_THROW(sagemaker_runtime_url("evil.com/x"), std::runtime_error);

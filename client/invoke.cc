@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "base/strings.h"
+#include "base/version.h"
 #include "http/client.h"
 
 namespace lmstream::client {
@@ -129,7 +130,8 @@ HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::
     s.headers.emplace_back("Authorization", "Bearer " + o.api_key);
   }
   r.headers = std::move(s.headers);
-  r.headers.emplace_back("User-Agent", "lmstream-invoke/0.1");  // unsigned, as botocore leaves it
+  r.headers.emplace_back("User-Agent", std::string("lmstream-invoke/") +
+                                           base::kVersion);  // unsigned, as botocore leaves it
   return r;
 }
 

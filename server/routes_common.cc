@@ -2,6 +2,7 @@
 // GET / /health /info /metrics, and OpenAI's GET /v1/models. A browser's GET / goes to /ui.
 #include <chrono>
 
+#include "base/version.h"
 #include "server/app.h"
 #include "server/errors.h"
 #include "server/reply.h"
@@ -46,7 +47,7 @@ void info(App& app, Exchange& ex) {
   j["max_waiting_tokens"] = 20;
   j["max_batch_size"] = c.max_rolling_batch_size;
   j["validation_workers"] = c.io_threads;
-  j["version"] = "1.0.3";
+  j["version"] = base::kVersion;  // lmstream's, as `lmstream --version` says
   j["sha"] = nullptr;
   j["docker_label"] = nullptr;
   // lmstream's own: what /invocations speaks and the LMI settings in force.
