@@ -20,7 +20,7 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, host, api, properties, quantize, kv_type, kv_cache_memory;
+  std::string model, host, api, properties, quantize, kv_type, kv_cache_memory, chat_template;
   std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region,
       api_key;
   bool require_eula = false;
@@ -87,6 +87,7 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.model_path = cfg.model;
   if (!cfg.quantize.empty()) b.load.quantize = dtype_from_name(cfg.quantize);
   b.threads = cfg.threads;
+  b.chat_template = a.chat_template;
   b.kv.blocks = cfg.kv_blocks;
   b.kv.tokens = cfg.max_batch_total_tokens;
   b.kv.memory_bytes = cfg.kv_cache_memory;
@@ -152,6 +153,10 @@ const Register reg(
                      "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
       sub.add_option("--quantize", a->quantize,
                      "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
+      sub.add_option("--chat-template", a->chat_template,
+                     "a Jinja chat template file for the chat routes, instead of the model's "
+                     "chat_template")
+          ->check(CLI::ExistingFile);
       sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")
           ->check(CLI::IsMember({"f16", "f32"}));
       sub.add_option("--endpoint-name", a->endpoint_name,

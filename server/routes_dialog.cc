@@ -92,10 +92,12 @@ void jumpstart_dialogs(App& app, std::shared_ptr<Reply> reply) {
     fail(validation_error(*msg));
     return;
   }
-  // The parameters, read by the rules of the API /invocations speaks, with the last user turn
-  // standing in for the inputs those rules check.
+  // The parameters, read by the rules of the API /invocations speaks, with the first dialog's text
+  // standing in for the inputs those rules check (empty only when all its messages are).
   json params = j.contains("parameters") ? j["parameters"] : json::object();
-  json probe_json = {{"inputs", dialogs[0].back().content}, {"parameters", params}};
+  std::string text;
+  for (auto& m : dialogs[0]) text += m.content;
+  json probe_json = {{"inputs", text}, {"parameters", params}};
   std::string probe = probe_json.dump(-1, ' ', false, json::error_handler_t::replace);
   GenerateRequest base;
   base.stop.include_stop = false;  // a chat answer, as /v1/chat/completions gives it

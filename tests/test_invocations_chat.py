@@ -200,6 +200,29 @@ class MessagesApiTest(unittest.TestCase):
             self.assertEqual(st, 422, b)
             self.assertIn("`top_p` must be in (0, 1]", error_text(b))
 
+    def test_chat_template_file(self):
+        """serve --chat-template FILE: the dialogs and the chat route render with that file."""
+        import os
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "t.jinja")
+            with open(path, "w") as f:
+                f.write("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+            with Server(["--chat-template", path, "--no-require-eula"]) as server:
+                st, _, b = server.post_json("/generate", {"inputs": "Hello world", "parameters": {"max_new_tokens": NEW}})
+                want = json.loads(b)["generated_text"]
+                msgs = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": " world"},
+                        {"role": "user", "content": ""}]
+                self.assertEqual(chat_answer(server, msgs), want)
+                st, _, b = server.post_json("/invocations", {"inputs": [msgs], "parameters": {"max_new_tokens": NEW}})
+                self.assertEqual((st, json.loads(b)[0]["generation"]["content"]), (200, want))
+                self.assertIn("chat: the template file", server.read_log())
+        s = Server(["--chat-template", "/nonexistent/t.jinja"])
+        with self.assertRaises(AssertionError) as cm:
+            s.start()
+        s.log.close()
+        self.assertIn("/nonexistent/t.jinja", str(cm.exception))
+
     def test_bad_value_refused_at_start(self):
         s = Server([], env={"MESSAGES_API_ENABLED": "maybe"})
         with self.assertRaises(AssertionError) as cm:
