@@ -292,6 +292,21 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     c.num_shard = shards;
   }
 
+  if (Src s = pick(flags.log_level, "--log-level", {"LMSTREAM_LOG_LEVEL"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error" && v != "off")
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not trace, debug, info, warn, error or off");
+    c.log_level = v;
+  }
+  if (Src s = pick(flags.log_format, "--log-format", {"LMSTREAM_LOG_FORMAT"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "text" && v != "json")
+      throw std::invalid_argument(s.label + ": '" + *s.value + "' is not text or json");
+    c.log_json = v == "json";
+  } else if (auto v = env("JSON_OUTPUT")) {
+    c.log_json = parse_bool("JSON_OUTPUT", *v);
+  }
   if (auto v = env("MESSAGES_API_ENABLED"))
     c.messages_api_enabled = parse_bool("MESSAGES_API_ENABLED", *v);
 

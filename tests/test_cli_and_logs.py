@@ -100,6 +100,31 @@ class ServeLogsTest(unittest.TestCase):
         self.assertEqual(types["lmstream_engine_steps_total"], "counter")
 
 
+class LogOptionsTest(unittest.TestCase):
+    def test_json_lines_and_level(self):
+        with Server(["--log-format", "json", "--log-level", "debug"], env={"MAX_BATCH_SIZE": "8"}) as s:
+            s.request("GET", "/ping")
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"top_k": -1}})
+            s.stop()
+            lines = [l for l in s.read_log().splitlines() if l.strip()]
+        objs = [json.loads(l) for l in lines]  # every line is one JSON object
+        access = [o["access"] for o in objs if "access" in o]
+        self.assertTrue(any(a["path"] == "/ping" for a in access))  # debug level: probes too
+        bad = [a for a in access if a["path"] == "/generate" and a["status"] == 422]
+        self.assertIn("`top_k` must be strictly positive", bad[0]["error"])
+        self.assertTrue(all(o["level"] in ("trace", "debug", "info", "warning", "error", "critical")
+                            for o in objs), objs)
+        with Server(["--log-level", "warn"]) as s:
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            self.assertEqual(s.access_log(), [])
+        s = Server(["--log-format", "xml"])
+        with self.assertRaises(AssertionError) as cm:
+            s.start()
+        s.log.close()
+        self.assertIn("--log-format: 'xml' is not text or json", str(cm.exception))
+
+
 class HostTest(unittest.TestCase):
     def test_host_localhost(self):
         import os
