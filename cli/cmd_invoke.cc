@@ -12,6 +12,7 @@
 
 #include "chat/chat.h"
 #include "cli/command.h"
+#include "client/aws_config.h"
 #include "client/invoke.h"
 
 namespace lmstream::cli {
@@ -19,8 +20,8 @@ namespace {
 
 struct InvokeArgs {
   std::string endpoint_url, endpoint, prompt, payload_file, system,
-      api = "auto", region, api_key, accept, custom_attributes = "accept_eula=true",
-      content_type = "application/json";
+      api = "auto", region, api_key, accept, custom_attributes, content_type = "application/json",
+      ca_bundle, profile;
   bool stream = false, chat = false, stats = false;
   int max_new_tokens = 0, top_k = 0;
   double temperature = 0, top_p = 0, repetition_penalty = 0, connect_timeout = 10,
@@ -56,8 +57,20 @@ std::chrono::milliseconds ms(double seconds, const char* flag) {
 
 client::InvokeOptions options(CLI::App& sub, const InvokeArgs& a) {
   client::InvokeOptions o;
-  o.endpoint_url = a.endpoint_url;
+  client::AwsSettings aws =
+      client::resolve_aws_settings(a.profile, a.region, client::process_getenv());
   o.endpoint = a.endpoint;
+  if (!a.endpoint_url.empty()) {
+    o.endpoint_url = a.endpoint_url;
+  } else if (!a.endpoint.empty() && !aws.region.empty()) {
+    o.endpoint_url = client::sagemaker_runtime_url(aws.region);  // the real SageMaker runtime
+  } else {
+    throw std::invalid_argument(
+        "give --endpoint-url URL, or --endpoint NAME with a region (--region, AWS_REGION, "
+        "AWS_DEFAULT_REGION or the profile's region) to call "
+        "https://runtime.sagemaker.REGION.amazonaws.com");
+  }
+  o.ca_file = !a.ca_bundle.empty() ? a.ca_bundle : env("AWS_CA_BUNDLE");
   o.stream = a.stream;
   o.api = *client::api_from_name(a.api);
   if (!a.payload_file.empty()) {
@@ -96,11 +109,8 @@ client::InvokeOptions options(CLI::App& sub, const InvokeArgs& a) {
   o.content_type = a.content_type;
   o.accept = a.accept;
   o.custom_attributes = a.custom_attributes;
-  o.credentials = sigv4::credentials_from_env();
-  o.region = !a.region.empty()                    ? a.region
-             : !env("AWS_REGION").empty()         ? env("AWS_REGION")
-             : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
-                                                  : "us-east-1";
+  o.credentials = aws.credentials;
+  o.region = aws.region.empty() ? "us-east-1" : aws.region;
   o.api_key = !a.api_key.empty() ? a.api_key : env("LMSTREAM_API_KEY");
   o.timeouts.connect = ms(a.connect_timeout, "--connect-timeout");
   o.timeouts.read = ms(a.read_timeout, "--timeout");
@@ -141,7 +151,9 @@ const Register reg(
     "the text as it streams",
     [](CLI::App& sub) {
       auto a = std::make_shared<InvokeArgs>();
-      sub.add_option("--endpoint-url", a->endpoint_url, "server URL, http://host:port")->required();
+      sub.add_option("--endpoint-url", a->endpoint_url,
+                     "server URL, http[s]://host[:port] (default with --endpoint: "
+                     "https://runtime.sagemaker.REGION.amazonaws.com)");
       sub.add_option("--endpoint", a->endpoint,
                      "SageMaker endpoint name: POST /endpoints/NAME/invocations[-response-stream]");
       sub.add_flag("--stream", a->stream,
@@ -168,13 +180,21 @@ const Register reg(
       sub.add_flag("--stats", a->stats,
                    "print time to first byte/token, tokens and tokens/s to stderr");
       sub.add_option("--region", a->region,
-                     "SigV4 region (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)");
+                     "AWS region: signs with it and, without --endpoint-url, picks the SageMaker "
+                     "runtime URL (env AWS_REGION, AWS_DEFAULT_REGION, the profile's region; "
+                     "us-east-1 for signing)");
+      sub.add_option("--profile", a->profile,
+                     "AWS profile of ~/.aws/credentials and ~/.aws/config (env AWS_PROFILE; "
+                     "default)");
+      sub.add_option("--ca-bundle", a->ca_bundle,
+                     "PEM CA bundle to trust for https:// (env AWS_CA_BUNDLE; the system's)");
       sub.add_option("--api-key", a->api_key,
                      "send Authorization: Bearer KEY (env LMSTREAM_API_KEY)");
       sub.add_option("--accept", a->accept,
                      "Accept (X-Amzn-SageMaker-Accept when streaming from an endpoint)");
       sub.add_option("--custom-attributes", a->custom_attributes,
-                     "X-Amzn-SageMaker-Custom-Attributes (accept_eula=true)");
+                     "X-Amzn-SageMaker-Custom-Attributes, sent on every route (none; a Llama 2 "
+                     "chat endpoint needs accept_eula=true, which is yours to give)");
       sub.add_option("--content-type", a->content_type, "request Content-Type (application/json)");
       sub.add_option("--connect-timeout", a->connect_timeout,
                      "seconds to wait for the connection (10)");

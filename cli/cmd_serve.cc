@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/command.h"
 #include "cli/common.h"
 #include "cli/demo_model.h"
@@ -20,7 +22,8 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, revision, gguf_file, host, api, properties, quantize, kv_type, kv_cache_memory;
+  std::string model, revision, gguf_file, host, api, properties, quantize, kv_type,
+      kv_cache_memory, chat_template, log_level, log_format;
   std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region,
       api_key;
   bool require_eula = false;
@@ -42,6 +45,8 @@ void run(CLI::App& sub, const ServeArgs& a) {
   f.gguf_file = given(sub, "--gguf-file", a.gguf_file);
   f.host = given(sub, "--host", a.host);
   f.api = given(sub, "--api", a.api);
+  f.log_level = given(sub, "--log-level", a.log_level);
+  f.log_format = given(sub, "--log-format", a.log_format);
   f.properties = given(sub, "--properties", a.properties);
   f.quantize = given(sub, "--quantize", a.quantize);
   f.kv_type = given(sub, "--kv-type", a.kv_type);
@@ -80,7 +85,12 @@ void run(CLI::App& sub, const ServeArgs& a) {
     }
   }();
   for (auto& m : msgs) {
-    if (m.level == server::ConfigMessage::kWarn)
+    if (cfg.log_json) {  // the same one-object-per-line form as the server's log
+      std::string text =
+          nlohmann::json(m.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      std::fprintf(stderr, "{\"level\":\"%s\",\"message\":%s}\n",
+                   m.level == server::ConfigMessage::kWarn ? "warning" : "info", text.c_str());
+    } else if (m.level == server::ConfigMessage::kWarn)
       std::fprintf(stderr, "warning: %s\n", m.text.c_str());
     else
       std::fprintf(stderr, "note: %s\n", m.text.c_str());
@@ -89,6 +99,7 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.model_path = cfg.model;
   if (!cfg.quantize.empty()) b.load.quantize = dtype_from_name(cfg.quantize);
   b.threads = cfg.threads;
+  b.chat_template = a.chat_template;
   b.kv.blocks = cfg.kv_blocks;
   b.kv.tokens = cfg.max_batch_total_tokens;
   b.kv.memory_bytes = cfg.kv_cache_memory;
@@ -118,9 +129,9 @@ const Register reg(
     [](CLI::App& sub) {
       auto a = std::make_shared<ServeArgs>();
       sub.add_option(
-          "--model", a->model,
-          "GGUF file, model directory, file:// URL or Hugging Face Hub id org/name[:QUANT] "
-          "(env HF_MODEL_ID, option.model_id)");
+          "--model,-m", a->model,
+          "GGUF file, model directory, file:// URL, s3:// URL, model.tar.gz or Hugging Face Hub "
+          "id org/name[:QUANT] (env HF_MODEL_ID, option.model_id)");
       sub.add_option("--revision", a->revision,
                      "Hub branch, tag or commit (env HF_MODEL_REVISION, option.revision; main)");
       sub.add_option("--gguf-file", a->gguf_file, "the GGUF file of a Hub repository to serve");
@@ -159,6 +170,16 @@ const Register reg(
                      "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
       sub.add_option("--quantize", a->quantize,
                      "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
+      sub.add_option("--log-level", a->log_level,
+                     "trace, debug, info, warn, error or off (env LMSTREAM_LOG_LEVEL, "
+                     "SPDLOG_LEVEL; info)");
+      sub.add_option("--log-format", a->log_format,
+                     "text or json: one JSON object per line (env LMSTREAM_LOG_FORMAT, TGI's "
+                     "JSON_OUTPUT=true; text)");
+      sub.add_option("--chat-template", a->chat_template,
+                     "a Jinja chat template file for the chat routes, instead of the model's "
+                     "chat_template")
+          ->check(CLI::ExistingFile);
       sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")
           ->check(CLI::IsMember({"f16", "f32"}));
       sub.add_option("--endpoint-name", a->endpoint_name,

@@ -71,7 +71,8 @@ lmstream::cli::Register reg(
     "tokenize", "print the token ids of stdin's text (or of a chat) as a JSON array",
     [](CLI::App& sub) {
       auto a = std::make_shared<Args>();
-      sub.add_option("--model", a->model, "GGUF file or Hugging Face model directory")->required();
+      sub.add_option("--model,-m", a->model, "GGUF file or Hugging Face model directory")
+          ->required();
       sub.add_flag("--no-bos", a->no_bos, "do not prepend the BOS token");
       sub.add_flag("--parse-special", a->parse_special,
                    "turn literal <s>, </s>, <unk> in the text into those tokens");

@@ -9,23 +9,22 @@ namespace lmstream::client {
 
 std::string Url::host_header() const {
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != 80) h += ":" + std::to_string(port);
+  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
   return h;
 }
 
 std::string Url::absolute(std::string_view target) const {
-  return "http://" + host_header() + (target.empty() ? std::string("/") : std::string(target));
+  return std::string(tls ? "https://" : "http://") + host_header() +
+         (target.empty() ? std::string("/") : std::string(target));
 }
 
 Url parse_url(std::string_view url) {
   using K = HttpError::Kind;
-  if (base::istarts_with(url, "https://"))
-    throw HttpError(K::kUrl, "https:// endpoints are not supported yet; use an http:// URL (got '" +
+  const bool tls = base::istarts_with(url, "https://");
+  if (!tls && !base::istarts_with(url, "http://"))
+    throw HttpError(K::kUrl, "the endpoint URL must start with http:// or https:// (got '" +
                                  std::string(url) + "')");
-  if (!base::istarts_with(url, "http://"))
-    throw HttpError(K::kUrl,
-                    "the endpoint URL must start with http:// (got '" + std::string(url) + "')");
-  std::string_view rest = url.substr(7);
+  std::string_view rest = url.substr(tls ? 8 : 7);
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
@@ -36,6 +35,8 @@ Url parse_url(std::string_view url) {
     throw HttpError(K::kUrl,
                     "user info in the endpoint URL is not supported: '" + std::string(url) + "'");
   Url u;
+  u.tls = tls;
+  u.port = tls ? 443 : 80;
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');

@@ -18,17 +18,18 @@ namespace lmstream::client {
 using HttpError = http::ClientError;
 
 struct Url {
+  bool tls = false;  // https://
   std::string host;  // without brackets for IPv6 literals
   uint16_t port = 80;
   std::string base_path;  // "" or "/prefix" (no trailing '/')
-  // The Host header: host, plus ":port" unless it is 80.
+  // The Host header: host, plus ":port" unless it is the scheme's default (80, 443).
   std::string host_header() const;
   // The absolute URL of `target` (a path below the host, with base_path already in it).
   std::string absolute(std::string_view target) const;
 };
 
-// Parses "http://host[:port][/path]". Throws HttpError for https:// (not supported yet), other
-// schemes, user info, a query or fragment, or a bad port.
+// Parses "http[s]://host[:port][/path]". Throws HttpError for other schemes, user info, a query
+// or fragment, or a bad port.
 Url parse_url(std::string_view url);
 
 struct HttpTimeouts {

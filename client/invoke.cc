@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "base/strings.h"
+#include "base/version.h"
 #include "http/client.h"
 
 namespace lmstream::client {
@@ -117,7 +118,7 @@ HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::
   s.headers.emplace_back("Content-Type", o.content_type);
   if (!o.accept.empty())
     s.headers.emplace_back(sagemaker && o.stream ? "X-Amzn-SageMaker-Accept" : "Accept", o.accept);
-  if (sagemaker && !o.custom_attributes.empty())
+  if (!o.custom_attributes.empty())
     s.headers.emplace_back("X-Amzn-SageMaker-Custom-Attributes", o.custom_attributes);
   if (sagemaker && o.credentials) {
     sigv4::SignOptions so;
@@ -129,7 +130,8 @@ HttpRequest build_request(const InvokeOptions& o, const Url& url, sigv4::Clock::
     s.headers.emplace_back("Authorization", "Bearer " + o.api_key);
   }
   r.headers = std::move(s.headers);
-  r.headers.emplace_back("User-Agent", "lmstream-invoke/0.1");  // unsigned, as botocore leaves it
+  r.headers.emplace_back("User-Agent", std::string("lmstream-invoke/") +
+                                           base::kVersion);  // unsigned, as botocore leaves it
   return r;
 }
 
@@ -214,6 +216,7 @@ InvokeStats invoke(const InvokeOptions& o, const std::function<void(std::string_
   copt.connect_timeout = o.timeouts.connect;
   copt.stall_timeout = o.timeouts.read;
   copt.redirects.follow = false;  // a 3xx is reported like any other non-2xx answer
+  copt.ca_file = o.ca_file;
 
   InvokeStats st;
   std::optional<http::ResponseHead> head;  // set once the final response's head arrived

@@ -50,11 +50,14 @@ struct InvokeOptions {
   std::vector<std::pair<std::string, std::string>> messages;
   GenerationParams params;
   std::string content_type = "application/json";
-  std::string accept;                                  // "" = not sent
-  std::string custom_attributes = "accept_eula=true";  // "" = not sent
-  std::optional<sigv4::Credentials> credentials;       // signs /endpoints requests when set
+  std::string accept;  // "" = not sent
+  // X-Amzn-SageMaker-Custom-Attributes on every route; "" = not sent (never defaulted: the
+  // licence is the user's to accept).
+  std::string custom_attributes;
+  std::optional<sigv4::Credentials> credentials;  // signs /endpoints requests when set
   std::string region = "us-east-1";
   std::string api_key;  // Authorization: Bearer (when not signing)
+  std::string ca_file;  // PEM bundle to trust for https:// ("" = the system's)
   HttpTimeouts timeouts;
 };
 

@@ -90,7 +90,7 @@ TEST(Invoke, SageMakerHeadersAndSignatureVerify) {
   EXPECT_EQ(v.header("Host"), "127.0.0.1:8080");
   EXPECT_EQ(v.header("X-Amzn-SageMaker-Accept"), "application/json");
   EXPECT_FALSE(v.header("Accept"));
-  EXPECT_EQ(v.header("X-Amzn-SageMaker-Custom-Attributes"), "accept_eula=true");
+  EXPECT_FALSE(v.header("X-Amzn-SageMaker-Custom-Attributes"));  // never defaulted
   EXPECT_EQ(v.header("X-Amz-Security-Token"), "token-1");
   ASSERT_TRUE(v.header("Authorization"));
   EXPECT_NE(v.header("Authorization")->find("/eu-west-1/sagemaker/aws4_request"),
@@ -111,7 +111,11 @@ TEST(Invoke, BearerKeyOnlyWhenNotSigning) {
   sigv4::Request v;
   v.headers = r.headers;
   EXPECT_EQ(v.header("Authorization"), "Bearer k");
-  EXPECT_FALSE(v.header("X-Amzn-SageMaker-Custom-Attributes"));  // container route
+  EXPECT_FALSE(v.header("X-Amzn-SageMaker-Custom-Attributes"));  // none given
+  o.custom_attributes = "accept_eula=true";                      // sent on every route when given
+  r = build_request(o, parse_url(o.endpoint_url), sigv4::Clock::now());
+  v.headers = r.headers;
+  EXPECT_EQ(v.header("X-Amzn-SageMaker-Custom-Attributes"), "accept_eula=true");
 }
 
 TEST(Invoke, HttpErrorMessages) {
@@ -142,7 +146,14 @@ TEST(Url, ParsesAndRejects) {
   Url v6 = parse_url("http://[::1]:9000");
   EXPECT_EQ(v6.host, "::1");
   EXPECT_EQ(v6.host_header(), "[::1]:9000");
-  for (std::string bad : {"https://h", "ftp://h", "h:80", "http://", "http://h:0", "http://h:70000",
+  Url s = parse_url("https://runtime.sagemaker.eu-west-3.amazonaws.com");
+  EXPECT_TRUE(s.tls);
+  EXPECT_EQ(s.port, 443);
+  EXPECT_EQ(s.host_header(), "runtime.sagemaker.eu-west-3.amazonaws.com");
+  EXPECT_EQ(s.absolute("/x"), "https://runtime.sagemaker.eu-west-3.amazonaws.com/x");
+  EXPECT_EQ(parse_url("https://h:8443").host_header(), "h:8443");
+  EXPECT_EQ(parse_url("http://h:443").host_header(), "h:443");
+  for (std::string bad : {"ftp://h", "h:80", "http://", "http://h:0", "http://h:70000",
                           "http://h:x", "http://h:", "http://u@h", "http://h/p?q=1", "http://[::1"})
     EXPECT_THROW(parse_url(bad), HttpError) << bad;
 }

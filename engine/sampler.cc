@@ -95,6 +95,9 @@ Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {
   require(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0,
           "repetition_penalty must be a finite number > 0");
   require(std::isfinite(p.frequency_penalty), "frequency_penalty must be finite");
+  require(std::isfinite(p.presence_penalty), "presence_penalty must be finite");
+  for (auto& [id, bias] : p.logit_bias)
+    require(id >= 0 && std::isfinite(bias), "logit_bias needs token ids >= 0 and finite biases");
   require(p.top_k >= 0, "top_k must be >= 0");
   require(p.top_n_tokens >= 0, "top_n_tokens must be >= 0");
   if (p.do_sample) {
@@ -136,12 +139,16 @@ SampleResult Sampler::sample(std::span<float> logits, std::span<const int32_t> h
   return out;
 }
 
-// Repetition penalty (HF: once per distinct id) then frequency penalty (OpenAI: count times).
-// Both act on each id independently, so applying them id by id keeps TGI's order.
+// Logit bias (OpenAI: added to the raw logits), then repetition penalty (HF: once per distinct id),
+// frequency penalty (OpenAI: count times) and presence penalty (OpenAI: once per id seen). They
+// act on each id independently, so applying them id by id keeps TGI's order.
 void Sampler::apply_penalties(std::span<float> x, std::span<const int32_t> history) {
+  for (auto& [id, bias] : p_.logit_bias)
+    if (id >= 0 && static_cast<size_t>(id) < x.size()) x[id] += bias;
   const bool rep = p_.repetition_penalty != 1.f;
   const bool freq = p_.frequency_penalty != 0.f;
-  if (!rep && !freq) return;
+  const bool pres = p_.presence_penalty != 0.f;
+  if (!rep && !freq && !pres) return;
   const int64_t n = static_cast<int64_t>(x.size());
   if (counts_.size() < x.size()) counts_.resize(x.size(), 0);
   for (int32_t id : history)
@@ -151,6 +158,7 @@ void Sampler::apply_penalties(std::span<float> x, std::span<const int32_t> histo
     float& v = x[id];
     if (rep) v = v < 0 ? v * p_.repetition_penalty : v / p_.repetition_penalty;
     if (freq) v -= static_cast<float>(counts_[id]) * p_.frequency_penalty;
+    if (pres) v -= p_.presence_penalty;
     counts_[id] = 0;  // handled; also restores the all-zero invariant
   }
 }

@@ -1,5 +1,6 @@
 // Token selection for one request, in TGI's order with Hugging Face semantics:
-// repetition_penalty (over prompt and generated tokens) -> frequency_penalty -> temperature ->
+// logit_bias -> repetition_penalty (over prompt and generated tokens) -> frequency_penalty ->
+// presence_penalty -> temperature ->
 // top_k -> top_p -> typical_p -> draw. Greedy (argmax) when do_sample is false. A request's draws
 // come from its own seeded generator, so its output never depends on other requests.
 #pragma once
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace lmstream {
@@ -19,6 +21,9 @@ struct SamplingParams {
   float typical_p = 1.f;           // 1 = off
   float repetition_penalty = 1.f;  // 1 = off
   float frequency_penalty = 0.f;   // OpenAI-style, 0 = off
+  float presence_penalty = 0.f;    // OpenAI-style: once per id seen in the history, 0 = off
+  // OpenAI logit_bias: added to the raw logits of these ids before everything else.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
   int top_n_tokens = 0;  // how many alternatives to report per step (TGI top_n_tokens)
 

@@ -216,6 +216,25 @@ TEST(Sampler, RepetitionPenaltyComesBeforeFrequencyPenalty) {
   expect_logprobs_near(observed_logprobs(p, x, history), ref_log_softmax(want));
 }
 
+TEST(Sampler, PresencePenaltySubtractsOncePerSeenId) {
+  std::vector<float> x = {2.f, -2.f, 1.f, 0.f};
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  std::vector<int32_t> history = {0, 0, 0, 1, 3};
+  std::vector<double> want = {1.5, -2.5, 1.0, -0.5};
+  expect_logprobs_near(observed_logprobs(p, x, history), ref_log_softmax(want));
+}
+
+TEST(Sampler, LogitBiasIsAddedToRawLogitsAndCanBanTheArgmax) {
+  std::vector<float> x = {2.f, -2.f, 1.f, 0.f};
+  SamplingParams p;
+  p.logit_bias = {{0, -100.f}, {3, 0.5f}, {99, 5.f}};  // out-of-vocabulary ids are ignored
+  std::vector<double> want = {-98.0, -2.0, 1.0, 0.5};
+  expect_logprobs_near(observed_logprobs(p, x), ref_log_softmax(want));
+  std::vector<float> y = x;
+  EXPECT_EQ(Sampler(p).sample(y, {}).id, 2);
+}
+
 // ---- Warpers in isolation ----
 
 TEST(Sampler, TemperatureDividesLogits) {

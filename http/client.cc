@@ -284,6 +284,8 @@ class Performer {
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);  // the path as given: no dot-segment removal
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, long(opt_.connect_timeout.count()));
     if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
+    // An https_proxy's "200 Connection established" is not the response's head.
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &a);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);

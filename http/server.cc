@@ -6,6 +6,7 @@
 #include "http/server.h"
 
 #include <array>
+#include <set>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -127,6 +128,17 @@ const Handler* RouteTable::find(const std::string& method, const std::string& pa
   }
   *status = path_known ? 405 : 404;
   return nullptr;
+}
+
+std::string RouteTable::allowed(const std::string& path) const {
+  std::set<std::string> m;
+  for (auto& [k, h] : exact_)
+    if (k.second == path) m.insert(k.first);
+  for (auto& [k, h] : prefix_)
+    if (path.compare(0, k.second.size(), k.second) == 0) m.insert(k.first);
+  std::string out;
+  for (auto& x : m) out += (out.empty() ? "" : ", ") + x;
+  return out;
 }
 
 class Connection;
@@ -530,7 +542,10 @@ void Connection::dispatch() {
   const Handler* h = srv_->routes.find(ex->req_.method, ex->req_.path, &status);
   if (!h) {
     ex->access_.route = "(none)";
-    ex->respond(plain(status, status == 404 ? "Not Found" : "Method Not Allowed", ex->req_.path));
+    HttpResponse r =
+        plain(status, status == 404 ? "Not Found" : "Method Not Allowed", ex->req_.path);
+    if (status == 405) r.headers.emplace_back("Allow", srv_->routes.allowed(ex->req_.path));
+    ex->respond(std::move(r));
     return;
   }
   try {
@@ -685,7 +700,20 @@ HttpServer::~HttpServer() {
 int HttpServer::listen(const std::string& host, int port) {
   beast::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
-  if (ec) throw std::runtime_error("cannot listen on '" + host + "': not an IP address");
+  if (ec) {  // a host name (localhost, the machine's name): its first address, IPv4 preferred
+    tcp::resolver resolver(impl_->acceptor.get_executor());
+    auto found = resolver.resolve(host, "", ec);
+    if (ec || found.empty())
+      throw std::runtime_error("cannot listen on '" + host +
+                               "': not an IP address, nor a name that resolves (" + ec.message() +
+                               ")");
+    addr = found.begin()->endpoint().address();
+    for (const auto& r : found)
+      if (r.endpoint().address().is_v4()) {
+        addr = r.endpoint().address();
+        break;
+      }
+  }
   tcp::endpoint ep(addr, uint16_t(port));
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);

@@ -56,6 +56,7 @@ struct AccessInfo {
   double first_token_mono = -1;  // steady clock (CLOCK_MONOTONIC) seconds of the engine token
   double first_write_mono = -1;  // steady clock seconds when its bytes were written
   std::string finish;
+  std::string error;  // why the request was refused or failed ("" = it was not), for the log
 };
 
 // One request/response exchange. Every method must be called on executor() (the connection's
@@ -87,6 +88,8 @@ class RouteTable {
   void add(std::string method, std::string path, Handler h);
   // nullptr with status set to 404/405 when nothing matches.
   const Handler* find(const std::string& method, const std::string& path, int* status) const;
+  // The methods that have a route for `path`, comma-separated and sorted (a 405's Allow header).
+  std::string allowed(const std::string& path) const;
   // Prefix routes ("/endpoints/" + anything): tried after exact paths.
   void add_prefix(std::string method, std::string prefix, Handler h);
 

@@ -89,6 +89,7 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
   j["ttft_ms"] = a.ttft_ms;
   j["total_ms"] = ms;
   j["finish"] = a.finish;
+  if (!a.error.empty()) j["error"] = a.error;  // a rejected request's reason
   j["first_token_mono"] = a.first_token_mono;
   j["first_write_mono"] = a.first_write_mono;
   // Health probes and scrapes (every few seconds under SageMaker) go to debug level.

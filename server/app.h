@@ -104,6 +104,15 @@ bool wants_page(const HttpRequest& req);
 // (server/reply.h), which SageMaker's runtime routes replace to frame the answer.
 void tgi_compat(App& app, std::shared_ptr<Reply> reply);
 void lmi_invoke(App& app, std::shared_ptr<Reply> reply);
+// OpenAI /v1/chat/completions (chat) or /v1/completions; also TGI's Messages API on /invocations.
+void openai_handle(App& app, std::shared_ptr<Reply> reply, bool chat);
+// SageMaker JumpStart's Llama 2 chat payload on /invocations (routes_dialog.cc):
+// {"inputs": [[{"role", "content"}, ...], ...], "parameters": {...}}, a batch of dialogs answered
+// as [{"generation": {"role": "assistant", "content": ...}}, ...].
+void jumpstart_dialogs(App& app, std::shared_ptr<Reply> reply);
+// True when the body is a JumpStart dialog batch: "inputs" is a list of lists (or of
+// {"role", "content"} objects: one dialog).
+bool is_dialog_payload(std::string_view body);
 void invocations(App& app, std::shared_ptr<Reply> reply);  // by cfg().api
 
 // Shared helpers for handlers.

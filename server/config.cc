@@ -57,6 +57,10 @@ const char* const kKnownKeys[] = {
     "option.low_cpu_mem_usage",
     "option.dtype",
     "option.output_formatter",
+    "option.quantize",
+    "option.max_model_len",
+    "option.trust_remote_code",
+    "option.enable_streaming",
 };
 
 std::string option_env_name(
@@ -221,14 +225,33 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   }
   int_setting(c.threads, flags.threads, "--threads", {"LMSTREAM_THREADS"}, "", 0, 1024);
   int_setting(c.kv_blocks, flags.kv_blocks, "--kv-blocks", {"LMSTREAM_KV_BLOCKS"}, "", 0, 1 << 24);
-  if (Src s = pick(flags.quantize, "--quantize", {"LMSTREAM_QUANTIZE"}, ""); s.value) {
+  // TGI's QUANTIZE / HF_MODEL_QUANTIZE and LMI's option.quantize name GPU schemes (bitsandbytes,
+  // gptq, awq, ...); this build converts to q8_0 or q4_0 at load and refuses the rest by name.
+  if (Src s = pick(flags.quantize, "--quantize",
+                   {"LMSTREAM_QUANTIZE", "QUANTIZE", "HF_MODEL_QUANTIZE"}, "option.quantize");
+      s.value) {
     const std::string v = base::to_lower(*s.value);
     if (v != "q8_0" && v != "q4_0")
       throw std::invalid_argument(
           s.label + ": '" + *s.value +
-          "' is not a type weights can be converted to at load (q8_0, q4_0)");
+          "' is not a type weights can be converted to at load (q8_0, q4_0); GPU quantization "
+          "schemes (bitsandbytes, gptq, awq, eetq, fp8, ...) are not in this CPU build");
     c.quantize = v;
   }
+  if (auto v = env("DTYPE"))
+    throw std::invalid_argument(
+        "DTYPE=" + *v +
+        ": cannot be honoured; weights keep the model file's types (F32, F16, BF16, Q8_0, Q4_0). "
+        "Unset DTYPE, or convert with --quantize q8_0|q4_0");
+  for (const char* name : {"MAX_WAITING_TOKENS", "WAITING_SERVED_RATIO"})
+    if (auto v = env(name))
+      throw std::invalid_argument(
+          std::string(name) + "=" + *v +
+          ": cannot be honoured; this scheduler admits waiting requests at every step (continuous "
+          "batching bounded by MAX_BATCH_SIZE and MAX_BATCH_PREFILL_TOKENS), it has no "
+          "waiting-token rule. Unset it");
+  if (auto v = env("PAYLOAD_LIMIT"))
+    c.body_limit = size_t(parse_int("PAYLOAD_LIMIT", *v, 1, 1 << 30));
   if (Src s = pick(flags.kv_type, "--kv-type", {"LMSTREAM_KV_TYPE"}, ""); s.value) {
     const std::string v = base::to_lower(*s.value);
     if (v != "f16" && v != "f32")
@@ -249,12 +272,13 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
               {"MAX_CONCURRENT_REQUESTS"}, "", 1, 1 << 20);
   int_setting(c.max_stop_sequences, flags.max_stop_sequences, "--max-stop-sequences",
               {"MAX_STOP_SEQUENCES"}, "", 0, 1024);
+  int_setting(c.max_best_of, std::nullopt, "MAX_BEST_OF", {"MAX_BEST_OF"}, "", 1, 1024);
   int_setting(c.max_top_n_tokens, flags.max_top_n_tokens, "--max-top-n-tokens",
               {"MAX_TOP_N_TOKENS"}, "", 0, 1024);
   int_setting(c.max_input_length, flags.max_input_length, "--max-input-length",
               {"MAX_INPUT_LENGTH", "MAX_INPUT_TOKENS"}, "", 1, 1 << 24);
   int_setting(c.max_total_tokens, flags.max_total_tokens, "--max-total-tokens",
-              {"MAX_TOTAL_TOKENS"}, "", 2, 1 << 24);
+              {"MAX_TOTAL_TOKENS"}, "option.max_model_len", 2, 1 << 24);
   int_setting(c.max_batch_total_tokens, flags.max_batch_total_tokens, "--max-batch-total-tokens",
               {"MAX_BATCH_TOTAL_TOKENS"}, "", 1, 1 << 28);
   int_setting(c.max_batch_prefill_tokens, flags.max_batch_prefill_tokens,
@@ -271,9 +295,45 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     c.num_shard = shards;
   }
 
+  if (Src s = pick(flags.log_level, "--log-level", {"LMSTREAM_LOG_LEVEL"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error" && v != "off")
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not trace, debug, info, warn, error or off");
+    c.log_level = v;
+  }
+  if (Src s = pick(flags.log_format, "--log-format", {"LMSTREAM_LOG_FORMAT"}, ""); s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v != "text" && v != "json")
+      throw std::invalid_argument(s.label + ": '" + *s.value + "' is not text or json");
+    c.log_json = v == "json";
+  } else if (auto v = env("JSON_OUTPUT")) {
+    c.log_json = parse_bool("JSON_OUTPUT", *v);
+  }
+  if (auto v = env("MESSAGES_API_ENABLED"))
+    c.messages_api_enabled = parse_bool("MESSAGES_API_ENABLED", *v);
+
   // --- LMI options
   int_setting(c.max_rolling_batch_size, flags.max_rolling_batch_size, "--max-rolling-batch-size",
-              {}, "option.max_rolling_batch_size", 1, 1 << 16);
+              {"MAX_BATCH_SIZE"}, "option.max_rolling_batch_size", 1, 1 << 16);
+  if (Src s = prop("option.trust_remote_code"); s.value) {
+    if (parse_bool(s.label, *s.value))
+      info(s.label +
+           "=true: accepted; no model code is loaded, the built-in Llama engine runs "
+           "the model");
+  }
+  if (Src s = prop("option.enable_streaming"); s.value) {
+    std::string v = base::to_lower(*s.value);
+    if (v == "false")
+      warn(s.label +
+           "=false: cannot be honoured; rolling-batch answers are always streamed "
+           "(chunked)");
+    else if (v == "true" || v == "huggingface")
+      info(s.label + "=" + *s.value + ": accepted; rolling-batch answers are streamed (chunked)");
+    else
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not true, false or huggingface");
+  }
   if (Src s = prop("engine"); s.value) {
     std::string e = base::to_lower(*s.value);
     if (e == "mpi")

@@ -18,6 +18,7 @@ enum class OutputFormatter { kJson, kJsonLines };
 // Values given on the command line (unset = not given).
 struct ServeFlags {
   std::optional<std::string> model, host, api, properties, quantize, kv_type, kv_cache_memory;
+  std::optional<std::string> log_level, log_format;
   std::optional<int> port, threads, max_concurrent_requests, max_input_length, max_total_tokens,
       max_batch_total_tokens, max_batch_prefill_tokens, max_stop_sequences, max_top_n_tokens,
       num_shard, max_rolling_batch_size, kv_blocks;
@@ -55,6 +56,11 @@ struct ServeConfig {
   int max_batch_total_tokens = 0;
   int max_batch_prefill_tokens = 0;  // 0 = derive (max(4096 capped, max_input_length))
   int num_shard = 1;
+  // Logging: spdlog level ("" = info, or SPDLOG_LEVEL), text or json lines (TGI's JSON_OUTPUT).
+  std::string log_level;
+  bool log_json = false;
+  // MESSAGES_API_ENABLED: /invocations also takes TGI's Messages API ({"messages": ...}).
+  bool messages_api_enabled = false;
 
   // LMI.
   int max_rolling_batch_size = 64;

@@ -141,7 +141,7 @@ HttpResponse openai_error_response(const Error& e) {
   const ErrorInfo& i = error_info(e.kind);
   return {i.status,
           {{"Content-Type", "application/json"}},
-          openai_error_json(error_text(e), i.openai_type, i.status)};
+          openai_error_json(error_text(e), i.openai_type, i.status, e.param)};
 }
 
 std::string openai_error_event(const Error& e) {

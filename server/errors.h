@@ -49,6 +49,8 @@ struct Error {
   // What the client reads. For kGeneration: the cause alone (the wires add their lead-in); for
   // kIncomplete it may be empty (the wires' own words are used).
   std::string message;
+  // The request parameter at fault, when one is (OpenAI's error.param); "" = none.
+  std::string param = {};
 };
 
 // One row of the status table.

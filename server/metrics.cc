@@ -128,8 +128,9 @@ std::string Metrics::render(const SchedulerStats& s, int in_flight) const {
   gauge("lmstream_requests_running", "Sequences running in the engine", s.running);
   gauge("lmstream_kv_blocks_used", "KV-cache blocks in use", s.blocks_used);
   gauge("lmstream_kv_blocks_free", "KV-cache blocks free", s.blocks_free);
-  gauge("lmstream_engine_steps_total", "Engine steps run", double(s.steps));
-  gauge("lmstream_preemptions_total", "Sequences preempted for KV space", double(s.preemptions));
+  counter("lmstream_engine_steps_total", "Engine steps run", uint64_t(s.steps));
+  counter("lmstream_preemptions_total", "Sequences preempted for KV space",
+          uint64_t(s.preemptions));
   duration_.render(o, "tgi_request_duration", "End-to-end request duration (seconds)");
   validation_.render(o, "tgi_request_validation_duration",
                      "Validation and tokenization duration (seconds)");

@@ -40,8 +40,11 @@ class ModelBackend final : public Backend {
     info_.max_new_tokens_default = model_->generation.max_new_tokens;
     // The model's chat_template, checked once on a one-turn conversation: a template this build
     // cannot render is reported now, and chat then uses the built-in Llama 2 format.
-    chat_ = std::make_unique<ChatFormatter>(model_->tokenizer, *tok_);
-    if (chat_->source() == ChatFormatter::Source::kModelTemplate)
+    chat_ = std::make_unique<ChatFormatter>(model_->tokenizer, *tok_, o.chat_template);
+    if (chat_->source() == ChatFormatter::Source::kTemplateFile)
+      spdlog::info("chat: the template file {} ({} bytes)", o.chat_template,
+                   chat_->chat_template().size());
+    else if (chat_->source() == ChatFormatter::Source::kModelTemplate)
       spdlog::info("chat: the model's chat_template ({} bytes)", chat_->chat_template().size());
     else if (!chat_->fallback_reason().empty())
       spdlog::warn(

@@ -22,6 +22,7 @@ struct BackendOptions {
   KvSizing kv{.default_tokens = 16384};  // the pool holds at least the model's context
   KvType kv_type = KvType::F16;
   SchedulerOptions sched;
+  std::string chat_template;   // a Jinja chat template file instead of the model's ("" = none)
   int test_load_delay_ms = 0;  // test-only: loading takes this much longer (/ping's 503 window)
 };
 

@@ -5,7 +5,12 @@ namespace lmstream::server {
 
 void Reply::respond(HttpResponse r) { ex_->respond(std::move(r)); }
 
+void note_error(AccessInfo& access, const Error& e) {
+  access.error = std::string(error_info(e.kind).name) + ": " + error_text(e);
+}
+
 void Reply::error(ErrorAnswer a) {
+  note_error(ex_->access(), a.error);
   if (!a.stream_headers) {
     ex_->respond(std::move(a.response));
     return;

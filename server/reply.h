@@ -28,6 +28,9 @@ struct ErrorAnswer {
   std::string event;
 };
 
+// Records a refusal's kind and message in the access log's `error` field.
+void note_error(AccessInfo& access, const Error& e);
+
 class Reply {
  public:
   explicit Reply(std::shared_ptr<Exchange> ex) : ex_(std::move(ex)) {}

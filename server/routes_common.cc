@@ -2,6 +2,7 @@
 // GET / /health /info /metrics, and OpenAI's GET /v1/models. A browser's GET / goes to /ui.
 #include <chrono>
 
+#include "base/version.h"
 #include "server/app.h"
 #include "server/errors.h"
 #include "server/reply.h"
@@ -46,7 +47,7 @@ void info(App& app, Exchange& ex) {
   j["max_waiting_tokens"] = 20;
   j["max_batch_size"] = c.max_rolling_batch_size;
   j["validation_workers"] = c.io_threads;
-  j["version"] = "1.0.3";
+  j["version"] = base::kVersion;  // lmstream's, as `lmstream --version` says
   j["sha"] = nullptr;
   j["docker_label"] = nullptr;
   // lmstream's own: what /invocations speaks and the LMI settings in force.
@@ -63,6 +64,10 @@ void info(App& app, Exchange& ex) {
   // SageMaker runtime API: the name /endpoints/{name}/... answers to, and the licence gate.
   j["endpoint_name"] = c.endpoint_name;
   j["require_eula"] = c.require_eula.value_or(false);
+  j["messages_api_enabled"] = c.messages_api_enabled;
+  j["payload_limit"] = c.body_limit;  // PAYLOAD_LIMIT: the largest request body, in bytes
+  j["quantize"] =
+      c.quantize.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.quantize);
   ex.respond(json_response(200, dump(j)));
 }
 
@@ -98,6 +103,31 @@ void invocations(App& app, std::shared_ptr<Reply> reply) {
   if (auto e = eula_error(app, reply->request())) {
     app.metrics().count_failure(failure_label(e->kind));
     reply->error({*e, lmi ? lmi_error_response(*e) : tgi_error_response(*e), std::nullopt, ""});
+    return;
+  }
+  // TGI's Messages API ({"messages": ...}, MESSAGES_API_ENABLED) and JumpStart's dialogs.
+  const std::string& body = reply->request().body;
+  if (body.find("\"messages\"") != std::string::npos) {
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("messages") && !j.contains("inputs")) {
+      if (app.cfg().messages_api_enabled) {
+        reply->access().route += "(messages)";
+        openai_handle(app, std::move(reply), true);
+        return;
+      }
+      Error e{ErrorKind::kUnprocessable,
+              "`messages` on /invocations is TGI's Messages API, which is off on this server: "
+              "start it with MESSAGES_API_ENABLED=true, or send the request to "
+              "/v1/chat/completions, or send it as a JumpStart dialog: "
+              "{inputs: [[{role, content}, ...]], parameters: {...}}"};
+      app.metrics().count_failure(failure_label(e.kind));
+      reply->error({e, lmi ? lmi_error_response(e) : tgi_error_response(e), std::nullopt, ""});
+      return;
+    }
+  }
+  if (body.find("\"inputs\"") != std::string::npos && is_dialog_payload(body)) {
+    reply->access().route += "(dialog)";
+    jumpstart_dialogs(app, std::move(reply));
     return;
   }
   if (lmi)

@@ -92,7 +92,15 @@ void add_sagemaker_routes(App& app) {
   app.routes().add_prefix("POST", "/endpoints/", [&app](auto ex) { endpoint_invoke(app, ex); });
   app.routes().set_error_shaper([&app](int status, const std::string& path,
                                        const std::string& message) -> std::optional<HttpResponse> {
-    if (path.rfind("/endpoints/", 0) != 0) return std::nullopt;
+    if (path.rfind("/endpoints/", 0) != 0) {
+      // The other routes keep axum's plain text, stating the limit (PAYLOAD_LIMIT).
+      if (status == 413)
+        return HttpResponse{413,
+                            {{"Content-Type", "text/plain; charset=utf-8"}},
+                            message + ": the request body is limited to " +
+                                std::to_string(app.cfg().body_limit) + " bytes (PAYLOAD_LIMIT)"};
+      return std::nullopt;
+    }
     // The HTTP layer reports its own rejections by status; these are the kinds they stand for.
     std::string rid = sagemaker::request_id();
     switch (status) {

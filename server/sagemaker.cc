@@ -203,6 +203,7 @@ void EndpointReply::respond(HttpResponse r) {
 void EndpointReply::error(ErrorAnswer a) {
   // The container refused the request: ModelError quotes its status and body, streamed or not.
   if (std::exchange(answered_, true)) return;
+  note_error(ex_->access(), a.error);
   ex_->respond(model_error(a.response.status, a.response.body, info_.request_id));
 }
 

@@ -9,8 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <ctime>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/strings.h"
@@ -24,12 +27,52 @@ namespace lmstream::server {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// One JSON object per line: {"time", "level", "message"}; an access line's fields are the object
+// "access" instead of a message.
+class JsonLogFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    nlohmann::ordered_json j;
+    auto t = std::chrono::system_clock::to_time_t(msg.time);
+    auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(msg.time.time_since_epoch()).count() %
+        1000000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(us));
+    j["time"] = buf;
+    auto lv = spdlog::level::to_string_view(msg.level);
+    j["level"] = std::string(lv.data(), lv.size());
+    std::string text(msg.payload.data(), msg.payload.size());
+    nlohmann::ordered_json fields;
+    if (text.rfind("access {", 0) == 0)
+      fields = nlohmann::ordered_json::parse(text.substr(7), nullptr, false);
+    if (fields.is_object())
+      j["access"] = fields;
+    else
+      j["message"] = text;
+    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    dest.append(line.data(), line.data() + line.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonLogFormatter>();
+  }
+};
+
+}  // namespace
+
 int serve(ServeConfig cfg, BackendOptions bopts) {
   auto auth = std::make_shared<const Auth>(cfg);  // throws on an unreadable credentials file
   auto logger = spdlog::stderr_color_mt("lmstream");
   spdlog::set_default_logger(logger);
   spdlog::flush_on(spdlog::level::info);
   spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug shows the health-probe access lines too
+  if (!cfg.log_level.empty()) spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  if (cfg.log_json) logger->set_formatter(std::make_unique<JsonLogFormatter>());
 
   asio::io_context ioc;
   auto work = asio::make_work_guard(ioc);

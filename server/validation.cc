@@ -1,7 +1,10 @@
 // TGI / LMI request parsing and validation (see validation.h).
 #include "server/validation.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -380,12 +383,13 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
   return std::nullopt;
 }
 
-// ---- OpenAI: the numeric parameters' table, then the rest in order.
+// ---- OpenAI: the keys, the numeric parameters' table, then the rest in order.
 namespace {
 
 struct OpenAiBad {
   std::string message;
   ErrorKind kind = ErrorKind::kInvalidRequest;
+  std::string param = {};
 };
 
 // A numeric parameter: absent/null gives `def`; otherwise its type and [lo, hi] are checked, and
@@ -396,9 +400,10 @@ struct OpenAiNumber {
   float def, lo, hi;
   bool positive = false;
 };
-// In the order they are checked. max_completion_tokens (chat only) defaults to max_tokens.
+// In the order they are checked. max_completion_tokens (chat only) defaults to max_tokens;
+// best_of (completions only) defaults to n.
 constexpr OpenAiNumber kOpenAiNumbers[] = {
-    {"n", true, 1, 1, 1},
+    {"n", true, 1, 1, 128},
     {"max_tokens", true, 100, 1, 1 << 24},
     {"max_completion_tokens", true, 0, 1, 1 << 24},
     {"temperature", false, 1.f, 0.f, 2.f},
@@ -406,6 +411,69 @@ constexpr OpenAiNumber kOpenAiNumbers[] = {
     {"frequency_penalty", false, 0.f, -2.f, 2.f},
     {"repetition_penalty", false, 1.f, 1e-6f, 1e6f},
     {"top_k", true, 0, 0, 1 << 24},
+    {"presence_penalty", false, 0.f, -2.f, 2.f},
+    {"best_of", true, 0, 1, 20},
+};
+enum {
+  kN,
+  kMaxTokens,
+  kMaxCompletionTokens,
+  kTemperature,
+  kTopP,
+  kFrequency,
+  kRepetition,
+  kTopK,
+  kPresence,
+  kBestOf
+};
+
+// Keys both routes honour, then each route's own.
+const char* const kOpenAiCommonKeys[] = {
+    "model",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "n",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "stop",
+    "seed",
+    "user",
+    "repetition_penalty",
+    "top_k",
+    "logprobs",
+};
+const char* const kOpenAiChatKeys[] = {"messages", "max_completion_tokens", "top_logprobs"};
+const char* const kOpenAiCompletionKeys[] = {"prompt", "echo", "best_of", "suffix"};
+// Known OpenAI/vLLM parameters this server does not build: refused with their own message.
+const char* const kOpenAiUnbuilt[] = {
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "response_format",
+    "audio",
+    "modalities",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+    "service_tier",
+    "store",
+    "metadata",
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
+    "tool_prompt",
+    "min_tokens",
+    "use_beam_search",
+    "ignore_eos",
+    "min_p",
+    "length_penalty",
 };
 
 std::string range_message(const OpenAiNumber& n) {
@@ -421,15 +489,21 @@ double openai_number(const json& j, const OpenAiNumber& n, double def) {
   if (it == j.end() || it->is_null()) return def;
   if (n.integer) {
     if (!it->is_number_integer())
-      throw OpenAiBad{std::string("`") + n.key + "` must be an integer"};
+      throw OpenAiBad{std::string("`") + n.key + "` must be an integer", ErrorKind::kInvalidRequest,
+                      n.key};
     int64_t v = it->get<int64_t>();
-    if (v < int64_t(n.lo) || v > int64_t(n.hi)) throw OpenAiBad{range_message(n)};
+    if (v < int64_t(n.lo) || v > int64_t(n.hi))
+      throw OpenAiBad{range_message(n), ErrorKind::kInvalidRequest, n.key};
     return double(v);
   }
-  if (!it->is_number()) throw OpenAiBad{std::string("`") + n.key + "` must be a number"};
+  if (!it->is_number())
+    throw OpenAiBad{std::string("`") + n.key + "` must be a number", ErrorKind::kInvalidRequest,
+                    n.key};
   double d = it->get<double>();
-  if (!(d >= n.lo && d <= n.hi)) throw OpenAiBad{range_message(n)};
-  if (n.positive && float(d) <= 0.f) throw OpenAiBad{std::string("`") + n.key + "` must be > 0"};
+  if (!(d >= n.lo && d <= n.hi))
+    throw OpenAiBad{range_message(n), ErrorKind::kInvalidRequest, n.key};
+  if (n.positive && float(d) <= 0.f)
+    throw OpenAiBad{std::string("`") + n.key + "` must be > 0", ErrorKind::kInvalidRequest, n.key};
   return float(d);
 }
 
@@ -441,15 +515,82 @@ std::string openai_text_content(const json& c) {
     for (auto& part : c) {
       if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
           !part["text"].is_string())
-        throw OpenAiBad{"only text content parts are supported"};
+        throw OpenAiBad{"only text content parts are supported", ErrorKind::kInvalidRequest,
+                        "messages"};
       s += part["text"].get<std::string>();
     }
     return s;
   }
-  throw OpenAiBad{"`content` must be a string or a list of text parts"};
+  throw OpenAiBad{"`content` must be a string or a list of text parts", ErrorKind::kInvalidRequest,
+                  "messages"};
+}
+
+bool openai_bool(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean())
+    throw OpenAiBad{std::string("`") + key + "` must be a boolean", ErrorKind::kInvalidRequest,
+                    key};
+  return it->get<bool>();
+}
+
+// A token-id list: integers >= 0 (the route checks them against the vocabulary).
+std::optional<std::vector<int32_t>> token_ids(const json& v) {
+  if (!v.is_array() || v.empty()) return std::nullopt;
+  std::vector<int32_t> ids;
+  for (auto& x : v) {
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 ||
+        x.get<int64_t>() > std::numeric_limits<int32_t>::max())
+      return std::nullopt;
+    ids.push_back(int32_t(x.get<int64_t>()));
+  }
+  return ids;
+}
+
+void parse_prompt(const json& j, OpenAiRequest* out) {
+  const char* bad =
+      "`prompt` must be a string, a list of strings, a list of token ids or a list of lists of "
+      "token ids";
+  auto it = j.find("prompt");
+  if (it == j.end() || it->is_null()) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "prompt"};
+  if (it->is_string()) {
+    out->prompts.push_back(it->get<std::string>());
+    return;
+  }
+  if (!it->is_array() || it->empty()) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "prompt"};
+  const json& first = (*it)[0];
+  if (first.is_string()) {
+    for (auto& x : *it) {
+      if (!x.is_string()) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "prompt"};
+      out->prompts.push_back(x.get<std::string>());
+    }
+  } else if (first.is_number()) {
+    auto ids = token_ids(*it);
+    if (!ids) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "prompt"};
+    out->prompt_ids.push_back(std::move(*ids));
+  } else {
+    for (auto& x : *it) {
+      auto ids = token_ids(x);
+      if (!ids) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "prompt"};
+      out->prompt_ids.push_back(std::move(*ids));
+    }
+  }
 }
 
 }  // namespace
+
+const std::vector<std::string>& openai_known_keys(bool chat) {
+  static const auto make = [](bool c) {
+    std::vector<std::string> v(std::begin(kOpenAiCommonKeys), std::end(kOpenAiCommonKeys));
+    if (c)
+      v.insert(v.end(), std::begin(kOpenAiChatKeys), std::end(kOpenAiChatKeys));
+    else
+      v.insert(v.end(), std::begin(kOpenAiCompletionKeys), std::end(kOpenAiCompletionKeys));
+    return v;
+  };
+  static const std::vector<std::string> chat_keys = make(true), completion_keys = make(false);
+  return chat ? chat_keys : completion_keys;
+}
 
 std::optional<Error> parse_openai_request(const std::string& body, bool chat,
                                           int max_stop_sequences, OpenAiRequest* out) {
@@ -462,31 +603,81 @@ std::optional<Error> parse_openai_request(const std::string& body, bool chat,
   }
   try {
     if (!j.is_object()) throw OpenAiBad{"the body must be a JSON object"};
-    if (auto it = j.find("stream"); it != j.end() && !it->is_null()) {
-      if (!it->is_boolean()) throw OpenAiBad{"`stream` must be a boolean"};
-      out->stream = it->get<bool>();
+    // Every key is honoured or refused by name.
+    const auto& known = openai_known_keys(chat);
+    for (auto& [key, value] : j.items()) {
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      bool unbuilt = std::find(std::begin(kOpenAiUnbuilt), std::end(kOpenAiUnbuilt), key) !=
+                     std::end(kOpenAiUnbuilt);
+      if (unbuilt && value.is_null()) continue;  // explicitly unset
+      if (unbuilt)
+        throw OpenAiBad{"`" + key + "` is not supported by this server", ErrorKind::kInvalidRequest,
+                        key};
+      throw OpenAiBad{"Unrecognized request argument supplied: " + key, ErrorKind::kInvalidRequest,
+                      key};
+    }
+    out->stream = openai_bool(j, "stream");
+    if (auto it = j.find("stream_options"); it != j.end() && !it->is_null()) {
+      if (!out->stream)
+        throw OpenAiBad{"`stream_options` is only allowed when `stream` is true",
+                        ErrorKind::kInvalidRequest, "stream_options"};
+      if (!it->is_object())
+        throw OpenAiBad{"`stream_options` must be an object", ErrorKind::kInvalidRequest,
+                        "stream_options"};
+      for (auto& [k, v] : it->items())
+        if (k != "include_usage")
+          throw OpenAiBad{"Unrecognized request argument supplied: stream_options." + k,
+                          ErrorKind::kInvalidRequest, "stream_options." + k};
+      out->include_usage = openai_bool(*it, "include_usage");
     }
     double v[std::size(kOpenAiNumbers)];
     for (size_t i = 0; i < std::size(kOpenAiNumbers); ++i) {
       const OpenAiNumber& n = kOpenAiNumbers[i];
-      bool completion_tokens = std::string_view(n.key) == "max_completion_tokens";
-      if (completion_tokens && !chat) {
-        v[i] = v[i - 1];
+      if (i == kMaxCompletionTokens) {
+        v[i] = chat ? openai_number(j, n, v[kMaxTokens]) : v[kMaxTokens];
         continue;
       }
-      v[i] = openai_number(j, n, completion_tokens ? v[i - 1] : n.def);
+      if (i == kBestOf) {
+        v[i] = chat ? v[kN] : openai_number(j, n, v[kN]);
+        continue;
+      }
+      v[i] = openai_number(j, n, n.def);
     }
-    out->max_tokens = int(v[2]);
-    float temperature = float(v[3]);
+    out->n = int(v[kN]);
+    out->best_of = int(v[kBestOf]);
+    if (out->best_of < out->n)
+      throw OpenAiBad{"`best_of` must be greater than or equal to `n`", ErrorKind::kInvalidRequest,
+                      "best_of"};
+    if (out->stream && out->best_of > out->n)
+      throw OpenAiBad{"`best_of` > `n` cannot be streamed; set stream to false",
+                      ErrorKind::kInvalidRequest, "best_of"};
+    out->max_tokens = int(v[kMaxCompletionTokens]);
+    float temperature = float(v[kTemperature]);
     SamplingParams& s = out->sampling;
     s.do_sample = temperature > 0.f;
     s.temperature = temperature > 0.f ? temperature : 1.f;
-    s.top_p = float(v[4]);
-    s.frequency_penalty = float(v[5]);
-    s.repetition_penalty = float(v[6]);
-    s.top_k = int(v[7]);
+    s.top_p = float(v[kTopP]);
+    s.frequency_penalty = float(v[kFrequency]);
+    s.repetition_penalty = float(v[kRepetition]);
+    s.top_k = int(v[kTopK]);
+    s.presence_penalty = float(v[kPresence]);
+    if (auto it = j.find("logit_bias"); it != j.end() && !it->is_null()) {
+      const char* bad = "`logit_bias` must map token ids (as strings) to numbers in [-100, 100]";
+      if (!it->is_object()) throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "logit_bias"};
+      for (auto& [k, b] : it->items()) {
+        char* end = nullptr;
+        errno = 0;
+        long long id = std::strtoll(k.c_str(), &end, 10);
+        if (k.empty() || *end != '\0' || errno != 0 || id < 0 ||
+            id > std::numeric_limits<int32_t>::max() || !b.is_number() ||
+            !(b.get<double>() >= -100 && b.get<double>() <= 100))
+          throw OpenAiBad{bad, ErrorKind::kInvalidRequest, "logit_bias"};
+        s.logit_bias.emplace_back(int32_t(id), float(b.get<double>()));
+      }
+    }
     if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
-      if (!it->is_number_integer()) throw OpenAiBad{"`seed` must be an integer"};
+      if (!it->is_number_integer())
+        throw OpenAiBad{"`seed` must be an integer", ErrorKind::kInvalidRequest, "seed"};
       out->seed = it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t(it->get<int64_t>());
     }
     if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
@@ -495,41 +686,70 @@ std::optional<Error> parse_openai_request(const std::string& body, bool chat,
         out->stop.push_back(it->get<std::string>());
       } else if (it->is_array()) {
         for (auto& x : *it) {
-          if (!x.is_string()) throw OpenAiBad{bad_stop};
+          if (!x.is_string()) throw OpenAiBad{bad_stop, ErrorKind::kInvalidRequest, "stop"};
           out->stop.push_back(x.get<std::string>());
         }
       } else {
-        throw OpenAiBad{bad_stop};
+        throw OpenAiBad{bad_stop, ErrorKind::kInvalidRequest, "stop"};
       }
       if (out->stop.size() > size_t(max_stop_sequences))
         throw OpenAiBad{"`stop` supports up to " + std::to_string(max_stop_sequences) +
                             " stop sequences. Given: " + std::to_string(out->stop.size()),
-                        ErrorKind::kUnprocessable};
+                        ErrorKind::kUnprocessable, "stop"};
     }
     if (chat) {
+      out->logprobs = openai_bool(j, "logprobs");
+      if (auto it = j.find("top_logprobs"); it != j.end() && !it->is_null()) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 20)
+          throw OpenAiBad{"`top_logprobs` must be an integer >= 0 and <= 20",
+                          ErrorKind::kInvalidRequest, "top_logprobs"};
+        if (!out->logprobs)
+          throw OpenAiBad{"`top_logprobs` needs `logprobs` set to true", ErrorKind::kInvalidRequest,
+                          "top_logprobs"};
+        out->top_logprobs = int(it->get<int64_t>());
+      }
       auto it = j.find("messages");
       if (it == j.end() || !it->is_array() || it->empty())
-        throw OpenAiBad{"`messages` must be a non-empty list"};
+        throw OpenAiBad{"`messages` must be a non-empty list", ErrorKind::kInvalidRequest,
+                        "messages"};
       for (auto& m : *it) {
         if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-          throw OpenAiBad{"each message needs a string `role`"};
+          throw OpenAiBad{"each message needs a string `role`", ErrorKind::kInvalidRequest,
+                          "messages"};
         out->messages.emplace_back(m["role"].get<std::string>(),
                                    openai_text_content(m.value("content", json())));
       }
     } else {
       if (j.contains("suffix") && !j["suffix"].is_null())
         throw OpenAiBad{"Suffix is not supported and can be achieved by preprocessing the prompt.",
-                        ErrorKind::kUnsupportedFeature};
-      auto it = j.find("prompt");
-      if (it != j.end() && it->is_string())
-        out->prompt = it->get<std::string>();
-      else if (it != j.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string())
-        out->prompt = (*it)[0].get<std::string>();
-      else
-        throw OpenAiBad{"`prompt` must be a string"};
+                        ErrorKind::kUnsupportedFeature, "suffix"};
+      if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 5)
+          throw OpenAiBad{"`logprobs` must be an integer >= 0 and <= 5 on /v1/completions",
+                          ErrorKind::kInvalidRequest, "logprobs"};
+        out->logprobs = true;
+        out->top_logprobs = int(it->get<int64_t>());
+      }
+      out->echo = openai_bool(j, "echo");
+      if (out->echo && out->logprobs && out->stream)
+        throw OpenAiBad{
+            "`echo` with `logprobs` cannot be streamed by this server (the prompt's "
+            "logprobs come with the whole answer); set stream to false",
+            ErrorKind::kInvalidRequest, "echo"};
+      parse_prompt(j, out);
     }
+    size_t prompts = chat ? 1 : out->prompts.size() + out->prompt_ids.size();
+    if (out->stream && (out->n > 1 || prompts > 1))
+      throw OpenAiBad{
+          "more than one choice (`n` > 1 or a list of prompts) cannot be streamed by "
+          "this server; set stream to false",
+          ErrorKind::kInvalidRequest, out->n > 1 ? "n" : "prompt"};
+    if (prompts * size_t(out->best_of) > 128)
+      throw OpenAiBad{"at most 128 sequences per request (prompts x best_of); given " +
+                          std::to_string(prompts * size_t(out->best_of)),
+                      ErrorKind::kInvalidRequest, out->best_of > 1 ? "best_of" : "prompt"};
   } catch (const OpenAiBad& b) {
-    return Error{b.kind, b.message};
+    return Error{b.kind, b.message, b.param};
   }
   return std::nullopt;
 }

@@ -82,15 +82,27 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
 // OpenAI /v1/chat/completions (chat) and /v1/completions request, checked in order, first failure
 // wins (kInvalidRequest unless said otherwise). The template and the token counts are the
 // route's (they need the model).
+// Every body key is either honoured, or refused (400, error.param naming it): the unbuilt ones
+// (tools, response_format, ...) and unknown ones alike.
 struct OpenAiRequest {
   bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
   int max_tokens = 100;
-  SamplingParams sampling;       // seed: see `seed`
-  std::optional<uint64_t> seed;  // none given: the route picks one
+  int n = 1;                     // choices per prompt
+  int best_of = 1;               // completions: sequences per prompt, the n best returned
+  SamplingParams sampling;       // seed: see `seed`; logit_bias ids unchecked against the vocab
+  std::optional<uint64_t> seed;  // none given: the route picks one (choice i uses seed + i)
   std::vector<std::string> stop;
   std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, text)
-  std::string prompt;                                         // completions
+  // completions: text prompts, or token-id prompts (then `prompts` is empty).
+  std::vector<std::string> prompts;
+  std::vector<std::vector<int32_t>> prompt_ids;
+  bool logprobs = false;  // chat `logprobs`; completions: `logprobs` given (an integer)
+  int top_logprobs = 0;   // chat `top_logprobs`; completions `logprobs`
+  bool echo = false;      // completions
 };
+// The body keys parse_openai_request honours (chat or completions), for tests and docs.
+const std::vector<std::string>& openai_known_keys(bool chat);
 std::optional<Error> parse_openai_request(const std::string& body, bool chat,
                                           int max_stop_sequences, OpenAiRequest* out);
 

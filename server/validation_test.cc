@@ -183,7 +183,38 @@ TEST(OpenAiValidation, MessagesInOrder) {
   EXPECT_EQ(first("[1]"), "invalid_request: the body must be a JSON object");
   EXPECT_EQ(first("{").rfind("invalid_request: the body is not valid JSON: ", 0), 0u);
   EXPECT_EQ(first(R"({"stream":1})"), "invalid_request: `stream` must be a boolean");
-  EXPECT_EQ(first(R"({"n":2})"), "invalid_request: `n` must be >= 1 and <= 1");
+  EXPECT_EQ(first(R"({"n":129})"), "invalid_request: `n` must be >= 1 and <= 128");
+  EXPECT_EQ(first(R"({"tools":[]})"), "invalid_request: `tools` is not supported by this server");
+  EXPECT_EQ(first(R"({"tools":null,)" + msgs + "}"), "ok");  // explicitly unset
+  EXPECT_EQ(first(R"({"frobnicate":1})"),
+            "invalid_request: Unrecognized request argument supplied: frobnicate");
+  EXPECT_EQ(first(R"({"echo":true})"),
+            "invalid_request: Unrecognized request argument supplied: echo");  // completions'
+  EXPECT_EQ(first(R"({"stream_options":{"include_usage":true}})"),
+            "invalid_request: `stream_options` is only allowed when `stream` is true");
+  EXPECT_EQ(first(R"({"stream":true,"stream_options":{"x":1}})"),
+            "invalid_request: Unrecognized request argument supplied: stream_options.x");
+  EXPECT_EQ(first(R"({"presence_penalty":3})"),
+            "invalid_request: `presence_penalty` must be >= -2.000000 and <= 2.000000");
+  EXPECT_EQ(first(R"({"logit_bias":{"x":1}})"),
+            "invalid_request: `logit_bias` must map token ids (as strings) to numbers in [-100, "
+            "100]");
+  EXPECT_EQ(first(R"({"logit_bias":{"5":101}})"),
+            "invalid_request: `logit_bias` must map token ids (as strings) to numbers in [-100, "
+            "100]");
+  EXPECT_EQ(first(R"({"top_logprobs":2})"),
+            "invalid_request: `top_logprobs` needs `logprobs` set to true");
+  EXPECT_EQ(first(R"({"logprobs":true,"top_logprobs":21})"),
+            "invalid_request: `top_logprobs` must be an integer >= 0 and <= 20");
+  EXPECT_EQ(first(R"({"stream":true,"n":2,)" + msgs + "}"),
+            "invalid_request: more than one choice (`n` > 1 or a list of prompts) cannot be "
+            "streamed by this server; set stream to false");
+  EXPECT_EQ(first(R"({"prompt":"x","n":3,"best_of":2})", false),
+            "invalid_request: `best_of` must be greater than or equal to `n`");
+  EXPECT_EQ(first(R"({"prompt":"x","stream":true,"best_of":2})", false),
+            "invalid_request: `best_of` > `n` cannot be streamed; set stream to false");
+  EXPECT_EQ(first(R"({"prompt":"x","logprobs":6})", false),
+            "invalid_request: `logprobs` must be an integer >= 0 and <= 5 on /v1/completions");
   EXPECT_EQ(first(R"({"max_tokens":0})"),
             "invalid_request: `max_tokens` must be >= 1 and <= 16777216");
   EXPECT_EQ(first(R"({"max_completion_tokens":1.5})"),
@@ -213,19 +244,42 @@ TEST(OpenAiValidation, MessagesInOrder) {
   EXPECT_EQ(first(R"({"prompt":"x","suffix":"y"})", false),
             "unsupported_feature: Suffix is not supported and can be achieved by preprocessing the "
             "prompt.");
-  EXPECT_EQ(first(R"({"prompt":["a","b"]})", false), "invalid_request: `prompt` must be a string");
+  EXPECT_EQ(first(R"({"prompt":[1,"b"]})", false),
+            "invalid_request: `prompt` must be a string, a list of strings, a list of token ids or "
+            "a list of lists of token ids");
   EXPECT_EQ(first(R"({"prompt":["a"]})", false), "ok");
+  EXPECT_EQ(first(R"({"prompt":["a","b"]})", false), "ok");
+  EXPECT_EQ(first(R"({"prompt":[1,2]})", false), "ok");
+  EXPECT_EQ(first(R"({"prompt":[[1],[2,3]]})", false), "ok");
+  {
+    OpenAiRequest p;
+    auto e = parse_openai_request(R"({"prompt":"x","response_format":{"type":"json_object"}})",
+                                  false, 4, &p);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->param, "response_format");
+    ASSERT_FALSE(parse_openai_request(
+        R"({"prompt":[[1],[2,3]],"logit_bias":{"7":-100},"presence_penalty":0.5,"n":2,)"
+        R"("temperature":1,"logprobs":2,"echo":true})",
+        false, 4, &p));
+    EXPECT_EQ(p.prompt_ids, (std::vector<std::vector<int32_t>>{{1}, {2, 3}}));
+    EXPECT_EQ(p.sampling.logit_bias.size(), 1u);
+    EXPECT_EQ(p.sampling.logit_bias[0].first, 7);
+    EXPECT_EQ(p.sampling.presence_penalty, 0.5f);
+    EXPECT_EQ(p.n, 2);
+    EXPECT_EQ(p.best_of, 2);
+    EXPECT_TRUE(p.logprobs && p.echo);
+    EXPECT_EQ(p.top_logprobs, 2);
+  }
 
   OpenAiRequest r;
-  ASSERT_FALSE(parse_openai_request(
-      R"({"prompt":"p","max_tokens":7,"max_completion_tokens":9,"temperature":0,)"
-      R"("seed":5,"stop":"s"})",
-      false, 4, &r));
-  EXPECT_EQ(r.max_tokens, 7);  // max_completion_tokens is chat's
+  ASSERT_FALSE(parse_openai_request(R"({"prompt":"p","max_tokens":7,"temperature":0,)"
+                                    R"("seed":5,"stop":"s"})",
+                                    false, 4, &r));
+  EXPECT_EQ(r.max_tokens, 7);
   EXPECT_FALSE(r.sampling.do_sample);
   EXPECT_EQ(*r.seed, 5u);
   EXPECT_EQ(r.stop, std::vector<std::string>{"s"});
-  EXPECT_EQ(r.prompt, "p");
+  EXPECT_EQ(r.prompts, std::vector<std::string>{"p"});
   OpenAiRequest c;
   ASSERT_FALSE(parse_openai_request("{\"max_tokens\":7," + msgs + "}", true, 4, &c));
   EXPECT_EQ(c.max_tokens, 7);

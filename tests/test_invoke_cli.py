@@ -19,7 +19,7 @@ N = 12
 PROMPT = "Hello"
 EP = "test-ep"
 CLIENT_ENV_DROP = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                   "AWS_DEFAULT_REGION", "AWS_PROFILE", "LMSTREAM_API_KEY")
+                   "AWS_DEFAULT_REGION", "AWS_PROFILE", "LMSTREAM_API_KEY", "AWS_CA_BUNDLE")
 SERVER_ENV_DROP = ("LMSTREAM_API_KEY", "LMSTREAM_AWS_ACCESS_KEY_ID", "LMSTREAM_AWS_SECRET_ACCESS_KEY",
                    "LMSTREAM_ENDPOINT_NAME", "LMSTREAM_REQUIRE_EULA", "LMSTREAM_TEST_FAIL_AFTER_TOKENS")
 STATS = re.compile(r"^stats: ttfb_ms=[\d.]+ ttft_ms=[\d.]+ tokens(\(text chunks\))?=(\d+) tokens_per_s=[\d.]+ "
@@ -36,6 +36,8 @@ def start_server(args=(), env=None):
 
 def invoke(port, *args, env=None, timeout=120):
     e = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_DROP}
+    # No shared AWS files of the machine's user: keys come only from what a test gives.
+    e["AWS_SHARED_CREDENTIALS_FILE"] = e["AWS_CONFIG_FILE"] = os.devnull
     e.update(env or {})
     cmd = [binary(), "invoke", "--endpoint-url", "http://127.0.0.1:%d" % port] + list(args)
     r = subprocess.run(cmd, capture_output=True, env=e, timeout=timeout)
@@ -190,10 +192,10 @@ class TgiModeTest(_Base):
         rc, out, err = invoke(port, "--prompt", PROMPT, timeout=30)
         self.assertNotEqual(rc, 0)
         self.assertIn("cannot connect to 127.0.0.1:%d" % port, err)
-        r = subprocess.run([binary(), "invoke", "--endpoint-url", "https://127.0.0.1:1", "--prompt", "x"],
+        r = subprocess.run([binary(), "invoke", "--endpoint-url", "ftp://127.0.0.1:1", "--prompt", "x"],
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("https:// endpoints are not supported", r.stderr)
+        self.assertIn("the endpoint URL must start with http:// or https://", r.stderr)
         self.assert_fails("--endpoint", "bad_name!", "--prompt", PROMPT, contains=("invalid endpoint name",))
 
 

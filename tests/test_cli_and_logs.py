@@ -1,0 +1,154 @@
+"""The CLI and the logs explain themselves: one version (`lmstream --version` = /info's version =
+invoke's User-Agent), `lmstream help [COMMAND]`, an unknown command answered with the closest
+names, `-m` for --model, `serve --host localhost`, a rejected request's reason in the access
+log, a 413 stating the limit, `Allow` on a 405, and counters typed as counters in /metrics.
+Python stdlib only."""
+import json
+import re
+import subprocess
+import unittest
+
+from lmstest import Server, binary, free_port, micro_model
+
+
+def run(*args):
+    r = subprocess.run([binary()] + list(args), capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+class CliTest(unittest.TestCase):
+    def test_help_and_unknown_commands(self):
+        rc, out, _ = run("help")
+        self.assertEqual(rc, 0)
+        for c in ("serve", "invoke", "generate", "tokenize", "make-test-model"):
+            self.assertIn(c, out)
+        rc, out, _ = run("help", "serve")
+        self.assertEqual(rc, 0)
+        self.assertIn("--max-concurrent-requests", out)
+        rc, out, err = run("serv")
+        self.assertEqual(rc, 2)
+        self.assertIn("error: unknown command 'serv'; did you mean 'serve'?", err)
+        self.assertIn("commands: ", err)
+        rc, _, err = run("frobnicate")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown command 'frobnicate'", err)
+        self.assertNotIn("did you mean", err)
+        rc, _, err = run("help", "nope")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown command 'nope'", err)
+
+    def test_short_model_flag(self):
+        p = subprocess.run([binary(), "tokenize", "-m", micro_model()], input="Hello", capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("[1,"), p.stdout)
+
+
+class ServeLogsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Server(["-m", micro_model(), "--endpoint-name", "ep"], model="", env={"PAYLOAD_LIMIT": "2000"}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.stop()
+
+    def test_one_version(self):
+        rc, out, _ = run("--version")
+        self.assertEqual(rc, 0)
+        version = out.strip().split()[-1]
+        self.assertRegex(version, r"^\d+\.\d+\.\d+$")
+        st, _, b = self.s.request("GET", "/info")
+        self.assertEqual(json.loads(b)["version"], version)
+
+    def test_rejected_reason_in_access_log(self):
+        st, _, _ = self.s.post_json("/generate", {"inputs": "Hi", "parameters": {"temperature": -1}})
+        self.assertEqual(st, 422)
+        st, _, _ = self.s.post_json("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                                             "tools": []})
+        self.assertEqual(st, 400)
+        entries = self.s.access_log()
+        gen = [e for e in entries if e["path"] == "/generate" and e["status"] == 422]
+        self.assertTrue(gen, entries)
+        self.assertEqual(gen[-1]["error"],
+                         "validation: Input validation error: `temperature` must be strictly positive")
+        chat = [e for e in entries if e["path"] == "/v1/chat/completions" and e["status"] == 400]
+        self.assertIn("`tools` is not supported", chat[-1]["error"])
+        ok = [e for e in entries if e["status"] == 200 and e["path"] != "/info"]
+        self.assertTrue(all("error" not in e for e in ok), ok)
+
+    def test_413_states_the_limit(self):
+        st, _, b = self.s.post_json("/generate", {"inputs": "x" * 5000})
+        self.assertEqual(st, 413)
+        self.assertIn("limited to 2000 bytes (PAYLOAD_LIMIT)", b.decode())
+
+    def test_405_has_allow(self):
+        st, h, _ = self.s.request("GET", "/generate")
+        self.assertEqual(st, 405)
+        self.assertEqual(h.get("Allow"), "POST")
+        st, h, _ = self.s.request("DELETE", "/invocations")
+        self.assertEqual((st, h.get("Allow")), (405, "POST"))
+
+    def test_counters_typed_as_counters(self):
+        self.s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+        st, _, b = self.s.request("GET", "/metrics")
+        text = b.decode()
+        types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+        for name, kind in types.items():
+            if name.endswith("_total") or name in ("tgi_request_count", "tgi_request_success", "tgi_request_failure"):
+                self.assertEqual(kind, "counter", name)
+        self.assertEqual(types["lmstream_engine_steps_total"], "counter")
+
+
+class LogOptionsTest(unittest.TestCase):
+    def test_json_lines_and_level(self):
+        with Server(["--log-format", "json", "--log-level", "debug"], env={"MAX_BATCH_SIZE": "8"}) as s:
+            s.request("GET", "/ping")
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"top_k": -1}})
+            s.stop()
+            lines = [l for l in s.read_log().splitlines() if l.strip()]
+        objs = [json.loads(l) for l in lines]  # every line is one JSON object
+        access = [o["access"] for o in objs if "access" in o]
+        self.assertTrue(any(a["path"] == "/ping" for a in access))  # debug level: probes too
+        bad = [a for a in access if a["path"] == "/generate" and a["status"] == 422]
+        self.assertIn("`top_k` must be strictly positive", bad[0]["error"])
+        self.assertTrue(all(o["level"] in ("trace", "debug", "info", "warning", "error", "critical")
+                            for o in objs), objs)
+        with Server(["--log-level", "warn"]) as s:
+            s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            self.assertEqual(s.access_log(), [])
+        s = Server(["--log-format", "xml"])
+        with self.assertRaises(AssertionError) as cm:
+            s.start()
+        s.log.close()
+        self.assertIn("--log-format: 'xml' is not text or json", str(cm.exception))
+
+
+class HostTest(unittest.TestCase):
+    def test_host_localhost(self):
+        import os
+        import time
+        import urllib.request
+        port = free_port()
+        p = subprocess.Popen([binary(), "serve", "--host", "localhost", "--port", str(port), "-m", micro_model(),
+                              "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            t0 = time.monotonic()
+            while True:
+                self.assertIsNone(p.poll(), "serve --host localhost exited: %s" % (p.stderr.read() if p.poll() is not None else ""))
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/ping" % port, timeout=2) as r:
+                        self.assertEqual(r.status, 200)
+                        break
+                except OSError:
+                    self.assertLess(time.monotonic() - t0, 60)
+                    time.sleep(0.1)
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
+            p.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
