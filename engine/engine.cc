@@ -127,6 +127,23 @@ Engine::~Engine() = default;
 int Engine::threads() const { return pool_->size(); }
 size_t Engine::kv_bytes() const { return kv_->bytes(); }
 
+std::string Engine::cache_identity() const {
+  const LlamaConfig& c = model_.cfg;
+  std::string id = model_.format + ":" + model_.path + "|" + model_.name;
+  for (int v : {c.vocab_size, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
+                c.max_pos})
+    id += "|" + std::to_string(v);
+  id += "|theta=" + std::to_string(c.rope_theta) + "|eps=" + std::to_string(c.rms_eps);
+  // The weights' storage types (a --quantize load of the same file computes other K/V).
+  for (const LayerWeights& lw : model_.layers)
+    for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      id += char('A' + int(t->type));
+  id += "|bytes=" + std::to_string(model_.weight_bytes());
+  id += std::string("|kv=") + (opts_.kv_type == KvType::F16 ? "f16" : "f32");
+  id += "|block=" + std::to_string(opts_.block_size);
+  return id;
+}
+
 // One row of the flattened batch.
 struct Engine::Row {
   int32_t token;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -69,6 +70,10 @@ class Engine {
   int n_blocks() const { return opts_.n_blocks; }
   int threads() const;
   size_t kv_bytes() const;
+  KvType kv_type() const { return opts_.kv_type; }
+  // What besides the tokens determines the K/V this engine computes (the model file and its
+  // shape, the KV dtype, the block size): the prefix cache's key namespace.
+  std::string cache_identity() const;
   static size_t kv_bytes_per_token(const LlamaConfig& c, KvType t);
   // KV pool size in blocks; the one sizing rule for every caller (see KvSizing).
   static int kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSizing& s);
