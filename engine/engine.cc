@@ -130,8 +130,8 @@ size_t Engine::kv_bytes() const { return kv_->bytes(); }
 std::string Engine::cache_identity() const {
   const LlamaConfig& c = model_.cfg;
   std::string id = model_.format + ":" + model_.path + "|" + model_.name;
-  for (int v : {c.vocab_size, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
-                c.max_pos})
+  for (int v :
+       {c.vocab_size, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.max_pos})
     id += "|" + std::to_string(v);
   id += "|theta=" + std::to_string(c.rope_theta) + "|eps=" + std::to_string(c.rms_eps);
   // The weights' storage types (a --quantize load of the same file computes other K/V).

@@ -77,7 +77,7 @@ class BlockPool {
   void uncache(int32_t b);
 
   std::vector<Meta> meta_;
-  std::vector<int32_t> free_;  // stack of free (uncached, unheld) block ids
+  std::vector<int32_t> free_;                    // stack of free (uncached, unheld) block ids
   std::unordered_map<uint64_t, int32_t> index_;  // key -> cached block
   int32_t lru_head_ = -1, lru_tail_ = -1;        // head = least recently used
   int n_evictable_ = 0;

@@ -162,11 +162,11 @@ StepPlan schedule_step(SchedState& st, const PolicyConfig& cfg) {
       ensure_digests(s, cfg, most);
       uint64_t parent = 0;
       for (int i = 0; i < most; ++i) {
-        int32_t b = st.pool.lookup(
-            prefix_key(s.digests[size_t(i)]),
-            std::span<const int32_t>(s.tokens->data() + size_t(i) * cfg.block_size,
-                                     size_t(cfg.block_size)),
-            parent, s.salt);
+        int32_t b =
+            st.pool.lookup(prefix_key(s.digests[size_t(i)]),
+                           std::span<const int32_t>(s.tokens->data() + size_t(i) * cfg.block_size,
+                                                    size_t(cfg.block_size)),
+                           parent, s.salt);
         if (b < 0) break;
         hits.push_back(b);
         if (!st.pool.held(b)) ++unheld_hits;  // counted in n_free until taken

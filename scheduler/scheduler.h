@@ -41,10 +41,10 @@ struct SchedulerStats {
   int last_batch_size = 0;
   // Prefix cache.
   bool prefix_caching = false;
-  int cached_blocks = 0;           // blocks holding cached prefixes (in use or evictable)
-  uint64_t evictions = 0;          // cached blocks reused for other data
-  uint64_t lookup_tokens = 0;      // prompt tokens of admissions that looked up the cache
-  uint64_t cached_tokens = 0;      // of those, tokens whose K/V came from the cache
+  int cached_blocks = 0;       // blocks holding cached prefixes (in use or evictable)
+  uint64_t evictions = 0;      // cached blocks reused for other data
+  uint64_t lookup_tokens = 0;  // prompt tokens of admissions that looked up the cache
+  uint64_t cached_tokens = 0;  // of those, tokens whose K/V came from the cache
 };
 
 class Scheduler {
