@@ -8,8 +8,8 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <map>
+#include <random>
 #include <set>
 
 #include "scheduler/block_pool.h"
@@ -333,9 +333,10 @@ TEST(PrefixCache, EvictionUnderPressureManyDistinctPromptsThenTheFirstAgain) {
   auto tok = testing::make_test_tokenizer();
   std::mt19937 rng(5);
   std::vector<GenerateRequest> reqs;
-  for (int i = 0; i < 30; ++i) reqs.push_back(with_prompt(random_tokens(rng, 20 + i % 7), 6, i, i % 2));
-  reqs.push_back(reqs[0]);   // the first again, long after it was evicted
-  reqs.push_back(reqs[29]);  // the last again, still cached
+  for (int i = 0; i < 30; ++i)
+    reqs.push_back(with_prompt(random_tokens(rng, 20 + i % 7), 6, i, i % 2));
+  reqs.push_back(reqs[0]);         // the first again, long after it was evicted
+  reqs.push_back(reqs[29]);        // the last again, still cached
   FakeExecutor ex(kVocab, 4, 24);  // 96 tokens of KV: a few prompts' worth
   SchedulerCore core(ex, *tok, opts(true));
   auto got = run_in_turn(core, reqs);
@@ -429,7 +430,8 @@ TEST(PrefixCache, CancelledAndPreemptedSequencesReleaseTheirReferences) {
   // 19 prompt + 2 generated tokens, 20 of them fed: 5 full blocks (generated tokens cache too).
   EXPECT_EQ(core.stats().cached_blocks, 5);
   // Two sharers: one cancelled after its first step, one run to completion.
-  GenerateRequest keep = with_prompt(prompt(2), 30, 2, false), drop = with_prompt(prompt(2), 30, 3, false);
+  GenerateRequest keep = with_prompt(prompt(2), 30, 2, false),
+                  drop = with_prompt(prompt(2), 30, 3, false);
   auto sk = core.submit(keep);
   auto sd = core.submit(drop);
   core.run_once();

@@ -39,6 +39,7 @@ SchedulerCore::SchedulerCore(Executor& ex, const Tokenizer& tok, CoreOptions opt
   pool_tokens_ = st_.pool.n_blocks() * pcfg_.block_size;
   cap_ = sequence_capacity(st_, pcfg_);
   stats_.blocks_free = st_.pool.n_free();
+  stats_.prefix_caching = pcfg_.prefix_caching;
 }
 
 SchedulerCore::~SchedulerCore() {

@@ -26,6 +26,7 @@ struct ServeFlags {
   std::optional<std::string> endpoint_name, aws_access_key_id, aws_secret_access_key,
       aws_credentials_file, region, api_key;
   std::optional<bool> require_eula;
+  std::optional<std::string> prefix_caching;  // on | off
 };
 
 struct ServeConfig {
@@ -40,6 +41,7 @@ struct ServeConfig {
   std::string quantize;         // "" = keep the file's types; q8_0 | q4_0 converts at load
   std::string kv_type = "f16";  // KV cache element type: f16 | f32
   size_t kv_cache_memory = 0;   // KV pool memory budget in bytes, 0 = unset
+  bool prefix_caching = true;   // automatic prefix caching of KV blocks
 
   // TGI router limits.
   int max_concurrent_requests = 128;

@@ -31,6 +31,9 @@ class ModelBackend final : public Backend {
                  eo.block_size, info_.kv_tokens, double(engine_->kv_bytes()) / 1048576.0,
                  eo.kv_type == KvType::F16 ? "f16" : "f32");
     sched_ = std::make_unique<Scheduler>(*engine_, *tok_, o.sched);
+    spdlog::info("prefix caching: {}", o.sched.prefix_caching
+                                           ? "on (full KV blocks shared across requests, LRU)"
+                                           : "off");
     info_.id = o.model_path;
     info_.name = model_->name;
     info_.dtype = model_->layers.empty() ? "unknown" : dtype_name(model_->layers[0].wq.type);

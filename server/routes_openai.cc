@@ -44,6 +44,7 @@ void openai_handle(App& app, std::shared_ptr<Exchange> ex, bool chat) {
   g.sampling = r.sampling;
   g.sampling.seed = r.seed ? *r.seed : app.random_seed();
   g.stop.stop = std::move(r.stop);
+  g.cache_salt = r.cache_salt;
   if (chat) {
     std::vector<ChatMessage> msgs;
     for (auto& [role, text] : r.messages) msgs.push_back({role, text});

@@ -31,6 +31,7 @@ struct TgiParams {
   std::optional<uint64_t> seed;
   std::optional<uint32_t> top_n_tokens;
   bool has_grammar = false;
+  std::string cache_salt;  // prefix caching: requests share cached KV only with equal salts
 };
 
 struct TgiRequest {
@@ -75,6 +76,7 @@ struct LmiRequest {
   std::vector<std::string> stop_sequences;
   std::optional<uint64_t> truncate;
   bool seed_given = false;
+  std::string cache_salt;  // parameters.cache_salt
 };
 std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed,
                                              LmiRequest* out);
@@ -90,6 +92,7 @@ struct OpenAiRequest {
   std::vector<std::string> stop;
   std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, text)
   std::string prompt;                                         // completions
+  std::string cache_salt;                                     // vLLM's top-level cache_salt
 };
 std::optional<Error> parse_openai_request(const std::string& body, bool chat,
                                           int max_stop_sequences, OpenAiRequest* out);
