@@ -85,7 +85,7 @@ def main():
     ap.add_argument("--proto", choices=("tgi", "llama"), required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--system-words", type=int, default=745)
+    ap.add_argument("--system-words", type=int, default=590)
     ap.add_argument("--new-tokens", type=int, default=8)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--tag-base", type=int, default=0)
