@@ -52,7 +52,7 @@ ttft_side() {
   log "TTFT round $round/$ROUNDS: $name (port $port)"
   start "$name" "$port"
   timeout "$STEP_TIMEOUT" "$PY" bench/prefix_ttft.py --proto "$proto" --port "$port" --trials "$TRIALS" \
-    --system-words "${SYSTEM_WORDS:-590}" --tag-base $((round * 100)) >"$WORK/t.json" || { cat "$WORK/t.json" >&2; stop_servers; die "$name TTFT failed"; }
+    --system-words "${SYSTEM_WORDS:-662}" --tag-base $((round * 100)) >"$WORK/t.json" || { cat "$WORK/t.json" >&2; stop_servers; die "$name TTFT failed"; }
   stop_servers
   "$PY" - "$WORK/t.json" "$name" >>"$WORK/ttft" <<'EOF'
 import json, sys

@@ -25,8 +25,9 @@ WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo li
 
 
 def system_prompt(tag, n_words):
-    # Mostly one token per word; the number words shift each trial's text (distinct prefixes).
-    return f"System {tag}: " + " ".join(WORDS[(tag * 13 + i * 7) % len(WORDS)] for i in range(n_words))
+    # Every word equally often (stride 5 is coprime with the 42 words), shifted by the trial's tag:
+    # distinct prefixes of a near-constant token count.
+    return f"System {tag}: " + " ".join(WORDS[(tag + i * 5) % len(WORDS)] for i in range(n_words))
 
 
 def stream(host, port, proto, prompt, n_new, slot, timeout):
@@ -85,7 +86,7 @@ def main():
     ap.add_argument("--proto", choices=("tgi", "llama"), required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--system-words", type=int, default=590)
+    ap.add_argument("--system-words", type=int, default=662)
     ap.add_argument("--new-tokens", type=int, default=8)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--tag-base", type=int, default=0)
