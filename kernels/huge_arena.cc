@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -30,8 +31,8 @@ HugeArena::HugeArena(size_t bytes) {
   void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
   if (p == MAP_FAILED)
-    throw std::runtime_error("cannot map " + std::to_string(size_) + " bytes: " +
-                             std::strerror(errno));
+    throw std::runtime_error("cannot map " + std::to_string(size_) +
+                             " bytes: " + std::strerror(errno));
   const uintptr_t raw = reinterpret_cast<uintptr_t>(p);
   const uintptr_t aligned = (raw + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
   if (aligned > raw) munmap(p, aligned - raw);
@@ -40,13 +41,16 @@ HugeArena::HugeArena(size_t bytes) {
   base_ = reinterpret_cast<uint8_t*>(aligned);
 
   const std::string mode = thp_mode();
-  if (mode == "never") {
+  const char* off = std::getenv("LMSTREAM_NO_HUGE_PAGES");
+  if (off && std::string(off) == "1") {
+    reason_ = "huge pages turned off by LMSTREAM_NO_HUGE_PAGES=1 (THP " + mode + "): 4 KiB pages";
+  } else if (mode == "never") {
     reason_ = "transparent huge pages are off on this host (THP never): 4 KiB pages";
   } else if (mode == "unavailable") {
     reason_ = "this kernel has no transparent huge pages: 4 KiB pages";
   } else if (madvise(base_, size_, MADV_HUGEPAGE) != 0) {
-    reason_ = std::string("madvise(MADV_HUGEPAGE) failed (") + std::strerror(errno) +
-              "): 4 KiB pages";
+    reason_ =
+        std::string("madvise(MADV_HUGEPAGE) failed (") + std::strerror(errno) + "): 4 KiB pages";
   } else {
     advised_ = true;
     reason_ = "THP " + mode + ", MADV_HUGEPAGE on a 2 MiB-aligned arena";

@@ -16,6 +16,7 @@ class HugeArena {
   static constexpr size_t kHugePage = size_t(2) << 20;
   // Maps at least bytes (rounded up to 2 MiB) of zeroed, lazily committed memory. Throws
   // std::runtime_error when the mapping fails.
+  // LMSTREAM_NO_HUGE_PAGES=1 in the environment skips MADV_HUGEPAGE (for A/B measurements).
   explicit HugeArena(size_t bytes);
   ~HugeArena();
   HugeArena(const HugeArena&) = delete;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace lmstream {
@@ -29,6 +30,17 @@ TEST(HugeArena, AlignedRoundedZeroedAndReportsWhy) {
     EXPECT_FALSE(a.advised());
     EXPECT_NE(a.reason().find("4 KiB pages"), std::string::npos) << a.reason();
   }
+}
+
+TEST(HugeArena, CanBeTurnedOffForComparisons) {
+  setenv("LMSTREAM_NO_HUGE_PAGES", "1", 1);
+  HugeArena a(100);
+  unsetenv("LMSTREAM_NO_HUGE_PAGES");
+  EXPECT_FALSE(a.advised());
+  EXPECT_NE(a.reason().find("LMSTREAM_NO_HUGE_PAGES=1"), std::string::npos) << a.reason();
+  std::memset(a.data(), 1, a.size());
+  // Without the advice only THP `always` would still give huge pages.
+  if (HugeArena::thp_mode() != "always") EXPECT_EQ(a.huge_bytes(), 0u);
 }
 
 TEST(HugeArena, ManyArenasAreIndependent) {
