@@ -9,7 +9,8 @@
 # aggregate streamed tok/s of lmstream with caching on vs off. Same model and threads, interleaved
 # rounds (fresh servers each), medians. Records the host's THP setting. Appends to bench/RESULTS.md.
 # Usage (from the repo root): bench/prefix.sh   [env: ROUNDS=3 THREADS=2 TRIALS=3 MODEL=path
-#                                                 SKIP_PEER=1 to leave llama-server out]
+#   SKIP_PEER=1 to leave llama-server out, SIDES="peer on" to choose the TTFT sides, TPUT=0 to skip
+#   the throughput runs]
 set -euo pipefail
 source bench/lib.sh
 source bench/server_lib.sh
@@ -77,12 +78,15 @@ tput_side() {
 
 : >"$WORK/ttft"
 : >"$WORK/tput"
+# SIDES: which TTFT sides run (peer on off); TPUT=0 skips the no-shared-prefix throughput runs.
+SIDES="${SIDES:-peer on off}"
+[[ "${SKIP_PEER:-0}" == 1 ]] && SIDES="${SIDES//peer/}"
 for ((r = 1; r <= ROUNDS; r++)); do
-  [[ "${SKIP_PEER:-0}" == 1 ]] || ttft_side peer "$r"
-  ttft_side on "$r"
-  ttft_side off "$r"
-  tput_side off "$r"
-  tput_side on "$r"
+  for side in $SIDES; do ttft_side "$side" "$r"; done
+  if [[ "${TPUT:-1}" == 1 ]]; then
+    tput_side off "$r"
+    tput_side on "$r"
+  fi
 done
 
 med() { awk -v s="$1" -v c="$3" '$1 == s {print $c}' "$WORK/$2" | median_in; }
