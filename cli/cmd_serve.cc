@@ -22,8 +22,8 @@ namespace lmstream::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, revision, gguf_file, host, api, properties, quantize, kv_type,
-      kv_cache_memory, chat_template, log_level, log_format;
+  std::string model, revision, gguf_file, host, api, properties, quantize, kv_type, kv_cache_memory,
+      chat_template, log_level, log_format, prefix_caching;
   std::string endpoint_name, aws_access_key_id, aws_secret_access_key, aws_credentials_file, region,
       api_key;
   bool require_eula = false;
@@ -51,6 +51,7 @@ void run(CLI::App& sub, const ServeArgs& a) {
   f.quantize = given(sub, "--quantize", a.quantize);
   f.kv_type = given(sub, "--kv-type", a.kv_type);
   f.kv_cache_memory = given(sub, "--kv-cache-memory", a.kv_cache_memory);
+  f.prefix_caching = given(sub, "--prefix-caching", a.prefix_caching);
   f.port = given(sub, "--port", a.port);
   f.threads = given(sub, "--threads", a.threads);
   f.max_concurrent_requests = given(sub, "--max-concurrent-requests", a.max_concurrent);
@@ -105,6 +106,7 @@ void run(CLI::App& sub, const ServeArgs& a) {
   b.kv.memory_bytes = cfg.kv_cache_memory;
   b.kv_type = cfg.kv_type == "f32" ? KvType::F32 : KvType::F16;
   b.sched.max_rolling_batch_size = cfg.max_rolling_batch_size;
+  b.sched.prefix_caching = cfg.prefix_caching;
   if (cfg.max_batch_prefill_tokens > 0)
     b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
   // Test-only knobs, loud when set: a slow load (/ping's 503 window), engine pacing (streams held
@@ -182,6 +184,9 @@ const Register reg(
           ->check(CLI::ExistingFile);
       sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")
           ->check(CLI::IsMember({"f16", "f32"}));
+      sub.add_option("--prefix-caching", a->prefix_caching,
+                     "automatic prefix caching of KV blocks: on | off (env PREFIX_CACHING, "
+                     "option.enable_prefix_caching; on)");
       sub.add_option("--endpoint-name", a->endpoint_name,
                      "SageMaker endpoint name of /endpoints/{name}/... (env "
                      "LMSTREAM_ENDPOINT_NAME; default: from the model's name)");

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "engine/kv_cache.h"
+#include "kernels/huge_arena.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/threadpool.h"
@@ -29,6 +31,7 @@ struct Engine::Scratch {
   };
   std::vector<Layer> layers;
   Matrix output;
+  std::shared_ptr<HugeArena> weights;     // every packed matrix, back to back
   std::vector<float> rope_cos, rope_sin;  // [max_pos][head_dim/2]
   // Per micro-batch activations, [rows][width].
   std::vector<float> x, xb, q, k, v, att, tmp, g, u, logit_in;
@@ -98,8 +101,25 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
     advise_file_pages(model_, f->data(), f->size(), MADV_NOHUGEPAGE);
   // Packed matrices are copies: drop the file pages they came from, so resident memory holds each
   // weight once. (Read-only file pages fault back in if something reads them again.)
+  // All packed matrices live in one huge-page arena (64-byte aligned offsets), so rounding to
+  // 2 MiB costs at most one page for the whole model.
+  auto round64 = [](size_t n) { return (n + 63) / 64 * 64; };
+  size_t packed_total = 0;
+  auto count = [&](const Tensor& t) { packed_total += round64(Matrix::packed_bytes(t)); };
+  for (const LayerWeights& lw : model_.layers)
+    for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      count(*t);
+  count(model_.output);
+  size_t arena_off = 0;
+  if (packed_total > 0) s_->weights = std::make_shared<HugeArena>(packed_total);
   auto prepare = [&](const Tensor& t) {
-    Matrix m = Matrix::prepare(t);
+    const size_t n = Matrix::packed_bytes(t);
+    std::shared_ptr<uint8_t> dst;
+    if (n > 0) {
+      dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + arena_off);
+      arena_off += round64(n);
+    }
+    Matrix m = Matrix::prepare(t, std::move(dst));
     if (m.packed) advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
     return m;
   };
@@ -126,6 +146,56 @@ Engine::~Engine() = default;
 
 int Engine::threads() const { return pool_->size(); }
 size_t Engine::kv_bytes() const { return kv_->bytes(); }
+
+std::string describe(const MemoryReport& r) {
+  auto mib = [](size_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", double(b) / 1048576.0);
+    return std::string(buf);
+  };
+  std::string s = "weights: ";
+  if (r.weight_arena_bytes == 0)
+    s += r.weight_reason;
+  else
+    s += "one arena of " + mib(r.weight_arena_bytes) + ", " + mib(r.weight_huge_bytes) +
+         " in huge pages (" + r.weight_reason + ")";
+  s += "; KV pool: " + mib(r.kv_bytes) + ", " + mib(r.kv_huge_bytes) + " in huge pages so far (" +
+       r.kv_reason + ")";
+  return s;
+}
+
+MemoryReport Engine::memory_report() const {
+  MemoryReport r;
+  r.thp_mode = HugeArena::thp_mode();
+  if (s_->weights) {
+    r.weight_arena_bytes = s_->weights->size();
+    r.weight_huge_bytes = s_->weights->huge_bytes();
+    r.weight_reason = s_->weights->reason();
+  } else {
+    r.weight_reason = "no packed matrices (float weights are read in place from the file)";
+  }
+  r.kv_bytes = kv_->bytes();
+  r.kv_huge_bytes = kv_->arena().huge_bytes();
+  r.kv_reason = kv_->arena().reason();
+  return r;
+}
+
+std::string Engine::cache_identity() const {
+  const LlamaConfig& c = model_.cfg;
+  std::string id = model_.format + ":" + model_.path + "|" + model_.name;
+  for (int v :
+       {c.vocab_size, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.max_pos})
+    id += "|" + std::to_string(v);
+  id += "|theta=" + std::to_string(c.rope_theta) + "|eps=" + std::to_string(c.rms_eps);
+  // The weights' storage types (a --quantize load of the same file computes other K/V).
+  for (const LayerWeights& lw : model_.layers)
+    for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      id += char('A' + int(t->type));
+  id += "|bytes=" + std::to_string(model_.weight_bytes());
+  id += std::string("|kv=") + (opts_.kv_type == KvType::F16 ? "f16" : "f32");
+  id += "|block=" + std::to_string(opts_.block_size);
+  return id;
+}
 
 // One row of the flattened batch.
 struct Engine::Row {

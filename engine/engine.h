@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -37,6 +38,20 @@ struct SeqStep {
 
 class ThreadPool;
 class KvCache;
+
+// Where the big allocations landed (for the start-up log and benchmarks).
+struct MemoryReport {
+  std::string thp_mode;           // the host's transparent huge page setting
+  size_t weight_arena_bytes = 0;  // the packed matrices' arena
+  size_t weight_huge_bytes = 0;   // of it, backed by huge pages now
+  std::string weight_reason;      // why huge pages are (not) used
+  size_t kv_bytes = 0;
+  size_t kv_huge_bytes = 0;  // KV pages touched so far that are huge pages
+  std::string kv_reason;
+};
+// One line for the start-up log: "weights: 1 arena of 1090.0 MiB, 1088.0 MiB in huge pages (THP
+// madvise, MADV_HUGEPAGE ...); KV: ...".
+std::string describe(const MemoryReport& r);
 
 // How the KV pool is sized, first rule that applies: an explicit block count; a capacity in
 // tokens (TGI's MAX_BATCH_TOTAL_TOKENS); a memory budget in bytes (--kv-cache-memory); otherwise
@@ -69,6 +84,11 @@ class Engine {
   int n_blocks() const { return opts_.n_blocks; }
   int threads() const;
   size_t kv_bytes() const;
+  KvType kv_type() const { return opts_.kv_type; }
+  MemoryReport memory_report() const;
+  // What besides the tokens determines the K/V this engine computes (the model file and its
+  // shape, the KV dtype, the block size): the prefix cache's key namespace.
+  std::string cache_identity() const;
   static size_t kv_bytes_per_token(const LlamaConfig& c, KvType t);
   // KV pool size in blocks; the one sizing rule for every caller (see KvSizing).
   static int kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSizing& s);

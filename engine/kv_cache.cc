@@ -1,7 +1,6 @@
-// KvCache: one anonymous mapping, so untouched blocks cost no resident memory.
+// KvCache: one huge-page arena (kernels/huge_arena.h), lazily committed, so untouched parts cost
+// no resident memory.
 #include "engine/kv_cache.h"
-
-#include <sys/mman.h>
 
 #include <new>
 #include <stdexcept>
@@ -17,15 +16,15 @@ KvCache::KvCache(const LlamaConfig& c, int n_blocks, int block_size, KvType type
   layer_bytes_ = block_stride_ * size_t(n_blocks);
   bytes_ = layer_bytes_ * size_t(c.n_layers);
   if (bytes_ == 0) throw std::invalid_argument("KV cache of zero size");
-  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED)
-    throw std::runtime_error("cannot allocate a KV cache of " + std::to_string(bytes_) + " bytes");
-  base_ = static_cast<uint8_t*>(p);
+  try {
+    arena_ = std::make_unique<HugeArena>(bytes_);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot allocate a KV cache of " + std::to_string(bytes_) +
+                             " bytes: " + e.what());
+  }
+  base_ = arena_->data();
 }
 
-KvCache::~KvCache() {
-  if (base_) munmap(base_, bytes_);
-}
+KvCache::~KvCache() = default;
 
 }  // namespace lmstream

@@ -6,8 +6,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "engine/engine.h"
+#include "kernels/huge_arena.h"
 
 namespace lmstream {
 
@@ -19,6 +21,7 @@ class KvCache {
   KvCache& operator=(const KvCache&) = delete;
 
   size_t elt() const { return elt_; }
+  const HugeArena& arena() const { return *arena_; }
   size_t bytes() const { return bytes_; }
   // Bytes between consecutive blocks of one layer.
   size_t block_stride() const { return block_stride_; }
@@ -28,6 +31,7 @@ class KvCache {
   uint8_t* v(int layer, int kv_head) const { return k(layer, kv_head) + kv_bytes_; }
 
  private:
+  std::unique_ptr<HugeArena> arena_;
   uint8_t* base_ = nullptr;
   size_t bytes_ = 0, elt_ = 2, layer_bytes_ = 0, block_stride_ = 0, head_bytes_ = 0, kv_bytes_ = 0;
 };

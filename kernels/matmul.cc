@@ -75,7 +75,16 @@ std::shared_ptr<uint8_t> alloc_aligned(size_t n) {
 }
 }  // namespace
 
-Matrix Matrix::prepare(const Tensor& t) {
+size_t Matrix::packed_bytes(const Tensor& t) {
+  const WeightFormat& f = weight_format(t.type);
+  if (!f.packed) return 0;
+  const int64_t groups = (t.rows + kGroupRows - 1) / kGroupRows;
+  return size_t(groups) * size_t(t.cols / 32) * f.group_block_bytes;
+}
+
+Matrix Matrix::prepare(const Tensor& t) { return prepare(t, nullptr); }
+
+Matrix Matrix::prepare(const Tensor& t, std::shared_ptr<uint8_t> storage) {
   Matrix m;
   m.format = &weight_format(t.type);
   m.type = t.type;
@@ -90,7 +99,9 @@ Matrix Matrix::prepare(const Tensor& t) {
     return m;
   }
   m.bytes = size_t(m.groups()) * size_t(m.blocks()) * m.format->group_block_bytes;
-  m.storage = alloc_aligned(m.bytes);
+  if (storage && reinterpret_cast<uintptr_t>(storage.get()) % 64 != 0)
+    throw std::invalid_argument("matrix " + t.name + ": packed storage is not 64-byte aligned");
+  m.storage = storage ? std::move(storage) : alloc_aligned(m.bytes);
   m.data = m.storage.get();
   m.format->pack(t, m.storage.get());
   return m;

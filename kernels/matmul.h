@@ -44,6 +44,11 @@ class Matrix {
   // t's pages are no longer read (the caller may release them); float formats use t's rows in
   // place, so t must outlive the matrix.
   static Matrix prepare(const Tensor& t);
+  // Bytes the packed copy of t takes (0 for formats used in place).
+  static size_t packed_bytes(const Tensor& t);
+  // As prepare, packing into storage (at least packed_bytes(t), 64-byte aligned), which the matrix
+  // keeps alive (e.g. an aliasing pointer into a shared arena).
+  static Matrix prepare(const Tensor& t, std::shared_ptr<uint8_t> storage);
 
   const WeightFormat* format = nullptr;  // set by prepare
   DType type = DType::F32;

@@ -30,6 +30,9 @@ struct GenerateRequest {
   StopCriteria stop;
   // Also compute each prompt token's log-probability under the model (TGI decoder_input_details).
   bool prompt_logprobs = false;
+  // Prefix caching: requests share cached KV blocks only when their salts are equal (vLLM's
+  // cache_salt), so tenants that must not observe each other's cache timing use distinct salts.
+  std::string cache_salt{};
 };
 
 struct TokenEvent {
@@ -58,6 +61,7 @@ struct FinalEvent {
   FinishReason reason = FinishReason::kLength;
   int generated_tokens = 0;
   int input_tokens = 0;
+  int cached_tokens = 0;  // leading prompt tokens whose K/V came from the prefix cache
   uint64_t seed = 0;
   std::string generated_text;  // all emitted text (skip_special), stop policy applied
   std::string tail;            // held-back text released at the end (emit it after the last token)

@@ -11,7 +11,11 @@ namespace lmstream {
 
 struct Scheduler::Impl {
   Impl(Engine& e, const Tokenizer& tok, const SchedulerOptions& o)
-      : ex(e), core(ex, tok, CoreOptions{o, check_from_env(), nullptr}) {}
+      : ex(e), core(ex, tok, CoreOptions{with_namespace(o, e), check_from_env(), nullptr}) {}
+  static SchedulerOptions with_namespace(SchedulerOptions o, const Engine& e) {
+    if (o.cache_namespace.empty()) o.cache_namespace = e.cache_identity();
+    return o;
+  }
   // LMSTREAM_SCHED_CHECK=1: check the KV block invariant after every step, abort if broken.
   static bool check_from_env() {
     const char* v = std::getenv("LMSTREAM_SCHED_CHECK");

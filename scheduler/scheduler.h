@@ -23,6 +23,12 @@ struct SchedulerOptions {
   // Test-only pacing: the engine thread sleeps this long after every step that ran a batch, so
   // tests can hold streams open for a known time on any machine. 0 = off.
   int step_delay_ms = 0;
+  // Automatic prefix caching (vLLM's enable_prefix_caching, TGI's PREFIX_CACHING): full KV blocks
+  // are kept after their sequences end and shared by later requests with the same prefix.
+  bool prefix_caching = true;
+  // Mixed into every prefix-cache key: what besides the tokens changes the K/V. The Scheduler
+  // fills it from the engine (Engine::cache_identity) when empty.
+  std::string cache_namespace;
 };
 
 struct SchedulerStats {
@@ -33,6 +39,12 @@ struct SchedulerStats {
   uint64_t steps = 0;
   uint64_t preemptions = 0;
   int last_batch_size = 0;
+  // Prefix cache.
+  bool prefix_caching = false;
+  int cached_blocks = 0;       // blocks holding cached prefixes (in use or evictable)
+  uint64_t evictions = 0;      // cached blocks reused for other data
+  uint64_t lookup_tokens = 0;  // prompt tokens of admissions that looked up the cache
+  uint64_t cached_tokens = 0;  // of those, tokens whose K/V came from the cache
 };
 
 class Scheduler {

@@ -10,6 +10,7 @@
 namespace lmstream {
 
 constexpr int kPromptLogitsChunk = 256;
+constexpr size_t kMaxCacheSalt = 1024;
 
 static PolicyConfig make_policy_config(const Executor& ex, const SchedulerOptions& o) {
   if (o.max_rolling_batch_size < 1)
@@ -24,6 +25,8 @@ static PolicyConfig make_policy_config(const Executor& ex, const SchedulerOption
   c.max_prefill_tokens = o.max_batch_prefill_tokens;
   c.block_size = ex.block_size();
   c.max_pos = ex.max_pos();
+  c.prefix_caching = o.prefix_caching;
+  c.cache_namespace = o.cache_namespace;
   return c;
 }
 
@@ -36,6 +39,7 @@ SchedulerCore::SchedulerCore(Executor& ex, const Tokenizer& tok, CoreOptions opt
   pool_tokens_ = st_.pool.n_blocks() * pcfg_.block_size;
   cap_ = sequence_capacity(st_, pcfg_);
   stats_.blocks_free = st_.pool.n_free();
+  stats_.prefix_caching = pcfg_.prefix_caching;
 }
 
 SchedulerCore::~SchedulerCore() {
@@ -64,6 +68,9 @@ static std::string validate(const GenerateRequest& req, int vocab, int cap, int 
       return "input token " + std::to_string(i) + " has id " + std::to_string(req.prompt[i]) +
              ", outside the vocabulary [0, " + std::to_string(vocab) + ")";
   if (req.stop.max_new_tokens < 1) return "max_new_tokens must be at least 1";
+  if (req.cache_salt.size() > kMaxCacheSalt)
+    return "cache_salt has " + std::to_string(req.cache_salt.size()) + " bytes; at most " +
+           std::to_string(kMaxCacheSalt) + " are allowed";
   if (req.prompt.size() + 1 > size_t(cap))
     return "the prompt has " + std::to_string(req.prompt.size()) +
            " tokens; with one new token that exceeds " +
@@ -116,6 +123,12 @@ void SchedulerCore::drain_inbox() {
   for (auto& s : in) {
     uint64_t id = s->id();
     add_sequence(st_, id, int(s->tokens().size()));
+    SeqState& ss = st_.seqs.at(id);
+    ss.tokens = &s->tokens();
+    ss.salt = s->cache_salt();
+    // Prompt logprobs need the logits of every prompt position, which the cache does not keep:
+    // such a request computes its whole prompt (and still publishes its blocks for others).
+    ss.use_cache = !s->wants_prompt_logits();
     // Prompt logprobs need every prefill row's logits (vocab floats each): smaller chunks bound
     // that buffer (256 rows x 32000 = 32 MB).
     if (s->wants_prompt_logits()) st_.seqs.at(id).max_chunk = kPromptLogitsChunk;
@@ -127,7 +140,7 @@ void SchedulerCore::finish_seq(uint64_t id, FinishReason r, const std::string& e
   auto it = seqs_.find(id);
   if (it == seqs_.end()) return;
   it->second->finish(r, error);
-  remove_sequence(st_, id);
+  remove_sequence(st_, id, pcfg_);
   seqs_.erase(it);
 }
 
@@ -148,7 +161,10 @@ bool SchedulerCore::run_once() {
       seqs_.erase(it);
     }
   }
-  for (uint64_t id : plan.admitted) seqs_.at(id)->mark_admitted();
+  for (uint64_t id : plan.admitted) {
+    seqs_.at(id)->mark_admitted();
+    seqs_.at(id)->set_cached_tokens(st_.seqs.at(id).cached_tokens);
+  }
   for (uint64_t id : plan.preempted) seqs_.at(id)->mark_preempted();
   if (!plan.chunks.empty()) execute(plan);
   if (opts_.check_each_step) {
@@ -218,7 +234,7 @@ void SchedulerCore::execute(const StepPlan& plan) {
       continue;
     }
     if (done) {
-      remove_sequence(st_, c.id);
+      remove_sequence(st_, c.id, pcfg_);
       seqs_.erase(c.id);
     } else {
       st_.seqs.at(c.id).n_tokens = int(seq.tokens().size());
@@ -236,7 +252,14 @@ void SchedulerCore::update_stats(const StepPlan* plan) {
     stats_.steps++;
     stats_.last_batch_size = int(plan->chunks.size());
   }
-  if (plan) stats_.preemptions += plan->preempted.size();
+  if (plan) {
+    stats_.preemptions += plan->preempted.size();
+    stats_.lookup_tokens += uint64_t(plan->lookup_tokens);
+    stats_.cached_tokens += uint64_t(plan->cached_tokens);
+  }
+  stats_.prefix_caching = pcfg_.prefix_caching;
+  stats_.cached_blocks = st_.pool.n_cached();
+  stats_.evictions = st_.pool.evictions();
 }
 
 SchedulerStats SchedulerCore::stats() const {

@@ -92,6 +92,7 @@ void Sequence::finish(FinishReason reason, const std::string& error) {
   fin.reason = reason;
   fin.generated_tokens = generated();
   fin.input_tokens = int(prompt_len_);
+  fin.cached_tokens = std::max(0, cached_tokens_);
   fin.seed = req_.sampling.seed;
   if (reason == FinishReason::kError) fin.error_kind = GenerationErrorKind::kFailed;
   fin.error = error;

@@ -33,6 +33,11 @@ class Sequence {
   double now_s() const;
   void mark_admitted();  // first time only: the end of queueing
   void mark_preempted() { preemptions_++; }
+  const std::string& cache_salt() const { return req_.cache_salt; }
+  // Prompt tokens taken from the prefix cache at the first admission (what usage reports).
+  void set_cached_tokens(int n) {
+    if (cached_tokens_ < 0) cached_tokens_ = n;
+  }
 
   // Samples the next token from logits (scratch, modified), pushes its TokenEvent and returns
   // true when the request is finished (the FinalEvent has then been pushed). capacity: the most
@@ -64,6 +69,7 @@ class Sequence {
   std::string text_;              // everything emitted so far
   double queued_s_ = -1, prefill_s_ = 0, first_token_s_ = 0;
   int preemptions_ = 0;
+  int cached_tokens_ = -1;
   bool done_ = false;
 };
 

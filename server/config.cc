@@ -61,6 +61,7 @@ const char* const kKnownKeys[] = {
     "option.max_model_len",
     "option.trust_remote_code",
     "option.enable_streaming",
+    "option.enable_prefix_caching",
 };
 
 std::string option_env_name(
@@ -265,6 +266,21 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(s.label + ": " + e.what());
     }
+  }
+
+  // Automatic prefix caching: --prefix-caching, TGI's PREFIX_CACHING, LMI's
+  // option.enable_prefix_caching (also OPTION_ENABLE_PREFIX_CACHING).
+  if (Src s = pick(flags.prefix_caching, "--prefix-caching", {"PREFIX_CACHING"},
+                   "option.enable_prefix_caching");
+      s.value) {
+    const std::string v = base::to_lower(*s.value);
+    if (v == "on" || v == "true" || v == "1")
+      c.prefix_caching = true;
+    else if (v == "off" || v == "false" || v == "0")
+      c.prefix_caching = false;
+    else
+      throw std::invalid_argument(s.label + ": '" + *s.value +
+                                  "' is not on or off (true/false, 1/0)");
   }
 
   // --- TGI router limits

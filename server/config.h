@@ -29,6 +29,7 @@ struct ServeFlags {
   std::optional<bool> require_eula;
   // Where the model comes from when it is a Hub id (store/resolve.h).
   std::optional<std::string> revision, gguf_file;
+  std::optional<std::string> prefix_caching;  // on | off
 };
 
 struct ServeConfig {
@@ -45,6 +46,7 @@ struct ServeConfig {
   std::string quantize;         // "" = keep the file's types; q8_0 | q4_0 converts at load
   std::string kv_type = "f16";  // KV cache element type: f16 | f32
   size_t kv_cache_memory = 0;   // KV pool memory budget in bytes, 0 = unset
+  bool prefix_caching = true;   // automatic prefix caching of KV blocks
 
   // TGI router limits.
   int max_concurrent_requests = 128;

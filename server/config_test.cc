@@ -337,3 +337,45 @@ TEST(Config, WeightAndKvSettingsHaveEnvironmentNames) {
 
 }  // namespace
 }  // namespace lmstream::server
+
+namespace lmstream::server {
+namespace {
+
+// Prefix caching: on by default; --prefix-caching beats TGI's PREFIX_CACHING, which beats LMI's
+// option.enable_prefix_caching (file, then OPTION_ENABLE_PREFIX_CACHING); bad values are named.
+TEST(Config, PrefixCachingSetting) {
+  auto resolve = [](ServeFlags f, std::map<std::string, std::string> env) {
+    f.model = "/m.gguf";
+    return resolve_config(f, env_of(env), nullptr);
+  };
+  auto pc = [](const char* v) {
+    ServeFlags f;
+    f.prefix_caching = v;
+    return f;
+  };
+  EXPECT_TRUE(resolve({}, {}).prefix_caching);
+  EXPECT_FALSE(resolve(pc("off"), {}).prefix_caching);
+  EXPECT_TRUE(resolve(pc("on"), {{"PREFIX_CACHING", "0"}}).prefix_caching);
+  EXPECT_FALSE(resolve({}, {{"PREFIX_CACHING", "false"}}).prefix_caching);
+  EXPECT_TRUE(resolve({}, {{"PREFIX_CACHING", "1"}, {"OPTION_ENABLE_PREFIX_CACHING", "false"}})
+                  .prefix_caching);
+  EXPECT_FALSE(resolve({}, {{"OPTION_ENABLE_PREFIX_CACHING", "FALSE"}}).prefix_caching);
+  TempDir d;
+  ServeFlags with_file;
+  with_file.properties = d.write("p", "option.enable_prefix_caching=false\n");
+  std::vector<ConfigMessage> msgs;
+  with_file.model = "/m.gguf";
+  EXPECT_FALSE(resolve_config(with_file, env_of({}), &msgs).prefix_caching);
+  for (auto& m : msgs) EXPECT_EQ(m.text.find("unknown key"), std::string::npos) << m.text;
+  EXPECT_TRUE(resolve(with_file, {{"PREFIX_CACHING", "true"}}).prefix_caching);
+  std::string err;
+  try {
+    resolve({}, {{"PREFIX_CACHING", "maybe"}});
+  } catch (const std::invalid_argument& e) {
+    err = e.what();
+  }
+  EXPECT_NE(err.find("PREFIX_CACHING: 'maybe' is not on or off"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace lmstream::server

@@ -131,6 +131,19 @@ std::string Metrics::render(const SchedulerStats& s, int in_flight) const {
   counter("lmstream_engine_steps_total", "Engine steps run", uint64_t(s.steps));
   counter("lmstream_preemptions_total", "Sequences preempted for KV space",
           uint64_t(s.preemptions));
+  gauge("lmstream_prefix_cache_enabled", "1 when automatic prefix caching is on",
+        s.prefix_caching ? 1 : 0);
+  counter("lmstream_prefix_cache_queries_total",
+          "Prompt tokens of admissions that looked up the prefix cache", s.lookup_tokens);
+  counter("lmstream_prefix_cache_hits_total",
+          "Prompt tokens whose KV came from the prefix cache instead of being computed",
+          s.cached_tokens);
+  gauge("lmstream_prefix_cache_hit_ratio", "Prefix-cache hits / queries, in tokens (0 before any)",
+        s.lookup_tokens ? double(s.cached_tokens) / double(s.lookup_tokens) : 0.0);
+  gauge("lmstream_prefix_cache_blocks", "KV blocks holding cached prefixes (in use or evictable)",
+        s.cached_blocks);
+  counter("lmstream_prefix_cache_evictions_total",
+          "Cached KV blocks evicted (least recently used) to make room", s.evictions);
   duration_.render(o, "tgi_request_duration", "End-to-end request duration (seconds)");
   validation_.render(o, "tgi_request_validation_duration",
                      "Validation and tokenization duration (seconds)");

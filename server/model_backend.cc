@@ -30,7 +30,11 @@ class ModelBackend final : public Backend {
     spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,
                  eo.block_size, info_.kv_tokens, double(engine_->kv_bytes()) / 1048576.0,
                  eo.kv_type == KvType::F16 ? "f16" : "f32");
+    spdlog::info("memory: {}", describe(engine_->memory_report()));
     sched_ = std::make_unique<Scheduler>(*engine_, *tok_, o.sched);
+    spdlog::info("prefix caching: {}", o.sched.prefix_caching
+                                           ? "on (full KV blocks shared across requests, LRU)"
+                                           : "off");
     info_.id = o.model_id.empty() ? o.model_path : o.model_id;
     info_.name = model_->name;
     info_.dtype = model_->layers.empty() ? "unknown" : dtype_name(model_->layers[0].wq.type);

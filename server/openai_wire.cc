@@ -216,6 +216,9 @@ std::string openai_response_json(const OpenAiOptions& o, const FinalEvent& fe) {
   u["prompt_tokens"] = fe.input_tokens;
   u["completion_tokens"] = fe.generated_tokens;
   u["total_tokens"] = fe.input_tokens + fe.generated_tokens;
+  WireJson details = WireJson::object();
+  details["cached_tokens"] = fe.cached_tokens;  // as OpenAI: prompt tokens served from the cache
+  u["prompt_tokens_details"] = details;
   WireJson j = WireJson::object();
   j["id"] = o.id;
   j["object"] = o.chat ? "chat.completion" : "text_completion";

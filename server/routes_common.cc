@@ -61,6 +61,7 @@ void info(App& app, Exchange& ex) {
   j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr)
                                               : nlohmann::ordered_json(c.properties_path);
   j["max_position_embeddings"] = b->info().max_position;
+  j["prefix_caching"] = c.prefix_caching;  // automatic prefix caching (--prefix-caching)
   // SageMaker runtime API: the name /endpoints/{name}/... answers to, and the licence gate.
   j["endpoint_name"] = c.endpoint_name;
   j["require_eula"] = c.require_eula.value_or(false);

@@ -67,6 +67,7 @@ void lmi_invoke(App& app, std::shared_ptr<Reply> reply) {
   g.sampling = r.sampling;
   g.stop.max_new_tokens = r.max_new_tokens;
   g.stop.stop = r.stop_sequences;
+  g.cache_salt = r.cache_salt;
   g.stop.include_stop = true;
   double validation_s =
       std::chrono::duration<double>(Clock::now() - reply->request().received).count();

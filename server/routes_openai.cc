@@ -137,6 +137,7 @@ void openai_handle(App& app, std::shared_ptr<Reply> reply, bool chat) {
   g.sampling = r.sampling;
   if (r.logprobs) g.sampling.top_n_tokens = r.top_logprobs;
   g.stop.stop = r.stop;
+  g.cache_salt = r.cache_salt;
   g.stop.max_new_tokens = max_tokens;
   g.stop.include_stop = false;
   g.prompt_logprobs = r.echo && r.logprobs && !r.stream;

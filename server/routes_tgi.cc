@@ -124,6 +124,7 @@ void tgi_handle(App& app, std::shared_ptr<Reply> reply, Mode mode) {
   g.stop.stop = p.stop;
   g.stop.include_stop = true;
   g.prompt_logprobs = p.decoder_input_details && !stream;  // validation rejects it when streaming
+  g.cache_salt = p.cache_salt;
   double validation_s = std::chrono::duration<double>(Clock::now() - req.received).count();
   int max_new = int(p.max_new_tokens);
 

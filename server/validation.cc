@@ -133,6 +133,11 @@ void parse_params(const json& p, TgiParams& t) {
   if (auto it = p.find("decoder_input_details"); it != p.end())
     t.decoder_input_details = get_bool("parameters.decoder_input_details", *it);
   if (auto it = p.find("grammar"); it != p.end() && !it->is_null()) t.has_grammar = true;
+  if (auto it = p.find("cache_salt"); it != p.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty())
+      throw SchemaError{"parameters.cache_salt: must be a non-empty string if provided"};
+    t.cache_salt = it->get<std::string>();
+  }
 }
 
 bool is_json_content_type(const std::string* ct) {
@@ -364,6 +369,11 @@ std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t ran
         out->stop_sequences = get_strings("stop_sequences", *it);
       if (auto it = p->find("truncate"); it != p->end() && !it->is_null())
         out->truncate = get_uint("truncate", *it, std::numeric_limits<uint64_t>::max(), "usize");
+      if (auto it = p->find("cache_salt"); it != p->end() && !it->is_null()) {
+        if (!it->is_string() || it->get<std::string>().empty())
+          return std::string("Input parsing failed: \"cache_salt\" must be a non-empty string");
+        out->cache_salt = it->get<std::string>();
+      }
     } catch (const SchemaError& e) {
       return "Input parsing failed: " + e.msg;
     }
@@ -445,6 +455,7 @@ const char* const kOpenAiCommonKeys[] = {
     "repetition_penalty",
     "top_k",
     "logprobs",
+    "cache_salt",  // vLLM's: requests with different salts never share prefix-cache blocks
 };
 const char* const kOpenAiChatKeys[] = {"messages", "max_completion_tokens", "top_logprobs"};
 const char* const kOpenAiCompletionKeys[] = {"prompt", "echo", "best_of", "suffix"};
@@ -679,6 +690,12 @@ std::optional<Error> parse_openai_request(const std::string& body, bool chat,
       if (!it->is_number_integer())
         throw OpenAiBad{"`seed` must be an integer", ErrorKind::kInvalidRequest, "seed"};
       out->seed = it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t(it->get<int64_t>());
+    }
+    if (auto it = j.find("cache_salt"); it != j.end() && !it->is_null()) {
+      if (!it->is_string() || it->get<std::string>().empty())
+        throw OpenAiBad{"Parameter 'cache_salt' must be a non-empty string if provided.",
+                        ErrorKind::kInvalidRequest, "cache_salt"};
+      out->cache_salt = it->get<std::string>();
     }
     if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
       const char* bad_stop = "`stop` must be a string or a list of strings";

@@ -31,6 +31,7 @@ struct TgiParams {
   std::optional<uint64_t> seed;
   std::optional<uint32_t> top_n_tokens;
   bool has_grammar = false;
+  std::string cache_salt;  // prefix caching: requests share cached KV only with equal salts
 };
 
 struct TgiRequest {
@@ -75,6 +76,7 @@ struct LmiRequest {
   std::vector<std::string> stop_sequences;
   std::optional<uint64_t> truncate;
   bool seed_given = false;
+  std::string cache_salt;  // parameters.cache_salt
 };
 std::optional<std::string> parse_lmi_request(std::string_view body, uint64_t random_seed,
                                              LmiRequest* out);
@@ -97,9 +99,10 @@ struct OpenAiRequest {
   // completions: text prompts, or token-id prompts (then `prompts` is empty).
   std::vector<std::string> prompts;
   std::vector<std::vector<int32_t>> prompt_ids;
-  bool logprobs = false;  // chat `logprobs`; completions: `logprobs` given (an integer)
-  int top_logprobs = 0;   // chat `top_logprobs`; completions `logprobs`
-  bool echo = false;      // completions
+  bool logprobs = false;   // chat `logprobs`; completions: `logprobs` given (an integer)
+  int top_logprobs = 0;    // chat `top_logprobs`; completions `logprobs`
+  bool echo = false;       // completions
+  std::string cache_salt;  // vLLM's top-level cache_salt
 };
 // The body keys parse_openai_request honours (chat or completions), for tests and docs.
 const std::vector<std::string>& openai_known_keys(bool chat);

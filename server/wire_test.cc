@@ -217,7 +217,8 @@ TEST(OpenAiWire, CompletionAndResponses) {
             "\"choices\":[{\"index\":0,"
             "\"text\":\"abc\",\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_"
             "tokens\":3,"
-            "\"completion_tokens\":4,\"total_tokens\":7}}");
+            "\"completion_tokens\":4,\"total_tokens\":7,\"prompt_tokens_details\":{"
+            "\"cached_tokens\":0}}}");
   EXPECT_EQ(openai_error_json("m", "t", 400),
             "{\"error\":{\"message\":\"m\",\"type\":\"t\",\"param\":null,\"code\":400}}");
 }

@@ -14,7 +14,8 @@ from . import models, paths
 
 # Server settings read from the environment that a test's own environment must not leak in.
 SERVER_ENV_DROP = ("HF_MODEL_ID", "MAX_CONCURRENT_REQUESTS", "MAX_INPUT_LENGTH", "MAX_TOTAL_TOKENS", "PORT",
-                   "SAGEMAKER_BIND_TO_PORT", "NUM_SHARD", "SM_NUM_GPUS")
+                   "SAGEMAKER_BIND_TO_PORT", "NUM_SHARD", "SM_NUM_GPUS", "PREFIX_CACHING",
+                   "OPTION_ENABLE_PREFIX_CACHING")
 
 
 def free_port():
