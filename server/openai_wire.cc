@@ -142,6 +142,9 @@ StreamEnd OpenAiStreamEncoder::on_end(const FinalEvent& fe) {
     u["prompt_tokens"] = fe.input_tokens;
     u["completion_tokens"] = fe.generated_tokens;
     u["total_tokens"] = fe.input_tokens + fe.generated_tokens;
+    WireJson details = WireJson::object();
+    details["cached_tokens"] = fe.cached_tokens;
+    u["prompt_tokens_details"] = details;
     WireJson j = WireJson::object();
     j["id"] = o_.id;
     j["object"] = o_.chat ? "chat.completion.chunk" : "text_completion";
@@ -189,6 +192,9 @@ std::string openai_choices_json(const OpenAiOptions& o, const std::vector<OpenAi
   u["prompt_tokens"] = usage.prompt_tokens;
   u["completion_tokens"] = usage.completion_tokens;
   u["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
+  WireJson details = WireJson::object();
+  details["cached_tokens"] = usage.cached_tokens;  // as OpenAI: prompt tokens served from the cache
+  u["prompt_tokens_details"] = details;
   WireJson j = WireJson::object();
   j["id"] = o.id;
   j["object"] = o.chat ? "chat.completion" : "text_completion";

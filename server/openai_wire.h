@@ -39,6 +39,7 @@ struct OpenAiChoice {
 };
 struct OpenAiUsage {
   int prompt_tokens = 0, completion_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
 };
 // The logprobs object of a choice: chat {"content": [{token, logprob, bytes, top_logprobs}],
 // "refusal": null}; completions {tokens, token_logprobs, top_logprobs, text_offset} with text

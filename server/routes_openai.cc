@@ -213,6 +213,7 @@ void openai_handle(App& app, std::shared_ptr<Reply> reply, bool chat) {
             return mean_lp(c->seqs[a]) > mean_lp(c->seqs[b]);
           });
         usage.prompt_tokens += c->seqs[order[0]].fe.input_tokens;
+        usage.cached_tokens += c->seqs[order[0]].fe.cached_tokens;
         for (size_t b : order) usage.completion_tokens += c->seqs[b].fe.generated_tokens;
         for (int i = 0; i < n; ++i) {
           Seq& s = c->seqs[order[size_t(i)]];
