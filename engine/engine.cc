@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "engine/kv_cache.h"
 #include "kernels/huge_arena.h"
@@ -110,24 +112,50 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
     for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
       count(*t);
   count(model_.output);
-  size_t arena_off = 0;
   if (packed_total > 0) s_->weights = std::make_shared<HugeArena>(packed_total);
-  auto prepare = [&](const Tensor& t) {
-    const size_t n = Matrix::packed_bytes(t);
-    std::shared_ptr<uint8_t> dst;
-    if (n > 0) {
-      dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + arena_off);
-      arena_off += round64(n);
-    }
-    Matrix m = Matrix::prepare(t, std::move(dst));
-    if (m.packed) advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
-    return m;
-  };
-  for (const LayerWeights& lw : model_.layers) {
-    s_->layers.push_back({prepare(lw.wq), prepare(lw.wk), prepare(lw.wv), prepare(lw.wo),
-                          prepare(lw.w_gate), prepare(lw.w_up), prepare(lw.w_down)});
+  // Offsets first (in file order), then every matrix packed on the engine's threads: packing is
+  // most of a warm start's time, and the matrices are independent.
+  std::vector<const Tensor*> order;
+  for (const LayerWeights& lw : model_.layers)
+    for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      order.push_back(t);
+  order.push_back(&model_.output);
+  std::vector<size_t> offsets(order.size());
+  size_t arena_off = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    offsets[i] = arena_off;
+    arena_off += round64(Matrix::packed_bytes(*order[i]));
   }
-  s_->output = prepare(model_.output);
+  std::vector<Matrix> prepared(order.size());
+  std::vector<std::exception_ptr> failed(order.size());
+  pool_->parallel_for(int64_t(order.size()), 1, [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      try {
+        const Tensor& t = *order[size_t(i)];
+#ifdef MADV_POPULATE_READ
+        // Fault the source pages in with one call (a warm start reads them from the page cache;
+        // one fault per 4 KiB page would cost more than the packing).
+        if (Matrix::packed_bytes(t) > 0)
+          advise_file_pages(model_, t.data, t.nbytes(), MADV_POPULATE_READ);
+#endif
+        std::shared_ptr<uint8_t> dst;
+        if (Matrix::packed_bytes(t) > 0)
+          dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + offsets[size_t(i)]);
+        prepared[size_t(i)] = Matrix::prepare(t, std::move(dst));
+        if (prepared[size_t(i)].packed) advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
+      } catch (...) {
+        failed[size_t(i)] = std::current_exception();
+      }
+    }
+  });
+  for (auto& e : failed)
+    if (e) std::rethrow_exception(e);
+  size_t next = 0;
+  for (size_t l = 0; l < model_.layers.size(); ++l, next += 7) {
+    auto take = [&](size_t k) { return std::move(prepared[next + k]); };
+    s_->layers.push_back({take(0), take(1), take(2), take(3), take(4), take(5), take(6)});
+  }
+  s_->output = std::move(prepared[next]);
 
   const int half = c.head_dim / 2;
   s_->rope_cos.resize(size_t(c.max_pos) * half);
