@@ -187,6 +187,15 @@ def main():
         e = last_entry(srv, "/v1/chat/completions", before)
         check(a["state"] == "done" and a["tokens"] > 0 and e and e["status"] == 200,
               "OpenAI stream: %d tokens, access log %s" % (a["tokens"], e and e["route"]))
+        # Its tokens carry their logprobs too (the page asks for logprobs; OpenAI sends no ids).
+        b.js("var t=[...document.querySelectorAll('.msg.assistant')].pop().querySelector('.tok');"
+             "t.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
+        insp = b.wait("var t=document.getElementById('inspector').textContent; return /logprob -?\\d/.test(t) && t",
+                      what="an OpenAI token's logprob in the inspector")
+        check(True, "hovering an OpenAI token shows " + insp)
+        check(b.js("return !document.getElementById('srv-prefix-row').hidden") and
+              "%" in b.js("return document.getElementById('srv-prefix').textContent"),
+              "the server panel shows the prefix-cache hit ratio: " + b.js("return document.getElementById('srv-prefix').textContent"))
         set_field(b, "#api", "sagemaker")
         before = srv.access_log()[-1]["id"]
         a = ask(b, "Third, through SageMaker.")
