@@ -142,7 +142,8 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
         if (Matrix::packed_bytes(t) > 0)
           dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + offsets[size_t(i)]);
         prepared[size_t(i)] = Matrix::prepare(t, std::move(dst));
-        if (prepared[size_t(i)].packed) advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
+        if (prepared[size_t(i)].packed)
+          advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
       } catch (...) {
         failed[size_t(i)] = std::current_exception();
       }
