@@ -89,7 +89,8 @@ const Register reg(
                      "KV cache budget of a worker whose container sets no MAX_BATCH_TOTAL_TOKENS "
                      "(256MiB)");
       sub.add_option("--worker-threads", a->worker_threads,
-                     "engine threads per worker (0 = all cores)");
+                     "engine threads per worker (0 = all cores)")
+          ->default_str("0");
       sub.add_flag("--wait-for-in-service", a->wait,
                    "CreateEndpoint answers only once the endpoint is InService or Failed");
       sub.add_option("--drain-grace", a->drain_grace,

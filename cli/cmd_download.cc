@@ -53,6 +53,7 @@ const Register reg(
       sub.add_option("--gguf-file", a->gguf_file, "the GGUF file of the repository to fetch");
       sub.add_option("--connections", a->connections,
                      "parallel ranged requests per file (env LMSTREAM_DOWNLOAD_CONNECTIONS; 8)")
+          ->default_str("8")
           ->check(CLI::Range(1, 256));
       sub.add_flag("--quiet,-q", a->quiet, "no progress output");
       sub.footer(

@@ -204,7 +204,7 @@ const Register reg("generate", "Stream a completion of a prompt to stdout", [](C
   app.add_option("--top-p", a->top_p)->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--typical-p", a->typical_p)->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--repetition-penalty", a->repetition_penalty)->check(CLI::PositiveNumber);
-  app.add_option("--seed", a->seed, "seed for sampling (default: random)");
+  app.add_option("--seed", a->seed, "seed for sampling")->default_str("random");
   app.add_option("--stop", a->stop, "stop string (repeatable); not printed");
   app.add_flag("--ignore-eos", a->ignore_eos, "keep generating past </s>");
   app.add_flag("--print-ids", a->print_ids, "print generated token ids as JSON on stderr");

@@ -150,30 +150,42 @@ const Register reg(
     "Send one generation request to an lmstream/TGI/LMI server or a SageMaker endpoint and print "
     "the text as it streams",
     [](CLI::App& sub) {
+      // Settings here are "given or not" (the server, env or files decide the rest), so each
+      // description states its default instead of the variable's placeholder value.
+      sub.option_defaults()->always_capture_default(false);
       auto a = std::make_shared<InvokeArgs>();
       sub.add_option("--endpoint-url", a->endpoint_url,
                      "server URL, http[s]://host[:port] (default with --endpoint: "
                      "https://runtime.sagemaker.REGION.amazonaws.com)");
       sub.add_option("--endpoint", a->endpoint,
-                     "SageMaker endpoint name: POST /endpoints/NAME/invocations[-response-stream]");
+                     "SageMaker endpoint name: POST /endpoints/NAME/invocations[-response-stream] "
+                     "(default: none, the server's own routes)");
       sub.add_flag("--stream", a->stream,
                    "ask for a streamed answer (SageMaker: InvokeEndpointWithResponseStream)");
-      sub.add_option("--prompt", a->prompt, "the prompt (or the user message with --chat)");
-      sub.add_option("--payload", a->payload_file, "send this file's bytes as the request body");
-      sub.add_option("--system", a->system, "system prompt (implies --chat)");
+      sub.add_option("--prompt", a->prompt,
+                     "the prompt (or the user message with --chat; default: none)");
+      sub.add_option("--payload", a->payload_file,
+                     "send this file's bytes as the request body (default: none)");
+      sub.add_option("--system", a->system, "system prompt (implies --chat; default: none)");
       sub.add_flag("--chat", a->chat,
                    "format the prompt as a Llama 2 chat: <s>[INST] <<SYS>>...<</SYS>> ... [/INST]");
-      sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate")
+      sub.add_option("--max-new-tokens", a->max_new_tokens,
+                     "tokens to generate (default: the server's)")
           ->check(CLI::Range(1, 1 << 20));
-      sub.add_option("--temperature", a->temperature, "sampling temperature");
-      sub.add_option("--top-p", a->top_p, "nucleus sampling");
-      sub.add_option("--top-k", a->top_k, "top-k sampling");
-      sub.add_option("--repetition-penalty", a->repetition_penalty, "repetition penalty");
-      sub.add_option("--seed", a->seed, "sampling seed");
-      sub.add_option("--do-sample", a->do_sample, "true/false: sample instead of greedy");
+      sub.add_option("--temperature", a->temperature,
+                     "sampling temperature (default: the server's)");
+      sub.add_option("--top-p", a->top_p, "nucleus sampling (default: the server's)");
+      sub.add_option("--top-k", a->top_k, "top-k sampling (default: the server's)");
+      sub.add_option("--repetition-penalty", a->repetition_penalty,
+                     "repetition penalty (default: the server's)");
+      sub.add_option("--seed", a->seed, "sampling seed (default: the server's)");
+      sub.add_option("--do-sample", a->do_sample,
+                     "true/false: sample instead of greedy (default: the server's)");
       sub.add_option("--return-full-text", a->return_full_text,
                      "true/false: prepend the prompt (default false)");
-      sub.add_option("--stop", a->stop, "stop sequence (repeatable)")->take_all()->expected(1);
+      sub.add_option("--stop", a->stop, "stop sequence (repeatable; default: none)")
+          ->take_all()
+          ->expected(1);
       sub.add_option("--api", a->api,
                      "server kind: payload, route and answer format (default auto-detect)")
           ->check(CLI::IsMember({"auto", "tgi", "lmi", "openai"}));
@@ -189,9 +201,10 @@ const Register reg(
       sub.add_option("--ca-bundle", a->ca_bundle,
                      "PEM CA bundle to trust for https:// (env AWS_CA_BUNDLE; the system's)");
       sub.add_option("--api-key", a->api_key,
-                     "send Authorization: Bearer KEY (env LMSTREAM_API_KEY)");
+                     "send Authorization: Bearer KEY (env LMSTREAM_API_KEY; default: none)");
       sub.add_option("--accept", a->accept,
-                     "Accept (X-Amzn-SageMaker-Accept when streaming from an endpoint)");
+                     "Accept (X-Amzn-SageMaker-Accept when streaming from an endpoint; default: "
+                     "none)");
       sub.add_option("--custom-attributes", a->custom_attributes,
                      "X-Amzn-SageMaker-Custom-Attributes, sent on every route (none; a Llama 2 "
                      "chat endpoint needs accept_eula=true, which is yours to give)");

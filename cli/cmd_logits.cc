@@ -66,7 +66,7 @@ const Register reg(
       a->model.add(app);
       app.add_option("--tokens", a->tokens, "comma-separated token ids")->required();
       app.add_option("--out,-o", a->out, "output file: float32 [n_tokens][vocab]")->required();
-      app.add_option("--chunk", a->chunk, "tokens per engine step (default: all at once)");
+      app.add_option("--chunk", a->chunk, "tokens per engine step")->default_str("all at once");
       app.callback([a] { run(*a); });
     });
 

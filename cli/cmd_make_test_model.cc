@@ -36,6 +36,7 @@ lmstream::cli::Register reg(
              "--favor-token", a->o.favor_token,
              "test-only: make this token id the greedy choice at every position (e.g. 2, EOS, "
              "for finish-reason tests); not with --tie")
+          ->default_str("off")
           ->check(CLI::NonNegativeNumber);
       sub.callback([a] {
         a->o.dtype = *lmstream::dtype_from_name(a->dtype);

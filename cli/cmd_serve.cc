@@ -129,6 +129,9 @@ void run(CLI::App& sub, const ServeArgs& a) {
 const Register reg(
     "serve", "Serve a model over HTTP: SageMaker /ping + /invocations, TGI, LMI and OpenAI routes",
     [](CLI::App& sub) {
+      // Settings here are "given or not" (the server, env or files decide the rest), so each
+      // description states its default instead of the variable's placeholder value.
+      sub.option_defaults()->always_capture_default(false);
       auto a = std::make_shared<ServeArgs>();
       sub.add_option(
           "--model,-m", a->model,
@@ -136,7 +139,9 @@ const Register reg(
           "id org/name[:QUANT] (env HF_MODEL_ID, option.model_id)");
       sub.add_option("--revision", a->revision,
                      "Hub branch, tag or commit (env HF_MODEL_REVISION, option.revision; main)");
-      sub.add_option("--gguf-file", a->gguf_file, "the GGUF file of a Hub repository to serve");
+      sub.add_option("--gguf-file", a->gguf_file,
+                     "the GGUF file of a Hub repository to serve (default: the one named by "
+                     "org/name:QUANT, or the repository's only GGUF)");
       sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
       sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
       sub.add_option("--api", a->api,
@@ -145,33 +150,40 @@ const Register reg(
           ->check(CLI::IsMember({"tgi", "lmi"}));
       sub.add_option("--properties", a->properties,
                      "serving.properties file (default: the one in the model directory)");
-      sub.add_option("--threads", a->threads, "engine threads (0 = all cores)");
+      sub.add_option("--threads", a->threads, "engine threads (default 0 = all cores)");
       sub.add_option("--max-concurrent-requests", a->max_concurrent,
                      "requests in flight before 429 (env MAX_CONCURRENT_REQUESTS; 128)");
       sub.add_option("--max-input-length", a->max_input,
-                     "max prompt tokens (env MAX_INPUT_LENGTH / MAX_INPUT_TOKENS)");
+                     "max prompt tokens (env MAX_INPUT_LENGTH / MAX_INPUT_TOKENS; default "
+                     "min(1024, max total tokens - 1))");
       sub.add_option("--max-total-tokens", a->max_total,
-                     "max prompt + new tokens per request (env MAX_TOTAL_TOKENS)");
+                     "max prompt + new tokens per request (env MAX_TOTAL_TOKENS; default "
+                     "min(2048, the model's context))");
       sub.add_option("--max-batch-total-tokens", a->max_batch_total,
-                     "KV cache size in tokens (env MAX_BATCH_TOTAL_TOKENS)");
-      sub.add_option("--max-batch-prefill-tokens", a->max_batch_prefill,
-                     "prefill tokens per engine step (env MAX_BATCH_PREFILL_TOKENS, "
-                     "option.max_rolling_batch_prefill_tokens)");
+                     "KV cache size in tokens (env MAX_BATCH_TOTAL_TOKENS; default: what "
+                     "--kv-cache-memory holds, else the model's context)");
+      sub.add_option(
+          "--max-batch-prefill-tokens", a->max_batch_prefill,
+          "prefill tokens per engine step (env MAX_BATCH_PREFILL_TOKENS, "
+          "option.max_rolling_batch_prefill_tokens; default max(max input length, 512))");
       sub.add_option("--max-stop-sequences", a->max_stop, "env MAX_STOP_SEQUENCES (4)");
       sub.add_option("--max-top-n-tokens", a->max_top_n, "env MAX_TOP_N_TOKENS (5)");
       sub.add_option("--num-shard", a->num_shard,
-                     "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported");
+                     "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported (default 1)");
       sub.add_option("--max-rolling-batch-size", a->max_rolling,
                      "sequences in the running batch (option.max_rolling_batch_size; 64)");
-      sub.add_option("--kv-blocks", a->kv_blocks,
-                     "KV pool size in 16-token blocks (overrides --max-batch-total-tokens)");
+      sub.add_option(
+          "--kv-blocks", a->kv_blocks,
+          "KV pool size in 16-token blocks (overrides --max-batch-total-tokens; default: "
+          "from it)");
       sub.add_option("--kv-cache-memory", a->kv_cache_memory,
                      "KV pool memory budget (e.g. 512MiB) when --max-batch-total-tokens is not "
-                     "given (env LMSTREAM_KV_CACHE_MEMORY)");
+                     "given (env LMSTREAM_KV_CACHE_MEMORY; default: unset)");
       sub.add_option("--shutdown-grace", a->grace,
                      "seconds in-flight requests may take after SIGTERM/SIGINT (30)");
       sub.add_option("--quantize", a->quantize,
-                     "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE)");
+                     "convert F32/F16/BF16 weights at load (q8_0, q4_0; env LMSTREAM_QUANTIZE; "
+                     "default: none)");
       sub.add_option("--log-level", a->log_level,
                      "trace, debug, info, warn, error or off (env LMSTREAM_LOG_LEVEL, "
                      "SPDLOG_LEVEL; info)");
@@ -180,7 +192,7 @@ const Register reg(
                      "JSON_OUTPUT=true; text)");
       sub.add_option("--chat-template", a->chat_template,
                      "a Jinja chat template file for the chat routes, instead of the model's "
-                     "chat_template")
+                     "chat_template (default: the model's)")
           ->check(CLI::ExistingFile);
       sub.add_option("--kv-type", a->kv_type, "KV cache element type (env LMSTREAM_KV_TYPE; f16)")
           ->check(CLI::IsMember({"f16", "f32"}));
@@ -196,18 +208,18 @@ const Register reg(
                    "default on for Llama 2 chat models)");
       sub.add_option("--aws-access-key-id", a->aws_access_key_id,
                      "require SigV4 (service sagemaker) on /endpoints/* with this key (env "
-                     "LMSTREAM_AWS_ACCESS_KEY_ID)");
+                     "LMSTREAM_AWS_ACCESS_KEY_ID; default: none, SigV4 not checked)");
       sub.add_option("--aws-secret-access-key", a->aws_secret_access_key,
-                     "its secret (env LMSTREAM_AWS_SECRET_ACCESS_KEY)");
+                     "its secret (env LMSTREAM_AWS_SECRET_ACCESS_KEY; default: none)");
       sub.add_option(
           "--aws-credentials-file", a->aws_credentials_file,
           "AWS credentials file (INI, ~/.aws/credentials format); every profile is an accepted key "
-          "(env LMSTREAM_AWS_CREDENTIALS_FILE)");
+          "(env LMSTREAM_AWS_CREDENTIALS_FILE; default: none)");
       sub.add_option("--region", a->region,
                      "the only region accepted in SigV4 scopes (env LMSTREAM_REGION; default any)");
       sub.add_option("--api-key", a->api_key,
                      "require 'Authorization: Bearer KEY' on every route but /ping, /health (env "
-                     "LMSTREAM_API_KEY)");
+                     "LMSTREAM_API_KEY; default: none, no key asked)");
       sub.callback([&sub, a] { run(sub, *a); });
     });
 

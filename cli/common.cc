@@ -23,7 +23,7 @@ void ModelArgs::add(CLI::App& app, bool required) {
   app.add_option("--gguf-file", gguf_file, "the GGUF file of a Hub repository");
   app.add_option("--quantize", quantize, "convert F32/F16/BF16 weights at load")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
-  app.add_option("--threads,-t", threads, "compute threads (default: all cores)");
+  app.add_option("--threads,-t", threads, "compute threads")->default_str("all cores");
   app.add_option("--kv-type", kv_type, "KV cache element type")
       ->check(CLI::IsMember({"f16", "f32"}));
 }
@@ -66,7 +66,9 @@ Loaded load(const ModelArgs& a) {
 
 void BatchArgs::add(CLI::App& app) {
   app.add_option("--max-batch-total-tokens", max_batch_total_tokens,
-                 "KV cache capacity in tokens (TGI's MAX_BATCH_TOTAL_TOKENS)")
+                 "KV cache capacity in tokens (TGI's MAX_BATCH_TOTAL_TOKENS; default: what "
+                 "--kv-cache-memory holds)")
+      ->default_str("")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 34));
   app.add_option("--kv-cache-memory", kv_cache_memory,
                  "KV cache memory budget when --max-batch-total-tokens is not given")

@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
   app.name("lmstream");
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("lmstream ") + lmstream::base::kVersion);
+  // Every option's default is shown in --help, captured from the variable it writes; options
+  // whose variable holds a "not given" marker say what not giving them means instead.
+  app.option_defaults()->always_capture_default();
   for (auto& e : registry()) e.setup(*app.add_subcommand(e.name, e.description));
   // `lmstream help [COMMAND]`, and an unknown command answered with the closest names.
   if (argc >= 2 && std::string_view(argv[1]) == "help") {

@@ -213,7 +213,9 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
                                 "': a template placeholder, not a model; pass --model PATH, a "
                                 "Hugging Face Hub id or an s3:// URL");
   c.model = *model.value;  // resolved (downloaded) by serve() while /ping answers 503
-  if (Src s = pick(flags.revision, "--revision", {"HF_MODEL_REVISION"}, "option.revision"); s.value)
+  if (Src s =
+          pick(flags.revision, "--revision", {"HF_MODEL_REVISION", "REVISION"}, "option.revision");
+      s.value)
     c.model_revision = *s.value;
   if (flags.gguf_file) c.gguf_file = *flags.gguf_file;
 
@@ -289,6 +291,18 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   int_setting(c.max_stop_sequences, flags.max_stop_sequences, "--max-stop-sequences",
               {"MAX_STOP_SEQUENCES"}, "", 0, 1024);
   int_setting(c.max_best_of, std::nullopt, "MAX_BEST_OF", {"MAX_BEST_OF"}, "", 1, 1024);
+  // TGI's limit on the inputs of one request: here the prompts of a /v1/completions list and the
+  // dialogs of a JumpStart batch.
+  int_setting(c.max_client_batch_size, std::nullopt, "MAX_CLIENT_BATCH_SIZE",
+              {"MAX_CLIENT_BATCH_SIZE"}, "", 1, 1 << 16);
+  if (auto v = env("VALIDATION_WORKERS"))
+    throw std::invalid_argument(
+        "VALIDATION_WORKERS=" + *v +
+        ": cannot be honoured; requests are validated and tokenized on the connection's own "
+        "thread, there is no pool of validation workers to size. Unset it");
+  if (auto v = env("TRUST_REMOTE_CODE"); v && parse_bool("TRUST_REMOTE_CODE", *v))
+    info("TRUST_REMOTE_CODE=" + *v +
+         ": accepted; no model code is loaded, the built-in Llama engine runs the model");
   int_setting(c.max_top_n_tokens, flags.max_top_n_tokens, "--max-top-n-tokens",
               {"MAX_TOP_N_TOKENS"}, "", 0, 1024);
   int_setting(c.max_input_length, flags.max_input_length, "--max-input-length",

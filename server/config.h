@@ -53,8 +53,9 @@ struct ServeConfig {
   int max_best_of = 2;
   int max_stop_sequences = 4;
   int max_top_n_tokens = 5;
-  int max_input_length = 0;  // 0 = derive from the model (min(1024, ctx - 1))
-  int max_total_tokens = 0;  // 0 = derive from the model (min(2048, ctx))
+  int max_client_batch_size = 4;  // TGI's MAX_CLIENT_BATCH_SIZE: prompts or dialogs per request
+  int max_input_length = 0;       // 0 = derive from the model (min(1024, ctx - 1))
+  int max_total_tokens = 0;       // 0 = derive from the model (min(2048, ctx))
   int max_batch_total_tokens = 0;
   int max_batch_prefill_tokens = 0;  // 0 = derive (max(4096 capped, max_input_length))
   int num_shard = 1;

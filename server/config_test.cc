@@ -183,8 +183,26 @@ TEST(Config, ModelRevision) {
   EXPECT_EQ(resolve_config(f, env_of({}), nullptr).model_revision, "");
   EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_REVISION", "v1"}}), nullptr).model_revision, "v1");
   EXPECT_EQ(resolve_config(f, env_of({{"OPTION_REVISION", "v2"}}), nullptr).model_revision, "v2");
+  EXPECT_EQ(resolve_config(f, env_of({{"REVISION", "v4"}}), nullptr).model_revision,
+            "v4");  // TGI's
   f.revision = "v3";
   EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_REVISION", "v1"}}), nullptr).model_revision, "v3");
+}
+
+TEST(Config, ClientBatchSizeAndValidationWorkers) {
+  ServeFlags f;
+  f.model = "m.gguf";
+  EXPECT_EQ(resolve_config(f, env_of({}), nullptr).max_client_batch_size, 4);  // TGI's default
+  EXPECT_EQ(
+      resolve_config(f, env_of({{"MAX_CLIENT_BATCH_SIZE", "9"}}), nullptr).max_client_batch_size,
+      9);
+  EXPECT_THROW(resolve_config(f, env_of({{"MAX_CLIENT_BATCH_SIZE", "0"}}), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"VALIDATION_WORKERS", "2"}}), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(resolve_config(f, env_of({{"TRUST_REMOTE_CODE", "maybe"}}), nullptr),
+               std::invalid_argument);
+  EXPECT_NO_THROW(resolve_config(f, env_of({{"TRUST_REMOTE_CODE", "true"}}), nullptr));
 }
 
 TEST(Config, FinalizeLimits) {

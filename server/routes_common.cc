@@ -40,6 +40,7 @@ void info(App& app, Exchange& ex) {
   j["max_concurrent_requests"] = c.max_concurrent_requests;
   j["max_best_of"] = c.max_best_of;
   j["max_stop_sequences"] = c.max_stop_sequences;
+  j["max_client_batch_size"] = c.max_client_batch_size;
   j["max_input_length"] = c.max_input_length;
   j["max_total_tokens"] = c.max_total_tokens;
   j["waiting_served_ratio"] = 1.2;

@@ -92,6 +92,13 @@ void jumpstart_dialogs(App& app, std::shared_ptr<Reply> reply) {
     fail(validation_error(*msg));
     return;
   }
+  if (int(dialogs.size()) > app.cfg().max_client_batch_size) {
+    fail(validation_error("a batch of " + std::to_string(dialogs.size()) +
+                          " dialogs exceeds max_client_batch_size (" +
+                          std::to_string(app.cfg().max_client_batch_size) +
+                          "; MAX_CLIENT_BATCH_SIZE): send fewer dialogs per request"));
+    return;
+  }
   // The parameters, read by the rules of the API /invocations speaks, with the first dialog's text
   // standing in for the inputs those rules check (empty only when all its messages are).
   json params = j.contains("parameters") ? j["parameters"] : json::object();

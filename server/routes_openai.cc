@@ -87,6 +87,15 @@ void openai_handle(App& app, std::shared_ptr<Reply> reply, bool chat) {
       return;
     }
   } else {
+    const size_t count = r.prompts.size() + r.prompt_ids.size();
+    if (int(count) > app.cfg().max_client_batch_size) {
+      error(ErrorKind::kInvalidRequest,
+            "`prompt` holds " + std::to_string(count) + " prompts; at most " +
+                std::to_string(app.cfg().max_client_batch_size) +
+                " are allowed per request (max_client_batch_size; MAX_CLIENT_BATCH_SIZE)",
+            "prompt");
+      return;
+    }
     for (auto& t : r.prompts) prompts.push_back({backend->encode(t, true), t});
     for (auto& ids : r.prompt_ids) {
       Prompt p{ids, ""};

@@ -2,7 +2,8 @@
 with the peer's meaning (shown in /info and in what requests get) or refused at start-up with a
 message naming it: MAX_BEST_OF, MAX_BATCH_SIZE, PAYLOAD_LIMIT, MAX_CONCURRENT_REQUESTS,
 MAX_STOP_SEQUENCES, MAX_TOP_N_TOKENS, MAX_INPUT_LENGTH / MAX_TOTAL_TOKENS, QUANTIZE /
-HF_MODEL_QUANTIZE, DTYPE, MAX_WAITING_TOKENS, WAITING_SERVED_RATIO, MESSAGES_API_ENABLED;
+HF_MODEL_QUANTIZE, DTYPE, MAX_WAITING_TOKENS, WAITING_SERVED_RATIO, MESSAGES_API_ENABLED,
+MAX_CLIENT_BATCH_SIZE, VALIDATION_WORKERS, TRUST_REMOTE_CODE;
 option.max_model_len, option.quantize, option.enable_streaming, option.trust_remote_code,
 option.max_rolling_batch_prefill_tokens and unknown keys (warned once, with the key). Python
 stdlib only."""
@@ -139,7 +140,31 @@ class EnvironmentNamesTest(unittest.TestCase):
         with Server(model=f32) as s:
             self.assertEqual((info(s)["quantize"], info(s)["model_dtype"]), (None, "f32"))
 
+    def test_max_client_batch_size(self):
+        with Server() as s:
+            self.assertEqual(info(s)["max_client_batch_size"], 4)  # TGI's default
+        with Server(env={"MAX_CLIENT_BATCH_SIZE": "2"}) as s:
+            self.assertEqual(info(s)["max_client_batch_size"], 2)
+            st, _, b = s.post_json("/v1/completions", {"prompt": ["a", "b"], "max_tokens": 1})
+            self.assertEqual((st, len(json.loads(b)["choices"])), (200, 2), b)
+            st, _, b = s.post_json("/v1/completions", {"prompt": ["a", "b", "c"], "max_tokens": 1})
+            err = json.loads(b)["error"]
+            self.assertEqual((st, err["param"]), (400, "prompt"), b)
+            self.assertIn("at most 2 are allowed per request (max_client_batch_size", err["message"])
+            dialog = [{"role": "user", "content": "Hi"}]
+            st, _, b = s.post_json("/invocations", {"inputs": [dialog] * 2, "parameters": {"max_new_tokens": 1}})
+            self.assertEqual((st, len(json.loads(b))), (200, 2), b)
+            st, _, b = s.post_json("/invocations", {"inputs": [dialog] * 3, "parameters": {"max_new_tokens": 1}})
+            self.assertEqual(st, 422, b)
+            self.assertIn("a batch of 3 dialogs exceeds max_client_batch_size (2", b.decode())
+        self.assertIn("MAX_CLIENT_BATCH_SIZE: '0' is not", refused({"MAX_CLIENT_BATCH_SIZE": "0"}))
+
+    def test_trust_remote_code(self):
+        with Server(env={"TRUST_REMOTE_CODE": "true"}) as s:
+            self.assertIn("TRUST_REMOTE_CODE=true: accepted; no model code is loaded", s.read_log())
+
     def test_refused_names(self):
+        self.assertIn("VALIDATION_WORKERS=2: cannot be honoured", refused({"VALIDATION_WORKERS": "2"}))
         self.assertIn("DTYPE=bfloat16: cannot be honoured", refused({"DTYPE": "bfloat16"}))
         self.assertIn("MAX_WAITING_TOKENS=5: cannot be honoured", refused({"MAX_WAITING_TOKENS": "5"}))
         self.assertIn("WAITING_SERVED_RATIO=0.3: cannot be honoured", refused({"WAITING_SERVED_RATIO": "0.3"}))
