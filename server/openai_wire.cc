@@ -134,17 +134,24 @@ std::string OpenAiStreamEncoder::on_token(const TokenEvent& ev) {
   return chunk(ev.emit, nullptr, false);
 }
 
+// The usage object: token counts, and the prompt tokens the prefix cache served (as OpenAI's
+// prompt_tokens_details.cached_tokens).
+static WireJson usage_json(const OpenAiUsage& usage) {
+  WireJson u = WireJson::object();
+  u["prompt_tokens"] = usage.prompt_tokens;
+  u["completion_tokens"] = usage.completion_tokens;
+  u["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
+  WireJson details = WireJson::object();
+  details["cached_tokens"] = usage.cached_tokens;
+  u["prompt_tokens_details"] = details;
+  return u;
+}
+
 StreamEnd OpenAiStreamEncoder::on_end(const FinalEvent& fe) {
   if (auto err = final_error(fe)) return {"", std::move(err)};
   std::string bytes = chunk(fe.tail, openai_finish_reason(fe.reason), false);
   if (o_.include_usage) {
-    WireJson u = WireJson::object();
-    u["prompt_tokens"] = fe.input_tokens;
-    u["completion_tokens"] = fe.generated_tokens;
-    u["total_tokens"] = fe.input_tokens + fe.generated_tokens;
-    WireJson details = WireJson::object();
-    details["cached_tokens"] = fe.cached_tokens;
-    u["prompt_tokens_details"] = details;
+    WireJson u = usage_json({fe.input_tokens, fe.generated_tokens, fe.cached_tokens});
     WireJson j = WireJson::object();
     j["id"] = o_.id;
     j["object"] = o_.chat ? "chat.completion.chunk" : "text_completion";
@@ -188,49 +195,13 @@ std::string openai_choices_json(const OpenAiOptions& o, const std::vector<OpenAi
     c["finish_reason"] = openai_finish_reason(ch.fe.reason);
     arr.push_back(c);
   }
-  WireJson u = WireJson::object();
-  u["prompt_tokens"] = usage.prompt_tokens;
-  u["completion_tokens"] = usage.completion_tokens;
-  u["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
-  WireJson details = WireJson::object();
-  details["cached_tokens"] = usage.cached_tokens;  // as OpenAI: prompt tokens served from the cache
-  u["prompt_tokens_details"] = details;
+  WireJson u = usage_json(usage);
   WireJson j = WireJson::object();
   j["id"] = o.id;
   j["object"] = o.chat ? "chat.completion" : "text_completion";
   j["created"] = o.created;
   j["model"] = o.model;
   j["choices"] = arr;
-  j["usage"] = u;
-  return dump(j);
-}
-
-std::string openai_response_json(const OpenAiOptions& o, const FinalEvent& fe) {
-  WireJson c = WireJson::object();
-  c["index"] = 0;
-  if (o.chat) {
-    WireJson m = WireJson::object();
-    m["role"] = "assistant";
-    m["content"] = fe.generated_text;
-    c["message"] = m;
-  } else {
-    c["text"] = fe.generated_text;
-  }
-  c["logprobs"] = nullptr;
-  c["finish_reason"] = openai_finish_reason(fe.reason);
-  WireJson u = WireJson::object();
-  u["prompt_tokens"] = fe.input_tokens;
-  u["completion_tokens"] = fe.generated_tokens;
-  u["total_tokens"] = fe.input_tokens + fe.generated_tokens;
-  WireJson details = WireJson::object();
-  details["cached_tokens"] = fe.cached_tokens;  // as OpenAI: prompt tokens served from the cache
-  u["prompt_tokens_details"] = details;
-  WireJson j = WireJson::object();
-  j["id"] = o.id;
-  j["object"] = o.chat ? "chat.completion" : "text_completion";
-  j["created"] = o.created;
-  j["model"] = o.model;
-  j["choices"] = WireJson::array({c});
   j["usage"] = u;
   return dump(j);
 }

@@ -72,6 +72,4 @@ class OpenAiStreamEncoder {
   size_t offset_ = 0;  // completions: text offset of the next token (logprobs' text_offset)
 };
 
-std::string openai_response_json(const OpenAiOptions& o, const FinalEvent& fe);
-
 }  // namespace lmstream::server

@@ -212,7 +212,9 @@ TEST(OpenAiWire, CompletionAndResponses) {
             "{\"id\":\"cmpl-2\",\"object\":\"text_completion\",\"created\":5,\"model\":\"m\","
             "\"choices\":[{\"index\":0,"
             "\"text\":\"z\",\"logprobs\":null,\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n");
-  EXPECT_EQ(openai_response_json(o, fin(FinishReason::kStopSequence, 4, "abc")),
+  OpenAiChoice ch;
+  ch.fe = fin(FinishReason::kStopSequence, 4, "abc");
+  EXPECT_EQ(openai_choices_json(o, {ch}, {ch.fe.input_tokens, ch.fe.generated_tokens, 0}),
             "{\"id\":\"cmpl-2\",\"object\":\"text_completion\",\"created\":5,\"model\":\"m\","
             "\"choices\":[{\"index\":0,"
             "\"text\":\"abc\",\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_"
