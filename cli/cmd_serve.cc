@@ -9,8 +9,6 @@
 #include <stdexcept>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/command.h"
 #include "cli/common.h"
 #include "cli/demo_model.h"
@@ -81,21 +79,12 @@ void run(CLI::App& sub, const ServeArgs& a) {
     } catch (const std::invalid_argument& e) {  // no model named anywhere: the embedded default
       if (std::string_view(e.what()).rfind("no model:", 0) != 0) throw;
       msgs.clear();
-      f.model = use_demo_model();
-      return server::resolve_config(f, server::process_env(), &msgs);
+      f.model = demo_model_path();
+      auto c = server::resolve_config(f, server::process_env(), &msgs);
+      msgs.insert(msgs.begin(), {server::ConfigMessage::kInfo, demo_model_note(*f.model)});
+      return c;
     }
   }();
-  for (auto& m : msgs) {
-    if (cfg.log_json) {  // the same one-object-per-line form as the server's log
-      std::string text =
-          nlohmann::json(m.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      std::fprintf(stderr, "{\"level\":\"%s\",\"message\":%s}\n",
-                   m.level == server::ConfigMessage::kWarn ? "warning" : "info", text.c_str());
-    } else if (m.level == server::ConfigMessage::kWarn)
-      std::fprintf(stderr, "warning: %s\n", m.text.c_str());
-    else
-      std::fprintf(stderr, "note: %s\n", m.text.c_str());
-  }
   server::BackendOptions b;
   b.model_path = cfg.model;
   if (!cfg.quantize.empty()) b.load.quantize = dtype_from_name(cfg.quantize);
@@ -111,10 +100,11 @@ void run(CLI::App& sub, const ServeArgs& a) {
     b.sched.max_batch_prefill_tokens = cfg.max_batch_prefill_tokens;
   // Test-only knobs, loud when set: a slow load (/ping's 503 window), engine pacing (streams held
   // open for a known time) and an engine failure after N tokens (mid-stream error paths).
-  auto test_knob = [](const char* name, int& field, const char* effect) {
+  auto test_knob = [&msgs](const char* name, int& field, const char* effect) {
     if (const char* v = std::getenv(name)) {
       field = std::max(0, std::atoi(v));
-      std::fprintf(stderr, "warning: %s=%d: %s\n", name, field, effect);
+      msgs.push_back({server::ConfigMessage::kWarn,
+                      std::string(name) + "=" + std::to_string(field) + ": " + effect});
     }
   };
   test_knob("LMSTREAM_TEST_LOAD_DELAY_MS", b.test_load_delay_ms, "loading is delayed");
@@ -122,7 +112,7 @@ void run(CLI::App& sub, const ServeArgs& a) {
             "the engine sleeps after every step");
   test_knob("LMSTREAM_TEST_FAIL_AFTER_TOKENS", b.sched.fail_after_tokens,
             "every request fails after that many tokens");
-  int rc = server::serve(cfg, b);
+  int rc = server::serve(cfg, b, msgs);
   if (rc != 0) throw CLI::RuntimeError(rc);
 }
 
@@ -142,7 +132,9 @@ const Register reg(
       sub.add_option("--gguf-file", a->gguf_file,
                      "the GGUF file of a Hub repository to serve (default: the one named by "
                      "org/name:QUANT, or the repository's only GGUF)");
-      sub.add_option("--host", a->host, "address to listen on (default 0.0.0.0)");
+      sub.add_option(
+          "--host", a->host,
+          "address or name to listen on (env LMSTREAM_HOST, HOSTNAME as TGI; default 0.0.0.0)");
       sub.add_option("--port", a->port, "port (env SAGEMAKER_BIND_TO_PORT, PORT; default 8080)");
       sub.add_option("--api", a->api,
                      "wire format of /invocations: tgi or lmi (default lmi with a "

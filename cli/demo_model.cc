@@ -84,13 +84,16 @@ std::string demo_model_path() {
   return path;
 }
 
+std::string demo_model_note(const std::string& path) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f", double(demo_model_bytes().size()) / 1048576.0);
+  return std::string("no --model given: using the embedded demo model (lmstream-demo, ") + buf +
+         " MiB Q8_0, models/demo/README.md) from " + path;
+}
+
 std::string use_demo_model() {
   std::string path = demo_model_path();
-  std::fprintf(
-      stderr,
-      "[lmstream] no --model given: using the embedded demo model (lmstream-demo, %.1f MiB Q8_0, "
-      "models/demo/README.md) from %s\n",
-      double(demo_model_bytes().size()) / 1048576.0, path.c_str());
+  std::fprintf(stderr, "[lmstream] %s\n", demo_model_note(path).c_str());
   return path;
 }
 

@@ -340,6 +340,10 @@ void ExchangeImpl::respond(HttpResponse r) {
   if (stage_ != Stage::kNew) return;
   stage_ = Stage::kEnded;
   status_ = r.status;
+  // A refusal whose route did not name its reason (the auth guard, 404/405, a health probe's 503,
+  // the reader's 400/413, ...) logs the start of the body it was answered with.
+  if (r.status >= 400 && access_.error.empty())
+    access_.error = r.body.empty() ? std::string(reason(r.status)) : r.body.substr(0, 512);
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
   for (auto& [k, v] : r.headers) out += clean(k) + ": " + clean(v) + "\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";

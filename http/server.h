@@ -56,7 +56,10 @@ struct AccessInfo {
   double first_token_mono = -1;  // steady clock (CLOCK_MONOTONIC) seconds of the engine token
   double first_write_mono = -1;  // steady clock seconds when its bytes were written
   std::string finish;
-  std::string error;  // why the request was refused or failed ("" = it was not), for the log
+  // Why the request was refused or failed ("" = it was not), for the log. A route names it
+  // (server/reply.h's note_error); otherwise respond() with a status >= 400 puts the start of the
+  // response body here.
+  std::string error;
 };
 
 // One request/response exchange. Every method must be called on executor() (the connection's

@@ -73,6 +73,29 @@ void App::cancel_all() {
     if (auto s = w.lock()) s->cancel();
 }
 
+namespace {
+
+// The access log's `error` of a refusal no route named: the message of the error body it was
+// answered with (TGI's {"error": ...}, OpenAI's {"error": {"message": ...}}, AWS's {"message"} or
+// {"Message"}, LMI's {"code", "message"}), or the body's text.
+std::string refusal_reason(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object()) {
+    if (auto e = j.find("error"); e != j.end()) {
+      if (e->is_string()) return e->get<std::string>();
+      if (e->is_object() && e->contains("message") && (*e)["message"].is_string())
+        return (*e)["message"].get<std::string>();
+    }
+    for (const char* k : {"message", "Message"})
+      if (auto m = j.find(k); m != j.end() && m->is_string()) return m->get<std::string>();
+  }
+  std::string out;
+  for (char c : body) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  return out;
+}
+
+}  // namespace
+
 void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, double ms) {
   if (a.first_token_mono >= 0 && a.first_write_mono >= 0)
     metrics_->write_delay(a.first_write_mono - a.first_token_mono);
@@ -89,7 +112,8 @@ void App::on_complete(const HttpRequest& req, int status, const AccessInfo& a, d
   j["ttft_ms"] = a.ttft_ms;
   j["total_ms"] = ms;
   j["finish"] = a.finish;
-  if (!a.error.empty()) j["error"] = a.error;  // a rejected request's reason
+  if (!a.error.empty())  // a rejected request's reason
+    j["error"] = a.error[0] == '{' ? refusal_reason(a.error) : a.error;
   j["first_token_mono"] = a.first_token_mono;
   j["first_write_mono"] = a.first_write_mono;
   // Health probes and scrapes (every few seconds under SageMaker) go to debug level.

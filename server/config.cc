@@ -223,7 +223,8 @@ ServeConfig resolve_config(const ServeFlags& flags, const EnvLookup& env,
   {
     Src s = pick(opt_s(flags.port), "--port", {"SAGEMAKER_BIND_TO_PORT", "PORT"}, "");
     if (s.value) c.port = parse_int(s.label, *s.value, 0, 65535);
-    Src h = pick(flags.host, "--host", {}, "");
+    // TGI's launcher binds to HOSTNAME (default 0.0.0.0), as this does; --host wins over it.
+    Src h = pick(flags.host, "--host", {"LMSTREAM_HOST", "HOSTNAME"}, "");
     if (h.value) c.host = *h.value;
   }
   int_setting(c.threads, flags.threads, "--threads", {"LMSTREAM_THREADS"}, "", 0, 1024);

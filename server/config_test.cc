@@ -154,6 +154,15 @@ TEST(Config, TgiEnvironmentNames) {
   f.port = 1234;
   EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"PORT", "9001"}}), nullptr).port,
             1234);
+  // TGI's HOSTNAME is the bind address; --host wins over it.
+  EXPECT_EQ(resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}}), nullptr).host, "0.0.0.0");
+  EXPECT_EQ(
+      resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"HOSTNAME", "127.0.0.2"}}), nullptr).host,
+      "127.0.0.2");
+  f.host = "127.0.0.1";
+  EXPECT_EQ(
+      resolve_config(f, env_of({{"HF_MODEL_ID", "/m"}, {"HOSTNAME", "127.0.0.2"}}), nullptr).host,
+      "127.0.0.1");
 }
 
 TEST(Config, ClearErrors) {

@@ -65,7 +65,7 @@ class JsonLogFormatter final : public spdlog::formatter {
 
 }  // namespace
 
-int serve(ServeConfig cfg, BackendOptions bopts) {
+int serve(ServeConfig cfg, BackendOptions bopts, const std::vector<ConfigMessage>& notes) {
   auto auth = std::make_shared<const Auth>(cfg);  // throws on an unreadable credentials file
   auto logger = spdlog::stderr_color_mt("lmstream");
   spdlog::set_default_logger(logger);
@@ -73,6 +73,12 @@ int serve(ServeConfig cfg, BackendOptions bopts) {
   spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug shows the health-probe access lines too
   if (!cfg.log_level.empty()) spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   if (cfg.log_json) logger->set_formatter(std::make_unique<JsonLogFormatter>());
+  for (const auto& m : notes) {
+    if (m.level == ConfigMessage::kWarn)
+      spdlog::warn("{}", m.text);
+    else
+      spdlog::info("{}", m.text);
+  }
 
   asio::io_context ioc;
   auto work = asio::make_work_guard(ioc);

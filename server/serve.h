@@ -8,7 +8,9 @@
 
 namespace lmstream::server {
 
-// Returns the process exit code (0 after a graceful shutdown).
-int serve(ServeConfig cfg, BackendOptions backend);
+// Returns the process exit code (0 after a graceful shutdown). `notes` (what resolving the
+// configuration said: settings accepted but not honoured, unknown keys, test knobs) are logged
+// first, through the server's logger, so they carry its timestamps and --log-format.
+int serve(ServeConfig cfg, BackendOptions backend, const std::vector<ConfigMessage>& notes = {});
 
 }  // namespace lmstream::server

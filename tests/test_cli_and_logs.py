@@ -67,7 +67,8 @@ class ServeLogsTest(unittest.TestCase):
         st, _, _ = self.s.post_json("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
                                                              "tools": []})
         self.assertEqual(st, 400)
-        entries = self.s.access_log()
+        entries = self.s.access_log_until(
+            lambda es: any(e["path"] == "/v1/chat/completions" and e["status"] == 400 for e in es))
         gen = [e for e in entries if e["path"] == "/generate" and e["status"] == 422]
         self.assertTrue(gen, entries)
         self.assertEqual(gen[-1]["error"],
@@ -76,6 +77,24 @@ class ServeLogsTest(unittest.TestCase):
         self.assertIn("`tools` is not supported", chat[-1]["error"])
         ok = [e for e in entries if e["status"] == 200 and e["path"] != "/info"]
         self.assertTrue(all("error" not in e for e in ok), ok)
+
+    def test_every_refusal_has_a_reason_in_the_access_log(self):
+        # Refusals no route handler names itself: the reader's 413, the route table's 404 and
+        # 405, /tokenize's bad body; each access line with a status >= 400 says why.
+        self.assertEqual(self.s.post_json("/generate", {"inputs": "x" * 5000})[0], 413)
+        self.assertEqual(self.s.request("GET", "/no-such-route")[0], 404)
+        self.assertEqual(self.s.request("GET", "/generate")[0], 405)
+        st, _, _ = self.s.request("POST", "/tokenize", b"{not json", {"Content-Type": "application/json"})
+        self.assertGreaterEqual(st, 400)
+        entries = self.s.access_log_until(lambda es: any(e["path"] == "/tokenize" for e in es))
+        refused = [e for e in entries if e["status"] >= 400]
+        for path, status in (("/generate", 413), ("/no-such-route", 404), ("/generate", 405), ("/tokenize", st)):
+            hits = [e for e in refused if e["path"] == path and e["status"] == status]
+            self.assertTrue(hits, (path, status, entries))
+        for e in refused:
+            self.assertTrue(e.get("error"), e)
+            self.assertNotIn("{", e["error"][:1], e)  # the message, not the JSON body
+        self.assertIn("2000", [e for e in refused if e["status"] == 413][-1]["error"])
 
     def test_413_states_the_limit(self):
         st, _, b = self.s.post_json("/generate", {"inputs": "x" * 5000})
@@ -100,15 +119,31 @@ class ServeLogsTest(unittest.TestCase):
         self.assertEqual(types["lmstream_engine_steps_total"], "counter")
 
 
+class GuardRefusalTest(unittest.TestCase):
+    def test_auth_guard_refusal_is_logged_with_its_reason(self):
+        with Server(["-m", micro_model()], model="", env={"LMSTREAM_API_KEY": "k-123"}) as s:
+            st, _, _ = s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+            self.assertEqual(st, 401)
+            bad = [e for e in s.access_log_until(lambda es: any(e["path"] == "/generate" for e in es)) if e["path"] == "/generate"]
+            self.assertEqual(bad[-1]["status"], 401, bad)
+            self.assertTrue(bad[-1].get("error"), bad)
+
+
 class LogOptionsTest(unittest.TestCase):
     def test_json_lines_and_level(self):
-        with Server(["--log-format", "json", "--log-level", "debug"], env={"MAX_BATCH_SIZE": "8"}) as s:
+        with Server(["--log-format", "json", "--log-level", "debug"],
+                    env={"MAX_BATCH_SIZE": "8", "LMSTREAM_TEST_LOAD_DELAY_MS": "1"}) as s:
             s.request("GET", "/ping")
             s.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
             s.post_json("/generate", {"inputs": "Hi", "parameters": {"top_k": -1}})
             s.stop()
             lines = [l for l in s.read_log().splitlines() if l.strip()]
         objs = [json.loads(l) for l in lines]  # every line is one JSON object
+        # Every line has a timestamp, the configuration's own messages (written before the
+        # server starts) included.
+        self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", o["time"]) for o in objs), objs)
+        self.assertTrue(any(o.get("level") == "warning" and "LMSTREAM_TEST_LOAD_DELAY_MS=1" in o.get("message", "")
+                            for o in objs), objs)
         access = [o["access"] for o in objs if "access" in o]
         self.assertTrue(any(a["path"] == "/ping" for a in access))  # debug level: probes too
         bad = [a for a in access if a["path"] == "/generate" and a["status"] == 422]
@@ -127,6 +162,17 @@ class LogOptionsTest(unittest.TestCase):
 
 class HostTest(unittest.TestCase):
     def test_host_localhost(self):
+        self.serve_and_ping(["--host", "localhost"], {}, "127.0.0.1")
+
+    def test_tgi_hostname_is_the_bind_address(self):
+        # TGI's launcher listens on HOSTNAME; 127.0.0.2 is loopback too, so only a server that
+        # honours it answers there and not on 127.0.0.1.
+        port = self.serve_and_ping([], {"HOSTNAME": "127.0.0.2"}, "127.0.0.2", check_other="127.0.0.1")
+        self.assertIsInstance(port, int)
+
+    def serve_and_ping(self, args, env, address, check_other=None):
+        import os
+        import socket
         import tempfile
         import time
         import urllib.request
@@ -134,8 +180,8 @@ class HostTest(unittest.TestCase):
         # The log goes to a file: a pipe nobody reads fills up with /ping's access lines while a
         # slow (sanitized) build loads, and then blocks the server's logging.
         log = tempfile.TemporaryFile()
-        p = subprocess.Popen([binary(), "serve", "--host", "localhost", "--port", str(port), "-m", micro_model(),
-                              "--threads", "1"], stdout=subprocess.DEVNULL, stderr=log)
+        p = subprocess.Popen([binary(), "serve", "--port", str(port), "-m", micro_model(), "--threads", "1"] + args,
+                             stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, **env))
 
         def log_text():
             log.seek(0)
@@ -145,12 +191,16 @@ class HostTest(unittest.TestCase):
             while True:
                 self.assertIsNone(p.poll(), "serve --host localhost exited: %s" % log_text())
                 try:
-                    with urllib.request.urlopen("http://127.0.0.1:%d/ping" % port, timeout=2) as r:
+                    with urllib.request.urlopen("http://%s:%d/ping" % (address, port), timeout=2) as r:
                         self.assertEqual(r.status, 200)
                         break
                 except OSError:
                     self.assertLess(time.monotonic() - t0, 60, log_text())
                     time.sleep(0.1)
+            if check_other:
+                with self.assertRaises(ConnectionRefusedError):
+                    socket.create_connection((check_other, port), timeout=2).close()
+            return port
         finally:
             p.terminate()
             try:

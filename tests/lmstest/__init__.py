@@ -10,6 +10,8 @@
 
 Importable as `lmstest` because the tests sit beside it (and CTest puts tests/ on PYTHONPATH).
 Tests import from here, never from one another."""
+import os as _os
+
 from .http import raw_post, sse_events
 from .models import cached_model, make_test_model, micro_model
 from .paths import (SANITIZED, binary, binary_path, build_binary, build_dir, python_client_dir, reference_dir,
@@ -19,3 +21,7 @@ from .server import Server, free_port
 __all__ = ["SANITIZED", "Server", "binary", "binary_path", "build_binary", "build_dir", "cached_model",
            "free_port", "make_test_model", "micro_model", "python_client_dir", "raw_post", "reference_dir",
            "shared_dir", "source_dir", "sse_events", "tokenizer_path"]
+
+# `serve` binds to HOSTNAME when no --host is given, as TGI's launcher does; a container's
+# exported HOSTNAME (its own name, as Docker sets it) must not move the servers the tests start.
+_os.environ.pop("HOSTNAME", None)

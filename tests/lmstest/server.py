@@ -83,6 +83,16 @@ class Server:
                 out.append(json.loads(line[i + len("access "):]))
         return out
 
+    def access_log_until(self, done, timeout=10):
+        """The access log once done(entries) holds (or at the timeout): a line is written when its
+        exchange ends, just after the answer's last bytes reached the client."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.access_log()
+            if done(entries) or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.02)
+
     def conn(self, timeout=60):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
