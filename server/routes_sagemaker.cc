@@ -13,7 +13,7 @@ namespace {
 
 using sagemaker::error_response;
 
-std::string quoted(std::string_view s) {  // echo at most 100 bytes of client input
+std::string echo_quoted(std::string_view s) {  // echo at most 100 bytes of client input
   return "'" + std::string(s.substr(0, 100)) + (s.size() > 100 ? "...'" : "'");
 }
 
@@ -41,7 +41,7 @@ void endpoint_invoke(App& app, const std::shared_ptr<Exchange>& ex) {
   } else {
     ex->respond(
         error_response({ErrorKind::kNotFound,
-                        "No operation at POST " + quoted(req.path) +
+                        "No operation at POST " + echo_quoted(req.path) +
                             "; the runtime API has /endpoints/{EndpointName}/invocations and "
                             "/endpoints/{EndpointName}/invocations-response-stream"},
                        rid));
@@ -50,7 +50,7 @@ void endpoint_invoke(App& app, const std::shared_ptr<Exchange>& ex) {
   if (!sagemaker::valid_endpoint_name(name)) {
     ex->respond(error_response(
         {ErrorKind::kBadRequest,
-         "1 validation error detected: Value " + quoted(name) +
+         "1 validation error detected: Value " + echo_quoted(name) +
              " at 'endpointName' failed to satisfy constraint: Member must satisfy regular "
              "expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])* and have length less than or "
              "equal to 63"},
