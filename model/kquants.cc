@@ -442,8 +442,8 @@ void quantize_row_q2_k(const float* x, BlockQ2_K* y, int64_t n) {
     }
     for (int j = 0; j < kQK_K; j += 128)
       for (int l = 0; l < 32; ++l)
-        y[i].qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                     (L[j + l + 96] << 6));
+        y[i].qs[j / 4 + l] =
+            uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
   }
 }
 
@@ -495,8 +495,8 @@ void quantize_row_q3_k(const float* x, BlockQ3_K* y, int64_t n) {
       }
     for (int j = 0; j < kQK_K; j += 128)
       for (int l = 0; l < 32; ++l)
-        y[i].qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                     (L[j + l + 96] << 6));
+        y[i].qs[j / 4 + l] =
+            uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
   }
 }
 
@@ -626,8 +626,8 @@ void quantize_row_q6_k(const float* x, BlockQ6_K* y, int64_t n) {
         const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
         ql[l] = uint8_t(q1 | (q3 << 4));
         ql[l + 32] = uint8_t(q2 | (q4 << 4));
-        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                        ((L[j + l + 96] >> 4) << 6));
+        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                        ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
       }
     }
   }

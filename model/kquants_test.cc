@@ -81,9 +81,9 @@ TEST(KQuants, GaussianRoundTripErrorWithinDerivedBounds) {
     DType t;
     double bound;
   };
-  const B bounds[] = {{DType::Q2_K, 0.36}, {DType::Q3_K, 0.19}, {DType::Q4_K, 0.095},
+  const B bounds[] = {{DType::Q2_K, 0.36},  {DType::Q3_K, 0.19},  {DType::Q4_K, 0.095},
                       {DType::Q5_K, 0.048}, {DType::Q6_K, 0.022}, {DType::Q4_0, 0.10},
-                      {DType::Q4_1, 0.095}, {DType::Q5_0, 0.05}, {DType::Q5_1, 0.046},
+                      {DType::Q4_1, 0.095}, {DType::Q5_0, 0.05},  {DType::Q5_1, 0.046},
                       {DType::Q8_0, 0.006}};
   const auto x = gaussian(256 * 64, 7);
   double prev = 1.0;
