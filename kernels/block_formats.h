@@ -1,6 +1,7 @@
 // The file-block formats that are multiplied in their own block layout (Q2_K, Q3_K, Q5_K and the
-// legacy Q4_1/Q5_0/Q5_1; Q4_K and Q6_K have their own VNNI layouts in q4_k.cc / q6_k.cc): each one's decoder into a common integer view of a block, which the
-// group kernels of block_gemm-inl.h multiply with the quantized activations.
+// legacy Q4_1/Q5_0/Q5_1; Q4_K and Q6_K have their own VNNI layouts in q4_k.cc / q6_k.cc): each
+// one's decoder into a common integer view of a block, which the group kernels of block_gemm-inl.h
+// multiply with the quantized activations.
 //
 // Packed layout (pack_block_groups): per group of kGroupRows rows and file block b, the 16 rows'
 // file blocks back to back (row r's block at r * sizeof(Block)): the same bytes per weight as the

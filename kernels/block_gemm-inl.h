@@ -58,8 +58,8 @@ HWY_INLINE float BlockChunk(const BlockView& v, int c, const int8_t* HWY_RESTRIC
 }
 
 template <class F>
-void GemmBlockGroups(const Matrix* w, const QuantActs* qx, int M, float* y, int64_t ldy,
-                     int64_t g0, int64_t g1) {
+void GemmBlockGroups(const Matrix* w, const QuantActs* qx, int M, float* y, int64_t ldy, int64_t g0,
+                     int64_t g1) {
   using B = typename F::Block;
   const int64_t K = qx->cols, nb32 = K / 32, nbf = K / F::kCols;
   constexpr int kChunks = F::kCols / 32;
@@ -82,8 +82,8 @@ void GemmBlockGroups(const Matrix* w, const QuantActs* qx, int M, float* y, int6
             const float* xd = qx->d.data() + int64_t(m0 + m) * nb32 + b * kChunks;
             float a = acc[m][r];
             for (int c = 0; c < kChunks; ++c)
-              a = BlockChunk(v, c, qx->hi.data() + xo + 32 * c, qx->lo.data() + xo + 32 * c,
-                             xd[c], a);
+              a = BlockChunk(v, c, qx->hi.data() + xo + 32 * c, qx->lo.data() + xo + 32 * c, xd[c],
+                             a);
             acc[m][r] = a;
           }
         }

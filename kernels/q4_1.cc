@@ -1,7 +1,7 @@
-// The Q4_1 weight format (32 4-bit codes, an fp16 scale d and an fp16 minimum m per block: w = d q + m): its descriptor and its
-// group kernel compiled for every SIMD target (block_gemm-inl.h, Highway dynamic dispatch); the
-// decoder and packed layout are block_formats.h's FmtQ4_1.
-// Must not: hold anything shared with other formats or be selected anywhere but format.cc's table.
+// The Q4_1 weight format (32 4-bit codes, an fp16 scale d and an fp16 minimum m per block: w = d q
+// + m): its descriptor and its group kernel compiled for every SIMD target (block_gemm-inl.h,
+// Highway dynamic dispatch); the decoder and packed layout are block_formats.h's FmtQ4_1. Must not:
+// hold anything shared with other formats or be selected anywhere but format.cc's table.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/q4_1.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -14,7 +14,7 @@ namespace lmstream {
 namespace HWY_NAMESPACE {
 
 void GemmQ4_1(const Matrix* w, const QuantActs* qx, int M, float* y, int64_t ldy, int64_t g0,
-           int64_t g1) {
+              int64_t g1) {
   GemmBlockGroups<FmtQ4_1>(w, qx, M, y, ldy, g0, g1);
 }
 

@@ -6,8 +6,9 @@
 // Packed layout, per (group of 16 rows, super-block), 2304 bytes = 16 x 144 (as many bytes per
 // weight as the file):
 //   [0, 32)      16 fp16 d, row r at 2r        [32, 64)  16 fp16 dmin
-//   [64, 256)    the file's 12 scale bytes as 3 little-endian words: word k of row r at 64 + 64k + 4r
-//   [256, 2304)  codes: sub-block j at 256 + 256j, chunk c (0..3) at + 64c, row r at + 4r; byte i
+//   [64, 256)    the file's 12 scale bytes as 3 little-endian words: word k of row r at 64 + 64k +
+//   4r [256, 2304)  codes: sub-block j at 256 + 256j, chunk c (0..3) at + 64c, row r at + 4r; byte
+//   i
 //                holds element 32j + 4c + i (low nibble) and 32j + 16 + 4c + i (high nibble).
 // One 512-bit vpdpbusd multiplies 4 codes of each of the 16 rows with 4 activations; each lane is
 // one output row, so the per-row scales and mins are lane-wise multiplies.
@@ -51,7 +52,8 @@ inline void pack(const Tensor& t, uint8_t* out) {
         std::memcpy(&f, t.row(n) + size_t(b) * sizeof f, sizeof f);
         std::memcpy(blk + 2 * r, &f.d, 2);
         std::memcpy(blk + 32 + 2 * r, &f.dmin, 2);
-        for (int k = 0; k < 3; ++k) std::memcpy(blk + kScaleOff + 64 * k + 4 * r, f.scales + 4 * k, 4);
+        for (int k = 0; k < 3; ++k)
+          std::memcpy(blk + kScaleOff + 64 * k + 4 * r, f.scales + 4 * k, 4);
         for (int e = 0; e < kQK_K; ++e) {
           const int c = e / 64, rr = e % 64;
           const uint8_t byte = f.qs[32 * c + rr % 32];
