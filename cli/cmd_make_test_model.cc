@@ -21,10 +21,14 @@ lmstream::cli::Register reg(
       auto a = std::make_shared<Args>();
       sub.add_option("out", a->o.out, "output GGUF file or HF directory")->required();
       sub.add_option("--format", a->o.format, "gguf or hf")->check(CLI::IsMember({"gguf", "hf"}));
-      sub.add_option("--shape", a->o.shape, "micro, small, tinyllama or llama2-7b")
-          ->check(CLI::IsMember({"micro", "small", "tinyllama", "llama2-7b"}));
-      sub.add_option("--dtype", a->dtype, "f32, f16, bf16, q8_0 or q4_0 (hf: float types only)")
-          ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}));
+      sub.add_option("--shape", a->o.shape,
+                     "micro, micro-k (widths multiples of 256), small, tinyllama or llama2-7b")
+          ->check(CLI::IsMember({"micro", "micro-k", "small", "tinyllama", "llama2-7b"}));
+      sub.add_option("--dtype", a->dtype,
+                     "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k or "
+                     "q6_k (hf: float types only)")
+          ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+                                 "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"}));
       sub.add_option("--tokenizer", a->o.tokenizer,
                      "SentencePiece tokenizer.model to embed (default: built-in)");
       sub.add_option("--seed", a->o.seed, "random seed");

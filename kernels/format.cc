@@ -7,12 +7,16 @@
 
 namespace lmstream {
 
-// Defined in the format files (q8_0.cc, q4_0.cc, float_formats.cc).
+// Defined in the format files (q8_0.cc, q4_0.cc, float_formats.cc, q4_1.cc, ..., q6_k.cc).
 extern const WeightFormat kQ8_0Format, kQ4_0Format, kF32Format, kF16Format, kBF16Format;
+extern const WeightFormat kQ4_1Format, kQ5_0Format, kQ5_1Format, kQ2_KFormat, kQ3_KFormat,
+    kQ4_KFormat, kQ5_KFormat, kQ6_KFormat;
 
 namespace {
-const WeightFormat* const kFormats[] = {&kF32Format, &kF16Format, &kBF16Format, &kQ8_0Format,
-                                        &kQ4_0Format};
+const WeightFormat* const kFormats[] = {&kF32Format,  &kF16Format,  &kBF16Format, &kQ8_0Format,
+                                        &kQ4_0Format, &kQ4_1Format, &kQ5_0Format, &kQ5_1Format,
+                                        &kQ2_KFormat, &kQ3_KFormat, &kQ4_KFormat, &kQ5_KFormat,
+                                        &kQ6_KFormat};
 }  // namespace
 
 const WeightFormat& weight_format(DType t) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -43,33 +44,64 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, int64_t cols, std::mt
       case DType::BF16:
         finite16(&bytes[o], true);
         break;
+      case DType::Q5_0:
+        finite16(&bytes[o], false);
+        break;
+      case DType::Q4_1:
+      case DType::Q5_1:
+      case DType::Q4_K:
+      case DType::Q5_K:
+        finite16(&bytes[o], false);
+        finite16(&bytes[o + 2], false);
+        break;
+      case DType::Q2_K:
+        finite16(&bytes[o + 80], false);
+        finite16(&bytes[o + 82], false);
+        break;
+      case DType::Q3_K:
+        finite16(&bytes[o + 108], false);
+        break;
+      case DType::Q6_K:
+        finite16(&bytes[o + 208], false);
+        break;
     }
   }
   return bytes;
 }
 
 TEST(WeightFormat, LookupAndPrepareSelectTheDescriptor) {
-  ASSERT_EQ(weight_formats().size(), 5u);
+  ASSERT_EQ(weight_formats().size(), 13u);
   for (const WeightFormat* f : weight_formats()) {
     EXPECT_EQ(&weight_format(f->type), f);
     EXPECT_EQ(f->packed, dtype_is_quantized(f->type)) << dtype_name(f->type);
     EXPECT_EQ(f->pack != nullptr, f->packed) << dtype_name(f->type);
     EXPECT_EQ(f->block_cols, dtype_block_elems(f->type)) << dtype_name(f->type);
-    std::vector<uint8_t> bytes(dtype_row_bytes(f->type, 64) * 3);
-    Tensor t{"w", f->type, 3, 64, bytes.data()};
+    const int64_t cols = 2 * std::max<int64_t>(32, dtype_block_elems(f->type));
+    std::vector<uint8_t> bytes(dtype_row_bytes(f->type, cols) * 3);
+    Tensor t{"w", f->type, 3, cols, bytes.data()};
     const Matrix m = Matrix::prepare(t);
     EXPECT_EQ(m.format, f);
     EXPECT_EQ(m.packed, f->packed);
   }
   EXPECT_EQ(weight_format(DType::Q8_0).group_block_bytes, 544u);
   EXPECT_EQ(weight_format(DType::Q4_0).group_block_bytes, 288u);
+  // Block-layout formats: 16 rows of file blocks, counted per 32 columns (as many bytes per
+  // weight as the file).
+  for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                  DType::Q5_K, DType::Q6_K})
+    EXPECT_EQ(weight_format(t).group_block_bytes,
+              16 * dtype_block_bytes(t) * 32 / size_t(dtype_block_elems(t)))
+        << dtype_name(t);
 }
 
 TEST(WeightFormat, PackUnpackRoundTripsRandomTensorsExactly) {
   std::mt19937 rng(11);
   for (const WeightFormat* f : weight_formats()) {
     // Partial and whole last groups, one and several blocks per row.
-    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 32}, {16, 64}, {45, 160}, {33, 256}}) {
+    const int64_t s = dtype_block_elems(f->type) > 32 ? 8 : 1;  // 256-element super-blocks
+    for (auto [rows, cols32] :
+         {std::pair<int64_t, int64_t>{1, 32}, {16, 64}, {45, 160}, {33, 256}}) {
+      const int64_t cols = cols32 * s;
       auto bytes = random_rows(f->type, rows, cols, rng);
       Tensor t{"w", f->type, rows, cols, bytes.data()};
       const Matrix m = Matrix::prepare(t);

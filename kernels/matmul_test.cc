@@ -45,23 +45,27 @@ std::vector<float> make_acts(int M, int64_t K, uint32_t seed) {
   return x;
 }
 
+// A matrix width of `base` columns for 32-element formats, 8x that for 256-element super-blocks.
+int64_t width(DType t, int64_t base) { return dtype_block_elems(t) > 32 ? base * 8 : base; }
+
 class MatmulTypes : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatmulTypes, PackedRowsRoundTrip) {
   const DType type = GetParam();
-  auto w = make_weights(type, 37, 96, 1);  // 37 rows: a partial last group
+  const int64_t K = width(type, 96);
+  auto w = make_weights(type, 37, K, 1);  // 37 rows: a partial last group
   Matrix m = Matrix::prepare(w.t);
-  std::vector<float> a(96), b(96);
+  std::vector<float> a(static_cast<size_t>(K)), b(static_cast<size_t>(K));
   for (int64_t n = 0; n < w.t.rows; ++n) {
-    dequantize_row(type, w.t.row(n), a.data(), 96);
+    dequantize_row(type, w.t.row(n), a.data(), K);
     matrix_row_to_f32(m, n, b.data());
-    for (int i = 0; i < 96; ++i) ASSERT_EQ(a[i], b[i]) << "row " << n << " col " << i;
+    for (int i = 0; i < K; ++i) ASSERT_EQ(a[i], b[i]) << "row " << n << " col " << i;
   }
 }
 
 TEST_P(MatmulTypes, MatchesFloat64Reference) {
   const DType type = GetParam();
-  const int64_t N = 45, K = 256;
+  const int64_t N = 45, K = width(type, 256);
   const int M = 6;
   auto w = make_weights(type, N, K, 2);
   Matrix m = Matrix::prepare(w.t);
@@ -103,7 +107,7 @@ TEST_P(MatmulTypes, MatchesFloat64Reference) {
 
 TEST_P(MatmulTypes, BatchInvariantAndThreadInvariant) {
   const DType type = GetParam();
-  const int64_t N = 70, K = 128;
+  const int64_t N = 70, K = width(type, 128);
   const int M = 11;
   auto w = make_weights(type, N, K, 4);
   Matrix m = Matrix::prepare(w.t);
@@ -136,9 +140,10 @@ TEST_P(MatmulTypes, BatchInvariantAndThreadInvariant) {
 
 TEST_P(MatmulTypes, AllSimdTargetsAgreeBitForBit) {
   const DType type = GetParam();
-  auto w = make_weights(type, 33, 160, 6);
+  const int64_t K = width(type, 160);
+  auto w = make_weights(type, 33, K, 6);
   Matrix m = Matrix::prepare(w.t);
-  auto x = make_acts(5, 160, 7);
+  auto x = make_acts(5, K, 7);
   auto res = matmul_all_targets(m, x.data(), 5);
   ASSERT_GE(res.size(), 2u) << "expected several compiled targets";
   if (!m.packed) return;  // float dot products may differ across vector widths
@@ -147,7 +152,9 @@ TEST_P(MatmulTypes, AllSimdTargetsAgreeBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
                          ::testing::Values(DType::Q8_0, DType::Q4_0, DType::F32, DType::F16,
-                                           DType::BF16),
+                                           DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                           DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                                           DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(ThreadPool, RunsEveryIndexOnce) {

@@ -190,8 +190,41 @@ uint32_t file_type(DType t) {
       return 7;
     case DType::BF16:
       return 32;
+    case DType::Q4_1:
+      return 3;
+    case DType::Q5_0:
+      return 8;
+    case DType::Q5_1:
+      return 9;
+    case DType::Q2_K:
+      return 10;
+    case DType::Q3_K:
+      return 11;  // Q3_K_S: every matrix Q3_K
+    case DType::Q4_K:
+      return 14;  // Q4_K_S
+    case DType::Q5_K:
+      return 16;  // Q5_K_S
+    case DType::Q6_K:
+      return 18;
   }
   return 0;
+}
+
+// llama-quantize's replacement for a K-quant type when a row is not a multiple of 256.
+DType fallback_type(DType t) {
+  switch (t) {
+    case DType::Q2_K:
+    case DType::Q3_K:
+      return DType::Q4_0;
+    case DType::Q4_K:
+      return DType::Q5_0;
+    case DType::Q5_K:
+      return DType::Q5_1;
+    case DType::Q6_K:
+      return DType::Q8_0;
+    default:
+      return DType::F16;
+  }
 }
 
 void write_gguf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v) {
@@ -233,8 +266,10 @@ void write_gguf(const TestModelOptions& o, const LlamaConfig& c, const Vocab& v)
 
   auto type_of = [&](const GenTensor& t) {
     if (!t.rows) return DType::F32;
-    if (t.cols % dtype_block_elems(o.dtype) != 0) return DType::F16;
-    return o.dtype;
+    if (t.cols % dtype_block_elems(o.dtype) == 0) return o.dtype;
+    // Rows that do not fill 256-element super-blocks take llama.cpp's fallback type.
+    const DType fb = fallback_type(o.dtype);
+    return t.cols % dtype_block_elems(fb) == 0 ? fb : DType::F16;
   };
   const auto list = tensor_list(c);
   for (const GenTensor& t : list) w.add_tensor(t.gguf, type_of(t), t.rows, t.cols);
@@ -351,13 +386,15 @@ LlamaConfig test_model_shape(const std::string& shape, std::optional<bool> gqa) 
     set(64, 2, 4, 2, 192, 256);
   else if (shape == "small")
     set(256, 4, 8, 2, 704, 1024);
+  else if (shape == "micro-k")  // every matrix width a multiple of 256 (K-quant super-blocks)
+    set(256, 2, 4, 2, 512, 256);
   else if (shape == "tinyllama")
     set(2048, 22, 32, 4, 5632, 2048);
   else if (shape == "llama2-7b")
     set(4096, 32, 32, 32, 11008, 4096);
   else
     throw std::invalid_argument("unknown shape '" + shape +
-                                "' (micro, small, tinyllama, llama2-7b)");
+                                "' (micro, micro-k, small, tinyllama, llama2-7b)");
   if (gqa && !*gqa) c.n_kv_heads = c.n_heads;
   if (gqa && *gqa && c.n_kv_heads == c.n_heads) c.n_kv_heads = std::max(1, c.n_heads / 4);
   c.head_dim = c.dim / c.n_heads;

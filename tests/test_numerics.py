@@ -11,7 +11,7 @@
 #    engine computes in float32 -> only f32 rounding differs: 1e-4 (measured ~5e-7).
 #  * f16 KV cache: K and V are rounded to f16 (unit roundoff u = 2^-11); that perturbation passes
 #    through attention to the logits: 4u ~ 2e-3 (measured 3e-4..8e-4).
-#  * q8_0/q4_0 weights, compared with the exact product of the dequantized weights: the engine
+#  * q8_0/q4_0 (and every other block-quantized type) weights, compared with the exact product of the dequantized weights: the engine
 #    quantizes matmul inputs per 32-block to int8 plus an int8 residual of 1/256 step
 #    (kernels/matmul.h), i.e. steps of amax/127/256. The reference, run with that same rounding
 #    (act_quant=ACT_SUBSTEPS), measures what it costs on the prompt (~1e-4 on these models);
@@ -40,7 +40,7 @@ BINARY = binary_path()
 TOL_F32_KV = 1e-4
 TOL_F16_KV = 4 * 2.0 ** -11
 ACT_SUBSTEPS = 256  # activation rounding step of quantized matmuls: amax/127/256 per 32-block
-QUANTIZED = ("q8_0", "q4_0")
+QUANTIZED = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k")
 
 # (name, format, shape, dtype, gqa, seed, prompt length, [(chunk or None = whole prompt, kv type)])
 CASES = [
@@ -57,6 +57,15 @@ CASES = [
     ("gguf_q4_0_gqa", "gguf", "micro", "q4_0", True, 20, 26, [(None, "f32"), (11, "f16")]),
     ("gguf_q4_0_nogqa", "gguf", "micro", "q4_0", False, 21, 13, [(None, "f16"), (4, "f32")]),
     ("gguf_small_f32", "gguf", "small", "f32", True, 22, 40, [(None, "f32"), (16, "f32")]),
+    # The K-quant and legacy formats, on micro-k (every matrix width a multiple of 256).
+    ("gguf_q4_k_gqa", "gguf", "micro-k", "q4_k", True, 24, 24, [(None, "f32"), (7, "f16")]),
+    ("gguf_q6_k_nogqa", "gguf", "micro-k", "q6_k", False, 25, 16, [(None, "f16"), (5, "f32")]),
+    ("gguf_q5_k_gqa", "gguf", "micro-k", "q5_k", True, 26, 14, [(6, "f32")]),
+    ("gguf_q3_k_gqa", "gguf", "micro-k", "q3_k", True, 27, 14, [(None, "f32")]),
+    ("gguf_q2_k_nogqa", "gguf", "micro-k", "q2_k", False, 28, 14, [(5, "f16")]),
+    ("gguf_q4_1_gqa", "gguf", "micro-k", "q4_1", True, 29, 12, [(None, "f32")]),
+    ("gguf_q5_0_gqa", "gguf", "micro-k", "q5_0", True, 30, 12, [(4, "f32")]),
+    ("gguf_q5_1_nogqa", "gguf", "micro-k", "q5_1", False, 31, 12, [(None, "f16")]),
     ("hf_small_bf16", "hf", "small", "bf16", True, 23, 24, [(7, "f16")]),
 ]
 if SANITIZED:  # sanitizer builds are much slower: fewer cases, shorter prompts, one variant each
