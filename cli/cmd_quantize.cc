@@ -45,17 +45,19 @@ lmstream::cli::Register reg(
         o.in = a->in;
         o.out = a->out;
         o.type = *ft;
-        o.threads = a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        o.threads =
+            a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency()));
         o.progress = a->quiet ? nullptr : stderr;
         q::QuantizeResult r = q::quantize_model(o);
         std::string types;
         for (const auto& [name, n] : r.tensors_by_type)
           types += (types.empty() ? "" : ", ") + std::to_string(n) + " " + name;
-        std::printf("wrote %s: %s, %.2f MiB (%.2f bits per weight; input tensors %.2f MiB) in %.1f s; "
-                    "tensors: %s\n",
-                    a->out.c_str(), q::file_type_name(*ft), double(r.file_bytes) / (1 << 20),
-                    r.elements ? 8.0 * double(r.tensor_bytes) / double(r.elements) : 0.0,
-                    double(r.in_tensor_bytes) / (1 << 20), r.seconds, types.c_str());
+        std::printf(
+            "wrote %s: %s, %.2f MiB (%.2f bits per weight; input tensors %.2f MiB) in %.1f s; "
+            "tensors: %s\n",
+            a->out.c_str(), q::file_type_name(*ft), double(r.file_bytes) / (1 << 20),
+            r.elements ? 8.0 * double(r.tensor_bytes) / double(r.elements) : 0.0,
+            double(r.in_tensor_bytes) / (1 << 20), r.seconds, types.c_str());
       });
     });
 

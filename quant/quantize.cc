@@ -154,7 +154,8 @@ bool is_1d(const OutTensor& t) {
   return t.name.find("_norm.weight") != std::string::npos;  // the only 1-D tensors of a Llama
 }
 
-void convert_tensor(const OutTensor& t, uint8_t* dst, int threads, std::atomic<uint64_t>& rows_done) {
+void convert_tensor(const OutTensor& t, uint8_t* dst, int threads,
+                    std::atomic<uint64_t>& rows_done) {
   const Tensor& s = *t.src;
   const int64_t rows = s.rows, cols = s.cols;
   const size_t orb = dtype_row_bytes(t.type, cols);

@@ -25,10 +25,10 @@ struct QuantizeOptions {
 };
 
 struct QuantizeResult {
-  uint64_t file_bytes = 0;      // size of OUT
-  uint64_t tensor_bytes = 0;    // bytes of tensor data in OUT
-  uint64_t in_tensor_bytes = 0; // bytes of tensor data read
-  uint64_t elements = 0;        // weights (tied output counted once)
+  uint64_t file_bytes = 0;       // size of OUT
+  uint64_t tensor_bytes = 0;     // bytes of tensor data in OUT
+  uint64_t in_tensor_bytes = 0;  // bytes of tensor data read
+  uint64_t elements = 0;         // weights (tied output counted once)
   double seconds = 0;
   std::map<std::string, int> tensors_by_type;  // ggml type name -> count
 };

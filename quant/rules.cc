@@ -32,7 +32,18 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-enum class Kind { kOther, kTokenEmbd, kOutput, kAttnQ, kAttnK, kAttnV, kAttnOut, kGate, kUp, kDown };
+enum class Kind {
+  kOther,
+  kTokenEmbd,
+  kOutput,
+  kAttnQ,
+  kAttnK,
+  kAttnV,
+  kAttnOut,
+  kGate,
+  kUp,
+  kDown
+};
 
 Kind kind_of(std::string_view name) {
   if (name == "token_embd.weight") return Kind::kTokenEmbd;
@@ -69,10 +80,14 @@ DType fallback(DType t, int64_t cols) {
   const int qk = ggml_block_size(t);
   if (qk > 0 && cols % qk == 0) return t;
   DType r = t;
-  if (t == kQ2_K || t == kQ3_K) r = kQ4_0;
-  else if (t == kQ4_K) r = kQ5_0;
-  else if (t == kQ5_K) r = kQ5_1;
-  else if (t == kQ6_K) r = kQ8_0;
+  if (t == kQ2_K || t == kQ3_K)
+    r = kQ4_0;
+  else if (t == kQ4_K)
+    r = kQ5_0;
+  else if (t == kQ5_K)
+    r = kQ5_1;
+  else if (t == kQ6_K)
+    r = kQ8_0;
   const int qr = ggml_block_size(r);
   if (qr <= 0 || cols % qr != 0) r = kF16;
   return r;
@@ -104,29 +119,57 @@ DType file_type_base(FileType ft) { return info(ft).base; }
 
 const char* ggml_type_name(DType t) {
   switch (uint32_t(t)) {
-    case 0: return "f32";
-    case 1: return "f16";
-    case 2: return "q4_0";
-    case 3: return "q4_1";
-    case 6: return "q5_0";
-    case 7: return "q5_1";
-    case 8: return "q8_0";
-    case 10: return "q2_K";
-    case 11: return "q3_K";
-    case 12: return "q4_K";
-    case 13: return "q5_K";
-    case 14: return "q6_K";
-    case 30: return "bf16";
-    default: return "unknown";
+    case 0:
+      return "f32";
+    case 1:
+      return "f16";
+    case 2:
+      return "q4_0";
+    case 3:
+      return "q4_1";
+    case 6:
+      return "q5_0";
+    case 7:
+      return "q5_1";
+    case 8:
+      return "q8_0";
+    case 10:
+      return "q2_K";
+    case 11:
+      return "q3_K";
+    case 12:
+      return "q4_K";
+    case 13:
+      return "q5_K";
+    case 14:
+      return "q6_K";
+    case 30:
+      return "bf16";
+    default:
+      return "unknown";
   }
 }
 
 int ggml_block_size(DType t) {
   switch (uint32_t(t)) {
-    case 0: case 1: case 30: return 1;
-    case 2: case 3: case 6: case 7: case 8: return 32;
-    case 10: case 11: case 12: case 13: case 14: return 256;
-    default: return 0;
+    case 0:
+    case 1:
+    case 30:
+      return 1;
+    case 2:
+    case 3:
+    case 6:
+    case 7:
+    case 8:
+      return 32;
+    case 10:
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+      return 256;
+    default:
+      return 0;
   }
 }
 
@@ -145,25 +188,38 @@ DType tensor_type(const TensorDesc& t, const ModelShape& m, FileType ft) {
   const int n_gqa = m.n_head_kv > 0 ? m.n_head / m.n_head_kv : 1;
   const bool is_70b = m.n_layer == 80 && m.n_head != m.n_head_kv;  // LLM_TYPE_70B
   if (k == Kind::kOutput || (m.tied && k == Kind::kTokenEmbd)) {
-    if (t.cols % ggml_block_size(base) != 0) ty = kQ8_0;
-    else if (base != kQ8_0) ty = kQ6_K;
+    if (t.cols % ggml_block_size(base) != 0)
+      ty = kQ8_0;
+    else if (base != kQ8_0)
+      ty = kQ6_K;
   } else if (k == Kind::kAttnV) {
     const int i = layer_of(t.name, m.n_layer), n = m.n_layer;
-    if (ft == FileType::kQ2_K) ty = n_gqa >= 4 ? kQ4_K : kQ3_K;
-    else if (ft == FileType::kQ3_K_M) ty = i < 2 ? kQ5_K : kQ4_K;
-    else if ((ft == FileType::kQ4_K_M || ft == FileType::kQ5_K_M) && use_more_bits(i, n)) ty = kQ6_K;
-    else if (ft == FileType::kQ4_K_S && i < 4) ty = kQ5_K;
+    if (ft == FileType::kQ2_K)
+      ty = n_gqa >= 4 ? kQ4_K : kQ3_K;
+    else if (ft == FileType::kQ3_K_M)
+      ty = i < 2 ? kQ5_K : kQ4_K;
+    else if ((ft == FileType::kQ4_K_M || ft == FileType::kQ5_K_M) && use_more_bits(i, n))
+      ty = kQ6_K;
+    else if (ft == FileType::kQ4_K_S && i < 4)
+      ty = kQ5_K;
     if (is_70b && (ty == kQ3_K || ty == kQ4_K)) ty = kQ5_K;
   } else if (k == Kind::kDown) {
     const int i = layer_of(t.name, m.n_layer), n = m.n_layer;
-    if (ft == FileType::kQ2_K) ty = kQ3_K;
-    else if (ft == FileType::kQ3_K_M) ty = i < n / 16 ? kQ5_K : kQ4_K;
-    else if (ft == FileType::kQ4_K_M) { if (use_more_bits(i, n)) ty = kQ6_K; }
-    else if (ft == FileType::kQ5_K_M && use_more_bits(i, n)) ty = kQ6_K;
-    else if (ft == FileType::kQ4_K_S && i < n / 8) ty = kQ5_K;
+    if (ft == FileType::kQ2_K)
+      ty = kQ3_K;
+    else if (ft == FileType::kQ3_K_M)
+      ty = i < n / 16 ? kQ5_K : kQ4_K;
+    else if (ft == FileType::kQ4_K_M) {
+      if (use_more_bits(i, n)) ty = kQ6_K;
+    } else if (ft == FileType::kQ5_K_M && use_more_bits(i, n))
+      ty = kQ6_K;
+    else if (ft == FileType::kQ4_K_S && i < n / 8)
+      ty = kQ5_K;
   } else if (k == Kind::kAttnOut) {
-    if (ft == FileType::kQ2_K) ty = kQ3_K;
-    else if (ft == FileType::kQ3_K_M) ty = kQ4_K;
+    if (ft == FileType::kQ2_K)
+      ty = kQ3_K;
+    else if (ft == FileType::kQ3_K_M)
+      ty = kQ4_K;
   } else if (k == Kind::kAttnQ || k == Kind::kAttnK || k == Kind::kGate || k == Kind::kUp) {
     layer_of(t.name, m.n_layer);  // validates the index
   }

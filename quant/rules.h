@@ -46,8 +46,8 @@ int ggml_block_size(DType t);
 
 // What the rules need to know about the model.
 struct ModelShape {
-  int n_layer = 0;    // llama.block_count (= number of attn_v and ffn_down tensors)
-  int n_head = 0;     // for n_gqa = n_head / n_head_kv
+  int n_layer = 0;  // llama.block_count (= number of attn_v and ffn_down tensors)
+  int n_head = 0;   // for n_gqa = n_head / n_head_kv
   int n_head_kv = 0;
   bool tied = false;  // no output.weight: token_embd is quantized as the output
 };

@@ -33,8 +33,8 @@ TEST(Rules, UseMoreBitsLayerSets) {
     return r;
   };
   EXPECT_EQ(sel(32), (std::set<int>{0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31}));
-  EXPECT_EQ(sel(40), (std::set<int>{0, 1, 2, 3, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 35,
-                                    36, 37, 38, 39}));
+  EXPECT_EQ(sel(40), (std::set<int>{0,  1,  2,  3,  4,  7,  10, 13, 16, 19,
+                                    22, 25, 28, 31, 34, 35, 36, 37, 38, 39}));
   EXPECT_EQ(sel(22), (std::set<int>{0, 1, 4, 7, 10, 13, 16, 19, 20, 21}));
 }
 
@@ -83,12 +83,12 @@ TEST(Rules, Llama2MixesPerLayer) {
         EXPECT_EQ(type_of(s, ft, "ffn_gate.weight", i), e.gate) << i;
         EXPECT_EQ(type_of(s, ft, "ffn_up.weight", i), e.up) << i;
         EXPECT_EQ(type_of(s, ft, "ffn_down.weight", i), e.down) << i;
-        EXPECT_EQ(tensor_type({"blk." + std::to_string(i) + ".attn_norm.weight", 1, s.dim},
-                              ms(s), ft),
-                  kF32);
-        EXPECT_EQ(tensor_type({"blk." + std::to_string(i) + ".ffn_norm.weight", 1, s.dim},
-                              ms(s), ft),
-                  kF32);
+        EXPECT_EQ(
+            tensor_type({"blk." + std::to_string(i) + ".attn_norm.weight", 1, s.dim}, ms(s), ft),
+            kF32);
+        EXPECT_EQ(
+            tensor_type({"blk." + std::to_string(i) + ".ffn_norm.weight", 1, s.dim}, ms(s), ft),
+            kF32);
       }
       EXPECT_EQ(type_of(s, ft, "output.weight", -1), ft == FileType::kQ8_0 ? kQ8_0 : kQ6_K);
       EXPECT_EQ(type_of(s, ft, "token_embd.weight", -1), file_type_base(ft));
@@ -117,15 +117,24 @@ TEST(Rules, CountsOfBumpedLayers) {
 TEST(Rules, FileSizesMatchTheReference) {
   auto bytes_per_block = [](DType t) -> double {
     switch (uint32_t(t)) {
-      case 2: return 18.0 / 32;
-      case 6: return 22.0 / 32;
-      case 8: return 34.0 / 32;
-      case 10: return 84.0 / 256;
-      case 11: return 110.0 / 256;
-      case 12: return 144.0 / 256;
-      case 13: return 176.0 / 256;
-      case 14: return 210.0 / 256;
-      case 0: return 4;
+      case 2:
+        return 18.0 / 32;
+      case 6:
+        return 22.0 / 32;
+      case 8:
+        return 34.0 / 32;
+      case 10:
+        return 84.0 / 256;
+      case 11:
+        return 110.0 / 256;
+      case 12:
+        return 144.0 / 256;
+      case 13:
+        return 176.0 / 256;
+      case 14:
+        return 210.0 / 256;
+      case 0:
+        return 4;
     }
     return 0;
   };
@@ -137,7 +146,8 @@ TEST(Rules, FileSizesMatchTheReference) {
     b += 4.0 * s.dim * (2 * s.n_layer + 1);
     const double dd = double(s.dim) * s.dim, df = double(s.dim) * s.ffn;
     for (int i = 0; i < s.n_layer; ++i) {
-      for (const char* k : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight"})
+      for (const char* k :
+           {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight"})
         b += bytes_per_block(type_of(s, ft, k, i)) * dd;
       for (const char* k : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"})
         b += bytes_per_block(type_of(s, ft, k, i)) * df;
