@@ -104,8 +104,14 @@ TEST_F(BadGguf, MisalignedOffset) {
 }
 TEST_F(BadGguf, UnknownTensorType) {
   std::string f = good;
-  poke<uint32_t>(f, tensor_info(f, "blk.0.attn_k.weight") + 4 + 16, 12);
-  expect_error(write(f), "unsupported tensor type 12 (Q4_K)");
+  poke<uint32_t>(f, tensor_info(f, "blk.0.attn_k.weight") + 4 + 16, 18);
+  expect_error(write(f), "tensor 'blk.0.attn_k.weight' has unsupported tensor type 18 (IQ3_XXS)");
+  std::string g = good;
+  poke<uint32_t>(g, tensor_info(g, "blk.0.attn_q.weight") + 4 + 16, 34);
+  expect_error(write(g), "tensor 'blk.0.attn_q.weight' has unsupported tensor type 34 (TQ1_0)");
+  std::string h = good;
+  poke<uint32_t>(h, tensor_info(h, "blk.0.attn_q.weight") + 4 + 16, 9);
+  expect_error(write(h), "unsupported tensor type 9 (Q8_1)");
 }
 TEST_F(BadGguf, MissingTensor) {
   std::string f = good;

@@ -1,68 +1,81 @@
 // Scalar reference conversions between the weight formats of dtype.h: fp16/bf16 rounding and
-// ggml's reference Q8_0/Q4_0 quantizers (bit-exact with quantize_row_*_ref).
+// ggml's reference Q8_0/Q4_0 quantizers (bit-exact with quantize_row_*_ref), the type table, and
+// the dispatch to the other formats' reference code in kquants.cc.
 #include "model/dtype.h"
+
+#include "model/kquants.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace lmstream {
 
+namespace {
+
+struct TypeInfo {
+  DType type;
+  const char* name;
+  int block_elems;
+  size_t block_bytes;
+};
+
+constexpr TypeInfo kTypes[] = {
+    {DType::F32, "f32", 1, 4},
+    {DType::F16, "f16", 1, 2},
+    {DType::Q4_0, "q4_0", kQK, sizeof(BlockQ4_0)},
+    {DType::Q4_1, "q4_1", kQK, sizeof(BlockQ4_1)},
+    {DType::Q5_0, "q5_0", kQK, sizeof(BlockQ5_0)},
+    {DType::Q5_1, "q5_1", kQK, sizeof(BlockQ5_1)},
+    {DType::Q8_0, "q8_0", kQK, sizeof(BlockQ8_0)},
+    {DType::Q2_K, "q2_k", kQK_K, sizeof(BlockQ2_K)},
+    {DType::Q3_K, "q3_k", kQK_K, sizeof(BlockQ3_K)},
+    {DType::Q4_K, "q4_k", kQK_K, sizeof(BlockQ4_K)},
+    {DType::Q5_K, "q5_k", kQK_K, sizeof(BlockQ5_K)},
+    {DType::Q6_K, "q6_k", kQK_K, sizeof(BlockQ6_K)},
+    {DType::BF16, "bf16", 1, 2},
+};
+
+constexpr DType kAll[] = {DType::F32,  DType::F16,  DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                          DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                          DType::Q5_K, DType::Q6_K, DType::BF16};
+
+const TypeInfo* info(DType t) {
+  for (const TypeInfo& i : kTypes)
+    if (i.type == t) return &i;
+  return nullptr;
+}
+
+}  // namespace
+
 const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32:
-      return "f32";
-    case DType::F16:
-      return "f16";
-    case DType::BF16:
-      return "bf16";
-    case DType::Q8_0:
-      return "q8_0";
-    case DType::Q4_0:
-      return "q4_0";
-  }
-  return "unknown";
+  const TypeInfo* i = info(t);
+  return i ? i->name : "unknown";
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
-    if (name == dtype_name(t)) return t;
+  for (const TypeInfo& i : kTypes)
+    if (name == i.name) return i.type;
   return std::nullopt;
 }
 
 std::optional<DType> dtype_from_ggml(uint32_t id) {
-  switch (id) {
-    case 0:
-      return DType::F32;
-    case 1:
-      return DType::F16;
-    case 2:
-      return DType::Q4_0;
-    case 8:
-      return DType::Q8_0;
-    case 30:
-      return DType::BF16;
-    default:
-      return std::nullopt;
-  }
+  for (const TypeInfo& i : kTypes)
+    if (uint32_t(i.type) == id) return i.type;
+  return std::nullopt;
 }
 
-bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+std::span<const DType> dtype_all() { return kAll; }
 
-int dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQK : 1; }
+bool dtype_is_quantized(DType t) { return dtype_block_elems(t) > 1; }
+
+int dtype_block_elems(DType t) {
+  const TypeInfo* i = info(t);
+  return i ? i->block_elems : 1;
+}
 
 size_t dtype_block_bytes(DType t) {
-  switch (t) {
-    case DType::F32:
-      return 4;
-    case DType::F16:
-    case DType::BF16:
-      return 2;
-    case DType::Q8_0:
-      return sizeof(BlockQ8_0);
-    case DType::Q4_0:
-      return sizeof(BlockQ4_0);
-  }
-  return 0;
+  const TypeInfo* i = info(t);
+  return i ? i->block_bytes : 0;
 }
 
 size_t dtype_row_bytes(DType t, int64_t n) {
@@ -217,6 +230,22 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case DType::Q4_1:
+      return dequantize_row_q4_1(static_cast<const BlockQ4_1*>(src), dst, n);
+    case DType::Q5_0:
+      return dequantize_row_q5_0(static_cast<const BlockQ5_0*>(src), dst, n);
+    case DType::Q5_1:
+      return dequantize_row_q5_1(static_cast<const BlockQ5_1*>(src), dst, n);
+    case DType::Q2_K:
+      return dequantize_row_q2_k(static_cast<const BlockQ2_K*>(src), dst, n);
+    case DType::Q3_K:
+      return dequantize_row_q3_k(static_cast<const BlockQ3_K*>(src), dst, n);
+    case DType::Q4_K:
+      return dequantize_row_q4_k(static_cast<const BlockQ4_K*>(src), dst, n);
+    case DType::Q5_K:
+      return dequantize_row_q5_k(static_cast<const BlockQ5_K*>(src), dst, n);
+    case DType::Q6_K:
+      return dequantize_row_q6_k(static_cast<const BlockQ6_K*>(src), dst, n);
   }
 }
 
@@ -247,6 +276,22 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
     case DType::Q4_0:
       quantize_row_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
       return;
+    case DType::Q4_1:
+      return quantize_row_q4_1(src, static_cast<BlockQ4_1*>(dst), n);
+    case DType::Q5_0:
+      return quantize_row_q5_0(src, static_cast<BlockQ5_0*>(dst), n);
+    case DType::Q5_1:
+      return quantize_row_q5_1(src, static_cast<BlockQ5_1*>(dst), n);
+    case DType::Q2_K:
+      return quantize_row_q2_k(src, static_cast<BlockQ2_K*>(dst), n);
+    case DType::Q3_K:
+      return quantize_row_q3_k(src, static_cast<BlockQ3_K*>(dst), n);
+    case DType::Q4_K:
+      return quantize_row_q4_k(src, static_cast<BlockQ4_K*>(dst), n);
+    case DType::Q5_K:
+      return quantize_row_q5_k(src, static_cast<BlockQ5_K*>(dst), n);
+    case DType::Q6_K:
+      return quantize_row_q6_k(src, static_cast<BlockQ6_K*>(dst), n);
   }
 }
 

@@ -7,13 +7,28 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace lmstream {
 
-enum class DType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+enum class DType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30,
+};
 
-inline constexpr int kQK = 32;  // elements per Q8_0 / Q4_0 block
+inline constexpr int kQK = 32;  // elements per legacy (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) block
 
 #pragma pack(push, 1)
 struct BlockQ8_0 {
@@ -29,10 +44,12 @@ static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ4_0) == 18);
 
 const char* dtype_name(DType t);
-std::optional<DType> dtype_from_name(std::string_view name);  // "f32", "q8_0", ... (lower case)
+std::optional<DType> dtype_from_name(std::string_view name);  // "f32", "q8_0", "q4_k" (lower case)
 std::optional<DType> dtype_from_ggml(uint32_t id);            // nullopt for types we do not load
+// Every type we load, in id order (for tests and help texts).
+std::span<const DType> dtype_all();
 bool dtype_is_quantized(DType t);
-int dtype_block_elems(DType t);  // 1 for float types, 32 for Q8_0/Q4_0
+int dtype_block_elems(DType t);  // 1 for float types, 32 for legacy quants, 256 for K-quants
 size_t dtype_block_bytes(DType t);
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
 size_t dtype_row_bytes(DType t, int64_t n);
@@ -47,7 +64,8 @@ inline float bf16_to_fp32(uint16_t h) {
 }
 uint16_t fp32_to_bf16(float f);  // round to nearest even
 
-// Reference quantizers, identical to ggml's quantize_row_*_ref. n is a multiple of 32.
+// Reference quantizers, identical to ggml's quantize_row_*_ref. n is a multiple of 32. The other
+// quantized types' reference code is in model/kquants.h.
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n);
 // Converts one row of n elements of any supported type to fp32.

@@ -153,9 +153,9 @@ TEST(Quantize, NonFiniteInputIsSafe) {
 
 TEST(DType, NamesAndSizes) {
   EXPECT_EQ(dtype_from_name("q4_0"), DType::Q4_0);
-  EXPECT_FALSE(dtype_from_name("q4_k"));
+  EXPECT_FALSE(dtype_from_name("iq4_xs"));
   EXPECT_EQ(dtype_from_ggml(30), DType::BF16);
-  EXPECT_FALSE(dtype_from_ggml(12));
+  EXPECT_FALSE(dtype_from_ggml(23));
   EXPECT_EQ(dtype_row_bytes(DType::Q8_0, 64), 68u);
   EXPECT_EQ(dtype_row_bytes(DType::Q4_0, 64), 36u);
   EXPECT_EQ(dtype_row_bytes(DType::BF16, 3), 6u);

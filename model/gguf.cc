@@ -15,31 +15,52 @@ constexpr uint64_t kMaxKv = 1u << 20;
 constexpr int kMaxArrayDepth = 8;
 constexpr uint64_t kMaxKeyLen = 1u << 16;
 
+// ggml's names of the tensor types (ggml.h), for errors about types we do not load.
 const char* ggml_type_label(uint32_t id) {
-  switch (id) {
-    case 3:
-      return "Q4_1";
-    case 6:
-      return "Q5_0";
-    case 7:
-      return "Q5_1";
-    case 9:
-      return "Q8_1";
-    case 10:
-      return "Q2_K";
-    case 11:
-      return "Q3_K";
-    case 12:
-      return "Q4_K";
-    case 13:
-      return "Q5_K";
-    case 14:
-      return "Q6_K";
-    case 15:
-      return "Q8_K";
-    default:
-      return id < 40 ? "another ggml type" : "unknown type";
-  }
+  static const char* const kNames[] = {"F32",
+                                       "F16",
+                                       "Q4_0",
+                                       "Q4_1",
+                                       "Q4_2 (removed)",
+                                       "Q4_3 (removed)",
+                                       "Q5_0",
+                                       "Q5_1",
+                                       "Q8_0",
+                                       "Q8_1",
+                                       "Q2_K",
+                                       "Q3_K",
+                                       "Q4_K",
+                                       "Q5_K",
+                                       "Q6_K",
+                                       "Q8_K",
+                                       "IQ2_XXS",
+                                       "IQ2_XS",
+                                       "IQ3_XXS",
+                                       "IQ1_S",
+                                       "IQ4_NL",
+                                       "IQ3_S",
+                                       "IQ2_S",
+                                       "IQ4_XS",
+                                       "I8",
+                                       "I16",
+                                       "I32",
+                                       "I64",
+                                       "F64",
+                                       "IQ1_M",
+                                       "BF16",
+                                       "Q4_0_4_4 (removed)",
+                                       "Q4_0_4_8 (removed)",
+                                       "Q4_0_8_8 (removed)",
+                                       "TQ1_0",
+                                       "TQ2_0",
+                                       "IQ4_NL_4_4 (removed)",
+                                       "IQ4_NL_4_8 (removed)",
+                                       "IQ4_NL_8_8 (removed)",
+                                       "MXFP4",
+                                       "NVFP4",
+                                       "Q1_0",
+                                       "Q2_0"};
+  return id < sizeof kNames / sizeof kNames[0] ? kNames[id] : "unknown type";
 }
 
 size_t min_elem_bytes(GgufType t) {
@@ -134,7 +155,9 @@ class Parser {
       std::optional<DType> dt = dtype_from_ggml(type);
       if (!dt)
         r_.fail("tensor '" + ti.name + "' has unsupported tensor type " + std::to_string(type) +
-                " (" + ggml_type_label(type) + "); supported: F32, F16, BF16, Q8_0, Q4_0");
+                " (" + ggml_type_label(type) +
+                "); supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
+                "Q5_K, Q6_K");
       ti.type = *dt;
       if (ti.ne[0] % dtype_block_elems(ti.type) != 0)
         r_.fail("tensor '" + ti.name + "' of type " + dtype_name(ti.type) + " has row length " +
