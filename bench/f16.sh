@@ -36,7 +36,7 @@ if [[ "$HF" == 1 ]]; then
   make_model "$MODELS_DIR/tinyllama-bf16-hf" hf bf16
   MODELS+=("$MODELS_DIR/tinyllama-f16-hf" "$MODELS_DIR/tinyllama-bf16-hf")
 fi
-FILE_BYTES="$(stat -c %s "$GGUF")"
+FILE_BYTES="$(stat -L -c %s "$GGUF")"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
