@@ -1,6 +1,9 @@
-// The float weight formats F32, F16 and BF16: used in place (no packing), with float dot products
-// of each weight row and each activation row; F16/BF16 rows are converted to fp32 first. Their
-// descriptors and the row kernels, compiled for every SIMD target (Highway dynamic dispatch).
+// The float weight formats F32, F16 and BF16: used in place from the file (no packing), with float
+// dot products of each weight row and each activation row. F16/BF16 weights are widened to fp32 in
+// registers as they are loaded (F16C vcvtph2ps; BF16 by a 16-bit shift), and each loaded weight
+// vector is used for a tile of activation rows, so decode reads every weight byte once and prefill
+// shares each read across up to 4 rows. Their descriptors and the row kernels, compiled for every
+// SIMD target (Highway dynamic dispatch).
 // Must not: quantize activations, or reorder a dot product's reduction with the batch size (see
 // matmul.h: batch invariance).
 #undef HWY_TARGET_INCLUDE
@@ -9,6 +12,8 @@
 #include "hwy/highway.h"
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -18,53 +23,114 @@ namespace lmstream {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// y[m][n] = dot(W[n], x[m]) with a fixed reduction order.
-HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const int64_t N = int64_t(hn::Lanes(d));
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N), s1);
-    s2 = hn::MulAdd(hn::LoadU(d, a + i + 2 * N), hn::LoadU(d, b + i + 2 * N), s2);
-    s3 = hn::MulAdd(hn::LoadU(d, a + i + 3 * N), hn::LoadU(d, b + i + 3 * N), s3);
+// Loads N weights of row p from element i as fp32: F32 directly, F16 through the F16C
+// conversion (vcvtph2ps), BF16 by widening to 32 bits and shifting into the high half.
+template <DType kType, class D>
+HWY_INLINE hn::Vec<D> LoadW(D d, const uint8_t* HWY_RESTRICT p, int64_t i) {
+  if constexpr (kType == DType::F32) {
+    return hn::LoadU(d, reinterpret_cast<const float*>(p) + i);
+  } else if constexpr (kType == DType::F16) {
+    const hn::Rebind<hwy::float16_t, D> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p) + i));
+  } else {
+    const hn::RebindToUnsigned<D> du32;
+    const hn::Rebind<uint16_t, D> du16;
+    const auto w = hn::PromoteTo(du32, hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p) + i));
+    return hn::BitCast(d, hn::ShiftLeft<16>(w));
   }
-  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
-  float tail = 0.f;
-  for (; i < n; ++i) tail = std::fma(a[i], b[i], tail);
-  return hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)))) + tail;
 }
 
-// Output rows [n0, n1). kConvert: the rows are F16/BF16, converted to fp32 one at a time.
-template <bool kConvert>
-HWY_INLINE void RowsImpl(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
-                         int64_t n1) {
-  const int64_t K = w->cols;
-  thread_local std::vector<float> row;
-  if (kConvert && int64_t(row.size()) < K) row.resize(size_t(K));
-  const size_t rb = dtype_row_bytes(w->type, K);
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* src = w->data + size_t(n) * rb;
-    const float* wr;
-    if constexpr (!kConvert) {
-      wr = reinterpret_cast<const float*>(src);
-    } else {
-      dequantize_row(w->type, src, row.data(), K);
-      wr = row.data();
+template <DType kType>
+HWY_INLINE float ScalarW(const uint8_t* p, int64_t i) {
+  if constexpr (kType == DType::F32) {
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return kType == DType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  }
+}
+
+// A tile of R weight rows x T activation rows. Every (row, activation) pair is computed the same
+// way whatever the tile: one vector accumulator over K in steps of N lanes (fused multiply-add),
+// its lanes summed, plus the scalar tail accumulated separately; so results do not depend on M, on
+// the tile shape or on the thread (batch invariance). Each weight vector is loaded and converted
+// once per tile and used for T activation rows.
+template <DType kType, int R, int T>
+HWY_INLINE void Tile(const uint8_t* HWY_RESTRICT w, size_t rb, const float* HWY_RESTRICT x,
+                     int64_t K, float* HWY_RESTRICT y, int64_t ldy) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  hn::Vec<decltype(d)> acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= K; i += N) {
+    hn::Vec<decltype(d)> xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(d, x + t * K + i);
+    for (int r = 0; r < R; ++r) {
+      const auto wv = LoadW<kType>(d, w + size_t(r) * rb, i);
+      for (int t = 0; t < T; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
-    for (int m = 0; m < M; ++m) y[m * ldy + n] = Dot(wr, x + m * K, K);
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float tail = 0.f;
+      for (int64_t k = i; k < K; ++k)
+        tail = std::fma(ScalarW<kType>(w + size_t(r) * rb, k), x[t * K + k], tail);
+      y[t * ldy + r] = hn::GetLane(hn::SumOfLanes(d, acc[r][t])) + tail;
+    }
+  }
+}
+
+// Rows [n0, n1) for activation rows [0, M): tiles of kR weight rows by up to kT activation rows
+// (register budget: kR * kT accumulators), then the remainders.
+template <DType kType, int kR, int kT>
+HWY_INLINE void Rows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
+                     int64_t n1) {
+  const int64_t K = w->cols;
+  const size_t rb = dtype_row_bytes(w->type, K);
+  auto tiles = [&](int64_t n, auto rows_tag) {
+    constexpr int R = decltype(rows_tag)::value;
+    const uint8_t* wr = w->data + size_t(n) * rb;
+    int m = 0;
+    for (; m + kT <= M; m += kT) Tile<kType, R, kT>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
+    for (; m < M; ++m) Tile<kType, R, 1>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
+  };
+  int64_t n = n0;
+  for (; n + kR <= n1; n += kR) tiles(n, std::integral_constant<int, kR>());
+  for (; n < n1; ++n) tiles(n, std::integral_constant<int, 1>());
+}
+
+template <DType kType>
+HWY_INLINE void RowsFor(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
+                        int64_t n1) {
+  // 32 vector registers on AVX-512, 16 on AVX2 and below.
+  constexpr bool kWide = HWY_TARGET <= HWY_AVX3;
+  if (M <= 2) {
+    Rows<kType, 8, 1>(w, x, M, y, ldy, n0, n1);  // decode: 8 independent accumulator chains
+  } else if constexpr (kWide) {
+    Rows<kType, 4, 4>(w, x, M, y, ldy, n0, n1);
+  } else {
+    Rows<kType, 4, 2>(w, x, M, y, ldy, n0, n1);
   }
 }
 
 void GemmF32Rows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
                  int64_t n1) {
-  RowsImpl<false>(w, x, M, y, ldy, n0, n1);
+  RowsFor<DType::F32>(w, x, M, y, ldy, n0, n1);
 }
 
-void GemmConvertedRows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
-                       int64_t n1) {
-  RowsImpl<true>(w, x, M, y, ldy, n0, n1);
+void GemmF16Rows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
+                 int64_t n1) {
+  RowsFor<DType::F16>(w, x, M, y, ldy, n0, n1);
+}
+
+void GemmBF16Rows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
+                  int64_t n1) {
+  RowsFor<DType::BF16>(w, x, M, y, ldy, n0, n1);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -77,7 +143,8 @@ HWY_AFTER_NAMESPACE();
 namespace lmstream {
 
 HWY_EXPORT(GemmF32Rows);
-HWY_EXPORT(GemmConvertedRows);
+HWY_EXPORT(GemmF16Rows);
+HWY_EXPORT(GemmBF16Rows);
 
 namespace {
 void gemm_f32(const Matrix& w, const float* x, const QuantActs&, int M, float* y, int64_t ldy,
@@ -86,9 +153,15 @@ void gemm_f32(const Matrix& w, const float* x, const QuantActs&, int M, float* y
   (&w, x, M, y, ldy, g0 * kGroupRows, std::min(g1 * kGroupRows, w.rows));
 }
 
-void gemm_converted(const Matrix& w, const float* x, const QuantActs&, int M, float* y, int64_t ldy,
-                    int64_t g0, int64_t g1) {
-  HWY_DYNAMIC_DISPATCH(GemmConvertedRows)
+void gemm_f16(const Matrix& w, const float* x, const QuantActs&, int M, float* y, int64_t ldy,
+              int64_t g0, int64_t g1) {
+  HWY_DYNAMIC_DISPATCH(GemmF16Rows)
+  (&w, x, M, y, ldy, g0 * kGroupRows, std::min(g1 * kGroupRows, w.rows));
+}
+
+void gemm_bf16(const Matrix& w, const float* x, const QuantActs&, int M, float* y, int64_t ldy,
+               int64_t g0, int64_t g1) {
+  HWY_DYNAMIC_DISPATCH(GemmBF16Rows)
   (&w, x, M, y, ldy, g0 * kGroupRows, std::min(g1 * kGroupRows, w.rows));
 }
 
@@ -111,8 +184,8 @@ constexpr WeightFormat in_place_format(DType type, GemmGroupsFn gemm) {
 }  // namespace
 
 extern constinit const WeightFormat kF32Format = in_place_format(DType::F32, &gemm_f32);
-extern constinit const WeightFormat kF16Format = in_place_format(DType::F16, &gemm_converted);
-extern constinit const WeightFormat kBF16Format = in_place_format(DType::BF16, &gemm_converted);
+extern constinit const WeightFormat kF16Format = in_place_format(DType::F16, &gemm_f16);
+extern constinit const WeightFormat kBF16Format = in_place_format(DType::BF16, &gemm_bf16);
 
 }  // namespace lmstream
 #endif  // HWY_ONCE
