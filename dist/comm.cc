@@ -107,8 +107,7 @@ void Comm::gatherv(const float* send, int n, float* recv, std::span<const int> c
   if (int(counts.size()) != size_) throw std::invalid_argument("gatherv: one count per rank");
   std::vector<int> displs(size_t(size_), 0);
   for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  MPI_Gatherv(send, n, MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT, 0,
-              MPI_COMM_WORLD);
+  MPI_Gatherv(send, n, MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT, 0, MPI_COMM_WORLD);
 }
 
 std::vector<std::string> Comm::gather_strings(const std::string& s) {

@@ -107,7 +107,8 @@ TEST(Comm, MissingPeerAbortsWithinTimeout) {
   char self[4096] = {0};
   ASSERT_GT(readlink("/proc/self/exe", self, sizeof self - 1), 0);
   const std::string cmd =
-      "env -i PATH=/usr/bin:/bin LMS_DIST_CHILD=1 timeout 60 mpirun --allow-run-as-root --oversubscribe --bind-to none "
+      "env -i PATH=/usr/bin:/bin LMS_DIST_CHILD=1 timeout 60 mpirun --allow-run-as-root "
+      "--oversubscribe --bind-to none "
       "--mca btl self,vader --mca pml ob1 --mca btl_vader_single_copy_mechanism none -np 2 " +
       std::string(self) + " --gtest_filter=Comm.ChildLostBroadcast >/dev/null 2>&1";
   const auto t0 = std::chrono::steady_clock::now();
