@@ -56,7 +56,8 @@ int relaunch_under_mpirun(const LaunchOptions& o) {
   for (const std::string& s : cmd) cargv.push_back(const_cast<char*>(s.c_str()));
   cargv.push_back(nullptr);
   int pipefd[2];  // reports an exec failure to the parent
-  if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(strerror(errno)));
+  if (pipe2(pipefd, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe: " + std::string(strerror(errno)));
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork: " + std::string(strerror(errno)));
   if (pid == 0) {

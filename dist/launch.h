@@ -13,12 +13,13 @@ namespace lmstream::dist {
 
 struct LaunchOptions {
   int ranks = 1;
-  std::string hostfile;   // mpirun --hostfile; empty = this host
+  std::string hostfile;  // mpirun --hostfile; empty = this host
   std::string mpirun = "mpirun";
 };
 
 // The mpirun command line that runs argv (argv[0] = the program) with o.ranks ranks.
-std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::vector<std::string>& argv);
+std::vector<std::string> mpirun_command(const LaunchOptions& o,
+                                        const std::vector<std::string>& argv);
 
 // Runs this process's own command line (/proc/self/cmdline, /proc/self/exe) under mpirun and
 // returns its exit status (128 + signal when it was killed). Throws std::runtime_error when

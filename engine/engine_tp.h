@@ -1,6 +1,6 @@
-// Internal to engine/: a flattened batch row, and the tensor-parallel state an Engine carries (engine.cc runs the collectives
-// inside the forward pass; engine_tp.cc starts the ranks, runs the workers' loop and the
-// heartbeat, and shuts down).
+// Internal to engine/: a flattened batch row, and the tensor-parallel state an Engine carries
+// (engine.cc runs the collectives inside the forward pass; engine_tp.cc starts the ranks, runs the
+// workers' loop and the heartbeat, and shuts down).
 #pragma once
 
 #include <chrono>

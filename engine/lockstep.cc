@@ -57,7 +57,8 @@ DecodedPlan decode_plan(std::span<const uint8_t> bytes) {
   if (r.get<uint32_t>() != kMagic) throw std::invalid_argument("step plan: bad magic");
   DecodedPlan p;
   const uint32_t kind = r.get<uint32_t>();
-  if (kind < 1 || kind > 3) throw std::invalid_argument("step plan: bad kind " + std::to_string(kind));
+  if (kind < 1 || kind > 3)
+    throw std::invalid_argument("step plan: bad kind " + std::to_string(kind));
   p.kind = PlanKind(kind);
   p.step = r.get<uint64_t>();
   const uint32_t n = r.get<uint32_t>();

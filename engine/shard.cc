@@ -1,6 +1,11 @@
 // Tensor-parallel slicing (see shard.h): the partition rules and the sliced Model.
 #include "engine/shard.h"
 
+#include "model/mmap.h"
+
+#include <sys/mman.h>
+
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -22,18 +27,32 @@ Tensor rows_view(const Tensor& t, int64_t r0, int64_t n) {
   return s;
 }
 
-Tensor cols_copy(const Tensor& t, int64_t c0, int64_t n, Model& into) {
+// Drops the file pages of [p, p + n) when they lie in one of m's read-only mappings: a column
+// slice reads every row of the whole tensor, and without this the other ranks' columns would stay
+// resident here. (They fault back in from the file if anything reads them again.)
+void release_file_pages(const Model& m, const uint8_t* p, size_t n) {
+  for (const auto& f : m.maps) {
+    if (p < f->data() || p + n > f->data() + f->size()) continue;
+    const uintptr_t page = 4096;
+    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+    if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+    return;
+  }
+}
+
+Tensor cols_copy(const Tensor& t, int64_t c0, int64_t n, Model& into, const Model& from) {
   if (c0 % column_align(t) != 0 || n % column_align(t) != 0)
     throw std::invalid_argument("tensor " + t.name + ": columns " + std::to_string(c0) + "-" +
-                                std::to_string(c0 + n - 1) + " would cut a " +
-                                dtype_name(t.type) + " block");
+                                std::to_string(c0 + n - 1) + " would cut a " + dtype_name(t.type) +
+                                " block");
   Tensor s = t;
   s.cols = n;
   const size_t off = dtype_row_bytes(t.type, c0), rb = dtype_row_bytes(t.type, n);
   into.owned.push_back(std::make_unique<uint8_t[]>(rb * size_t(t.rows) + 1));
   uint8_t* dst = into.owned.back().get();
-  for (int64_t r = 0; r < t.rows; ++r)
-    std::memcpy(dst + size_t(r) * rb, t.row(r) + off, rb);
+  for (int64_t r = 0; r < t.rows; ++r) std::memcpy(dst + size_t(r) * rb, t.row(r) + off, rb);
+  release_file_pages(from, t.data, t.nbytes());
   s.data = dst;
   return s;
 }
@@ -47,8 +66,8 @@ std::string ShardPlan::describe(const LlamaConfig& c) const {
   return "rank " + std::to_string(rank) + "/" + std::to_string(size) + ": heads " +
          range(head0, heads) + " of " + std::to_string(c.n_heads) + ", KV heads " +
          range(kv0, kv_heads) + " of " + std::to_string(c.n_kv_heads) +
-         (kv_replicas > 1 ? " (replicated x" + std::to_string(kv_replicas) + ")" : "") +
-         ", FFN " + range(ffn0, ffn) + " of " + std::to_string(c.ffn_dim) + ", vocab " +
+         (kv_replicas > 1 ? " (replicated x" + std::to_string(kv_replicas) + ")" : "") + ", FFN " +
+         range(ffn0, ffn) + " of " + std::to_string(c.ffn_dim) + ", vocab " +
          range(vocab0(), vocab()) + " of " + std::to_string(vocab_begin.back());
 }
 
@@ -95,8 +114,9 @@ ShardPlan plan_shard(const Model& m, int rank, int size) {
                                 " is not a whole number of blocks");
   const int64_t units = c.ffn_dim / fa;
   if (units < size)
-    throw std::invalid_argument("tensor parallelism " + std::to_string(size) + ": the FFN has only " +
-                                std::to_string(units) + " blocks of " + std::to_string(fa));
+    throw std::invalid_argument("tensor parallelism " + std::to_string(size) +
+                                ": the FFN has only " + std::to_string(units) + " blocks of " +
+                                std::to_string(fa));
   const int64_t base = units / size, extra = units % size;
   p.ffn0 = (rank * base + std::min<int64_t>(rank, extra)) * fa;
   p.ffn = (base + (rank < extra ? 1 : 0)) * fa;
@@ -117,8 +137,7 @@ ShardPlan plan_shard(const Model& m, int rank, int size) {
   const int64_t V = m.output.rows;
   const int64_t vg = (V + 15) / 16;
   p.vocab_begin.resize(size_t(size) + 1);
-  for (int r = 0; r <= size; ++r)
-    p.vocab_begin[size_t(r)] = std::min(V, (vg * r / size) * 16);
+  for (int r = 0; r <= size; ++r) p.vocab_begin[size_t(r)] = std::min(V, (vg * r / size) * 16);
   p.vocab_begin[size_t(size)] = V;
   return p;
 }
@@ -145,10 +164,10 @@ std::unique_ptr<Model> shard_model(std::unique_ptr<Model> full, const ShardPlan&
     o.wq = rows_view(lw.wq, p.head0 * hd, p.heads * hd);
     o.wk = rows_view(lw.wk, p.kv0 * hd, p.kv_heads * hd);
     o.wv = rows_view(lw.wv, p.kv0 * hd, p.kv_heads * hd);
-    o.wo = cols_copy(lw.wo, p.head0 * hd, p.heads * hd, *s);
+    o.wo = cols_copy(lw.wo, p.head0 * hd, p.heads * hd, *s, *full);
     o.w_gate = rows_view(lw.w_gate, p.ffn0, p.ffn);
     o.w_up = rows_view(lw.w_up, p.ffn0, p.ffn);
-    o.w_down = cols_copy(lw.w_down, p.ffn0, p.ffn, *s);
+    o.w_down = cols_copy(lw.w_down, p.ffn0, p.ffn, *s, *full);
     s->layers.push_back(o);
   }
   s->output = rows_view(full->output, p.vocab0(), p.vocab());

@@ -19,9 +19,9 @@ namespace lmstream {
 
 struct ShardPlan {
   int rank = 0, size = 1;
-  int head0 = 0, heads = 0;  // query heads [head0, head0 + heads)
+  int head0 = 0, heads = 0;   // query heads [head0, head0 + heads)
   int kv0 = 0, kv_heads = 0;  // KV heads [kv0, kv0 + kv_heads)
-  int kv_replicas = 1;  // ranks holding each KV head (> 1 when fewer KV heads than ranks)
+  int kv_replicas = 1;        // ranks holding each KV head (> 1 when fewer KV heads than ranks)
   int64_t ffn0 = 0, ffn = 0;  // FFN units [ffn0, ffn0 + ffn)
   std::vector<int64_t> vocab_begin;  // per rank: first output row; vocab_begin[size] = vocab
   int64_t vocab0() const { return vocab_begin[size_t(rank)]; }
