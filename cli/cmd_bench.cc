@@ -94,6 +94,7 @@ void run(const BenchArgs& a) {
       a.model.engine_options(l.model->cfg, KvSizing{.blocks = int64_t(per_seq) * maxc});
   Engine engine(*l.model, eo);
   std::fprintf(stderr, "[lmstream] memory: %s\n", describe(engine.memory_report()).c_str());
+  if (run_as_tp_worker(engine)) return;  // mpirun: rank 0 measures, the others execute
   std::mt19937 rng(uint32_t(a.seed));
   const size_t model_bytes = path_bytes(l.path);
   const size_t kv_used =
@@ -107,10 +108,12 @@ void run(const BenchArgs& a) {
           "{\"concurrency\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,\"threads\":%d,"
           "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"ttft_s\":%.4f,\"rss_bytes\":%zu,"
           "\"model_bytes\":%zu,\"kv_bytes\":%zu,\"kernels\":\"%s\",\"thp\":\"%s\","
-          "\"weight_arena_bytes\":%zu,\"weight_huge_bytes\":%zu,\"kv_huge_bytes\":%zu}\n",
+          "\"weight_arena_bytes\":%zu,\"weight_huge_bytes\":%zu,\"kv_huge_bytes\":%zu,"
+          "\"tensor_parallel\":%d}\n",
           n, a.prompt_tokens, a.gen_tokens, engine.threads(), r.prefill_tok_s, r.decode_tok_s,
           r.ttft_s, rss, model_bytes, kv_used * size_t(n), kernels_target_name(),
-          mem.thp_mode.c_str(), mem.weight_arena_bytes, mem.weight_huge_bytes, mem.kv_huge_bytes);
+          mem.thp_mode.c_str(), mem.weight_arena_bytes, mem.weight_huge_bytes, mem.kv_huge_bytes,
+          engine.tp_size());
     } else {
       std::printf(
           "concurrency %2d: prefill %.1f tok/s, decode %.1f tok/s (aggregate), TTFT %.1f ms, RSS "

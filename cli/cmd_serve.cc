@@ -12,6 +12,8 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "cli/demo_model.h"
+#include "dist/comm.h"
+#include "dist/launch.h"
 #include "model/dtype.h"
 #include "server/config.h"
 #include "server/serve.h"
@@ -29,6 +31,8 @@ struct ServeArgs {
       max_batch_prefill = 0, max_stop = 0, max_top_n = 0, num_shard = 0, max_rolling = 0,
       kv_blocks = 0;
   double grace = 0;
+  int tensor_parallel = 0;
+  std::string mpi_hostfile;
 };
 
 template <class T>
@@ -37,6 +41,17 @@ std::optional<T> given(CLI::App& app, const char* name, const T& v) {
 }
 
 void run(CLI::App& sub, const ServeArgs& a) {
+  // Tensor parallelism: not started by mpirun, run this same command line under it.
+  if (a.tensor_parallel > 1 && !dist::launched_by_mpi()) {
+    const int rc = dist::relaunch_under_mpirun({a.tensor_parallel, a.mpi_hostfile});
+    if (rc != 0) throw CLI::RuntimeError(rc);
+    return;
+  }
+  if (a.tensor_parallel > 0 && dist::launched_by_mpi() &&
+      dist::Comm::world().size() != a.tensor_parallel)
+    throw std::invalid_argument("--tensor-parallel " + std::to_string(a.tensor_parallel) +
+                                " but mpirun started " +
+                                std::to_string(dist::Comm::world().size()) + " ranks");
   server::ServeFlags f;
   f.model = given(sub, "--model", a.model);
   f.revision = given(sub, "--revision", a.revision);
@@ -162,6 +177,14 @@ const Register reg(
       sub.add_option("--max-top-n-tokens", a->max_top_n, "env MAX_TOP_N_TOKENS (5)");
       sub.add_option("--num-shard", a->num_shard,
                      "env NUM_SHARD / SM_NUM_GPUS; only 1 is supported (default 1)");
+      sub.add_option("--tensor-parallel,--tp", a->tensor_parallel,
+                     "shard the model over this many ranks (tensor parallelism over MPI); "
+                     "without mpirun around it, lmstream runs itself under mpirun -np N")
+          ->check(CLI::Range(1, 256));
+      sub.add_option("--mpi-hostfile", a->mpi_hostfile,
+                     "with --tensor-parallel: mpirun host file for ranks on several machines "
+                     "(each needs the binary and the model at the same paths)")
+          ->check(CLI::ExistingFile);
       sub.add_option("--max-rolling-batch-size", a->max_rolling,
                      "sequences in the running batch (option.max_rolling_batch_size; 64)");
       sub.add_option(

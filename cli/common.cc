@@ -3,10 +3,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "base/strings.h"
 #include "cli/demo_model.h"
+#include "dist/comm.h"
+#include "engine/shard.h"
 #include "store/progress.h"
 #include "store/resolve.h"
 
@@ -36,11 +39,19 @@ LoadOptions ModelArgs::load_options() const {
 
 KvType ModelArgs::kv() const { return kv_type == "f32" ? KvType::F32 : KvType::F16; }
 
+// The shard load() made of the model (set once, before any engine is built; one model per
+// process).
+static std::optional<ShardPlan> tp_shard;
+
 EngineOptions ModelArgs::engine_options(const LlamaConfig& c, const KvSizing& kv_sizing) const {
   EngineOptions eo;
   eo.threads = threads;
   eo.kv_type = kv();
   eo.n_blocks = Engine::kv_blocks(c, eo.kv_type, eo.block_size, kv_sizing);
+  if (tp_shard) {
+    eo.tp_comm = &dist::Comm::world();
+    eo.shard = *tp_shard;
+  }
   return eo;
 }
 
@@ -61,7 +72,27 @@ Loaded load(const ModelArgs& a) {
   l.path = use_demo_model_if_empty(a);
   l.model = load_model(l.path, a.load_options());
   l.tokenizer = make_tokenizer(l.model->tokenizer);
+  dist::Comm& comm = dist::Comm::world();
+  if (comm.size() > 1) {
+    try {
+      tp_shard = plan_shard(*l.model, comm.rank(), comm.size());
+    } catch (const std::exception& e) {
+      comm.abort(2, std::string("rank ") + std::to_string(comm.rank()) + ": " + e.what());
+    }
+    l.model = shard_model(std::move(l.model), *tp_shard);
+  }
   return l;
+}
+
+bool run_as_tp_worker(Engine& e) {
+  if (e.tp_rank() == 0) return false;
+  e.run_worker();
+  const MemoryReport m = e.memory_report();
+  std::fprintf(stderr,
+               "[lmstream] rank %d: resident %.1f MiB, packed weights %.1f MiB, KV %.1f MiB\n",
+               e.tp_rank(), double(resident_bytes()) / 1048576.0,
+               double(m.weight_arena_bytes) / 1048576.0, double(m.kv_bytes) / 1048576.0);
+  return true;
 }
 
 void BatchArgs::add(CLI::App& app) {

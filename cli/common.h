@@ -40,10 +40,15 @@ struct BatchArgs {
 
 struct Loaded {
   std::string path;  // the local path the model was loaded from (after resolving --model)
-  std::unique_ptr<Model> model;
+  std::unique_ptr<Model> model;  // under mpirun with several ranks: this rank's shard
   std::unique_ptr<Tokenizer> tokenizer;
 };
+// Under mpirun with several ranks, the model is this rank's tensor-parallel shard, and every
+// EngineOptions from ModelArgs::engine_options carries the communicator and shard plan.
 Loaded load(const ModelArgs& a);
+// Tensor parallelism: on ranks other than 0, runs the engine as a worker until rank 0 shuts it
+// down and returns true (the command then has nothing more to do); false on rank 0 or alone.
+bool run_as_tp_worker(Engine& e);
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,6 +8,7 @@
 
 #include "base/version.h"
 #include "cli/command.h"
+#include "dist/comm.h"
 
 namespace lmstream::cli {
 namespace {
@@ -83,14 +84,22 @@ int main(int argc, char** argv) {
         "run `lmstream help` for what each does, `lmstream help COMMAND` for its options\n");
     return 2;
   }
+  // Under mpirun every rank runs the same command; a rank that fails ends all of them (the others
+  // would wait for it in a collective).
+  lmstream::dist::Comm& comm = lmstream::dist::Comm::world();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);
+    if (comm.size() > 1 && rc != 0) comm.abort(rc, "bad command line");
+    comm.finalize();
+    return rc;
   } catch (const std::exception& e) {
     std::fflush(stdout);
+    if (comm.size() > 1) comm.abort(1, "rank " + std::to_string(comm.rank()) + ": " + e.what());
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+  comm.finalize();
   return 0;
 }

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_tp.h"
 #include "engine/kv_cache.h"
+#include "engine/lockstep.h"
 #include "kernels/huge_arena.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -169,9 +171,12 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
       s_->rope_sin[size_t(p) * half + i] = float(std::sin(ang));
     }
   }
+  if (opts_.tp_comm && opts_.tp_comm->size() > 1) tp_start();
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  if (tp_) shutdown_workers();
+}
 
 int Engine::threads() const { return pool_->size(); }
 size_t Engine::kv_bytes() const { return kv_->bytes(); }
@@ -226,14 +231,20 @@ std::string Engine::cache_identity() const {
   return id;
 }
 
-// One row of the flattened batch.
-struct Engine::Row {
-  int32_t token;
-  int32_t pos;
-  int seq;  // index into the batch
-};
-
 void Engine::step(std::span<const SeqStep> batch, float* logits_out) {
+  const std::vector<Row> rows = validate(batch);
+  if (!tp_) return compute(batch, rows, logits_out);
+  // Rank 0 under tensor parallelism: every rank runs the same plan.
+  std::lock_guard<std::mutex> lk(tp_->mu);
+  if (tp_->comm->rank() != 0) throw std::logic_error("engine: only rank 0 plans steps");
+  if (tp_->shut) throw std::logic_error("engine: the tensor-parallel workers were shut down");
+  std::vector<uint8_t> plan = encode_plan(PlanKind::kRun, ++tp_->step, batch);
+  tp_->comm->bcast(plan, tp_->timeout_s);
+  tp_->last = std::chrono::steady_clock::now();
+  compute(batch, rows, logits_out);
+}
+
+std::vector<Engine::Row> Engine::validate(std::span<const SeqStep> batch) const {
   const LlamaConfig& c = model_.cfg;
   const int bs = opts_.block_size;
   // Validate everything before touching state.
@@ -257,6 +268,12 @@ void Engine::step(std::span<const SeqStep> batch, float* logits_out) {
       rows.push_back({st.tokens[j], int32_t(st.pos + j), int(i)});
     }
   }
+  return rows;
+}
+
+void Engine::compute(std::span<const SeqStep> batch, const std::vector<Row>& rows,
+                     float* logits_out) {
+  const LlamaConfig& c = model_.cfg;
   // Which rows produce logits, in output order.
   std::vector<char> want(rows.size(), 0);
   {
@@ -391,6 +408,7 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
     // Output projection and residual.
     const MatmulJob o[1] = {{&L.wo, s.tmp.data(), dim}};
     matmul(o, s.att.data(), M, s.qx, pool);
+    if (tp_) tp_->comm->allreduce_sum(s.tmp.data(), size_t(M) * dim);  // row-parallel o_proj
     rows_parallel([&](int r) {
       add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim);
       rmsnorm(x + size_t(r) * dim, reinterpret_cast<const float*>(lw.ffn_norm.data),
@@ -404,6 +422,7 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
         [&](int r) { silu_mul(s.g.data() + size_t(r) * ffn, s.u.data() + size_t(r) * ffn, ffn); });
     const MatmulJob dn[1] = {{&L.down, s.tmp.data(), dim}};
     matmul(dn, s.g.data(), M, s.qx, pool);
+    if (tp_) tp_->comm->allreduce_sum(s.tmp.data(), size_t(M) * dim);  // row-parallel down
     rows_parallel(
         [&](int r) { add_inplace(x + size_t(r) * dim, s.tmp.data() + size_t(r) * dim, dim); });
   }
@@ -411,7 +430,7 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
   // Final norm and logits for the rows that want them.
   int nl = 0;
   for (int r = 0; r < M; ++r) nl += want[r] ? 1 : 0;
-  if (nl == 0 || logits == nullptr) return;
+  if (nl == 0 || (logits == nullptr && !tp_)) return;  // every rank takes part in the gather
   grow(s.logit_in, size_t(nl) * dim);
   for (int r = 0, i = 0; r < M; ++r) {
     if (!want[r]) continue;
@@ -419,8 +438,32 @@ void Engine::forward_rows(std::span<const SeqStep> batch, const Row* rows, size_
             s.logit_in.data() + size_t(i) * dim, dim, c.rms_eps);
     ++i;
   }
-  const MatmulJob out[1] = {{&s.output, logits, c.vocab_size}};
+  if (!tp_) {
+    const MatmulJob out[1] = {{&s.output, logits, c.vocab_size}};
+    matmul(out, s.logit_in.data(), nl, s.qx, pool);
+    return;
+  }
+  // Vocabulary-parallel output: this rank's [nl][V_r] slice, gathered rank by rank on rank 0
+  // and interleaved there into [nl][V].
+  const ShardPlan& sp = tp_->plan;
+  const int64_t Vl = s.output.rows;
+  grow(tp_->part, size_t(nl) * Vl);
+  const MatmulJob out[1] = {{&s.output, tp_->part.data(), Vl}};
   matmul(out, s.logit_in.data(), nl, s.qx, pool);
+  std::vector<int> counts(size_t(sp.size));
+  for (int r = 0; r < sp.size; ++r)
+    counts[size_t(r)] = int(int64_t(nl) * (sp.vocab_begin[r + 1] - sp.vocab_begin[r]));
+  const bool root = tp_->comm->rank() == 0;
+  if (root) grow(tp_->gathered, size_t(nl) * c.vocab_size);
+  tp_->comm->gatherv(tp_->part.data(), counts[size_t(sp.rank)],
+                     root ? tp_->gathered.data() : nullptr, counts);
+  if (!root || logits == nullptr) return;
+  for (int r = 0; r < sp.size; ++r) {
+    const int64_t v0 = sp.vocab_begin[r], vn = sp.vocab_begin[r + 1] - v0;
+    const float* src = tp_->gathered.data() + size_t(int64_t(nl) * v0);
+    for (int i = 0; i < nl; ++i)
+      std::memcpy(logits + size_t(i) * c.vocab_size + v0, src + size_t(i) * vn, sizeof(float) * vn);
+  }
 }
 
 }  // namespace lmstream

@@ -12,9 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/shard.h"
 #include "model/model.h"
 
 namespace lmstream {
+namespace dist {
+class Comm;
+}
 
 enum class KvType { F32, F16 };
 
@@ -23,6 +27,11 @@ struct EngineOptions {
   int block_size = 16;  // tokens per KV block
   int n_blocks = 0;     // KV pool size in blocks; 0 = enough for one max_pos sequence
   KvType kv_type = KvType::F16;
+  // Tensor parallelism: the ranks' communicator and this rank's shard (the model given to the
+  // engine is then shard_model()'s slice). Rank 0 broadcasts each step's plan (lockstep.h); the
+  // other ranks run run_worker(). Two all-reduces per layer; logits gathered on rank 0.
+  dist::Comm* tp_comm = nullptr;
+  ShardPlan shard;
 };
 
 // One sequence's share of a step: tokens at positions [pos, pos + tokens.size()) of the sequence.
@@ -93,9 +102,22 @@ class Engine {
   // KV pool size in blocks; the one sizing rule for every caller (see KvSizing).
   static int kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSizing& s);
 
+  // Tensor parallelism (1 without it). Ranks other than 0 call run_worker(), which executes rank
+  // 0's step plans until rank 0 shuts the workers down (its destructor does, or
+  // shutdown_workers()); a rank that hears nothing for the timeout aborts every rank.
+  int tp_size() const;
+  int tp_rank() const;
+  const ShardPlan* shard() const;  // nullptr without tensor parallelism
+  void run_worker();
+  void shutdown_workers();
+
  private:
   struct Scratch;
   struct Row;
+  struct Tp;
+  std::vector<Row> validate(std::span<const SeqStep> batch) const;
+  void compute(std::span<const SeqStep> batch, const std::vector<Row>& rows, float* logits_out);
+  void tp_start();  // engine_tp.cc
   void forward_rows(std::span<const SeqStep> batch, const Row* rows, size_t n, const char* want,
                     float* logits);
   const Model& model_;
@@ -103,6 +125,7 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Scratch> s_;
+  std::unique_ptr<Tp> tp_;
 };
 
 }  // namespace lmstream

@@ -5,27 +5,55 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <stdexcept>
 #include <thread>
 
 #include "chat/formatter.h"
+#include "dist/comm.h"
+#include "engine/shard.h"
+#include "server/tp_info.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmstream::server {
 namespace {
 
+// The model (this rank's shard under tensor parallelism) and the engine options for it; the one
+// rule rank 0 and the workers share, so every rank sizes the same KV pool.
+EngineOptions load_for_engine(const BackendOptions& o, std::unique_ptr<Model>& model,
+                              std::string& shard_desc) {
+  model = load_model(o.model_path, o.load);
+  EngineOptions eo;
+  dist::Comm& comm = dist::Comm::world();
+  if (comm.size() > 1) {
+    eo.tp_comm = &comm;
+    eo.shard = plan_shard(*model, comm.rank(), comm.size());
+    shard_desc = eo.shard.describe(model->cfg);  // of the whole model, before slicing
+    model = shard_model(std::move(model), eo.shard);
+    spdlog::info("tensor parallel: {}", shard_desc);
+  }
+  eo.threads = o.threads;
+  eo.kv_type = o.kv_type;
+  KvSizing kv = o.kv;
+  kv.min_tokens = model->cfg.max_pos;  // a request of the model's full context always fits
+  eo.n_blocks = Engine::kv_blocks(model->cfg, eo.kv_type, eo.block_size, kv);
+  return eo;
+}
+
+// Each rank's shard description, on rank 0 (a collective: every rank calls it once).
+std::vector<std::string> gather_shards(const Engine& e, const std::string& desc) {
+  if (!e.shard()) return {};
+  return dist::Comm::world().gather_strings(desc);
+}
+
 class ModelBackend final : public Backend {
  public:
   explicit ModelBackend(const BackendOptions& o) {
-    model_ = load_model(o.model_path, o.load);
+    std::string shard_desc;
+    const EngineOptions eo = load_for_engine(o, model_, shard_desc);
     tok_ = make_tokenizer(model_->tokenizer);
-    EngineOptions eo;
-    eo.threads = o.threads;
-    eo.kv_type = o.kv_type;
-    KvSizing kv = o.kv;
-    kv.min_tokens = model_->cfg.max_pos;  // a request of the model's full context always fits
-    eo.n_blocks = Engine::kv_blocks(model_->cfg, eo.kv_type, eo.block_size, kv);
     engine_ = std::make_unique<Engine>(*model_, eo);
+    set_tp_info({engine_->tp_size(), gather_shards(*engine_, shard_desc)});
     info_.kv_tokens = int64_t(eo.n_blocks) * eo.block_size;
     spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,
                  eo.block_size, info_.kv_tokens, double(engine_->kv_bytes()) / 1048576.0,
@@ -92,6 +120,21 @@ class ModelBackend final : public Backend {
 };
 
 }  // namespace
+
+void run_tp_worker(const BackendOptions& o) {
+  // mpirun forwards SIGTERM/SIGINT to every rank: rank 0 drains and then shuts the workers down
+  // with a SHUTDOWN plan, so a worker ignores them (mpirun's own SIGKILL still ends a hung job).
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
+  std::unique_ptr<Model> model;
+  std::string shard_desc;
+  const EngineOptions eo = load_for_engine(o, model, shard_desc);
+  Engine engine(*model, eo);
+  gather_shards(engine, shard_desc);
+  spdlog::info("tensor parallel rank {}: executing rank 0's steps", engine.tp_rank());
+  engine.run_worker();
+  spdlog::info("tensor parallel rank {}: shut down by rank 0", engine.tp_rank());
+}
 
 std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
   if (o.test_load_delay_ms > 0)

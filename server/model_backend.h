@@ -29,4 +29,9 @@ struct BackendOptions {
 // Throws ModelError / std::runtime_error with a readable message.
 std::shared_ptr<Backend> load_backend(const BackendOptions& o);
 
+// Tensor parallelism, ranks other than 0: loads this rank's shard with the engine options rank 0
+// uses, then executes rank 0's step plans until it shuts the workers down. No HTTP, tokenizer
+// or scheduler here.
+void run_tp_worker(const BackendOptions& o);
+
 }  // namespace lmstream::server

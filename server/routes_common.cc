@@ -6,6 +6,7 @@
 #include "server/app.h"
 #include "server/errors.h"
 #include "server/reply.h"
+#include "server/tp_info.h"
 #include "server/wire_json.h"
 
 namespace lmstream::server {
@@ -62,6 +63,10 @@ void info(App& app, Exchange& ex) {
   j["properties"] = c.properties_path.empty() ? nlohmann::ordered_json(nullptr)
                                               : nlohmann::ordered_json(c.properties_path);
   j["max_position_embeddings"] = b->info().max_position;
+  // Tensor parallelism: the degree (TGI's num_shard) and what each rank holds.
+  const TpInfo tp = tp_info();
+  j["tensor_parallel_degree"] = tp.degree;
+  j["shards"] = tp.shards;
   j["prefix_caching"] = c.prefix_caching;  // automatic prefix caching (--prefix-caching)
   // SageMaker runtime API: the name /endpoints/{name}/... answers to, and the licence gate.
   j["endpoint_name"] = c.endpoint_name;

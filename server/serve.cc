@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "base/strings.h"
+#include "dist/comm.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/http.h"
@@ -78,6 +79,16 @@ int serve(ServeConfig cfg, BackendOptions bopts, const std::vector<ConfigMessage
       spdlog::warn("{}", m.text);
     else
       spdlog::info("{}", m.text);
+  }
+  // Tensor parallelism: rank 0 is the server; every other rank only executes its step plans.
+  if (dist::Comm::world().size() > 1 && dist::Comm::world().rank() != 0) {
+    store::ResolveOptions ro;
+    if (!cfg.model_revision.empty()) ro.revision = cfg.model_revision;
+    if (!cfg.gguf_file.empty()) ro.gguf_file = cfg.gguf_file;
+    ro.download = store::DownloadOptions::from_env();
+    bopts.model_path = store::resolve_model(bopts.model_path, ro);
+    run_tp_worker(bopts);
+    return 0;
   }
 
   asio::io_context ioc;
