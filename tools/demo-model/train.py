@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int, help="override the preset's step count")
-    ap.add_argument("--max-seconds", type=float, default=0, help="stop early after this long (tests)")
+    ap.add_argument("--max-seconds", type=float, default=0, help="stop training after this many seconds (tests)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--init", help="continue from this train.py --out directory (its tokenizer and weights)")
@@ -148,8 +148,10 @@ def main():
         if a.save_every and step % a.save_every == a.save_every - 1:
             torch.save({"config": dataclasses.asdict(c), "state_dict": model.state_dict()},
                        os.path.join(a.out, "checkpoint.pt"))
-        if a.max_seconds and time.time() - t0 > a.max_seconds:
-            print(f"stopping at step {step}: --max-seconds", flush=True)
+        if a.max_seconds and time.time() - t_train > a.max_seconds:
+            if log[-1]["step"] != step:
+                log.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - t_train, 1)})
+            print(f"stopping at step {step}: --max-seconds (loss {loss.item():.4f})", flush=True)
             break
     model.eval()
     torch.save({"config": dataclasses.asdict(c), "state_dict": model.state_dict()}, os.path.join(a.out, "checkpoint.pt"))
