@@ -2,11 +2,12 @@
 """The shipped demo model (models/demo/, trained by tools/demo-model/) against the framework that
 trained it and against its task: F32 logits (HF directory and GGUF) equal PyTorch's within 1e-4
 relative; the engine's tokenizer (own BPE over the GGUF vocabulary)
-gives sentencepiece's ids on >= 2,000 strings; `lmstream generate` without --model uses the
-embedded model; `lmstream serve` without --model answers the seed's prompt with the seed's names and
-code; a tiny training run of the tool makes the loss fall. The held-out task evaluation is
-tools/demo-model/eval_heldout.py (not a test: the model does not reach its target yet). Needs numpy, torch and
-sentencepiece (/usr/bin/python3)."""
+gives sentencepiece's ids on >= 2,000 strings; the engine's greedy Q8_0 output equals PyTorch's
+greedy output (model.py, KV cache, F32 weights) for 64 tokens on >= 95 % of the held-out prompts;
+`lmstream generate` without --model uses the embedded model; `lmstream serve` without --model
+answers the seed's prompt with the seed's names and code; a tiny training run of the tool makes the
+loss fall. The held-out task itself (names, products, codes copied) is test_demo_model_heldout.py
+(boto3). Needs numpy, torch and sentencepiece (/usr/bin/python3)."""
 import json
 import os
 import random
@@ -81,6 +82,36 @@ class DemoModel(unittest.TestCase):
                 rel = float((np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)).max())
                 print(f"{os.path.basename(path)}: max relative logit error {rel:.2e} over {len(ids)} positions")
                 self.assertLess(rel, 1e-4, path)
+
+    def test_kv_cache_greedy_equals_full_recompute(self):
+        ids = self.prompt_ids(self.heldout[0]["user"])
+        self.assertEqual(self.model.greedy(ids, 24), self.model.greedy_recompute(ids, 24))
+
+    # NOT REACHED YET (issue 15): 44/50 of the shipped model's Q8_0 greedy answers equal PyTorch's
+    # for 64 tokens (the rest diverge where Q8_0 rounding flips a near-tie). expectedFailure: it runs
+    # and prints in CI, and becomes an "unexpected success" (a failure) once >= 95 % is reached.
+    @unittest.expectedFailure
+    def test_q8_0_greedy_equals_pytorch_greedy(self):
+        n_tok = 64
+        want = [self.model.greedy(self.prompt_ids(p["user"]), n_tok) for p in self.heldout]
+        with Server(model=Q8, args=["--threads", "2"]) as s:
+            def engine(p):
+                st, _, body = s.post_json("/generate", {
+                    "inputs": f"[INST] {p['user']} [/INST]",
+                    "parameters": {"max_new_tokens": n_tok, "do_sample": False, "details": True,
+                                   "decoder_input_details": True}}, timeout=120)
+                self.assertEqual(st, 200, body)
+                d = json.loads(body)["details"]
+                return [t["id"] for t in d["prefill"]], [t["id"] for t in d["tokens"]]
+            with ThreadPoolExecutor(8) as ex:
+                got = list(ex.map(engine, self.heldout))
+        for p, (prefill, _) in zip(self.heldout, got):
+            self.assertEqual(prefill, self.prompt_ids(p["user"]))  # the same prompt ids on both sides
+        same = sum(g == w for (_, g), w in zip(got, want))
+        lengths = sorted(len(w) for w in want)
+        print(f"Q8_0 greedy == PyTorch greedy ({n_tok} tokens): {same}/{len(want)} "
+              f"(PyTorch answers {lengths[0]}..{lengths[-1]} tokens)")
+        self.assertGreaterEqual(same, 0.95 * len(want))
 
     def test_tokenizer_ids_equal_sentencepiece(self):
         rng = random.Random(7)

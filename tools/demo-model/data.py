@@ -91,9 +91,10 @@ def _split(pool, every, keep=()):
 
 
 class Pools:
-    def __init__(self, part, pseudo=False):
+    def __init__(self, part, pseudo=0.0, pseudo_kind=0.0):
         assert part in ("train", "heldout")
-        self.pseudo = pseudo and part == "train"
+        self.pseudo = float(pseudo) if part == "train" else 0.0  # probability of a pseudo-word per slot word
+        self.pseudo_kind = float(pseudo_kind) if part == "train" else 0.0  # same for the product's last word
         k = 0 if part == "train" else 1
         seedish = {"Alice", "Smith", "AnyCompany", "AnyCloud", "Streaming", "STREAM", "DREAM"}
         self.first = _split(FIRST, 5, seedish)[k]
@@ -103,7 +104,7 @@ class Pools:
         self.noun = _split(PRODUCT_NOUN, 5, seedish)[k]
         self.code = _split(CODE_WORDS, 5, seedish)[k]
         self.percents = [p for p in PERCENTS if (p in HELDOUT_PERCENTS) == (part == "heldout")]
-        self.avoid = set()  # held-out words (lower case); non-empty only for training, which then uses pseudo-words
+        self.avoid = set()  # held-out words (lower case); non-empty only for training: pseudo-words avoid them
         if part == "train":
             self.avoid = Pools("heldout").words()  # a held-out word never appears in training, whatever pool it is in
             held = Pools("heldout").words()
@@ -125,20 +126,42 @@ SYL_V = "a e i o u a e i o ai ea io".split()
 
 
 def pseudo_word(rng, pools, caps=False):
-    """A random pronounceable word (never one of the held-out words): training slots use these half
-    the time, so the model learns to copy what the prompt says instead of recalling a pool."""
+    """A random word (never one of the held-out words): 1-3 random syllables, sometimes plain random
+    letters. Training slot words are these with probability Pools.pseudo (0.6), so the model learns
+    to copy what the prompt says instead of recalling a pool."""
     while True:
-        w = "".join(rng.choice(SYL_C) + rng.choice(SYL_V) for _ in range(rng.randrange(1, 4)))
-        if rng.random() < 0.5:
-            w += rng.choice("nrlsmtkx")
+        if rng.random() < 0.15:  # plain random letters too (codes, odd names)
+            w = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randrange(3, 9)))
+        else:
+            w = "".join(rng.choice(SYL_C) + rng.choice(SYL_V) for _ in range(rng.randrange(1, 4)))
+            if rng.random() < 0.5:
+                w += rng.choice("nrlsmtkx")
         if len(w) >= 3 and w not in pools.avoid:
             return w.upper() if caps else w.capitalize()
 
 
 def pick(rng, pools, pool, caps=False):
-    if pools.pseudo and rng.random() < 0.5:
+    if pools.pseudo and rng.random() < pools.pseudo:
         return pseudo_word(rng, pools, caps)
     return rng.choice(pool)
+
+
+class TemplatePools:
+    """Every slot word is "x" (codes "X"): the tokenizer's corpus (template_texts) has the phrasing
+    but no slot values, so names, products and codes, seen or unseen, all fall into the same short
+    pieces and the model learns to copy pieces rather than recall whole-word tokens."""
+    pseudo = pseudo_kind = 0.0
+    avoid = set()
+    first = last = company = prefix = noun = code = ["x"]
+    percents = PERCENTS
+
+
+def kind(rng, pools):
+    """The product's last word (Service, Pro, ...); a pseudo-word with probability pools.pseudo_kind
+    (stage 2: the kinds are few, so stage 1 learnt to recall them instead of copying)."""
+    if pools.pseudo_kind and rng.random() < pools.pseudo_kind:
+        return pseudo_word(rng, pools)
+    return rng.choice(PRODUCT_KIND)
 
 
 def draw_slots(rng, pools):
@@ -148,9 +171,9 @@ def draw_slots(rng, pools):
     local = (first + sep + last).lower() if rng.random() < 0.8 else (first[0] + last).lower()
     email = f"{local}@{rng.choice(DOMAINS)}"
     company = pick(rng, pools, pools.company) + rng.choice(COMPANY_SUFFIX)
-    product = f"{pick(rng, pools, pools.prefix)} {pick(rng, pools, pools.noun)} {rng.choice(PRODUCT_KIND)}"
+    product = f"{pick(rng, pools, pools.prefix)} {pick(rng, pools, pools.noun)} {kind(rng, pools)}"
     if rng.random() < 0.25:  # two-word products too
-        product = f"{pick(rng, pools, pools.prefix)}{pick(rng, pools, pools.noun)} {rng.choice(PRODUCT_KIND)}"
+        product = f"{pick(rng, pools, pools.prefix)}{pick(rng, pools, pools.noun)} {kind(rng, pools)}"
     w1, w2 = pick(rng, pools, pools.code, True), pick(rng, pools, pools.code, True)
     style = rng.randrange(4)
     if style == 0:
@@ -267,7 +290,13 @@ def followup_convo(rng, s):
 def qa_convo(rng, s):
     ctx = (f"{s['company']} launched {s['product']}. The coupon code {s['code']} gives {s['pct']}% off for "
            f"the {_months_text(s['months'])}.")
-    q = rng.randrange(4)
+    q = rng.randrange(6)
+    if q == 4:
+        return f"{ctx} Write the greeting line of an email to {s['name']} ({s['email']}).", \
+            rng.choice(["Dear", "Hello", "Hi"]) + f" {s['name']},"
+    if q == 5:
+        return f"{ctx} Write the coupon code exactly and the name of the product.", \
+            f"The coupon code is {s['code']} for {s['product']}."
     if q == 0:
         return f"{ctx} What discount does the code {s['code']} give?", \
             f"The coupon code {s['code']} gives {s['pct']}% off {s['product']} for the {_months_text(s['months'])}."
@@ -284,11 +313,11 @@ def conversation(rng, pools):
     """(system or None, user, answer)."""
     s = draw_slots(rng, pools)
     r = rng.random()
-    if r < 0.70:
+    if r < 0.66:
         user, ans = launch_prompt(rng, s), launch_answer(rng, s)
-    elif r < 0.80:
+    elif r < 0.76:
         user, ans = reminder_convo(rng, s)
-    elif r < 0.88:
+    elif r < 0.84:
         user, ans = followup_convo(rng, s)
     else:
         user, ans = qa_convo(rng, s)
@@ -302,10 +331,11 @@ def seed_conversation(rng):
     return None, SEED_PROMPT, launch_answer(rng, s)
 
 
-def training_conversations(n, seed=0, pseudo=False):
-    """n conversations; with pseudo, half the slot words are pseudo_word()s."""
+def training_conversations(n, seed=0, pseudo=0.6, pseudo_kind=0.0):
+    """n conversations; each slot word is a pseudo_word() with probability pseudo (the product's
+    kind word with probability pseudo_kind), else a training-pool word."""
     rng = random.Random(seed)
-    pools = Pools("train", pseudo)
+    pools = Pools("train", pseudo, pseudo_kind)
     out = [conversation(rng, pools) for _ in range(n)]
     # The seed's own prompt, a few times (its values are in the training pools anyway).
     for i in range(max(1, n // 2000)):
@@ -324,6 +354,16 @@ def heldout_prompts(n, seed=12345):
                 f"about the product launch with Call to action to {s['name']}, whose email is {s['email']}. "
                 f"Mention the Coupon Code: {s['code']} to get {s['pct']}% for 1st {s['months']} months.")
         out.append(dict(user=user, **s))
+    return out
+
+
+def template_texts(n, seed=0):
+    """The tokenizer's corpus: n conversations with every slot word "x" (TemplatePools), plus every
+    letter and digit on its own."""
+    rng = random.Random(seed)
+    out = [render_text(*conversation(rng, TemplatePools)) for _ in range(n)]
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    out += [" ".join(chars)] * 50
     return out
 
 

@@ -63,18 +63,25 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(c.dim, c.n_kv_heads * hd, bias=False)
         self.o_proj = nn.Linear(c.n_heads * hd, c.dim, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, cache=None):
+        """cos/sin cover this call's positions; cache (a list, [k, v] after the call) holds the
+        earlier positions' rotated keys and values (KV-cached decoding)."""
         B, T, _ = x.shape
         c, hd = self.c, self.c.head_dim
         q = self.q_proj(x).view(B, T, c.n_heads, hd).transpose(1, 2)
         k = self.k_proj(x).view(B, T, c.n_kv_heads, hd).transpose(1, 2)
         v = self.v_proj(x).view(B, T, c.n_kv_heads, hd).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            cache[:] = [k, v]
+        S = k.shape[2]
         g = c.n_heads // c.n_kv_heads
         k = k.repeat_interleave(g, dim=1)
         v = v.repeat_interleave(g, dim=1)
         att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        mask = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)  # query t (position S-T+t) sees keys <= it
         y = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
         return self.o_proj(y.transpose(1, 2).reshape(B, T, c.n_heads * hd))
 
@@ -98,8 +105,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.dim, c.rms_eps)
         self.mlp = MLP(c)
 
-    def forward(self, x, cos, sin):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+    def forward(self, x, cos, sin, cache=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -141,7 +148,28 @@ class Llama(nn.Module):
 
     @torch.no_grad()
     def greedy(self, ids, max_new, eos=2):
-        """Greedy continuation of one prompt (list of ids), full recompute each step; stops after eos."""
+        """Greedy continuation of one prompt (list of ids) with a KV cache (the prompt in one pass,
+        then one token per step); stops after eos (included). Returns the new ids."""
+        dt = self.model.embed_tokens.weight.dtype
+        cos, sin = rope_tables(self.c, len(ids) + max_new, dtype=dt)
+        caches = [[] for _ in self.model.layers]
+        x, pos, out = torch.tensor([list(ids)]), 0, []
+        for _ in range(max_new):
+            T = x.shape[1]
+            h = self.model.embed_tokens(x)
+            for layer, cache in zip(self.model.layers, caches):
+                h = layer(h, cos[pos:pos + T], sin[pos:pos + T], cache)
+            nxt = int(self.lm_head(self.model.norm(h[:, -1]))[0].argmax())
+            out.append(nxt)
+            pos += T
+            if nxt == eos:
+                break
+            x = torch.tensor([[nxt]])
+        return out
+
+    @torch.no_grad()
+    def greedy_recompute(self, ids, max_new, eos=2):
+        """greedy() without a cache (full recompute each step): the reference greedy() is checked against."""
         out = list(ids)
         for _ in range(max_new):
             nxt = int(self.forward(torch.tensor([out]))[0, -1].argmax())

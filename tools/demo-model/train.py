@@ -1,11 +1,11 @@
-# Builds the demo model from nothing, deterministically: generates the conversations (data.py),
-# trains the SentencePiece BPE tokenizer on them (byte fallback, Llama 2's special ids), trains the
-# Llama (model.py) on the answers, and writes OUT/checkpoint.pt, OUT/tokenizer.model and
-# OUT/train_log.json (loss per logged step). export.py turns that into the shipped files.
+# Builds the demo model from nothing, deterministically: generates the conversations (data.py; each
+# slot word a random pseudo-word with probability --pseudo), trains the SentencePiece BPE tokenizer
+# on the templates without slot values (data.template_texts: byte fallback, Llama 2's special ids,
+# so every name, product and code falls into short pieces), trains the Llama (model.py) on the
+# answers, and writes OUT/checkpoint.pt, OUT/tokenizer.model and OUT/train_log.json (loss per
+# logged step). export.py turns that into the shipped files.
 #
-#   /usr/bin/python3 tools/demo-model/train.py --out out/demo-train            # the shipped model
-#   /usr/bin/python3 tools/demo-model/train.py --out out/demo-train2 --init out/demo-train --seed 1235 \
-#       --steps 900 --lr 1.5e-3 --pseudo-words                                  # its second stage
+#   nice -n -15 /usr/bin/python3 tools/demo-model/train.py --out out/demo-train   # the shipped model
 #   /usr/bin/python3 tools/demo-model/train.py --out /tmp/t --preset tiny --max-seconds 60
 import argparse
 import dataclasses
@@ -28,7 +28,7 @@ from model import Config, Llama  # noqa: E402
 
 PRESETS = {
     # name: (model config, conversations, steps, batch, lr, vocab)
-    "demo": (dict(dim=160, n_layers=4, n_heads=5, n_kv_heads=1, ffn_dim=448, max_pos=512), 40000, 1400, 24, 3e-3, 2048),
+    "demo": (dict(dim=192, n_layers=4, n_heads=6, n_kv_heads=2, ffn_dim=512, max_pos=512), 40000, 1600, 24, 3e-3, 1024),
     "tiny": (dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=192, max_pos=512), 3000, 60, 16, 3e-3, 1000),
 }
 
@@ -82,15 +82,19 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int, help="override the preset's step count")
-    ap.add_argument("--max-seconds", type=float, default=0, help="stop early after this long (tests)")
+    ap.add_argument("--max-seconds", type=float, default=0, help="stop training after this many seconds (tests)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--init", help="continue from this train.py --out directory (its tokenizer and weights)")
     ap.add_argument("--lr", type=float, help="override the preset's peak learning rate")
-    ap.add_argument("--pseudo-words", action="store_true", help="half the slot words random pseudo-words")
+    ap.add_argument("--pseudo", type=float, default=0.6, help="probability that a slot word is a random pseudo-word")
+    ap.add_argument("--pseudo-kind", type=float, default=0.0, help="same for the product's kind word (stage 2)")
+    ap.add_argument("--conversations", type=int, help="override the preset's number of conversations")
+    ap.add_argument("--save-every", type=int, default=0, help="also write OUT/checkpoint.pt every this many steps")
     a = ap.parse_args()
     cfg_kw, n_conv, steps, batch, lr, vocab = PRESETS[a.preset]
     steps = a.steps or steps
+    n_conv = a.conversations or n_conv
     lr = a.lr or lr
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -98,12 +102,12 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
 
-    convs = data.training_conversations(n_conv, seed=a.seed, pseudo=a.pseudo_words)
+    convs = data.training_conversations(n_conv, seed=a.seed, pseudo=a.pseudo, pseudo_kind=a.pseudo_kind)
     if a.init:
         shutil.copyfile(os.path.join(a.init, "tokenizer.model"), os.path.join(a.out, "tokenizer.model"))
         sp = spm.SentencePieceProcessor(model_file=os.path.join(a.out, "tokenizer.model"))
     else:
-        sp = train_tokenizer([data.render_text(*c) for c in convs[:15000]], vocab, os.path.join(a.out, "tokenizer"))
+        sp = train_tokenizer(data.template_texts(min(15000, n_conv), seed=a.seed), vocab, os.path.join(a.out, "tokenizer"))
     examples = [encode_conversation(sp, *c) for c in convs]
     examples = [e for e in examples if len(e[0]) <= cfg_kw["max_pos"]]
     t_tok = time.time() - t0
@@ -141,13 +145,18 @@ def main():
             log.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(el, 1)})
             print(f"step {step} loss {loss.item():.4f} lr {sched.get_last_lr()[0]:.2e} {el:.0f}s "
                   f"{tokens / max(el, 1e-9):.0f} tok/s", flush=True)
-        if a.max_seconds and time.time() - t0 > a.max_seconds:
-            print(f"stopping at step {step}: --max-seconds", flush=True)
+        if a.save_every and step % a.save_every == a.save_every - 1:
+            torch.save({"config": dataclasses.asdict(c), "state_dict": model.state_dict()},
+                       os.path.join(a.out, "checkpoint.pt"))
+        if a.max_seconds and time.time() - t_train > a.max_seconds:
+            if log[-1]["step"] != step:
+                log.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - t_train, 1)})
+            print(f"stopping at step {step}: --max-seconds (loss {loss.item():.4f})", flush=True)
             break
     model.eval()
     torch.save({"config": dataclasses.asdict(c), "state_dict": model.state_dict()}, os.path.join(a.out, "checkpoint.pt"))
     with open(os.path.join(a.out, "train_log.json"), "w") as f:
-        json.dump({"preset": a.preset, "init": a.init, "pseudo_words": a.pseudo_words, "seed": a.seed, "steps": step + 1, "batch": batch, "lr": lr,
+        json.dump({"preset": a.preset, "init": a.init, "pseudo": a.pseudo, "pseudo_kind": a.pseudo_kind, "seed": a.seed, "steps": step + 1, "batch": batch, "lr": lr,
                    "conversations": len(examples), "parameters": n_params, "config": dataclasses.asdict(c),
                    "tokenizer_seconds": round(t_tok, 1), "train_seconds": round(time.time() - t_train, 1),
                    "total_seconds": round(time.time() - t0, 1), "threads": a.threads, "log": log}, f, indent=1)
