@@ -9,10 +9,28 @@
 #include <thread>
 
 #include "chat/formatter.h"
+#include "store/hub_cache.h"
+#include "store/sources.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmstream::server {
 namespace {
+
+// The packed-weight cache from the environment: LMSTREAM_PACKED_CACHE=off turns it off, =on uses
+// it for every model, unset (auto) for models whose packed weights take 256 MiB or more;
+// LMSTREAM_PACKED_CACHE_DIR is its directory (default $LMSTREAM_CACHE/packed).
+void set_packed_cache(EngineOptions& eo) {
+  const store::Env env = store::process_env();
+  const std::string mode = env("LMSTREAM_PACKED_CACHE").value_or("auto");
+  if (mode == "off" || mode == "0" || mode == "false") return;
+  if (mode != "on" && mode != "1" && mode != "true" && mode != "auto" && !mode.empty())
+    throw std::invalid_argument("LMSTREAM_PACKED_CACHE must be on, off or auto, not \"" + mode +
+                                "\"");
+  const auto dir = env("LMSTREAM_PACKED_CACHE_DIR");
+  eo.packed_cache_dir = dir && !dir->empty() ? *dir : store::lmstream_cache_dir(env) + "/packed";
+  eo.packed_cache_min_bytes = mode == "auto" || mode.empty() ? size_t(256) << 20 : 0;
+  eo.packed_cache_log = [](const std::string& m) { spdlog::info("{}", m); };
+}
 
 class ModelBackend final : public Backend {
  public:
@@ -25,6 +43,7 @@ class ModelBackend final : public Backend {
     KvSizing kv = o.kv;
     kv.min_tokens = model_->cfg.max_pos;  // a request of the model's full context always fits
     eo.n_blocks = Engine::kv_blocks(model_->cfg, eo.kv_type, eo.block_size, kv);
+    set_packed_cache(eo);
     engine_ = std::make_unique<Engine>(*model_, eo);
     info_.kv_tokens = int64_t(eo.n_blocks) * eo.block_size;
     spdlog::info("KV cache: {} blocks of {} tokens = {} tokens, {:.1f} MiB ({})", eo.n_blocks,
