@@ -181,8 +181,7 @@ std::string decode_header(int fd, size_t file_size, Header& h, std::vector<uint3
   if (crc_of(b.data(), n - 4) != want) return "corrupt header (checksum mismatch)";
   crcs.resize(h.n_chunks);
   std::memcpy(crcs.data(), b.data() + sizeof h, crcs.size() * 4);
-  source.assign(reinterpret_cast<const char*>(b.data()) + sizeof h + crcs.size() * 4,
-                h.source_len);
+  source.assign(reinterpret_cast<const char*>(b.data()) + sizeof h + crcs.size() * 4, h.source_len);
   if (file_size != kPayloadOffset + h.payload_bytes)
     return "truncated (" + std::to_string(file_size) + " bytes, expected " +
            std::to_string(kPayloadOffset + h.payload_bytes) + ")";
@@ -211,7 +210,8 @@ void prune(const std::string& dir) {
     Header h{};
     std::vector<uint32_t> crcs;
     std::string source;
-    const bool ok = fstat(fd, &st) == 0 && decode_header(fd, size_t(st.st_size), h, crcs, source).empty();
+    const bool ok =
+        fstat(fd, &st) == 0 && decode_header(fd, size_t(st.st_size), h, crcs, source).empty();
     ::close(fd);
     struct stat ss {};
     if (!ok || stat(source.c_str(), &ss) != 0) unlink(p.c_str());
