@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -29,13 +29,13 @@ namespace lmstream {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'M', 'S', 'P', 'A', 'C', 'K', '1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kPayloadOffset = size_t(2) << 20;  // 2 MiB: page-cache folios map as huge pages
-constexpr size_t kChunk = size_t(32) << 20;         // CRC granularity
-constexpr size_t kMaxChunks = (kPayloadOffset - 4096) / 4;
+constexpr size_t kChunk = size_t(32) << 20;         // checksum granularity
+constexpr size_t kMaxChunks = (kPayloadOffset - 4096) / 8;
 
-// The fixed part of the header; then n_chunks CRC-32s, the source path (source_len bytes) and a
-// CRC-32 of all of it.
+// The fixed part of the header; then n_chunks XXH3-64 checksums, the source path (source_len
+// bytes) and an XXH3-64 of all of it.
 struct Header {
   char magic[8];
   uint32_t version;
@@ -81,16 +81,8 @@ std::string hex(const uint8_t* p, size_t n) {
   return s;
 }
 
-uint32_t crc_of(const uint8_t* p, size_t n) {
-  uLong c = crc32(0L, Z_NULL, 0);
-  while (n > 0) {
-    const uInt step = uInt(std::min<size_t>(n, size_t(1) << 30));
-    c = crc32(c, p, step);
-    p += step;
-    n -= step;
-  }
-  return uint32_t(c);
-}
+// XXH3-64: at memory speed, where zlib's CRC-32 took most of a warm start.
+uint64_t checksum(const uint8_t* p, size_t n) { return XXH3_64bits(p, n); }
 
 // What the packing routine of type t makes of a synthetic tensor (one full and one partial group,
 // 256 columns): any change to a packed layout changes it, and so the key.
@@ -139,9 +131,9 @@ bool write_all(int fd, const void* p, size_t n, off_t off) {
   return true;
 }
 
-// The header bytes (fixed part, CRCs, source path, CRC of those) for a payload.
+// The header bytes (fixed part, chunk checksums, source path, checksum of those) for a payload.
 std::vector<uint8_t> encode_header(const uint8_t key[32], size_t payload,
-                                   const std::vector<uint32_t>& crcs, const std::string& source) {
+                                   const std::vector<uint64_t>& crcs, const std::string& source) {
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kVersion;
@@ -154,16 +146,16 @@ std::vector<uint8_t> encode_header(const uint8_t key[32], size_t payload,
   std::vector<uint8_t> out(sizeof h);
   std::memcpy(out.data(), &h, sizeof h);
   const auto* c = reinterpret_cast<const uint8_t*>(crcs.data());
-  out.insert(out.end(), c, c + crcs.size() * 4);
+  out.insert(out.end(), c, c + crcs.size() * 8);
   out.insert(out.end(), source.begin(), source.end());
-  const uint32_t all = crc_of(out.data(), out.size());
+  const uint64_t all = checksum(out.data(), out.size());
   const auto* a = reinterpret_cast<const uint8_t*>(&all);
-  out.insert(out.end(), a, a + 4);
+  out.insert(out.end(), a, a + 8);
   return out;
 }
 
 // Reads and checks a header: "" and fills h/crcs/source, or what is wrong with it.
-std::string decode_header(int fd, size_t file_size, Header& h, std::vector<uint32_t>& crcs,
+std::string decode_header(int fd, size_t file_size, Header& h, std::vector<uint64_t>& crcs,
                           std::string& source) {
   if (file_size < sizeof h) return "truncated (" + std::to_string(file_size) + " bytes)";
   if (!read_all(fd, &h, sizeof h, 0)) return std::string("unreadable: ") + std::strerror(errno);
@@ -173,15 +165,15 @@ std::string decode_header(int fd, size_t file_size, Header& h, std::vector<uint3
   if (h.payload_offset != kPayloadOffset || h.chunk_bytes != kChunk || h.n_chunks > kMaxChunks ||
       h.source_len > PATH_MAX || h.n_chunks != (h.payload_bytes + kChunk - 1) / kChunk)
     return "corrupt header";
-  const size_t n = sizeof h + size_t(h.n_chunks) * 4 + h.source_len + 4;
+  const size_t n = sizeof h + size_t(h.n_chunks) * 8 + h.source_len + 8;
   std::vector<uint8_t> b(n);
   if (n > kPayloadOffset || !read_all(fd, b.data(), n, 0)) return "corrupt header";
-  uint32_t want;
-  std::memcpy(&want, b.data() + n - 4, 4);
-  if (crc_of(b.data(), n - 4) != want) return "corrupt header (checksum mismatch)";
+  uint64_t want;
+  std::memcpy(&want, b.data() + n - 8, 8);
+  if (checksum(b.data(), n - 8) != want) return "corrupt header (checksum mismatch)";
   crcs.resize(h.n_chunks);
-  std::memcpy(crcs.data(), b.data() + sizeof h, crcs.size() * 4);
-  source.assign(reinterpret_cast<const char*>(b.data()) + sizeof h + crcs.size() * 4, h.source_len);
+  std::memcpy(crcs.data(), b.data() + sizeof h, crcs.size() * 8);
+  source.assign(reinterpret_cast<const char*>(b.data()) + sizeof h + crcs.size() * 8, h.source_len);
   if (file_size != kPayloadOffset + h.payload_bytes)
     return "truncated (" + std::to_string(file_size) + " bytes, expected " +
            std::to_string(kPayloadOffset + h.payload_bytes) + ")";
@@ -208,7 +200,7 @@ void prune(const std::string& dir) {
     if (fd < 0) continue;
     struct stat st {};
     Header h{};
-    std::vector<uint32_t> crcs;
+    std::vector<uint64_t> crcs;
     std::string source;
     const bool ok =
         fstat(fd, &st) == 0 && decode_header(fd, size_t(st.st_size), h, crcs, source).empty();
@@ -297,7 +289,7 @@ std::shared_ptr<PackedMapping> PackedCache::open(ThreadPool& pool, std::string* 
   if (fd < 0) return fail(errno == ENOENT ? "no cache file yet" : std::strerror(errno));
   struct stat st {};
   Header h{};
-  std::vector<uint32_t> crcs;
+  std::vector<uint64_t> crcs;
   std::string source;
   std::string bad = fstat(fd, &st) != 0 ? std::string(std::strerror(errno))
                                         : decode_header(fd, size_t(st.st_size), h, crcs, source);
@@ -339,7 +331,7 @@ std::shared_ptr<PackedMapping> PackedCache::open(ThreadPool& pool, std::string* 
 #ifdef MADV_POPULATE_READ
       madvise(m->data() + off, n, MADV_POPULATE_READ);
 #endif
-      good[size_t(i)] = crc_of(m->data() + off, n) == crcs[size_t(i)];
+      good[size_t(i)] = checksum(m->data() + off, n) == crcs[size_t(i)];
     }
   });
   for (size_t i = 0; i < good.size(); ++i)
@@ -361,11 +353,11 @@ std::string PackedCache::write(const uint8_t* data, const std::atomic<bool>* can
     unlink(tmp.c_str());
     return w;
   };
-  std::vector<uint32_t> crcs;
+  std::vector<uint64_t> crcs;
   for (size_t off = 0; off < total_; off += kChunk) {
     if (cancel && cancel->load(std::memory_order_relaxed)) return fail("cancelled");
     const size_t n = std::min(kChunk, total_ - off);
-    crcs.push_back(crc_of(data + off, n));
+    crcs.push_back(checksum(data + off, n));
     if (!write_all(fd, data + off, n, off_t(kPayloadOffset + off)))
       return fail("cannot write " + tmp + ": " + std::strerror(errno));
   }

@@ -4,11 +4,11 @@
 // One file per (model files, tensor table, shard) in the cache directory, named by a hash of those;
 // its header holds a key (the source files' size, mtime, inode and a SHA-256 of their first MiB,
 // the tensor table, and a fingerprint of every packing routine the model uses, computed by packing
-// a synthetic tensor), the payload size and a CRC-32 per 32 MiB chunk. A file is used only when all
-// of it matches and every chunk's CRC verifies (checked on the engine's threads while the pages are
-// mapped in); otherwise the reason is reported and the caller repacks and rewrites it. Files are
-// written to a temporary name and renamed, so a reader never sees a partial one.
-// The payload starts at 2 MiB in the file and is mapped at a 2 MiB-aligned address with
+// a synthetic tensor), the payload size and an XXH3-64 checksum per 32 MiB chunk. A file is used
+// only when all of it matches and every chunk's checksum verifies (checked on the engine's threads
+// while the pages are mapped in); otherwise the reason is reported and the caller repacks and
+// rewrites it. Files are written to a temporary name and renamed, so a reader never sees a partial
+// one. The payload starts at 2 MiB in the file and is mapped at a 2 MiB-aligned address with
 // MADV_HUGEPAGE, so page-cache folios of 2 MiB (ext4 and tmpfs make them) are mapped as huge pages:
 // decode reads it as fast as the anonymous huge-page arena.
 // Must not: know a weight format's layout (it packs through Matrix::prepare) or log (it returns
