@@ -2,7 +2,9 @@
 """Start-up for bench/control_plane.sh: interleaved rounds of (a) `lmstream serve` started until
 GET /ping answers 200 and (b) CreateEndpoint through a running `lmstream control-plane
 --wait-for-in-service` (boto3) until it answers, with the endpoint InService; the same model,
-threads and KV budget on both sides. Prints {"serve_s": [...], "plane_s": [...]}."""
+threads and KV budget on both sides. Both use the packed-weight cache (engine/packed_cache.h) in a
+fresh directory of this run, written first by one priming `serve` start (a model's first start), so
+every timed start maps it. Prints {"serve_s": [...], "plane_s": [...]}."""
 import argparse
 import http.client
 import json
@@ -54,7 +56,23 @@ def main():
     out = {"serve_s": [], "plane_s": []}
     work = tempfile.mkdtemp(prefix="lms-cp-startup-")
     log = open(os.path.join(work, "log"), "wb")
+    os.environ["LMSTREAM_PACKED_CACHE"] = "on"
+    os.environ["LMSTREAM_PACKED_CACHE_DIR"] = os.path.join(work, "packed")
     try:
+        prime_log = os.path.join(work, "prime.log")
+        with open(prime_log, "wb") as pl:
+            port = free_port()
+            p = subprocess.Popen([a.lmstream, "serve", "--model", a.model, "--threads", a.threads, "--host",
+                                  "127.0.0.1", "--port", str(port), "--kv-cache-memory", a.kv],
+                                 stdout=pl, stderr=subprocess.STDOUT)
+            wait_ping(port, p)
+            t0 = time.monotonic()
+            while b"packed-weight cache: wrote" not in open(prime_log, "rb").read():
+                if time.monotonic() - t0 > 600 or b"packed-weight cache: not written" in open(prime_log, "rb").read():
+                    raise SystemExit("the packed-weight cache was not written")
+                time.sleep(0.1)
+            p.terminate()
+            p.wait(60)
         for r in range(a.rounds):
             port = free_port()
             t0 = time.monotonic()

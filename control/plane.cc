@@ -48,6 +48,8 @@ bool serve_setting(const std::string& name) {
                                        "HF_MODEL_TRUST_REMOTE_CODE"};
   for (const char* e : kExact)
     if (name == e) return true;
+  // The packed-weight cache is the machine's, shared by the workers and `serve` (as HF_HOME is).
+  if (name == "LMSTREAM_PACKED_CACHE" || name == "LMSTREAM_PACKED_CACHE_DIR") return false;
   for (const char* p : {"MAX_", "OPTION_", "SERVING_", "LMSTREAM_"})
     if (name.rfind(p, 0) == 0) return true;
   return false;

@@ -5,17 +5,21 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine_tp.h"
 #include "engine/kv_cache.h"
 #include "engine/lockstep.h"
+#include "engine/packed_cache.h"
 #include "kernels/huge_arena.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -36,6 +40,14 @@ struct Engine::Scratch {
   std::vector<Layer> layers;
   Matrix output;
   std::shared_ptr<HugeArena> weights;     // every packed matrix, back to back
+  std::shared_ptr<PackedMapping> cached;  // or all of them mapped from the packed-weight cache
+  std::string cache_status;
+  std::atomic<bool> cancel_write{false};
+  std::thread writer;  // writes the cache file after a miss, while the engine serves
+  ~Scratch() {
+    cancel_write = true;
+    if (writer.joinable()) writer.join();
+  }
   std::vector<float> rope_cos, rope_sin;  // [max_pos][head_dim/2]
   // Per micro-batch activations, [rows][width].
   std::vector<float> x, xb, q, k, v, att, tmp, g, u, logit_in;
@@ -114,7 +126,6 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
     for (const Tensor* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
       count(*t);
   count(model_.output);
-  if (packed_total > 0) s_->weights = std::make_shared<HugeArena>(packed_total);
   // Offsets first (in file order), then every matrix packed on the engine's threads: packing is
   // most of a warm start's time, and the matrices are independent.
   std::vector<const Tensor*> order;
@@ -129,30 +140,72 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
     arena_off += round64(Matrix::packed_bytes(*order[i]));
   }
   std::vector<Matrix> prepared(order.size());
-  std::vector<std::exception_ptr> failed(order.size());
-  pool_->parallel_for(int64_t(order.size()), 1, [&](int64_t a, int64_t b) {
-    for (int64_t i = a; i < b; ++i) {
-      try {
-        const Tensor& t = *order[size_t(i)];
-#ifdef MADV_POPULATE_READ
-        // Fault the source pages in with one call (a warm start reads them from the page cache;
-        // one fault per 4 KiB page would cost more than the packing).
-        if (Matrix::packed_bytes(t) > 0)
-          advise_file_pages(model_, t.data, t.nbytes(), MADV_POPULATE_READ);
-#endif
-        std::shared_ptr<uint8_t> dst;
-        if (Matrix::packed_bytes(t) > 0)
-          dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + offsets[size_t(i)]);
-        prepared[size_t(i)] = Matrix::prepare(t, std::move(dst));
-        if (prepared[size_t(i)].packed)
-          advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
-      } catch (...) {
-        failed[size_t(i)] = std::current_exception();
-      }
+  std::unique_ptr<PackedCache> cache;
+  if (packed_total == 0 || opts_.packed_cache_dir.empty()) {
+    s_->cache_status = "off";
+  } else if (packed_total < opts_.packed_cache_min_bytes) {
+    s_->cache_status = "not used (packed weights under " +
+                       std::to_string(opts_.packed_cache_min_bytes >> 20) + " MiB)";
+  } else {
+    cache =
+        std::make_unique<PackedCache>(opts_.packed_cache_dir, model_, order, offsets, packed_total);
+    std::string why;
+    if (cache->ok()) s_->cached = cache->open(*pool_, &why);
+    if (s_->cached) {
+      s_->cache_status = "hit, mapped " + cache->path();
+      for (size_t i = 0; i < order.size(); ++i)
+        prepared[i] = Matrix::prepare_packed(
+            *order[i], Matrix::packed_bytes(*order[i]) > 0
+                           ? std::shared_ptr<uint8_t>(s_->cached, s_->cached->data() + offsets[i])
+                           : nullptr);
+    } else if (!cache->ok()) {
+      s_->cache_status = "not used (" + cache->why() + ")";
+      cache.reset();
+    } else {
+      s_->cache_status = "miss (" + cache->path() + ": " + why + "); packed, writing it";
     }
-  });
+  }
+  if (packed_total > 0 && !s_->cached) s_->weights = std::make_shared<HugeArena>(packed_total);
+  std::vector<std::exception_ptr> failed(order.size());
+  if (!s_->cached)
+    pool_->parallel_for(int64_t(order.size()), 1, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        try {
+          const Tensor& t = *order[size_t(i)];
+#ifdef MADV_POPULATE_READ
+          // Fault the source pages in with one call (a warm start reads them from the page cache;
+          // one fault per 4 KiB page would cost more than the packing).
+          if (Matrix::packed_bytes(t) > 0)
+            advise_file_pages(model_, t.data, t.nbytes(), MADV_POPULATE_READ);
+#endif
+          std::shared_ptr<uint8_t> dst;
+          if (Matrix::packed_bytes(t) > 0)
+            dst = std::shared_ptr<uint8_t>(s_->weights, s_->weights->data() + offsets[size_t(i)]);
+          prepared[size_t(i)] = Matrix::prepare(t, std::move(dst));
+          if (prepared[size_t(i)].packed)
+            advise_file_pages(model_, t.data, t.nbytes(), MADV_DONTNEED);
+        } catch (...) {
+          failed[size_t(i)] = std::current_exception();
+        }
+      }
+    });
   for (auto& e : failed)
     if (e) std::rethrow_exception(e);
+  if (cache && !s_->cached) {
+    // The arena is immutable from here on: write it out while the engine serves.
+    s_->writer = std::thread([this, cache = std::move(cache), log = opts_.packed_cache_log] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::string err = cache->write(s_->weights->data(), &s_->cancel_write);
+      const double sec =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!log) return;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f MiB in %.2f s", double(s_->weights->size()) / 1048576.0,
+                    sec);
+      log(err.empty() ? "packed-weight cache: wrote " + cache->path() + " (" + buf + ")"
+                      : "packed-weight cache: not written (" + err + ")");
+    });
+  }
   size_t next = 0;
   for (size_t l = 0; l < model_.layers.size(); ++l, next += 7) {
     auto take = [&](size_t k) { return std::move(prepared[next + k]); };
@@ -193,6 +246,7 @@ std::string describe(const MemoryReport& r) {
   else
     s += "one arena of " + mib(r.weight_arena_bytes) + ", " + mib(r.weight_huge_bytes) +
          " in huge pages (" + r.weight_reason + ")";
+  if (!r.weight_cache.empty()) s += "; packed-weight cache: " + r.weight_cache;
   s += "; KV pool: " + mib(r.kv_bytes) + ", " + mib(r.kv_huge_bytes) + " in huge pages so far (" +
        r.kv_reason + ")";
   return s;
@@ -201,7 +255,12 @@ std::string describe(const MemoryReport& r) {
 MemoryReport Engine::memory_report() const {
   MemoryReport r;
   r.thp_mode = HugeArena::thp_mode();
-  if (s_->weights) {
+  r.weight_cache = s_->cache_status;
+  if (s_->cached) {
+    r.weight_arena_bytes = s_->cached->size();
+    r.weight_huge_bytes = HugeArena::huge_bytes_of(s_->cached->data(), s_->cached->size());
+    r.weight_reason = "mapped from the packed-weight cache, MADV_HUGEPAGE";
+  } else if (s_->weights) {
     r.weight_arena_bytes = s_->weights->size();
     r.weight_huge_bytes = s_->weights->huge_bytes();
     r.weight_reason = s_->weights->reason();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,6 +33,12 @@ struct EngineOptions {
   // other ranks run run_worker(). Two all-reduces per layer; logits gathered on rank 0.
   dist::Comm* tp_comm = nullptr;
   ShardPlan shard;
+  // The packed-weight cache (engine/packed_cache.h): its directory ("" = off), the least packed
+  // size worth caching (smaller models pack in milliseconds), and where its background writer's
+  // outcome is reported.
+  std::string packed_cache_dir;
+  size_t packed_cache_min_bytes = 0;
+  std::function<void(const std::string&)> packed_cache_log;
 };
 
 // One sequence's share of a step: tokens at positions [pos, pos + tokens.size()) of the sequence.
@@ -57,6 +64,7 @@ struct MemoryReport {
   size_t kv_bytes = 0;
   size_t kv_huge_bytes = 0;  // KV pages touched so far that are huge pages
   std::string kv_reason;
+  std::string weight_cache;  // what the packed-weight cache did (hit, miss and why, off)
 };
 // One line for the start-up log: "weights: 1 arena of 1090.0 MiB, 1088.0 MiB in huge pages (THP
 // madvise, MADV_HUGEPAGE ...); KV: ...".

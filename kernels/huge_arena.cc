@@ -61,13 +61,13 @@ HugeArena::~HugeArena() {
   if (base_) munmap(base_, size_);
 }
 
-size_t HugeArena::huge_bytes() const {
+size_t HugeArena::huge_bytes_of(const uint8_t* base, size_t size) {
   std::ifstream f("/proc/self/smaps");
   if (!f) return 0;
   std::string line;
   bool in = false;
   size_t total = 0;
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(base_), hi = lo + size_;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(base), hi = lo + size;
   while (std::getline(f, line)) {
     unsigned long a = 0, b = 0;
     if (std::sscanf(line.c_str(), "%lx-%lx ", &a, &b) == 2) {
@@ -76,14 +76,17 @@ size_t HugeArena::huge_bytes() const {
       in = uintptr_t(a) < hi && uintptr_t(b) > lo;
       continue;
     }
-    if (in && line.rfind("AnonHugePages:", 0) == 0) {
-      std::istringstream s(line.substr(14));
+    const size_t colon = line.find(':');
+    if (!in || colon == std::string::npos) continue;
+    const std::string field = line.substr(0, colon);
+    if (field == "AnonHugePages" || field == "FilePmdMapped" || field == "ShmemPmdMapped") {
+      std::istringstream s(line.substr(colon + 1));
       size_t kb = 0;
       s >> kb;
       total += kb * 1024;
     }
   }
-  return std::min(total, size_);
+  return std::min(total, size);
 }
 
 }  // namespace lmstream

@@ -29,7 +29,10 @@ class HugeArena {
   // Why huge pages are or are not used ("THP madvise: MADV_HUGEPAGE applied", "THP never ...").
   const std::string& reason() const { return reason_; }
   // Bytes of the region now backed by huge pages (AnonHugePages of its /proc/self/smaps entry).
-  size_t huge_bytes() const;
+  size_t huge_bytes() const { return huge_bytes_of(base_, size_); }
+  // Bytes of [base, base + size) mapped by huge pages (anonymous, page-cache or shmem PMDs), from
+  // /proc/self/smaps.
+  static size_t huge_bytes_of(const uint8_t* base, size_t size);
 
   // The host's THP mode: "always", "madvise", "never", or "unavailable" (no THP in the kernel).
   static std::string thp_mode();

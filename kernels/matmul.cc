@@ -85,6 +85,12 @@ size_t Matrix::packed_bytes(const Tensor& t) {
 Matrix Matrix::prepare(const Tensor& t) { return prepare(t, nullptr); }
 
 Matrix Matrix::prepare(const Tensor& t, std::shared_ptr<uint8_t> storage) {
+  Matrix m = prepare_packed(t, std::move(storage));
+  if (m.packed) m.format->pack(t, m.storage.get());
+  return m;
+}
+
+Matrix Matrix::prepare_packed(const Tensor& t, std::shared_ptr<uint8_t> storage) {
   Matrix m;
   m.format = &weight_format(t.type);
   m.type = t.type;
@@ -103,7 +109,6 @@ Matrix Matrix::prepare(const Tensor& t, std::shared_ptr<uint8_t> storage) {
     throw std::invalid_argument("matrix " + t.name + ": packed storage is not 64-byte aligned");
   m.storage = storage ? std::move(storage) : alloc_aligned(m.bytes);
   m.data = m.storage.get();
-  m.format->pack(t, m.storage.get());
   return m;
 }
 

@@ -49,6 +49,9 @@ class Matrix {
   // As prepare, packing into storage (at least packed_bytes(t), 64-byte aligned), which the matrix
   // keeps alive (e.g. an aliasing pointer into a shared arena).
   static Matrix prepare(const Tensor& t, std::shared_ptr<uint8_t> storage);
+  // As prepare, for a packed format whose storage already holds what prepare(t, storage) would
+  // write there (a packed-weight cache); t's rows are not read. Float formats: as prepare(t).
+  static Matrix prepare_packed(const Tensor& t, std::shared_ptr<uint8_t> storage);
 
   const WeightFormat* format = nullptr;  // set by prepare
   DType type = DType::F32;

@@ -13,10 +13,28 @@
 #include "dist/comm.h"
 #include "engine/shard.h"
 #include "server/tp_info.h"
+#include "store/hub_cache.h"
+#include "store/sources.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmstream::server {
 namespace {
+
+// The packed-weight cache from the environment: LMSTREAM_PACKED_CACHE=off turns it off, =on uses
+// it for every model, unset (auto) for models whose packed weights take 256 MiB or more;
+// LMSTREAM_PACKED_CACHE_DIR is its directory (default $LMSTREAM_CACHE/packed).
+void set_packed_cache(EngineOptions& eo) {
+  const store::Env env = store::process_env();
+  const std::string mode = env("LMSTREAM_PACKED_CACHE").value_or("auto");
+  if (mode == "off" || mode == "0" || mode == "false") return;
+  if (mode != "on" && mode != "1" && mode != "true" && mode != "auto" && !mode.empty())
+    throw std::invalid_argument("LMSTREAM_PACKED_CACHE must be on, off or auto, not \"" + mode +
+                                "\"");
+  const auto dir = env("LMSTREAM_PACKED_CACHE_DIR");
+  eo.packed_cache_dir = dir && !dir->empty() ? *dir : store::lmstream_cache_dir(env) + "/packed";
+  eo.packed_cache_min_bytes = mode == "auto" || mode.empty() ? size_t(256) << 20 : 0;
+  eo.packed_cache_log = [](const std::string& m) { spdlog::info("{}", m); };
+}
 
 // The model (this rank's shard under tensor parallelism) and the engine options for it; the one
 // rule rank 0 and the workers share, so every rank sizes the same KV pool.
@@ -37,6 +55,8 @@ EngineOptions load_for_engine(const BackendOptions& o, std::unique_ptr<Model>& m
   KvSizing kv = o.kv;
   kv.min_tokens = model->cfg.max_pos;  // a request of the model's full context always fits
   eo.n_blocks = Engine::kv_blocks(model->cfg, eo.kv_type, eo.block_size, kv);
+  // The cache is keyed by the model file, not by a rank's slice of it: one process only.
+  if (comm.size() == 1) set_packed_cache(eo);
   return eo;
 }
 
@@ -44,7 +64,6 @@ EngineOptions load_for_engine(const BackendOptions& o, std::unique_ptr<Model>& m
 std::vector<std::string> gather_shards(const Engine& e, const std::string& desc) {
   if (!e.shard()) return {};
   return dist::Comm::world().gather_strings(desc);
-}
 
 class ModelBackend final : public Backend {
  public:
