@@ -45,17 +45,15 @@ void run(const DumpArgs& a) {
   if (std::fclose(o) != 0 || w != out.size()) throw std::runtime_error("cannot write " + a.out);
 }
 
-const Register reg("dump-tensor", "Write one GGUF tensor decoded to float32 (format checks)",
-                   [](CLI::App& app) {
-                     auto a = std::make_shared<DumpArgs>();
-                     app.add_option("file", a->file, "GGUF file")->required();
-                     app.add_option("tensor", a->tensor, "tensor name")->required();
-                     app.add_option("--out,-o", a->out, "output file: float32 [rows][cols]")
-                         ->required();
-                     app.add_flag("--packed", a->packed,
-                                  "decode through the matmul kernels' repacked layout");
-                     app.callback([a] { run(*a); });
-                   });
+const Register reg(
+    "dump-tensor", "Write one GGUF tensor decoded to float32 (format checks)", [](CLI::App& app) {
+      auto a = std::make_shared<DumpArgs>();
+      app.add_option("file", a->file, "GGUF file")->required();
+      app.add_option("tensor", a->tensor, "tensor name")->required();
+      app.add_option("--out,-o", a->out, "output file: float32 [rows][cols]")->required();
+      app.add_flag("--packed", a->packed, "decode through the matmul kernels' repacked layout");
+      app.callback([a] { run(*a); });
+    });
 
 }  // namespace
 }  // namespace lmstream::cli

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <utility>  // before Boost.Asio: its awaitable.hpp uses std::exchange unincluded (1.74)
 #include <chrono>
 #include <functional>
 #include <map>
@@ -14,10 +13,11 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>  // before Boost.Asio: its awaitable.hpp uses std::exchange unincluded (1.74)
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>

@@ -64,6 +64,7 @@ EngineOptions load_for_engine(const BackendOptions& o, std::unique_ptr<Model>& m
 std::vector<std::string> gather_shards(const Engine& e, const std::string& desc) {
   if (!e.shard()) return {};
   return dist::Comm::world().gather_strings(desc);
+}
 
 class ModelBackend final : public Backend {
  public:
