@@ -123,6 +123,11 @@ void run(CLI::App& sub, const ServeArgs& a) {
     }
   };
   test_knob("LMSTREAM_TEST_LOAD_DELAY_MS", b.test_load_delay_ms, "loading is delayed");
+  if (const char* v = std::getenv("LMSTREAM_TEST_LOAD_GATE"); v && *v) {
+    b.test_load_gate = v;
+    msgs.push_back({server::ConfigMessage::kWarn, std::string("LMSTREAM_TEST_LOAD_GATE=") + v +
+                                                      ": loading waits until that file exists"});
+  }
   test_knob("LMSTREAM_TEST_STEP_DELAY_MS", b.sched.step_delay_ms,
             "the engine sleeps after every step");
   test_knob("LMSTREAM_TEST_FAIL_AFTER_TOKENS", b.sched.fail_after_tokens,

@@ -13,6 +13,7 @@
 #include "control/service.h"
 #include "control/store.h"
 #include "control/validation.h"
+#include "control/workers.h"
 
 namespace lmstream::control {
 namespace {
@@ -188,6 +189,36 @@ TEST(ControlMetrics, Relabel) {
             std::string::npos);
   EXPECT_NE(out.find("x{endpoint=\"e\",variant=\"v\"} 2\n"), std::string::npos);
   EXPECT_NE(out.find("# TYPE tgi_request_count counter\n"), std::string::npos);
+}
+
+// A worker that failed to load logs its reason, then the process may add more (a sanitizer's
+// report, a core dump notice): last_error() finds the reason in each of serve's log formats.
+TEST(ControlWorkers, LastErrorFindsTheReasonPastTrailingNoise) {
+  fs::path dir = temp_dir("worker-log");
+  auto reason = [&](const std::string& body) {
+    std::string path = (dir / "w.log").string();
+    std::ofstream(path, std::ios::binary) << body;
+    return Worker(WorkerSpec{{"/bin/true"}, {}, path, "e/v/1"}).last_error();
+  };
+  std::string noise =
+      "\n=================================================================\n"
+      "==123==ERROR: LeakSanitizer: detected memory leaks\n"
+      "    #0 0x4f in operator new(unsigned long)\n";
+  EXPECT_EQ(reason("loading model\nerror: /m/bad.gguf: not a GGUF file (magic 'abcd')" + noise),
+            "/m/bad.gguf: not a GGUF file (magic 'abcd')");
+  EXPECT_EQ(reason("[2026-12-02 10:00:00.000] [lmstream] [info] loading\r\n"
+                   "[2026-12-02 10:00:01.000] [lmstream] [error] /m/x: truncated tensor data\r\n" +
+                   noise),
+            "/m/x: truncated tensor data");
+  EXPECT_EQ(reason("{\"level\":\"info\",\"message\":\"loading\"}\n"
+                   "{\"level\":\"error\",\"message\":\"/m/y: unknown tensor type 99\"}\n" +
+                   noise),
+            "/m/y: unknown tensor type 99");
+  // The last reason wins; a log with none gives "".
+  EXPECT_EQ(reason("error: first\nerror: second\n"), "second");
+  EXPECT_EQ(reason("{\"level\":\"warn\",\"message\":\"error-ish\"}\n" + noise), "");
+  EXPECT_EQ(reason(""), "");
+  fs::remove_all(dir);
 }
 
 class ControlPlaneTest : public ::testing::Test {

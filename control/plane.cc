@@ -532,9 +532,11 @@ void ControlPlane::deploy(const std::string& key, std::shared_ptr<Deployment> d,
           failure = "The primary container for production variant " + vf.name +
                     " did not pass the ping health check. Please check CloudWatch logs for this "
                     "endpoint.";
+          std::string tail = culprit->last_error();
           std::string extra = " (lmstream: worker " + culprit->spec().label + " " + why +
-                              "; its log " + culprit->spec().log_path + " ends: ";
-          std::string tail = culprit->log_tail(6);
+                              "; its log " + culprit->spec().log_path +
+                              (tail.empty() ? " ends: " : " says: ");
+          if (tail.empty()) tail = culprit->log_tail(6);
           size_t room = 1024 > failure.size() + extra.size() + 2
                             ? 1024 - failure.size() - extra.size() - 2
                             : 0;

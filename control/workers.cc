@@ -18,6 +18,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "http/client.h"
 
 namespace lmstream::control {
@@ -59,6 +61,26 @@ std::string Worker::log_tail(int n) const {
   std::string out = all.substr(pos, end - pos);
   if (!out.empty() && out[0] == '\n') out.erase(0, 1);
   return out;
+}
+
+std::string Worker::last_error() const {
+  std::ifstream f(spec_.log_path, std::ios::binary);
+  std::string line, found;
+  while (std::getline(f, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    static const std::string kText = "] [error] ";  // serve's text log: [time] [lmstream] [error]
+    if (line.rfind("error: ", 0) == 0) {
+      found = line.substr(7);
+    } else if (size_t at = line.find(kText); line[0] == '[' && at != std::string::npos) {
+      found = line.substr(at + kText.size());
+    } else if (line.size() > 2 && line[0] == '{' && line.find("\"error\"") != std::string::npos) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("level", "") == "error" && j.contains("message") &&
+          j["message"].is_string())
+        found = j["message"].get<std::string>();
+    }
+  }
+  return found;
 }
 
 namespace {

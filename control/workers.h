@@ -41,6 +41,10 @@ class Worker {
   std::atomic<int> outstanding{0};
   // The last `n` lines of its log file.
   std::string log_tail(int n) const;
+  // Why it failed, from its log: the last error it logged (a text or JSON log line at level
+  // error, or the command line's "error: ..."), or "" when it logged none. A log that ends in
+  // something else (a sanitizer's report, a crash dump) still yields the worker's own reason.
+  std::string last_error() const;
 
  private:
   friend class Supervisor;

@@ -2,6 +2,7 @@
 #include "server/model_backend.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -159,6 +160,9 @@ void run_tp_worker(const BackendOptions& o) {
 std::shared_ptr<Backend> load_backend(const BackendOptions& o) {
   if (o.test_load_delay_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(o.test_load_delay_ms));
+  if (!o.test_load_gate.empty())
+    while (::access(o.test_load_gate.c_str(), F_OK) != 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto b = std::make_shared<ModelBackend>(o);
   // Warm-up: one real prefill + decode step through the scheduler.
   GenerateRequest g;

@@ -24,6 +24,8 @@ struct BackendOptions {
   SchedulerOptions sched;
   std::string chat_template;   // a Jinja chat template file instead of the model's ("" = none)
   int test_load_delay_ms = 0;  // test-only: loading takes this much longer (/ping's 503 window)
+  std::string test_load_gate;  // test-only: loading waits until this file exists (the same window,
+                               // held open for exactly as long as a test needs it)
 };
 
 // Throws ModelError / std::runtime_error with a readable message.

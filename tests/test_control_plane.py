@@ -286,9 +286,11 @@ class Plane(unittest.TestCase):
         self.assertEqual(error_of(simple_config, sm, "DUP-cfg", "Dup-Model"),
                          ("ValidationException",
                           'Cannot create already existing endpoint configuration "%sendpoint-config/dup-cfg".' % ARN))
-        # An endpoint that stays Creating (slow load): Update/Delete are refused while it does.
+        # An endpoint that stays Creating (its load held until a gate file exists): Update/Delete are
+        # refused while it does.
+        gate = os.path.join(self.tmp, "slow-load-gate")
         sm.create_model(ModelName="slow-model", PrimaryContainer={"Image": TGI_IMAGE, "Environment": {
-            "HF_MODEL_ID": self.model, "LMSTREAM_TEST_LOAD_DELAY_MS": "2500"}})
+            "HF_MODEL_ID": self.model, "LMSTREAM_TEST_LOAD_GATE": gate}})
         simple_config(sm, "slow-cfg", "slow-model")
         sm.create_endpoint(EndpointName="dup-ep", EndpointConfigName="slow-cfg")
         self.assertEqual(error_of(sm.create_endpoint, EndpointName="Dup-Ep", EndpointConfigName="dup-cfg"),
@@ -298,6 +300,8 @@ class Plane(unittest.TestCase):
         self.assertEqual(error_of(sm.update_endpoint, EndpointName="dup-ep", EndpointConfigName="dup-cfg"), in_progress)
         code, msg = error_of(self.smr.invoke_endpoint, EndpointName="dup-ep", Body=b"{}", ContentType="application/json")
         self.assertEqual((code, msg), ("ValidationError", "Endpoint dup-ep of account %s not found." % ACCOUNT))
+        self.assertEqual(sm.describe_endpoint(EndpointName="dup-ep")["EndpointStatus"], "Creating")
+        open(gate, "w").close()
         self.assertEqual(wait_status(sm, "dup-ep")["EndpointStatus"], "InService")
         # Deleting the config and the model an endpoint uses is allowed; it keeps running.
         sm.delete_endpoint_config(EndpointConfigName="slow-cfg")

@@ -70,6 +70,15 @@ def create(sm, name, variants, env=None):
     return name
 
 
+def delete_quietly(sm, name):
+    """Cleanup: delete the endpoint if a failed test left it, and wait until its workers are gone."""
+    try:
+        sm.delete_endpoint(EndpointName=name)
+    except botocore.exceptions.ClientError:
+        pass  # already deleted (the test's own last step), or never created
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
 def wait_settled(sm, name, timeout=60):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -96,6 +105,7 @@ class Fleet(unittest.TestCase):
         create(sm, "two-cfg", [{"VariantName": "AllTraffic", "ModelName": "paced", "InitialInstanceCount": 2,
                                 "env": {"LMSTREAM_TEST_STEP_DELAY_MS": "25"}}])
         sm.create_endpoint(EndpointName="two", EndpointConfigName="two-cfg")
+        self.addCleanup(delete_quietly, sm, "two")
         d = sm.describe_endpoint(EndpointName="two")
         self.assertEqual(d["EndpointStatus"], "InService", d.get("FailureReason"))
         self.assertEqual(d["ProductionVariants"][0]["CurrentInstanceCount"], 2)
@@ -211,6 +221,7 @@ class Fleet(unittest.TestCase):
             f.write(b"this is not a GGUF file")
         create(sm, "bg-bad", [{"VariantName": "Broken", "ModelName": "bg-bad", "env": {"HF_MODEL_ID": bad}}])
         sm.create_endpoint(EndpointName="bg", EndpointConfigName="bg-blue")
+        self.addCleanup(delete_quietly, sm, "bg")  # a failure here must not leave workers to the next test
         self.assertEqual(sm.describe_endpoint(EndpointName="bg")["EndpointStatus"], "InService")
         stop = threading.Event()
         seen, failures, count = [], [], [0]
@@ -241,7 +252,11 @@ class Fleet(unittest.TestCase):
         self.assertEqual((d["EndpointStatus"], d["EndpointConfigName"]), ("InService", "bg-green"))
         self.assertIn('Updating to endpoint configuration "bg-bad" failed', d["FailureReason"])
         self.assertIn(bad, d["FailureReason"])
-        time.sleep(0.5)
+        # Enough requests after the switch to show that only Green answers them (bounded wait: a
+        # loaded machine streams slowly).
+        deadline = time.monotonic() + 60
+        while len(seen) < n_after_green + 32 and time.monotonic() < deadline and not failures:
+            time.sleep(0.05)
         stop.set()
         for t in ts:
             t.join(60)
@@ -250,6 +265,7 @@ class Fleet(unittest.TestCase):
         self.assertIn("Blue", seen)
         self.assertIn("Green", seen)
         self.assertNotIn("Broken", seen)
+        self.assertGreaterEqual(len(seen), n_after_green + 32)
         self.assertEqual(set(seen[n_after_green + 16:]), {"Green"})
         self.assertEqual(len(self.cp.worker_pids()), 1)  # blue stopped after draining, the broken one too
         sm.delete_endpoint(EndpointName="bg")

@@ -39,9 +39,11 @@ class SmokeTest(unittest.TestCase):
         self.assertEqual(self.s.request("GET", "/generate")[0], 405)
 
     def test_503_while_loading_then_200(self):
-        # Loading held for 1.5 s (test-only knob): the port answers at once, /ping and /health say
-        # 503 and generation routes refuse with 503, then /ping turns 200 and generation works.
-        srv = Server(env={"LMSTREAM_TEST_LOAD_DELAY_MS": "1500"}).start(wait=False)
+        # Loading held until a gate file exists (test-only knob): the port answers at once, /ping and
+        # /health say 503 and generation routes refuse with 503, then, the gate opened, /ping turns
+        # 200 and generation works.
+        gate = tempfile.mktemp(prefix="lms-load-gate-")
+        srv = Server(env={"LMSTREAM_TEST_LOAD_GATE": gate}).start(wait=False)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -60,11 +62,14 @@ class SmokeTest(unittest.TestCase):
             self.assertIn(b"loading", body)
             st, _, _ = srv.post_json("/invocations", {"inputs": "Hi"})
             self.assertEqual(st, 503)
+            open(gate, "w").close()
             srv.wait_ready()
             st, _, body = srv.post_json("/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
             self.assertEqual(st, 200, body)
         finally:
             srv.stop()
+            if os.path.exists(gate):
+                os.unlink(gate)
 
     def test_keep_alive_reuses_connection(self):
         c = self.s.conn()

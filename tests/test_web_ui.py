@@ -237,8 +237,11 @@ def main():
         first_write = server_first_byte_ms(last_entry(srv, "/generate_stream"))
         check(net is not None and 0 < net <= a["ttfb"] + 0.2,
               "network TTFB %s ms shown, within the page's TTFB %.2f ms" % (net, a["ttfb"]))
-        check(net is not None and abs(net - first_write) < 50,
-              "network TTFB %s ms agrees with the access log's first write %.2f ms" % (net, first_write))
+        # The response head goes out when the stream starts, so the page's first byte comes no later
+        # than the server's first body write (plus loopback slack); on a quick machine they coincide,
+        # on a loaded one (a sanitizer build beside other tests) the head leads the first token.
+        check(net is not None and net <= first_write + 50,
+              "network TTFB %s ms is no later than the access log's first write %.2f ms" % (net, first_write))
 
         # Model output with markup, from the fake endpoint in front of the server.
         FakeEndpoint.upstream = srv.port

@@ -148,7 +148,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
-            raise AssertionError("server did not exit within %ss after %s" % (timeout, sig))
+            tail = "\n".join(self.read_log().splitlines()[-40:])
+            raise AssertionError("server did not exit within %ss after %s; its log ends:\n%s" % (timeout, sig, tail))
 
     def __enter__(self):
         return self.start()
