@@ -633,6 +633,10 @@ int run_service(ServiceConfig cfg) {
   for (int i = 1; i < std::max(1, cfg.io_threads); ++i) io.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : io) t.join();
+  // The closes posted just before ioc.stop() have not run; run them so no connection (and no
+  // proxied exchange it holds) outlives the plane.
+  if (size_t n = srv.close_and_drain())
+    spdlog::warn("shutdown: {} connection(s) still referenced after closing", n);
   plane.shutdown();
   // Background threads still running would outlive the io_context and the plane they use.
   auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -746,6 +746,13 @@ void HttpServer::close_all() {
   for (auto& c : impl_->live()) asio::post(c->executor(), [c] { c->close_now(); });
 }
 
+size_t HttpServer::close_and_drain() {
+  close_all();
+  impl_->ioc.restart();
+  impl_->ioc.poll();
+  return open_connections();
+}
+
 size_t HttpServer::open_connections() const { return impl_->live().size(); }
 
 }  // namespace lmstream::http

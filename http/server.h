@@ -136,6 +136,11 @@ class HttpServer {
   void stop_accepting();
   // Closes every connection now.
   void close_all();
+  // For after the io_context has stopped and every thread running it has returned: closes every
+  // connection again and runs, on the calling thread, the closes, aborted reads/writes and timers
+  // that were posted but never ran. Until they run, a connection and its exchange hold each other
+  // (and whatever the exchange holds). Returns the connections still referenced afterwards.
+  size_t close_and_drain();
   size_t open_connections() const;
 
   struct Impl;

@@ -267,14 +267,10 @@ int serve(ServeConfig cfg, BackendOptions bopts, const std::vector<ConfigMessage
     std::_Exit(exit_code);
   }
   loader.join();
-  // Every exit path above calls close_all() and then ioc.stop(), so the closes it posted, and the
-  // aborted reads, writes and timers they complete, have not run. Run them now, on this thread:
-  // until they do, a connection and its exchange hold each other, and the exchange a request on
-  // the backend, which would keep the engine thread running past serve() and into freed memory.
-  server.close_all();
-  ioc.restart();
-  ioc.poll();
-  if (size_t n = server.open_connections())
+  // Every exit path above calls close_all() and then ioc.stop(), so the closes it posted have not
+  // run; until they do, an exchange holds a request on the backend, which would keep the engine
+  // thread running past serve() and into freed memory.
+  if (size_t n = server.close_and_drain())
     spdlog::warn("shutdown: {} connection(s) still referenced after closing", n);
   app.clear_backend();
   if (loaded && loaded.use_count() > 1)
