@@ -95,6 +95,87 @@ HWY_INLINE float KvAt(const uint8_t* p, size_t i) {
   }
 }
 
+// Scores of HB heads against one K block of VB vectors of positions: every K vector is loaded
+// (and widened) once for all HB heads, and the HB*VB*EU accumulators are independent chains, so
+// the FMA units are kept busy rather than waiting on one chain's latency. EU splits the head_dim
+// sum when there are few heads (multi-head attention has one per KV head).
+template <bool kF16, int HB, int VB, class D>
+HWY_INLINE void ScoreTile(D d, const float* q, int hd, const uint8_t* kb, int bs, float* tmp) {
+  constexpr int EU = HB * VB >= 8 ? 1 : (8 / (HB * VB) > 4 ? 4 : 8 / (HB * VB));
+  const size_t N = hn::Lanes(d), elt = kF16 ? 2 : 4;
+  hn::Vec<D> acc[HB][VB][EU];
+  for (int h = 0; h < HB; ++h)
+    for (int v = 0; v < VB; ++v)
+      for (int u = 0; u < EU; ++u) acc[h][v][u] = hn::Zero(d);
+  int e = 0;
+  for (; e + EU <= hd; e += EU) {
+    for (int u = 0; u < EU; ++u) {
+      hn::Vec<D> kv[VB];
+      for (int v = 0; v < VB; ++v)
+        kv[v] = LoadKv<kF16>(d, kb + (size_t(e + u) * bs + size_t(v) * N) * elt);
+      for (int h = 0; h < HB; ++h) {
+        const auto qe = hn::Set(d, q[size_t(h) * hd + e + u]);
+        for (int v = 0; v < VB; ++v) acc[h][v][u] = hn::MulAdd(qe, kv[v], acc[h][v][u]);
+      }
+    }
+  }
+  for (; e < hd; ++e) {
+    hn::Vec<D> kv[VB];
+    for (int v = 0; v < VB; ++v)
+      kv[v] = LoadKv<kF16>(d, kb + (size_t(e) * bs + size_t(v) * N) * elt);
+    for (int h = 0; h < HB; ++h) {
+      const auto qe = hn::Set(d, q[size_t(h) * hd + e]);
+      for (int v = 0; v < VB; ++v) acc[h][v][0] = hn::MulAdd(qe, kv[v], acc[h][v][0]);
+    }
+  }
+  for (int h = 0; h < HB; ++h)
+    for (int v = 0; v < VB; ++v) {
+      auto t = acc[h][v][0];
+      for (int u = 1; u < EU; ++u) t = hn::Add(t, acc[h][v][u]);
+      hn::StoreU(t, d, tmp + (size_t(h) * VB + v) * N);
+    }
+}
+
+// Scores of every head against one K block (VB vectors of positions), in tiles of heads.
+template <bool kF16, int VB, class D>
+HWY_INLINE void ScoreBlock(D d, const float* q, int H, int hd, const uint8_t* kb, int bs,
+                           float* tmp) {
+  constexpr int HB = 16 / VB > 8 ? 8 : 16 / VB;
+  const size_t N = hn::Lanes(d);
+  int h = 0;
+  for (; h + HB <= H; h += HB)
+    ScoreTile<kF16, HB, VB>(d, q + size_t(h) * hd, hd, kb, bs, tmp + size_t(h) * VB * N);
+  for (; h < H; ++h)
+    ScoreTile<kF16, 1, VB>(d, q + size_t(h) * hd, hd, kb, bs, tmp + size_t(h) * VB * N);
+}
+
+// out[h][e0 .. e0 + TV*N) for HB heads: every V vector is loaded (and widened) once for all HB
+// heads, and the HB*TV accumulators stay in registers over all positions.
+template <bool kF16, int HB, int TV, class D>
+HWY_INLINE void ValueTile(D d, const AttnGroup& a, int h0, int e0) {
+  const size_t N = hn::Lanes(d), elt = kF16 ? 2 : 4;
+  const int hd = a.head_dim, bs = a.block_size, n_pos = a.n_pos;
+  hn::Vec<D> acc[HB][TV];
+  for (int h = 0; h < HB; ++h)
+    for (int v = 0; v < TV; ++v) acc[h][v] = hn::Zero(d);
+  const float* w = a.scores + size_t(h0) * n_pos;
+  for (int p = 0; p < n_pos; ++p) {
+    const uint8_t* vr = a.v_base + size_t(a.table[p / bs]) * a.block_stride +
+                        (size_t(p % bs) * size_t(hd) + size_t(e0)) * elt;
+    hn::Vec<D> vv[TV];
+    for (int v = 0; v < TV; ++v) vv[v] = LoadKv<kF16>(d, vr + size_t(v) * N * elt);
+    for (int h = 0; h < HB; ++h) {
+      const auto wh = hn::Set(d, w[size_t(h) * n_pos + p]);
+      for (int v = 0; v < TV; ++v) acc[h][v] = hn::MulAdd(wh, vv[v], acc[h][v]);
+    }
+  }
+  for (int h = 0; h < HB; ++h)
+    for (int v = 0; v < TV; ++v)
+      hn::StoreU(acc[h][v], d, a.out + size_t(h0 + h) * hd + size_t(e0) + size_t(v) * N);
+}
+
+double SumExpImpl(const float* x, int64_t n, float shift, float* out);
+
 template <bool kF16>
 HWY_INLINE void AttnGroupImpl(const AttnGroup& a) {
   const hn::ScalableTag<float> d;
@@ -103,26 +184,33 @@ HWY_INLINE void AttnGroupImpl(const AttnGroup& a) {
   const int H = a.n_heads, hd = a.head_dim, bs = a.block_size, n_pos = a.n_pos;
   const float scale = 1.f / std::sqrt(float(hd));
   const int n_blocks = (n_pos + bs - 1) / bs;
-  const bool vec = bs % N == 0 && bs / N <= 4;
+  const int vb = bs % N == 0 ? bs / N : 0;
   // Scores: q . k for every head and position.
+  HWY_ALIGN float tmp[8 * 4 * HWY_MAX_BYTES / sizeof(float)];
   for (int bi = 0; bi < n_blocks; ++bi) {
     const uint8_t* kb = a.k_base + size_t(a.table[bi]) * a.block_stride;
     const int valid = std::min(bs, n_pos - bi * bs);
-    for (int h = 0; h < H; ++h) {
-      const float* q = a.q + size_t(h) * hd;
-      float* sc = a.scores + size_t(h) * n_pos + size_t(bi) * bs;
-      if (vec) {
-        hn::Vec<decltype(d)> acc[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
-        for (int e = 0; e < hd; ++e) {
-          const auto qe = hn::Set(d, q[e]);
-          for (int v = 0; v < bs / N; ++v)
-            acc[v] = hn::MulAdd(qe, LoadKv<kF16>(d, kb + (size_t(e) * bs + size_t(v) * N) * elt),
-                                acc[v]);
+    if (vb == 1 || vb == 2 || vb == 4) {
+      // The block's scores of up to 8 heads at a time land in tmp ([head][bs]), then are scaled
+      // into each head's row.
+      for (int h0 = 0; h0 < H; h0 += 8) {
+        const int hc = std::min(8, H - h0);
+        const float* q = a.q + size_t(h0) * hd;
+        if (vb == 1)
+          ScoreBlock<kF16, 1>(d, q, hc, hd, kb, bs, tmp);
+        else if (vb == 2)
+          ScoreBlock<kF16, 2>(d, q, hc, hd, kb, bs, tmp);
+        else
+          ScoreBlock<kF16, 4>(d, q, hc, hd, kb, bs, tmp);
+        for (int h = 0; h < hc; ++h) {
+          float* sc = a.scores + size_t(h0 + h) * n_pos + size_t(bi) * bs;
+          for (int j = 0; j < valid; ++j) sc[j] = tmp[size_t(h) * bs + j] * scale;
         }
-        HWY_ALIGN float tmp[4 * HWY_MAX_BYTES / sizeof(float)];
-        for (int v = 0; v < bs / N; ++v) hn::Store(acc[v], d, tmp + v * N);
-        for (int j = 0; j < valid; ++j) sc[j] = tmp[j] * scale;
-      } else {
+      }
+    } else {
+      for (int h = 0; h < H; ++h) {
+        const float* q = a.q + size_t(h) * hd;
+        float* sc = a.scores + size_t(h) * n_pos + size_t(bi) * bs;
         for (int j = 0; j < valid; ++j) {
           float s = 0.f;
           for (int e = 0; e < hd; ++e) s = std::fma(q[e], KvAt<kF16>(kb, size_t(e) * bs + j), s);
@@ -131,20 +219,28 @@ HWY_INLINE void AttnGroupImpl(const AttnGroup& a) {
       }
     }
   }
-  // Softmax per head.
+  // Softmax per head, vectorized (Highway's Exp is within a few ulp of std::exp).
   for (int h = 0; h < H; ++h) {
     float* sc = a.scores + size_t(h) * n_pos;
-    float mx = -INFINITY;
-    for (int p = 0; p < n_pos; ++p) mx = sc[p] > mx ? sc[p] : mx;
-    float sum = 0.f;
-    for (int p = 0; p < n_pos; ++p) {
-      sc[p] = std::exp(sc[p] - mx);
-      sum += sc[p];
-    }
-    const float inv = 1.f / sum;
-    for (int p = 0; p < n_pos; ++p) sc[p] *= inv;
+    auto vmx = hn::Set(d, -INFINITY);
+    int p = 0;
+    for (; p + N <= n_pos; p += N) vmx = hn::Max(vmx, hn::LoadU(d, sc + p));
+    float mx = hn::GetLane(hn::MaxOfLanes(d, vmx));
+    for (; p < n_pos; ++p) mx = sc[p] > mx ? sc[p] : mx;
+    const float inv = float(1.0 / SumExpImpl(sc, n_pos, mx, sc));
+    const auto vinv = hn::Set(d, inv);
+    for (p = 0; p + N <= n_pos; p += N) hn::StoreU(hn::Mul(hn::LoadU(d, sc + p), vinv), d, sc + p);
+    for (; p < n_pos; ++p) sc[p] *= inv;
   }
-  // Weighted sum of values: each V row is loaded once for all heads.
+  // Weighted sum of values, in register tiles of 4 heads x 4 vectors of head_dim.
+  if (hd % (4 * N) == 0) {
+    for (int e0 = 0; e0 < hd; e0 += 4 * N) {
+      int h = 0;
+      for (; h + 4 <= H; h += 4) ValueTile<kF16, 4, 4>(d, a, h, e0);
+      for (; h < H; ++h) ValueTile<kF16, 1, 4>(d, a, h, e0);
+    }
+    return;
+  }
   std::memset(a.out, 0, sizeof(float) * size_t(H) * size_t(hd));
   const bool vvec = hd % N == 0;
   for (int p = 0; p < n_pos; ++p) {
