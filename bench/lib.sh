@@ -59,7 +59,7 @@ machine_desc() {
   local cpu flags
   cpu="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
   flags="$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "${cpu:-unknown CPU}, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), ${flags% }; load average at start ${BENCH_LOAD_START:-?}, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "${cpu:-unknown CPU}, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), ${flags% }; THP \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unavailable)\`; load average at start ${BENCH_LOAD_START:-?}, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 commit_desc() {
@@ -69,7 +69,7 @@ commit_desc() {
   echo "$c"
 }
 
-peer_desc() { echo "llama.cpp ${PEER_COMMIT:-?} via ${PEER_VERSION:-?}, ${PEER_KIND:-?}"; }
+peer_desc() { echo "llama.cpp ${PEER_COMMIT:-?} via ${PEER_VERSION:-?}, ${PEER_KIND:-?}${PEER_ISA_FLAGS:+, built with $PEER_ISA_FLAGS (llama.cpp#20824)}"; }
 
 # median of numbers given as arguments (prints "n/a" when none); median_in: of numbers on stdin.
 median() { "$PY" -c 'import sys,statistics as s; v=[float(x) for x in sys.argv[1:]]; print(s.median(v) if v else "n/a")' "$@"; }

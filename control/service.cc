@@ -629,10 +629,7 @@ int run_service(ServiceConfig cfg) {
       });
     }).detach();
   });
-  std::vector<std::thread> io;
-  for (int i = 1; i < std::max(1, cfg.io_threads); ++i) io.emplace_back([&] { ioc.run(); });
-  ioc.run();
-  for (auto& t : io) t.join();
+  http::run_io_threads(ioc, cfg.io_threads, http::default_io_slice_us());
   // The closes posted just before ioc.stop() have not run; run them so no connection (and no
   // proxied exchange it holds) outlives the plane.
   if (size_t n = srv.close_and_drain())

@@ -258,10 +258,7 @@ int serve(ServeConfig cfg, BackendOptions bopts, const std::vector<ConfigMessage
   };
   signals.async_wait(on_signal);
 
-  std::vector<std::thread> io;
-  for (int i = 1; i < std::max(1, cfg.io_threads); ++i) io.emplace_back([&] { ioc.run(); });
-  ioc.run();
-  for (auto& t : io) t.join();
+  http::run_io_threads(ioc, cfg.io_threads, http::default_io_slice_us());
   if (!load_done) {
     spdlog::warn("exiting while the model is still loading");
     std::_Exit(exit_code);

@@ -67,8 +67,11 @@ class ServeLogsTest(unittest.TestCase):
         st, _, _ = self.s.post_json("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
                                                              "tools": []})
         self.assertEqual(st, 400)
+        # Each line is written when its own exchange ends, on whichever I/O thread served it, so
+        # lines of two connections may land in either order: wait for both.
         entries = self.s.access_log_until(
-            lambda es: any(e["path"] == "/v1/chat/completions" and e["status"] == 400 for e in es))
+            lambda es: any(e["path"] == "/v1/chat/completions" and e["status"] == 400 for e in es)
+            and any(e["path"] == "/generate" and e["status"] == 422 for e in es))
         gen = [e for e in entries if e["path"] == "/generate" and e["status"] == 422]
         self.assertTrue(gen, entries)
         self.assertEqual(gen[-1]["error"],
@@ -86,9 +89,11 @@ class ServeLogsTest(unittest.TestCase):
         self.assertEqual(self.s.request("GET", "/generate")[0], 405)
         st, _, _ = self.s.request("POST", "/tokenize", b"{not json", {"Content-Type": "application/json"})
         self.assertGreaterEqual(st, 400)
-        entries = self.s.access_log_until(lambda es: any(e["path"] == "/tokenize" for e in es))
+        want = (("/generate", 413), ("/no-such-route", 404), ("/generate", 405), ("/tokenize", st))
+        entries = self.s.access_log_until(
+            lambda es: all(any(e["path"] == p and e["status"] == s for e in es) for p, s in want))
         refused = [e for e in entries if e["status"] >= 400]
-        for path, status in (("/generate", 413), ("/no-such-route", 404), ("/generate", 405), ("/tokenize", st)):
+        for path, status in want:
             hits = [e for e in refused if e["path"] == path and e["status"] == status]
             self.assertTrue(hits, (path, status, entries))
         for e in refused:
