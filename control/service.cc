@@ -629,7 +629,7 @@ int run_service(ServiceConfig cfg) {
       });
     }).detach();
   });
-  http::run_io_threads(ioc, cfg.io_threads, http::default_io_slice_us());
+  http::run_io_threads(ioc, cfg.io_threads);
   // The closes posted just before ioc.stop() have not run; run them so no connection (and no
   // proxied exchange it holds) outlives the plane.
   if (size_t n = srv.close_and_drain())

@@ -19,17 +19,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstdio>
-#include <cstdlib>
 #include <thread>
 #include <optional>
 #include <stdexcept>
 
 #include "base/strings.h"
-
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
 
 namespace lmstream::http {
 
@@ -762,68 +756,10 @@ size_t HttpServer::close_and_drain() {
 
 size_t HttpServer::open_connections() const { return impl_->live().size(); }
 
-namespace {
-#if defined(__linux__) && defined(SYS_sched_setattr)
-// The kernel's struct sched_attr (uapi linux/sched/types.h, which clashes with glibc's sched.h).
-struct SchedAttr {
-  uint32_t size, sched_policy;
-  uint64_t sched_flags;
-  int32_t sched_nice;
-  uint32_t sched_priority;
-  uint64_t sched_runtime, sched_deadline, sched_period;
-  uint32_t sched_util_min, sched_util_max;
-};
-bool get_sched(SchedAttr& a) {
-  a = {};
-  return syscall(SYS_sched_getattr, 0, &a, unsigned(sizeof a), 0u) == 0;
-}
-// Sets this thread's fair-class slice, keeping its policy and nice; false where not applicable.
-bool set_slice_ns(uint64_t ns) {
-  SchedAttr a;
-  if (!get_sched(a) || (a.sched_policy != 0 /*SCHED_OTHER*/ && a.sched_policy != 3 /*BATCH*/))
-    return false;
-  a.size = sizeof a;
-  a.sched_flags = 0;
-  a.sched_runtime = ns;
-  return syscall(SYS_sched_setattr, 0, &a, 0u) == 0;
-}
-struct SliceScope {
-  uint64_t saved = 0;
-  bool set = false;
-  explicit SliceScope(int us) {
-    SchedAttr a;
-    if (us > 0 && get_sched(a)) {
-      saved = a.sched_runtime;
-      set = set_slice_ns(uint64_t(us) * 1000);
-    }
-  }
-  ~SliceScope() {
-    if (set) set_slice_ns(saved);
-  }
-};
-#else
-struct SliceScope {
-  explicit SliceScope(int) {}
-};
-#endif
-}  // namespace
-
-int default_io_slice_us() {
-  if (const char* v = std::getenv("LMSTREAM_IO_SLICE_US"); v && *v) return std::atoi(v);
-  return 0;
-}
-
-void run_io_threads(asio::io_context& ioc, int threads, int slice_us) {
+void run_io_threads(asio::io_context& ioc, int threads) {
   std::vector<std::thread> io;
-  for (int i = 1; i < std::max(1, threads); ++i)
-    io.emplace_back([&ioc, slice_us] {
-      SliceScope s(slice_us);
-      ioc.run();
-    });
-  {
-    SliceScope s(slice_us);
-    ioc.run();
-  }
+  for (int i = 1; i < std::max(1, threads); ++i) io.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
   for (auto& t : io) t.join();
 }
 

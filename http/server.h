@@ -150,14 +150,7 @@ class HttpServer {
 };
 
 // Runs `ioc` on `threads` threads, the caller's among them, until it stops; returns after every
-// one of them has. Each asks the kernel for a short time slice (`slice_us`, 0 = leave the
-// default): on Linux >= 6.12 (EEVDF's per-task slice, sched_attr.sched_runtime) a thread with a
-// shorter slice may preempt one with a longer slice as soon as it wakes, so a socket that becomes
-// readable is served while the engine's threads hold every core, instead of after their slice
-// (about 3 ms). Older kernels ignore it. The caller's own setting is restored on return.
-void run_io_threads(boost::asio::io_context& ioc, int threads, int slice_us);
-// The slice run_io_threads uses unless told otherwise: LMSTREAM_IO_SLICE_US (100 is the kernel's
-// floor), else 0, the kernel's default: a shorter slice is opt-in until a benchmark shows it helps.
-int default_io_slice_us();
+// one of them has.
+void run_io_threads(boost::asio::io_context& ioc, int threads);
 
 }  // namespace lmstream::http

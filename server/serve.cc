@@ -258,7 +258,7 @@ int serve(ServeConfig cfg, BackendOptions bopts, const std::vector<ConfigMessage
   };
   signals.async_wait(on_signal);
 
-  http::run_io_threads(ioc, cfg.io_threads, http::default_io_slice_us());
+  http::run_io_threads(ioc, cfg.io_threads);
   if (!load_done) {
     spdlog::warn("exiting while the model is still loading");
     std::_Exit(exit_code);
