@@ -19,9 +19,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstdio>
-#include <thread>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "base/strings.h"
 
