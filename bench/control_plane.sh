@@ -6,7 +6,9 @@
 # micro model (engine step ~µs: the proxy's cost per token is all there is) and the TinyLlama-shaped
 # model (a real step). Then Create -> InService (CreateEndpoint with --wait-for-in-service) vs
 # `lmstream serve` alone until /ping answers 200, TinyLlama-shaped model, warm page cache.
-# Usage (from the repo root): bench/control_plane.sh   [env: ROUNDS=3 THREADS=2]
+# Usage (from the repo root): bench/control_plane.sh
+#   [env: ROUNDS=3 THREADS=2 IO_SLICE_US=N (--io-slice-us; unset = the control plane's default)
+#    SKIP_STARTUP=1 (only the proxy part)]
 set -euo pipefail
 source bench/lib.sh
 source bench/server_lib.sh
@@ -39,7 +41,8 @@ EOF
 start_plane() {  # start_plane STATEDIR -> PORT
   local port; port="$(free_port)"
   start_server "$WORK/cp.log" "$LMSTREAM" control-plane --state-dir "$1" --port "$port" \
-    --worker-threads "$THREADS" --worker-kv-memory "$KV" --wait-for-in-service
+    --worker-threads "$THREADS" --worker-kv-memory "$KV" --wait-for-in-service \
+    ${IO_SLICE_US:+--io-slice-us "$IO_SLICE_US"}
   wait_ready "$port" /ping || { tail -20 "$WORK/cp.log" >&2; die "control plane did not come up"; }
   echo "$port"
 }
@@ -72,13 +75,26 @@ load tiny "$port" 1 3 16 "$WORK/t1.json"
 load tiny "$port" 8 1 16 "$WORK/t8.json"
 stop_servers
 
-log "Create -> InService vs serve alone to /ping 200 (TinyLlama-shaped, warm cache)"
-cat "$TINY" >/dev/null  # warm the page cache
-timeout "$STEP_TIMEOUT" "$PY" bench/control_plane_startup.py --lmstream "$LMSTREAM" --model "$TINY" \
-  --threads "$THREADS" --kv "$KV" --rounds "$ROUNDS" >"$WORK/start.json"
-serve_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["serve_s"]))' "$WORK/start.json")"
-plane_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["plane_s"]))' "$WORK/start.json")"
-starts="$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("serve " + " ".join("%.2f" % x for x in d["serve_s"]) + " / plane " + " ".join("%.2f" % x for x in d["plane_s"]))' "$WORK/start.json")"
+startup_table="(start-up not measured: SKIP_STARTUP=1)"
+if [[ "${SKIP_STARTUP:-0}" != 1 ]]; then
+  log "Create -> InService vs serve alone to /ping 200 (TinyLlama-shaped, warm cache)"
+  cat "$TINY" >/dev/null  # warm the page cache
+  timeout "$STEP_TIMEOUT" "$PY" bench/control_plane_startup.py --lmstream "$LMSTREAM" --model "$TINY" \
+    --threads "$THREADS" --kv "$KV" --rounds "$ROUNDS" >"$WORK/start.json"
+  serve_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["serve_s"]))' "$WORK/start.json")"
+  plane_s="$("$PY" -c 'import json,statistics,sys; print(statistics.median(json.load(open(sys.argv[1]))["plane_s"]))' "$WORK/start.json")"
+  starts="$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("serve " + " ".join("%.2f" % x for x in d["serve_s"]) + " / plane " + " ".join("%.2f" % x for x in d["plane_s"]))' "$WORK/start.json")"
+  startup_table="$(cat <<EOF2
+| start-up, TinyLlama-shaped q8_0, warm cache | seconds (median of $ROUNDS) |
+|---|---|
+| \`lmstream serve --kv-cache-memory $KV\` start -> /ping 200 | $(fmt "$serve_s") |
+| CreateEndpoint (--wait-for-in-service, worker KV $KV) -> InService | $(fmt "$plane_s") |
+| ratio | $(ratio "$plane_s" "$serve_s") |
+
+Per-round start-up seconds (interleaved, bench/control_plane_startup.py): $starts
+EOF2
+)"
+fi
 
 row() {  # row LABEL FILE
   local d p
@@ -91,8 +107,8 @@ row() {  # row LABEL FILE
 append_results <<EOF
 ## control plane: runtime proxy overhead and Create -> InService — $(date -u '+%Y-%m-%d %H:%M UTC')
 
-- machine: $(machine_desc); THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled)
-- lmstream commit: $(commit_desc); \`bench/control_plane.sh\` (ROUNDS=$ROUNDS, THREADS=$THREADS)
+- machine: $(machine_desc)
+- lmstream commit: $(commit_desc); \`bench/control_plane.sh\` (ROUNDS=$ROUNDS, THREADS=$THREADS, control plane \`--io-slice-us ${IO_SLICE_US:-default}\`)
 - direct = POST /endpoints/{name}/invocations-response-stream on the worker's own port; proxied = the same through \`lmstream control-plane\` (same worker); bench/control_plane.sh's load client (event-stream, one PayloadPart per token), interleaved rounds, median
 - TTFB = request sent -> first PayloadPart complete; gap = mean time between token PayloadParts; added = proxied − direct
 
@@ -103,11 +119,5 @@ $(row "micro, 8×4×64" "$WORK/m8.json")
 $(row "tinyllama, 1×3×16" "$WORK/t1.json")
 $(row "tinyllama, 8×1×16" "$WORK/t8.json")
 
-| start-up, TinyLlama-shaped q8_0, warm cache | seconds (median of $ROUNDS) |
-|---|---|
-| \`lmstream serve --kv-cache-memory $KV\` start -> /ping 200 | $(fmt "$serve_s") |
-| CreateEndpoint (--wait-for-in-service, worker KV $KV) -> InService | $(fmt "$plane_s") |
-| ratio | $(ratio "$plane_s" "$serve_s") |
-
-Per-round start-up seconds (interleaved, bench/control_plane_startup.py): $starts
+$startup_table
 EOF

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmark peer (llama.cpp) under bench/peer/ from the source that the npm package
-# node-llama-cpp ships as a git bundle: llama-bench, llama-batched-bench, llama-server, CPU only,
+# node-llama-cpp ships as a git bundle: llama-bench, llama-batched-bench, llama-server and
+# llama-quantize (bench/kquants.sh makes its K-quant files with it), CPU only,
 # Release, -DGGML_NATIVE=ON. Idempotent: re-running skips finished steps. Falls back to the
 # prebuilt binaries of @node-llama-cpp/linux-x64 if the source build fails.
 # On CPUs with AMX (Sapphire Rapids and later) the AMX matmul is compiled out unless PEER_AMX=1:
@@ -18,7 +19,7 @@ PEER="$ROOT/bench/peer"
 PKG="$PEER/node_modules/node-llama-cpp"
 SRC="$PEER/src"
 BUILD="$PEER/build"
-TOOLS=(llama-bench llama-batched-bench llama-server)
+TOOLS=(llama-bench llama-batched-bench llama-server llama-quantize)
 mkdir -p "$PEER"
 
 # 1. npm package, pinned. --ignore-scripts: its postinstall would try to download/build on its own;
@@ -82,6 +83,7 @@ fi
     echo "LLAMA_BENCH=$BUILD/bin/llama-bench"
     echo "LLAMA_BATCHED_BENCH=$BUILD/bin/llama-batched-bench"
     echo "LLAMA_SERVER=$BUILD/bin/llama-server"
+    echo "LLAMA_QUANTIZE=$BUILD/bin/llama-quantize"
   else
     PRE="$PEER/node_modules/@node-llama-cpp/linux-x64"
     echo "PEER_KIND=prebuilt(@node-llama-cpp/linux-x64)"

@@ -629,7 +629,9 @@ int run_service(ServiceConfig cfg) {
       });
     }).detach();
   });
-  http::run_io_threads(ioc, cfg.io_threads);
+  if (std::string why = http::run_io_threads(ioc, cfg.io_threads, cfg.io_slice_us); !why.empty())
+    spdlog::warn("--io-slice-us {}: the kernel's default slice was used ({})", cfg.io_slice_us,
+                 why);
   // The closes posted just before ioc.stop() have not run; run them so no connection (and no
   // proxied exchange it holds) outlives the plane.
   if (size_t n = srv.close_and_drain())

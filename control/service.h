@@ -20,6 +20,9 @@ struct ServiceConfig {
   int port = 8080;
   bool wait_for_in_service = false;
   int io_threads = 4;
+  // Fair-class time slice of the io threads (the proxy), µs; 0 = the kernel's default
+  // (http::run_io_threads).
+  int io_slice_us = 0;
   // SigV4 keys (as `lmstream serve` takes them).
   std::string aws_access_key_id, aws_secret_access_key, aws_credentials_file;
   std::string region;  // accepted SigV4 region ("" = any); also the ARN region fallback

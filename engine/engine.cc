@@ -96,6 +96,10 @@ int Engine::kv_blocks(const LlamaConfig& c, KvType t, int block_size, const KvSi
 Engine::Engine(const Model& model, const EngineOptions& opts)
     : model_(model), opts_(opts), s_(std::make_unique<Scratch>()) {
   const LlamaConfig& c = model_.cfg;
+  if (model_.pack_sources_freed)
+    throw std::invalid_argument(
+        "this model's tensor-parallel weight slices were freed by the engine that packed them; "
+        "load and shard the model again for another engine");
   if (opts_.block_size <= 0) throw std::invalid_argument("block size must be positive");
   if (opts_.n_blocks <= 0) opts_.n_blocks = (c.max_pos + opts_.block_size - 1) / opts_.block_size;
   if (c.head_dim % 2 != 0) throw std::invalid_argument("head_dim must be even");
@@ -205,6 +209,20 @@ Engine::Engine(const Model& model, const EngineOptions& opts)
       log(err.empty() ? "packed-weight cache: wrote " + cache->path() + " (" + buf + ")"
                       : "packed-weight cache: not written (" + err + ")");
     });
+  }
+  // Copies made only for packing go once every matrix they back is packed (or mapped from the
+  // cache): nothing reads them after this.
+  if (!model_.pack_sources.empty()) {
+    bool all_packed = true;
+    for (size_t i = 0; i < order.size(); ++i)
+      for (const auto& src : model_.pack_sources)
+        if (order[i]->data >= src.data.get() && order[i]->data < src.data.get() + src.bytes &&
+            !prepared[i].packed)
+          all_packed = false;
+    if (all_packed) {
+      model_.pack_sources.clear();
+      model_.pack_sources_freed = true;
+    }
   }
   size_t next = 0;
   for (size_t l = 0; l < model_.layers.size(); ++l, next += 7) {

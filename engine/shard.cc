@@ -49,8 +49,9 @@ Tensor cols_copy(const Tensor& t, int64_t c0, int64_t n, Model& into, const Mode
   Tensor s = t;
   s.cols = n;
   const size_t off = dtype_row_bytes(t.type, c0), rb = dtype_row_bytes(t.type, n);
-  into.owned.push_back(std::make_unique<uint8_t[]>(rb * size_t(t.rows) + 1));
-  uint8_t* dst = into.owned.back().get();
+  into.pack_sources.push_back(
+      {std::make_unique<uint8_t[]>(rb * size_t(t.rows) + 1), rb * size_t(t.rows)});
+  uint8_t* dst = into.pack_sources.back().data.get();
   for (int64_t r = 0; r < t.rows; ++r) std::memcpy(dst + size_t(r) * rb, t.row(r) + off, rb);
   release_file_pages(from, t.data, t.nbytes());
   s.data = dst;
@@ -173,6 +174,7 @@ std::unique_ptr<Model> shard_model(std::unique_ptr<Model> full, const ShardPlan&
   s->output = rows_view(full->output, p.vocab0(), p.vocab());
   for (auto& m : full->maps) s->maps.push_back(m);
   for (auto& o : full->owned) s->owned.push_back(std::move(o));
+  for (auto& o : full->pack_sources) s->pack_sources.push_back(std::move(o));
   return s;
 }
 

@@ -19,11 +19,17 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "base/strings.h"
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace lmstream::http {
 
@@ -756,11 +762,68 @@ size_t HttpServer::close_and_drain() {
 
 size_t HttpServer::open_connections() const { return impl_->live().size(); }
 
-void run_io_threads(asio::io_context& ioc, int threads) {
+namespace {
+#if defined(__linux__) && defined(SYS_sched_setattr)
+// The kernel's struct sched_attr (uapi linux/sched/types.h, which clashes with glibc's sched.h).
+struct SchedAttr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+  uint32_t sched_util_min, sched_util_max;
+};
+// Sets the calling thread's fair-class slice to `ns` (0 = the kernel's default), keeping its
+// policy and nice. Returns "" or why it could not.
+std::string set_slice_ns(uint64_t ns) {
+  SchedAttr a{};
+  if (syscall(SYS_sched_getattr, 0, &a, unsigned(sizeof a), 0u) != 0)
+    return std::string("sched_getattr: ") + std::strerror(errno);
+  if (a.sched_policy != 0 /*SCHED_OTHER*/ && a.sched_policy != 3 /*SCHED_BATCH*/)
+    return "the thread is not in the fair scheduling class";
+  a.size = sizeof a;
+  a.sched_flags = 0;
+  a.sched_runtime = ns;
+  if (syscall(SYS_sched_setattr, 0, &a, 0u) != 0)
+    return std::string("sched_setattr: ") + std::strerror(errno);
+  return "";
+}
+#else
+std::string set_slice_ns(uint64_t) { return "not supported on this platform"; }
+#endif
+}  // namespace
+
+std::string check_io_slice_us(int us) {
+  if (us == 0 || (us >= kMinIoSliceUs && us <= kMaxIoSliceUs)) return "";
+  return std::to_string(us) + " us is out of range: use 0 (the kernel's default) or " +
+         std::to_string(kMinIoSliceUs) + ".." + std::to_string(kMaxIoSliceUs) +
+         " (the range the kernel accepts)";
+}
+
+std::string run_io_threads(asio::io_context& ioc, int threads, int slice_us) {
+  if (std::string why = check_io_slice_us(slice_us); !why.empty()) throw std::invalid_argument(why);
+  // Every io thread asks for the slice before it runs; the caller's thread gets its own setting
+  // back on return. The first failure is reported (the caller logs it) and the loop runs anyway.
+  std::mutex mu;
+  std::string failed;
+  auto ask = [&] {
+    if (slice_us == 0) return;
+    if (std::string why = set_slice_ns(uint64_t(slice_us) * 1000); !why.empty()) {
+      std::lock_guard<std::mutex> l(mu);
+      if (failed.empty()) failed = why;
+    }
+  };
   std::vector<std::thread> io;
-  for (int i = 1; i < std::max(1, threads); ++i) io.emplace_back([&ioc] { ioc.run(); });
+  for (int i = 1; i < std::max(1, threads); ++i)
+    io.emplace_back([&] {
+      ask();
+      ioc.run();
+    });
+  ask();
   ioc.run();
+  if (slice_us != 0) set_slice_ns(0);
   for (auto& t : io) t.join();
+  return failed;
 }
 
 }  // namespace lmstream::http

@@ -150,7 +150,15 @@ class HttpServer {
 };
 
 // Runs `ioc` on `threads` threads, the caller's among them, until it stops; returns after every
-// one of them has.
-void run_io_threads(boost::asio::io_context& ioc, int threads);
+// one of them has. With `slice_us` > 0 each thread first asks the kernel for that fair-class time
+// slice (sched_attr.sched_runtime; EEVDF, Linux >= 6.12). A thread whose slice is shorter than the
+// running task's may preempt it the moment it wakes, so a socket that becomes readable while the
+// engine's threads hold every core is served at once rather than after their slice (~3 ms).
+// Older kernels accept and ignore it. Throws std::invalid_argument for a value check_io_slice_us
+// refuses; returns "" or why the kernel refused the slice (the loop then ran without it).
+std::string run_io_threads(boost::asio::io_context& ioc, int threads, int slice_us = 0);
+inline constexpr int kMinIoSliceUs = 100, kMaxIoSliceUs = 100000;
+// "" when `us` is 0 or within [kMinIoSliceUs, kMaxIoSliceUs]; otherwise the message to show.
+std::string check_io_slice_us(int us);
 
 }  // namespace lmstream::http

@@ -108,6 +108,16 @@ struct Model {
   // Storage behind the tensors.
   std::vector<std::shared_ptr<MappedFile>> maps;
   std::vector<std::unique_ptr<uint8_t[]>> owned;
+  // Copies made only to be packed (tensor parallelism's column slices of o_proj and down): the
+  // engine frees them once its packed matrices (or the packed-weight cache) hold those weights,
+  // so each weight is resident once. Their tensors dangle from then on, so a Model whose copies
+  // were freed cannot back another Engine (its constructor refuses it).
+  struct PackSource {
+    std::unique_ptr<uint8_t[]> data;
+    size_t bytes = 0;
+  };
+  mutable std::vector<PackSource> pack_sources;
+  mutable bool pack_sources_freed = false;
 
   size_t weight_bytes() const;  // sum of tensor sizes (tied output counted once)
 };

@@ -21,7 +21,7 @@ try:
 except ImportError as e:  # these tests must not pass without boto3
     raise SystemExit("boto3/botocore are required for this test (pyenv python3): %s" % e)
 
-from lmstest import micro_model, python_client_dir  # noqa: E402
+from lmstest import binary, micro_model, python_client_dir  # noqa: E402
 from lmstest.control import LMI_IMAGE, ROLE, SEED_TGI_ENV, TGI_IMAGE, ControlPlane, model_4k  # noqa: E402
 
 sys.path.insert(0, python_client_dir())
@@ -438,6 +438,56 @@ class Limits(unittest.TestCase):
             code, msg = error_of(cp.rt(key="AKIDCONTROL", secret="s3cret").invoke_endpoint, EndpointName="x",
                                  Body=b"{}", ContentType="application/json")
             self.assertEqual((code, msg), ("ValidationError", "Endpoint x of account %s not found." % ACCOUNT))
+
+
+def thread_slices_ns(pid):
+    """{tid: se.slice} from /proc/PID/task/*/sched; empty where the kernel does not report it."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/sched" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("se.slice"):
+                        out[tid] = int(line.split(":")[1])
+        except OSError:
+            pass
+    return out
+
+
+class IoSlice(unittest.TestCase):
+    """--io-slice-us: every io thread of the proxy asks the kernel for that fair-class slice."""
+
+    def test_io_threads_get_the_slice_and_still_stream(self):
+        with ControlPlane(["--io-slice-us", "250"]) as cp:
+            slices = thread_slices_ns(cp.proc.pid)
+            if not slices:
+                self.skipTest("this kernel reports no se.slice in /proc/PID/task/*/sched (Linux < 6.12)")
+            self.assertGreaterEqual(sum(1 for v in slices.values() if v == 250000), 4, slices)  # 4 io threads
+            self.assertNotIn("default slice was used", cp.read_log())
+            sm = cp.sm()
+            simple_model(sm, "m", micro_model())
+            simple_config(sm, "c", "m")
+            sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+            wait_status(sm, "e")
+            body = {"inputs": "hello", "parameters": {"max_new_tokens": 8}}
+            text = tgi_text(cp.rt().invoke_endpoint_with_response_stream(
+                EndpointName="e", ContentType="application/json", Body=json.dumps(dict(body, stream=True)))["Body"])
+            out = json.loads(cp.rt().invoke_endpoint(EndpointName="e", Body=json.dumps(body),
+                                                     ContentType="application/json")["Body"].read())
+            self.assertTrue(text)
+            self.assertEqual(out[0]["generated_text"], "hello" + text)
+
+    def test_out_of_range_is_refused(self):
+        d = tempfile.mkdtemp(prefix="lms-cp-")
+        try:
+            for bad in ("50", "100001", "-1"):
+                r = subprocess.run([binary(), "control-plane", "--state-dir", d, "--port", "0",
+                                    "--io-slice-us", bad], capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0, bad)
+                self.assertIn("--io-slice-us: %s us is out of range: use 0 (the kernel's default) or 100..100000"
+                              % bad, r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
