@@ -27,7 +27,8 @@ std::unique_ptr<Model> micro_q8(const std::filesystem::path& dir) {
 }
 
 TEST(Shard, EngineFreesTheColumnCopiesOncePacked) {
-  auto dir = std::filesystem::temp_directory_path() / ("lms-shard-test-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("lms-shard-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   auto full = micro_q8(dir);
   const size_t layers = full->layers.size();

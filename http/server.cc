@@ -754,9 +754,16 @@ void HttpServer::close_all() {
 }
 
 size_t HttpServer::close_and_drain() {
-  close_all();
-  impl_->ioc.restart();
-  impl_->ioc.poll();
+  // A close may wait on a completion another thread posts later (an engine cancelling a request),
+  // so poll until every connection is gone, for up to 2 s.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  do {
+    close_all();
+    impl_->ioc.restart();
+    impl_->ioc.poll();
+    if (open_connections() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  } while (std::chrono::steady_clock::now() < deadline);
   return open_connections();
 }
 
