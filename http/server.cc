@@ -809,8 +809,9 @@ std::string check_io_slice_us(int us) {
 
 std::string run_io_threads(asio::io_context& ioc, int threads, int slice_us) {
   if (std::string why = check_io_slice_us(slice_us); !why.empty()) throw std::invalid_argument(why);
-  // Every io thread asks for the slice before it runs; the caller's thread gets its own setting
-  // back on return. The first failure is reported (the caller logs it) and the loop runs anyway.
+  // Every io thread asks for the slice before it runs; the caller's thread goes back to the
+  // kernel's default on return. The first failure is reported (the caller logs it); the loop
+  // runs anyway.
   std::mutex mu;
   std::string failed;
   auto ask = [&] {
