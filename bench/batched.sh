@@ -3,14 +3,15 @@
 # sequences (128-token prompts, 32 new tokens each) of lmstream vs llama.cpp's llama-batched-bench,
 # same TinyLlama-shaped GGUF Q8_0 model and thread count, interleaved rounds, medians.
 # Appends a table to bench/RESULTS.md.
-# Usage (from the repo root): bench/batched.sh   [env: ROUNDS=3 THREADS=2 MODEL=path LMSTREAM=path]
+# Usage (from the repo root): bench/batched.sh   [env: ROUNDS=3 THREADS=2 MODEL=path LMSTREAM=path
+#   PEER_LEVELS="16 32" US_LEVELS=1,4,16,32,64]
 set -euo pipefail
 source bench/lib.sh
 
 PROMPT=128
 GEN=32
-PEER_LEVELS=(16 32)
-US_LEVELS="1,4,16,32,64"
+read -r -a PEER_LEVELS <<<"${PEER_LEVELS:-16 32}"
+US_LEVELS="${US_LEVELS:-1,4,16,32,64}"
 need_peer
 need_lmstream bench
 MODEL="${MODEL:-$(ensure_model tinyllama)}"

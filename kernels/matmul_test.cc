@@ -143,8 +143,9 @@ TEST_P(MatmulTypes, AllSimdTargetsAgreeBitForBit) {
   const int64_t K = width(type, 160);
   auto w = make_weights(type, 33, K, 6);
   Matrix m = Matrix::prepare(w.t);
-  auto x = make_acts(5, K, 7);
-  auto res = matmul_all_targets(m, x.data(), 5);
+  // 13 rows: every tile height of the packed kernels (6 + 6 + 1, 4 + 4 + 4 + 1, ...).
+  auto x = make_acts(13, K, 7);
+  auto res = matmul_all_targets(m, x.data(), 13);
   ASSERT_GE(res.size(), 2u) << "expected several compiled targets";
   if (!m.packed) return;  // float dot products may differ across vector widths
   for (size_t t = 1; t < res.size(); ++t) ASSERT_EQ(res[t], res[0]) << "target " << t;

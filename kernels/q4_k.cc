@@ -14,10 +14,11 @@
 // one output row, so the per-row scales and mins are lane-wise multiplies.
 //
 // Arithmetic per (row, sub-block j = activation block b), the same on every target:
-//   Shi = sum q * hi, Slo = sum q * lo (int32), A = QuantActs::s[b],
-//   t = float(s_j * Shi) * 256 + float(s_j * Slo), mt = dmin * float(m_j * A),
-//   y = fma(fma(d, t, -mt), xd[b], y)
-// (identical to block_gemm-inl.h's generic kernel, so both agree bit for bit).
+//   Shi = sum q * hi, Slo = sum q * lo (int32), T = 256 * Shi + Slo (int32, |T| < 2^24 so
+//   float(T) is exact), A = QuantActs::s[b] (|A| < 2^24), ds = d * float(s_j),
+//   dm = dmin * float(m_j), y = fma(fma(ds, float(T), -(dm * float(A))), xd[b], y)
+// (the AVX3_DL and portable kernels below do exactly this, so they agree bit for bit). ds and dm
+// depend on the weights only, so a tile computes them once per sub-block for all its rows.
 // Must not: be selected anywhere but format.cc's table.
 
 #ifndef LMSTREAM_KERNELS_Q4_K_ONCE_
@@ -103,6 +104,7 @@ inline void unpack_row(const Matrix& m, int64_t n, float* out) {
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #undef LMS_Q4K_ATTR
 #if HWY_TARGET == HWY_AVX3_DL
@@ -118,34 +120,62 @@ namespace HWY_NAMESPACE {
 
 // clang-format off
 #if HWY_TARGET == HWY_AVX3_DL
-inline int32_t Q4kLoadI32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
+
+// One call's activation rows, interleaved for the tiles (Q4kInterleave): rows in blocks of 6 (a
+// tile's rows), and per block, for each 4-element step o4 of K, the 4 bytes of hi of rows 0..5
+// then of lo (12 dwords), and per 32-block the block sum A (as float: |A| < 2^24, exact) and the
+// scale d of rows 0..5 (12 floats). A tile then reaches all its rows through one pointer and
+// constant offsets instead of 24 (which spilled and cost an add each per step).
+inline constexpr int kQ4kRows = 6;
+struct Q4kActs {
+  const int32_t* x;  // [block][K/4][2][6]
+  const float* sd;   // [block][K/32][2][6]
+  int64_t x_block, sd_block;  // elements per block
+};
+
+LMS_Q4K_ATTR HWY_INLINE Q4kActs Q4kInterleave(const QuantActs* qx, int M) {
+  thread_local std::vector<int32_t> xbuf;  // grow to the largest call once, then reused
+  thread_local std::vector<float> sdbuf;
+  const int64_t K = qx->cols, k4 = K / 4, nb32 = K / 32;
+  const int64_t blocks = (M + kQ4kRows - 1) / kQ4kRows;
+  Q4kActs a{nullptr, nullptr, k4 * 2 * kQ4kRows, nb32 * 2 * kQ4kRows};
+  xbuf.resize(std::max(xbuf.size(), size_t(blocks * a.x_block)));
+  sdbuf.resize(std::max(sdbuf.size(), size_t(blocks * a.sd_block)));
+  for (int m = 0; m < M; ++m) {
+    const int64_t mb = m / kQ4kRows, r = m % kQ4kRows;
+    int32_t* xo = xbuf.data() + mb * a.x_block + r;
+    const int8_t* h = qx->hi.data() + m * K;
+    const int8_t* l = qx->lo.data() + m * K;
+    for (int64_t o = 0; o < k4; ++o) {
+      std::memcpy(xo + o * 2 * kQ4kRows, h + 4 * o, 4);
+      std::memcpy(xo + o * 2 * kQ4kRows + kQ4kRows, l + 4 * o, 4);
+    }
+    float* so = sdbuf.data() + mb * a.sd_block + r;
+    for (int64_t ab = 0; ab < nb32; ++ab) {
+      so[ab * 2 * kQ4kRows] = float(qx->s[m * nb32 + ab]);
+      so[ab * 2 * kQ4kRows + kQ4kRows] = qx->d[m * nb32 + ab];
+    }
+  }
+  a.x = xbuf.data();
+  a.sd = sdbuf.data();
+  return a;
 }
 
+// The scales of a super-block are decoded once into sjf/mjf (shared by every activation row of the
+// tile), which also frees the registers for 6 rows per tile.
 template <int RM>
-LMS_Q4K_ATTR HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, float* y, int64_t ldy,
-                                     int64_t g, int m0) {
-  const int64_t K = qx->cols, nb = K / kQK_K, nb32 = K / 32;
-  const int8_t* xh[RM];
-  const int8_t* xl[RM];
-  const float* xd[RM];
-  const int32_t* xs[RM];
-  _Pragma("GCC unroll 8")
-  for (int m = 0; m < RM; ++m) {
-    xh[m] = qx->hi.data() + (m0 + m) * K;
-    xl[m] = qx->lo.data() + (m0 + m) * K;
-    xd[m] = qx->d.data() + (m0 + m) * nb32;
-    xs[m] = qx->s.data() + (m0 + m) * nb32;
-  }
+LMS_Q4K_ATTR HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, const Q4kActs& ia,
+                                     float* y, int64_t ldy, int64_t g, int m0) {
+  static_assert(RM <= kQ4kRows);
+  const int64_t K = qx->cols, nb = K / kQK_K;
+  const int32_t* xp = ia.x + (m0 / kQ4kRows) * ia.x_block;  // + o4 * 12 + m (hi), + 6 (lo)
+  const float* sp = ia.sd + (m0 / kQ4kRows) * ia.sd_block;  // + ab * 12 + m (A), + 6 (d)
   __m512 acc[RM];
   _Pragma("GCC unroll 8")
   for (int m = 0; m < RM; ++m) acc[m] = _mm512_setzero_ps();
   const uint8_t* gp = w->data + size_t(g) * size_t(nb) * q4k::kGroupSuperBytes;
   const __m512i nib = _mm512_set1_epi8(0x0F);
-  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
-  const __m512 k256 = _mm512_set1_ps(256.f);
+  alignas(64) float sjf[8][16], mjf[8][16];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = gp + size_t(b) * q4k::kGroupSuperBytes;
     if (m0 == 0) {
@@ -154,22 +184,29 @@ LMS_Q4K_ATTR HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, float
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
-    const __m512i W0 = _mm512_loadu_si512(blk + q4k::kScaleOff);
-    const __m512i W1 = _mm512_loadu_si512(blk + q4k::kScaleOff + 64);
-    const __m512i W2 = _mm512_loadu_si512(blk + q4k::kScaleOff + 128);
-    _Pragma("GCC unroll 8")
-    for (int j = 0; j < 8; ++j) {
-      __m512i sj, mj;
-      if (j < 4) {
-        sj = _mm512_and_si512(_mm512_srli_epi32(W0, 8 * j), m63);
-        mj = _mm512_and_si512(_mm512_srli_epi32(W1, 8 * j), m63);
-      } else {
-        const int k = j - 4;
-        sj = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(W2, 8 * k), m15),
-                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W0, 8 * k + 6), m3), 4));
-        mj = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(W2, 8 * k + 4), m15),
-                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W1, 8 * k + 6), m3), 4));
+    {
+      const __m512i W0 = _mm512_loadu_si512(blk + q4k::kScaleOff);
+      const __m512i W1 = _mm512_loadu_si512(blk + q4k::kScaleOff + 64);
+      const __m512i W2 = _mm512_loadu_si512(blk + q4k::kScaleOff + 128);
+      const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
+      _Pragma("GCC unroll 8")
+      for (int j = 0; j < 8; ++j) {
+        __m512i sj, mj;
+        if (j < 4) {
+          sj = _mm512_and_si512(_mm512_srli_epi32(W0, 8 * j), m63);
+          mj = _mm512_and_si512(_mm512_srli_epi32(W1, 8 * j), m63);
+        } else {
+          const int k = j - 4;
+          sj = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(W2, 8 * k), m15),
+                               _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W0, 8 * k + 6), m3), 4));
+          mj = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(W2, 8 * k + 4), m15),
+                               _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W1, 8 * k + 6), m3), 4));
+        }
+        _mm512_store_ps(sjf[j], _mm512_cvtepi32_ps(sj));
+        _mm512_store_ps(mjf[j], _mm512_cvtepi32_ps(mj));
       }
+    }
+    for (int j = 0; j < 8; ++j) {
       __m512i sh[RM], sl[RM];
       _Pragma("GCC unroll 8")
       for (int m = 0; m < RM; ++m) {
@@ -181,24 +218,26 @@ LMS_Q4K_ATTR HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, float
         const __m512i v = _mm512_loadu_si512(blk + q4k::kCodeOff + 256 * j + 64 * c);
         const __m512i lo = _mm512_and_si512(v, nib);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-        const int64_t o = b * kQK_K + 32 * j + 4 * c;
+        // Elements 32j + 4c.. (low nibbles) and 32j + 16 + 4c.. (high): steps o4 and o4 + 4.
+        const int32_t* x0 = xp + (b * (kQK_K / 4) + 8 * j + c) * (2 * kQ4kRows);
+        const int32_t* x1 = x0 + 4 * (2 * kQ4kRows);
         _Pragma("GCC unroll 8")
         for (int m = 0; m < RM; ++m) {
-          sh[m] = _mm512_dpbusd_epi32(sh[m], lo, _mm512_set1_epi32(Q4kLoadI32(xh[m] + o)));
-          sh[m] = _mm512_dpbusd_epi32(sh[m], hi, _mm512_set1_epi32(Q4kLoadI32(xh[m] + o + 16)));
-          sl[m] = _mm512_dpbusd_epi32(sl[m], lo, _mm512_set1_epi32(Q4kLoadI32(xl[m] + o)));
-          sl[m] = _mm512_dpbusd_epi32(sl[m], hi, _mm512_set1_epi32(Q4kLoadI32(xl[m] + o + 16)));
+          sh[m] = _mm512_dpbusd_epi32(sh[m], lo, _mm512_set1_epi32(x0[m]));
+          sh[m] = _mm512_dpbusd_epi32(sh[m], hi, _mm512_set1_epi32(x1[m]));
+          sl[m] = _mm512_dpbusd_epi32(sl[m], lo, _mm512_set1_epi32(x0[kQ4kRows + m]));
+          sl[m] = _mm512_dpbusd_epi32(sl[m], hi, _mm512_set1_epi32(x1[kQ4kRows + m]));
         }
       }
       const int64_t ab = b * 8 + j;
+      const __m512 ds = _mm512_mul_ps(dw, _mm512_load_ps(sjf[j]));
+      const __m512 dmj = _mm512_mul_ps(dm, _mm512_load_ps(mjf[j]));
       _Pragma("GCC unroll 8")
       for (int m = 0; m < RM; ++m) {
-        const __m512 thi = _mm512_cvtepi32_ps(_mm512_mullo_epi32(sj, sh[m]));
-        const __m512 tlo = _mm512_cvtepi32_ps(_mm512_mullo_epi32(sj, sl[m]));
-        const __m512 t = _mm512_add_ps(_mm512_mul_ps(thi, k256), tlo);
-        const __m512 mt = _mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_mullo_epi32(mj, _mm512_set1_epi32(xs[m][ab]))));
-        const __m512 r = _mm512_fmsub_ps(dw, t, mt);
-        acc[m] = _mm512_fmadd_ps(r, _mm512_set1_ps(xd[m][ab]), acc[m]);
+        const __m512 t = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(sh[m], 8), sl[m]));
+        const float* sd = sp + ab * (2 * kQ4kRows);
+        const __m512 mt = _mm512_mul_ps(dmj, _mm512_set1_ps(sd[m]));
+        acc[m] = _mm512_fmadd_ps(_mm512_fmsub_ps(ds, t, mt), _mm512_set1_ps(sd[kQ4kRows + m]), acc[m]);
       }
     }
   }
@@ -255,9 +294,10 @@ HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, float* y, int64_t 
         const float xd = qx->d[(m0 + m) * nb32 + ab];
         const int32_t a = qx->s[(m0 + m) * nb32 + ab];
         for (int r = 0; r < kGroupRows; ++r) {
-          const float t = float(sj[j][r] * sh[m][r]) * 256.f + float(sj[j][r] * sl[m][r]);
-          const float mt = dm[r] * float(mj[j][r] * a);
-          acc[m][r] = std::fma(std::fma(dw[r], t, -mt), xd, acc[m][r]);
+          const float ds = dw[r] * float(sj[j][r]), dmj = dm[r] * float(mj[j][r]);
+          const float t = float(sh[m][r] * 256 + sl[m][r]);
+          const float mt = dmj * float(a);
+          acc[m][r] = std::fma(std::fma(ds, t, -mt), xd, acc[m][r]);
         }
       }
     }
@@ -272,23 +312,36 @@ HWY_INLINE void Q4kTile(const Matrix* w, const QuantActs* qx, float* y, int64_t 
 
 LMS_Q4K_ATTR void GemmQ4_K(const Matrix* w, const QuantActs* qx, int M, float* y, int64_t ldy,
                            int64_t g0, int64_t g1) {
+#if HWY_TARGET == HWY_AVX3_DL
+  const Q4kActs ia = Q4kInterleave(qx, M);
+#define LMS_Q4K_TILE(R) Q4kTile<R>(w, qx, ia, y, ldy, g, m)
+#else
+#define LMS_Q4K_TILE(R) Q4kTile<R>(w, qx, y, ldy, g, m)
+#endif
   for (int64_t g = g0; g < g1; ++g) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) Q4kTile<4>(w, qx, y, ldy, g, m);
+    for (; m + 6 <= M; m += 6) LMS_Q4K_TILE(6);
     switch (M - m) {
+      case 5:
+        LMS_Q4K_TILE(5);
+        break;
+      case 4:
+        LMS_Q4K_TILE(4);
+        break;
       case 3:
-        Q4kTile<3>(w, qx, y, ldy, g, m);
+        LMS_Q4K_TILE(3);
         break;
       case 2:
-        Q4kTile<2>(w, qx, y, ldy, g, m);
+        LMS_Q4K_TILE(2);
         break;
       case 1:
-        Q4kTile<1>(w, qx, y, ldy, g, m);
+        LMS_Q4K_TILE(1);
         break;
       default:
         break;
     }
   }
+#undef LMS_Q4K_TILE
 }
 
 }  // namespace HWY_NAMESPACE

@@ -10,8 +10,8 @@
 //                  byte i: element 32a + 4c + i (low nibble), 32a + 16 + 4c + i (high nibble)
 //   [2336, 3360)   high 2 bits: 32-block a at 2336 + 128a, half h (0..1) at + 64h, row r at + 4r;
 //                  byte i, bits 2p..2p+1: element 32a + 8p + 4h + i (p = 0..3)
-// The -32 offset is applied with the activations' 16-element sums (of hi and lo, computed per
-// tile: vpsadbw on AVX3_DL).
+// The -32 offset is applied with the activations' 16-element sums (of hi and lo; on AVX3_DL
+// computed once per call with vpsadbw, Q6kOffsets).
 //
 // Arithmetic per (row, 32-block a, sub-blocks k0 = 2a, k1 = 2a + 1), the same on every target:
 //   Shi_k = sum u * hi - 32 * sum hi, Slo_k likewise with lo (int32, sums over sub-block k),
@@ -136,18 +136,45 @@ LMS_Q6K_ATTR HWY_INLINE __m512i Q6kCodes(__m512i v, __m512i hv) {
   return _mm512_or_si512(low, _mm512_and_si512(h, m30));
 }
 
+// The -32 offsets of one call's activation rows: for (row m, 32-block ab), 32 times the sums of hi
+// over its two sub-blocks of 16, then of lo (vpsadbw of x ^ 0x80 adds x + 128 per 8 bytes). They
+// depend on the activations only, so a call computes them once for all its groups.
+LMS_Q6K_ATTR HWY_INLINE void Q6kOffsets(const QuantActs* qx, int M, int32_t* corr) {
+  const int64_t K = qx->cols, nb32 = K / 32;
+  for (int m = 0; m < M; ++m)
+    for (int64_t ab = 0; ab < nb32; ++ab) {
+      const int8_t* h = qx->hi.data() + m * K + 32 * ab;
+      const int8_t* l = qx->lo.data() + m * K + 32 * ab;
+      const __m512i x2 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))),
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l)), 1);
+      const __m512i sad = _mm512_sad_epu8(_mm512_xor_si512(x2, _mm512_set1_epi8(-128)), _mm512_setzero_si512());
+      alignas(32) int32_t p[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi64_epi32(sad));
+      int32_t* c = corr + 4 * (m * nb32 + ab);
+      c[0] = 32 * (p[0] + p[1] - 2048);
+      c[1] = 32 * (p[2] + p[3] - 2048);
+      c[2] = 32 * (p[4] + p[5] - 2048);
+      c[3] = 32 * (p[6] + p[7] - 2048);
+    }
+}
+
+// The scale products are done in float: |sc_k| <= 128 and |Shi_k| <= 16 * 32 * 128, so each
+// product is an integer of at most 2^23 and their sum at most 2^24, all exact in float: the
+// results are bit-identical to the portable kernel's integer arithmetic, without vpmulld.
 template <int RM>
-LMS_Q6K_ATTR HWY_INLINE void Q6kTile(const Matrix* w, const QuantActs* qx, float* y, int64_t ldy,
-                                     int64_t g, int m0) {
+LMS_Q6K_ATTR HWY_INLINE void Q6kTile(const Matrix* w, const QuantActs* qx, const int32_t* corr,
+                                     float* y, int64_t ldy, int64_t g, int m0) {
   const int64_t K = qx->cols, nb = K / kQK_K, nb32 = K / 32;
   const int8_t* xh[RM];
   const int8_t* xl[RM];
   const float* xd[RM];
+  const int32_t* xc[RM];
   _Pragma("GCC unroll 8")
   for (int m = 0; m < RM; ++m) {
     xh[m] = qx->hi.data() + (m0 + m) * K;
     xl[m] = qx->lo.data() + (m0 + m) * K;
     xd[m] = qx->d.data() + (m0 + m) * nb32;
+    xc[m] = corr + 4 * (m0 + m) * nb32;
   }
   __m512 acc[RM];
   _Pragma("GCC unroll 8")
@@ -163,8 +190,8 @@ LMS_Q6K_ATTR HWY_INLINE void Q6kTile(const Matrix* w, const QuantActs* qx, float
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     _Pragma("GCC unroll 8")
     for (int a = 0; a < 8; ++a) {
-      const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + q6k::kScaleOff + 16 * (2 * a))));
-      const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + q6k::kScaleOff + 16 * (2 * a + 1))));
+      const __m512 sc0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + q6k::kScaleOff + 16 * (2 * a)))));
+      const __m512 sc1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + q6k::kScaleOff + 16 * (2 * a + 1)))));
       const __m512i hv0 = _mm512_loadu_si512(blk + q6k::kHighOff + 128 * a);
       const __m512i hv1 = _mm512_loadu_si512(blk + q6k::kHighOff + 128 * a + 64);
       __m512i h0[RM], h1[RM], l0[RM], l1[RM];
@@ -194,22 +221,14 @@ LMS_Q6K_ATTR HWY_INLINE void Q6kTile(const Matrix* w, const QuantActs* qx, float
       const int64_t ab = b * 8 + a;
       _Pragma("GCC unroll 8")
       for (int m = 0; m < RM; ++m) {
-        // Sums of hi and lo over the two sub-blocks: vpsadbw of (x ^ 0x80) adds x + 128 per 8 bytes.
-        const int64_t o = b * kQK_K + 32 * a;
-        const __m512i x2 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xh[m] + o))),
-                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl[m] + o)), 1);
-        const __m512i sad = _mm512_sad_epu8(_mm512_xor_si512(x2, _mm512_set1_epi8(-128)), _mm512_setzero_si512());
-        alignas(32) int32_t p[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi64_epi32(sad));
-        const int32_t hs0 = p[0] + p[1] - 2048, hs1 = p[2] + p[3] - 2048;
-        const int32_t ls0 = p[4] + p[5] - 2048, ls1 = p[6] + p[7] - 2048;
-        const __m512i sh0 = _mm512_sub_epi32(h0[m], _mm512_set1_epi32(32 * hs0));
-        const __m512i sh1 = _mm512_sub_epi32(h1[m], _mm512_set1_epi32(32 * hs1));
-        const __m512i sl0 = _mm512_sub_epi32(l0[m], _mm512_set1_epi32(32 * ls0));
-        const __m512i sl1 = _mm512_sub_epi32(l1[m], _mm512_set1_epi32(32 * ls1));
-        const __m512i thi = _mm512_add_epi32(_mm512_mullo_epi32(sc0, sh0), _mm512_mullo_epi32(sc1, sh1));
-        const __m512i tlo = _mm512_add_epi32(_mm512_mullo_epi32(sc0, sl0), _mm512_mullo_epi32(sc1, sl1));
-        const __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(thi), k256), _mm512_cvtepi32_ps(tlo));
+        const int32_t* c = xc[m] + 4 * ab;
+        const __m512 sh0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(h0[m], _mm512_set1_epi32(c[0])));
+        const __m512 sh1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(h1[m], _mm512_set1_epi32(c[1])));
+        const __m512 sl0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(l0[m], _mm512_set1_epi32(c[2])));
+        const __m512 sl1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(l1[m], _mm512_set1_epi32(c[3])));
+        const __m512 thi = _mm512_fmadd_ps(sc0, sh0, _mm512_mul_ps(sc1, sh1));
+        const __m512 tlo = _mm512_fmadd_ps(sc0, sl0, _mm512_mul_ps(sc1, sl1));
+        const __m512 t = _mm512_fmadd_ps(thi, k256, tlo);
         acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(dw, t), _mm512_set1_ps(xd[m][ab]), acc[m]);
       }
     }
@@ -288,23 +307,33 @@ HWY_INLINE void Q6kTile(const Matrix* w, const QuantActs* qx, float* y, int64_t 
 
 LMS_Q6K_ATTR void GemmQ6_K(const Matrix* w, const QuantActs* qx, int M, float* y, int64_t ldy,
                            int64_t g0, int64_t g1) {
+#if HWY_TARGET == HWY_AVX3_DL
+  thread_local std::vector<int32_t> corr;  // grows to the largest call once, then reused
+  corr.resize(std::max(corr.size(), size_t(4) * size_t(M) * size_t(qx->cols / 32)));
+  Q6kOffsets(qx, M, corr.data());
+  const int32_t* c = corr.data();
+#define LMS_Q6K_TILE(R) Q6kTile<R>(w, qx, c, y, ldy, g, m)
+#else
+#define LMS_Q6K_TILE(R) Q6kTile<R>(w, qx, y, ldy, g, m)
+#endif
   for (int64_t g = g0; g < g1; ++g) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) Q6kTile<4>(w, qx, y, ldy, g, m);
+    for (; m + 4 <= M; m += 4) LMS_Q6K_TILE(4);
     switch (M - m) {
       case 3:
-        Q6kTile<3>(w, qx, y, ldy, g, m);
+        LMS_Q6K_TILE(3);
         break;
       case 2:
-        Q6kTile<2>(w, qx, y, ldy, g, m);
+        LMS_Q6K_TILE(2);
         break;
       case 1:
-        Q6kTile<1>(w, qx, y, ldy, g, m);
+        LMS_Q6K_TILE(1);
         break;
       default:
         break;
     }
   }
+#undef LMS_Q6K_TILE
 }
 
 }  // namespace HWY_NAMESPACE
