@@ -81,6 +81,7 @@ void BM_Matmul(benchmark::State& st, DType type, int64_t K, int64_t N) {
 LMS_MATMUL_BENCH(Q8_0);
 LMS_MATMUL_BENCH(Q4_K);
 LMS_MATMUL_BENCH(Q6_K);
+LMS_MATMUL_BENCH(F16);
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -85,23 +86,34 @@ HWY_INLINE void Tile(const uint8_t* HWY_RESTRICT w, size_t rb, const float* HWY_
   }
 }
 
+// Activation bytes one block of rows may take: the block stays in L2 while every weight row of
+// the call passes over it (1 MiB L2 per core on Zen 4, 2 MiB on Sapphire Rapids).
+inline constexpr int64_t kActBlockBytes = 512 * 1024;
+
 // Rows [n0, n1) for activation rows [0, M): tiles of kR weight rows by up to kT activation rows
-// (register budget: kR * kT accumulators), then the remainders.
+// (register budget: kR * kT accumulators), then the remainders. Prefill takes the activation rows
+// in L2-sized blocks, each met by all the weight rows in turn: weights are then read M / block
+// times from memory instead of the activations n1 - n0 times from L3 (the 512-row prefill of a
+// 2048-wide matrix is 4 MiB of activations). Per element nothing changes (batch invariance).
 template <DType kType, int kR, int kT>
 HWY_INLINE void Rows(const Matrix* w, const float* x, int M, float* y, int64_t ldy, int64_t n0,
                      int64_t n1) {
   const int64_t K = w->cols;
   const size_t rb = dtype_row_bytes(w->type, K);
-  auto tiles = [&](int64_t n, auto rows_tag) {
-    constexpr int R = decltype(rows_tag)::value;
-    const uint8_t* wr = w->data + size_t(n) * rb;
-    int m = 0;
-    for (; m + kT <= M; m += kT) Tile<kType, R, kT>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
-    for (; m < M; ++m) Tile<kType, R, 1>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
-  };
-  int64_t n = n0;
-  for (; n + kR <= n1; n += kR) tiles(n, std::integral_constant<int, kR>());
-  for (; n < n1; ++n) tiles(n, std::integral_constant<int, 1>());
+  const int block = int(std::max<int64_t>(kT, kActBlockBytes / (K * 4) / kT * kT));
+  for (int mb = 0; mb < M; mb += block) {
+    const int me = std::min(M, mb + block);
+    auto tiles = [&](int64_t n, auto rows_tag) {
+      constexpr int R = decltype(rows_tag)::value;
+      const uint8_t* wr = w->data + size_t(n) * rb;
+      int m = mb;
+      for (; m + kT <= me; m += kT) Tile<kType, R, kT>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
+      for (; m < me; ++m) Tile<kType, R, 1>(wr, rb, x + m * K, K, y + m * ldy + n, ldy);
+    };
+    int64_t n = n0;
+    for (; n + kR <= n1; n += kR) tiles(n, std::integral_constant<int, kR>());
+    for (; n < n1; ++n) tiles(n, std::integral_constant<int, 1>());
+  }
 }
 
 template <DType kType>
