@@ -60,7 +60,8 @@ load() {  # load NAME CPPORT CLIENTS REQS TOKENS OUT
   timeout "$STEP_TIMEOUT" "$PY" bench/control_plane_load.py \
     --direct "http://127.0.0.1:$wp/endpoints/$1/invocations-response-stream" \
     --proxied "http://127.0.0.1:$2/endpoints/$1/invocations-response-stream" \
-    --clients "$3" --requests-per-client "$4" --new-tokens "$5" --rounds "$ROUNDS" >"$6"
+    --clients "$3" --requests-per-client "$4" --new-tokens "$5" --rounds "$ROUNDS" \
+    --worker-log "$WORK/state/logs/$1.AllTraffic.1.log" >"$6"
 }
 
 get() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3]])' "$@"; }
@@ -71,8 +72,8 @@ deploy "$port" micro "$MICRO" >/dev/null
 deploy "$port" tiny "$TINY" >/dev/null
 load micro "$port" 1 10 64 "$WORK/m1.json"
 load micro "$port" 8 4 64 "$WORK/m8.json"
-load tiny "$port" 1 3 16 "$WORK/t1.json"
-load tiny "$port" 8 1 16 "$WORK/t8.json"
+load tiny "$port" 1 10 16 "$WORK/t1.json"
+load tiny "$port" 8 6 16 "$WORK/t8.json"
 stop_servers
 
 startup_table="(start-up not measured: SKIP_STARTUP=1)"
@@ -102,7 +103,9 @@ row() {  # row LABEL FILE
   local dg pg dt pt
   dg="$(get "$2" direct gap_mean_s)"; pg="$(get "$2" proxied gap_mean_s)"
   dt="$(get "$2" direct tokens_per_s)"; pt="$(get "$2" proxied tokens_per_s)"
-  echo "| $1 | $(fmt "$("$PY" -c "print(($d)*1e3)")") | $(fmt "$("$PY" -c "print(($p)*1e3)")") | $(fmt "$("$PY" -c "print(($p-$d)*1e3)")") | $(fmt "$("$PY" -c "print(($pg-$dg)*1e3)")") | $(fmt "$dt") | $(fmt "$pt") | $(ratio "$pt" "$dt") | $(get "$2" proxied errors) |"
+  local do po
+  do="$(get "$2" direct outside_s)"; po="$(get "$2" proxied outside_s)"
+  echo "| $1 | $(fmt "$("$PY" -c "print(($d)*1e3)")") | $(fmt "$("$PY" -c "print(($p)*1e3)")") | $(fmt "$("$PY" -c "print(($p-$d)*1e3)")") | $(fmt "$("$PY" -c "print(($po-$do)*1e3)")") | $(fmt "$("$PY" -c "print(($pg-$dg)*1e3)")") | $(fmt "$dt") | $(fmt "$pt") | $(ratio "$pt" "$dt") | $(get "$2" proxied errors) |"
 }
 append_results <<EOF
 ## control plane: runtime proxy overhead and Create -> InService — $(date -u '+%Y-%m-%d %H:%M UTC')
@@ -111,13 +114,14 @@ append_results <<EOF
 - lmstream commit: $(commit_desc); \`bench/control_plane.sh\` (ROUNDS=$ROUNDS, THREADS=$THREADS, control plane \`--io-slice-us ${IO_SLICE_US:-default}\`)
 - direct = POST /endpoints/{name}/invocations-response-stream on the worker's own port; proxied = the same through \`lmstream control-plane\` (same worker); bench/control_plane.sh's load client (event-stream, one PayloadPart per token), interleaved rounds, median
 - TTFB = request sent -> first PayloadPart complete; gap = mean time between token PayloadParts; added = proxied − direct
+- TTFB added outside the engine = added (mean client TTFB − mean of the worker's own access-log \`ttft_ms\`, request received -> first token): what the path to and from the worker adds, without the luck of which engine step a request joins (with 8 clients a request that misses the first step waits a whole prefill step, on either side, which moves the p50)
 
-| model, clients × requests × new tokens | TTFB direct ms | TTFB proxied ms | TTFB added ms | gap added ms | tok/s direct | tok/s proxied | ratio | proxied errors |
-|---|---|---|---|---|---|---|---|---|
+| model, clients × requests × new tokens | TTFB direct ms | TTFB proxied ms | TTFB added ms (p50) | TTFB added outside the engine ms | gap added ms | tok/s direct | tok/s proxied | ratio | proxied errors |
+|---|---|---|---|---|---|---|---|---|---|
 $(row "micro, 1×10×64" "$WORK/m1.json")
 $(row "micro, 8×4×64" "$WORK/m8.json")
-$(row "tinyllama, 1×3×16" "$WORK/t1.json")
-$(row "tinyllama, 8×1×16" "$WORK/t8.json")
+$(row "tinyllama, 1×10×16" "$WORK/t1.json")
+$(row "tinyllama, 8×6×16" "$WORK/t8.json")
 
 $startup_table
 EOF
