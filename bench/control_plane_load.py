@@ -33,9 +33,12 @@ def read_messages(resp):
             yield now, kind
 
 
-def one_request(url, body):
+def one_request(url, body, barrier=None):
     u = urllib.parse.urlsplit(url)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    if barrier is not None:  # connect first, then all clients send together
+        c.connect()
+        barrier.wait()
     t0 = time.monotonic()
     c.request("POST", u.path, body=body, headers={"Content-Type": "application/json"})
     r = c.getresponse()
@@ -69,6 +72,10 @@ def access_lines(path):
 def run_side(url, clients, requests, new_tokens, tag, worker_log=None):
     res, lock, errors = [], threading.Lock(), []
     seen = len(access_lines(worker_log))
+    # The clients' first requests leave together: connected beforehand and released by a barrier
+    # (otherwise thread start-up spreads them over 8-15 ms, and the engine's first step takes
+    # whichever have arrived).
+    start_line = threading.Barrier(clients, timeout=60)
 
     def client(ci):
         for i in range(requests):
@@ -78,7 +85,7 @@ def run_side(url, clients, requests, new_tokens, tag, worker_log=None):
             body = json.dumps({"inputs": "Benchmark prompt %d %d %s" % (ci, i, tag),
                                "parameters": {"max_new_tokens": new_tokens}, "stream": True})
             try:
-                out = one_request(url, body)
+                out = one_request(url, body, start_line if i == 0 and clients > 1 else None)
             except Exception as e:  # noqa: BLE001
                 errors.append(repr(e))
                 continue
