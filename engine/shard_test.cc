@@ -10,20 +10,13 @@
 #include "engine/engine.h"
 #include "engine/shard.h"
 #include "model/model.h"
-#include "model/testgen.h"
+#include "model/test_util.h"
 
 namespace lmstream {
 namespace {
 
 std::unique_ptr<Model> micro_q8(const std::filesystem::path& dir) {
-  TestModelOptions o;
-  o.out = (dir / "micro.gguf").string();
-  o.format = "gguf";
-  o.shape = "micro";
-  o.dtype = DType::Q8_0;
-  o.seed = 11;
-  make_test_model(o);
-  return load_model(o.out);
+  return load_model(testing::make_micro((dir / "micro.gguf").string(), "gguf", DType::Q8_0, 11));
 }
 
 TEST(Shard, EngineFreesTheColumnCopiesOncePacked) {

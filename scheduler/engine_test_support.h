@@ -11,7 +11,7 @@
 #include <string>
 
 #include "model/model.h"
-#include "model/testgen.h"
+#include "model/test_util.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_core.h"
 #include "scheduler/test_support.h"
@@ -30,15 +30,8 @@ inline MicroModel& micro() {
     auto dir =
         std::filesystem::temp_directory_path() / ("lms-engine-test-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
-    TestModelOptions o;
-    o.out = (dir / "micro.gguf").string();
-    o.format = "gguf";
-    o.shape = "micro";
-    o.dtype = DType::Q8_0;
-    o.seed = 5;
-    make_test_model(o);
     MicroModel mm;
-    mm.model = load_model(o.out);
+    mm.model = load_model(make_micro((dir / "micro.gguf").string(), "gguf", DType::Q8_0, 5));
     mm.model->cfg.max_pos = 1100;
     mm.tok = make_tokenizer(mm.model->tokenizer);
     std::filesystem::remove_all(dir);
