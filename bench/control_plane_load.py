@@ -53,25 +53,29 @@ def one_request(url, body, barrier=None):
     return t0, times
 
 
-def access_lines(path):
-    """The worker's access-log records so far (serve logs one `access {json}` line per request)."""
+def access_lines(path, offset=0):
+    """(the worker's access-log records after byte offset, the new offset); serve logs one
+    `access {json}` line per request."""
     if not path:
-        return []
+        return [], 0
     out = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            i = line.find("access {")
-            if i >= 0:
-                try:
-                    out.append(json.loads(line[i + 7:]))
-                except ValueError:
-                    pass
-    return out
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1  # a line still being written is read next time
+    for line in data[:end].decode(errors="replace").splitlines():
+        i = line.find("access {")
+        if i >= 0:
+            try:
+                out.append(json.loads(line[i + 7:]))
+            except ValueError:
+                pass
+    return out, offset + end
 
 
 def run_side(url, clients, requests, new_tokens, tag, worker_log=None):
     res, lock, errors = [], threading.Lock(), []
-    seen = len(access_lines(worker_log))
+    _, log_offset = access_lines(worker_log)
     # The clients' first requests leave together: connected beforehand and released by a barrier
     # (otherwise thread start-up spreads them over 8-15 ms, and the engine's first step takes
     # whichever have arrived).
@@ -110,7 +114,8 @@ def run_side(url, clients, requests, new_tokens, tag, worker_log=None):
     if worker_log and ttfb:
         recs = []
         for _ in range(50):  # the worker logs a request when it completes; wait for all of them
-            recs = [a for a in access_lines(worker_log)[seen:] if a.get("ttft_ms", -1) >= 0]
+            new, log_offset = access_lines(worker_log, log_offset)
+            recs += [a for a in new if a.get("ttft_ms", -1) >= 0]
             if len(recs) >= len(ttfb):
                 break
             time.sleep(0.02)
