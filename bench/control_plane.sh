@@ -38,13 +38,13 @@ print(dt)
 EOF
 }
 
-start_plane() {  # start_plane STATEDIR -> PORT
-  local port; port="$(free_port)"
-  start_server "$WORK/cp.log" "$LMSTREAM" control-plane --state-dir "$1" --port "$port" \
+start_plane() {  # start_plane STATEDIR : sets PLANE_PORT (not run in $(...): SERVER_PIDS must
+  # keep the control plane's pid, or stop_servers leaves it and its workers running)
+  PLANE_PORT="$(free_port)"
+  start_server "$WORK/cp.log" "$LMSTREAM" control-plane --state-dir "$1" --port "$PLANE_PORT" \
     --worker-threads "$THREADS" --worker-kv-memory "$KV" --wait-for-in-service \
     ${IO_SLICE_US:+--io-slice-us "$IO_SLICE_US"}
-  wait_ready "$port" /ping || { tail -20 "$WORK/cp.log" >&2; die "control plane did not come up"; }
-  echo "$port"
+  wait_ready "$PLANE_PORT" /ping || { tail -20 "$WORK/cp.log" >&2; die "control plane did not come up"; }
 }
 
 deploy() {  # deploy PORT NAME MODEL : model + config + endpoint, InService on return
@@ -67,7 +67,8 @@ load() {  # load NAME CPPORT CLIENTS REQS TOKENS OUT
 get() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3]])' "$@"; }
 
 log "streaming through the control plane vs straight to the worker"
-port="$(start_plane "$WORK/state")"
+start_plane "$WORK/state"
+port="$PLANE_PORT"
 deploy "$port" micro "$MICRO" >/dev/null
 deploy "$port" tiny "$TINY" >/dev/null
 load micro "$port" 1 10 64 "$WORK/m1.json"
@@ -105,7 +106,10 @@ row() {  # row LABEL FILE
   dt="$(get "$2" direct tokens_per_s)"; pt="$(get "$2" proxied tokens_per_s)"
   local do po
   do="$(get "$2" direct outside_s)"; po="$(get "$2" proxied outside_s)"
-  echo "| $1 | $(fmt "$("$PY" -c "print(($d)*1e3)")") | $(fmt "$("$PY" -c "print(($p)*1e3)")") | $(fmt "$("$PY" -c "print(($p-$d)*1e3)")") | $(fmt "$("$PY" -c "print(($po-$do)*1e3)")") | $(fmt "$("$PY" -c "print(($pg-$dg)*1e3)")") | $(fmt "$dt") | $(fmt "$pt") | $(ratio "$pt" "$dt") | $(get "$2" proxied errors) |"
+  local pr prs
+  pr="$("$PY" -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["pair_ratio_median"])' "$2")"
+  prs="$("$PY" -c 'import json,sys; print(" ".join("%.2f" % x for x in json.load(open(sys.argv[1]))["pair_ratios"]))' "$2")"
+  echo "| $1 | $(fmt "$("$PY" -c "print(($d)*1e3)")") | $(fmt "$("$PY" -c "print(($p)*1e3)")") | $(fmt "$("$PY" -c "print(($p-$d)*1e3)")") | $(fmt "$("$PY" -c "print(($po-$do)*1e3)")") | $(fmt "$("$PY" -c "print(($pg-$dg)*1e3)")") | $(fmt "$dt") | $(fmt "$pt") | $(ratio "$pt" "$dt") | $pr ($prs) | $(get "$2" proxied errors) |"
 }
 append_results <<EOF
 ## control plane: runtime proxy overhead and Create -> InService — $(date -u '+%Y-%m-%d %H:%M UTC')
@@ -116,8 +120,10 @@ append_results <<EOF
 - TTFB = request sent -> first PayloadPart complete; gap = mean time between token PayloadParts; added = proxied − direct
 - TTFB added outside the engine = added (mean client TTFB − mean of the worker's own access-log \`ttft_ms\`, request received -> first token): what the path to and from the worker adds, without the luck of which engine step a request joins (with 8 clients a request that misses the first step waits a whole prefill step, on either side, which moves the p50)
 
-| model, clients × requests × new tokens | TTFB direct ms | TTFB proxied ms | TTFB added ms (p50) | TTFB added outside the engine ms | gap added ms | tok/s direct | tok/s proxied | ratio | proxied errors |
-|---|---|---|---|---|---|---|---|---|---|
+- ratio = median proxied tok/s ÷ median direct tok/s; per-round ratio = median over rounds of (proxied ÷ direct within the round), the rounds listed
+
+| model, clients × requests × new tokens | TTFB direct ms | TTFB proxied ms | TTFB added ms (p50) | TTFB added outside the engine ms | gap added ms | tok/s direct | tok/s proxied | ratio | per-round ratio (rounds) | proxied errors |
+|---|---|---|---|---|---|---|---|---|---|---|
 $(row "micro, 1×10×64" "$WORK/m1.json")
 $(row "micro, 8×4×64" "$WORK/m8.json")
 $(row "tinyllama, 1×10×16" "$WORK/t1.json")

@@ -154,6 +154,13 @@ def main():
         summary[side]["outside_s"] = statistics.median(outs) if outs else None
         summary[side]["errors"] = sum(len(x["errors"]) for x in runs)
         summary[side]["requests"] = sum(x["requests"] for x in runs)
+    # The two sides of one round ran back to back under the same host load: the median of the
+    # per-round ratios is the figure least moved by the host's swings (and by which engine step
+    # a burst's requests happen to join).
+    pairs = [p["tokens_per_s"] / d["tokens_per_s"] for d, p in zip(out["direct"], out["proxied"])
+             if d["tokens_per_s"] and p["tokens_per_s"]]
+    summary["pair_ratios"] = pairs
+    summary["pair_ratio_median"] = statistics.median(pairs) if pairs else None
     print(json.dumps(summary))
 
 

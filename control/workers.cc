@@ -7,10 +7,13 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -140,6 +143,11 @@ void Supervisor::spawn_now(Worker& w) {
                          " on 127.0.0.1:" + std::to_string(port) + "\n";
     (void)!::write(fd, banner.data(), banner.size());
   }
+  // The highest descriptor the child may have inherited (for the fallback below).
+  rlimit nofile{};
+  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+                         ? int(std::min<rlim_t>(nofile.rlim_cur, 1 << 20))
+                         : 65536;
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -155,6 +163,12 @@ void Supervisor::spawn_now(Worker& w) {
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
+    // Nothing of the control plane's beyond stdio: its listening socket, its clients'
+    // connections (Asio does not open them close-on-exec) and its state database would otherwise
+    // stay open in every worker, keeping the port bound and connections half-open after the
+    // control plane closed them.
+    if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+      for (int f = 3; f < max_fd; ++f) ::close(f);
     ::execve(argv[0], argv.data(), envp.data());
     const char msg[] = "exec of the worker failed\n";
     (void)!::write(2, msg, sizeof msg - 1);

@@ -108,7 +108,7 @@ TEST_P(MatmulTypes, MatchesFloat64Reference) {
 TEST_P(MatmulTypes, BatchInvariantAndThreadInvariant) {
   const DType type = GetParam();
   const int64_t N = 70, K = width(type, 128);
-  const int M = 11;
+  const int M = 37;  // several full register tiles of every height, and a partial one
   auto w = make_weights(type, N, K, 4);
   Matrix m = Matrix::prepare(w.t);
   auto x = make_acts(M, K, 5);
@@ -143,12 +143,16 @@ TEST_P(MatmulTypes, AllSimdTargetsAgreeBitForBit) {
   const int64_t K = width(type, 160);
   auto w = make_weights(type, 33, K, 6);
   Matrix m = Matrix::prepare(w.t);
-  // 13 rows: every tile height of the packed kernels (6 + 6 + 1, 4 + 4 + 4 + 1, ...).
-  auto x = make_acts(13, K, 7);
-  auto res = matmul_all_targets(m, x.data(), 13);
-  ASSERT_GE(res.size(), 2u) << "expected several compiled targets";
-  if (!m.packed) return;  // float dot products may differ across vector widths
-  for (size_t t = 1; t < res.size(); ++t) ASSERT_EQ(res[t], res[0]) << "target " << t;
+  // 13 rows: every tile height of the packed kernels (6 + 6 + 1, 4 + 4 + 4 + 1, ...); 37 rows: many
+  // full tiles and a partial one.
+  for (int M : {13, 37}) {
+    auto x = make_acts(M, K, 7);
+    auto res = matmul_all_targets(m, x.data(), M);
+    ASSERT_GE(res.size(), 2u) << "expected several compiled targets";
+    if (!m.packed) return;  // float dot products may differ across vector widths
+    for (size_t t = 1; t < res.size(); ++t)
+      ASSERT_EQ(res[t], res[0]) << "target " << t << " M " << M;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,

@@ -126,6 +126,23 @@ class SeedTgiFlow(unittest.TestCase):
             out = json.loads(smr.invoke_endpoint(EndpointName=endpoint_name, Body=json.dumps(greedy),
                                                  ContentType="application/json")["Body"].read())
             self.assertEqual(out[0]["generated_text"], greedy["inputs"] + text)
+            # The worker inherited none of the control plane's sockets or files (its listening
+            # socket, clients' connections, the state database): only stdio comes through exec.
+            def open_files(pid):
+                out = set()
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    try:
+                        target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                    except OSError:
+                        continue
+                    if target.startswith("socket:") or (target.startswith("/") and not target.startswith("/dev/")
+                                                        and not target.endswith(".log")):
+                        out.add(target)
+                return out
+            [worker] = cp.worker_pids()
+            plane_files = open_files(cp.proc.pid)
+            self.assertTrue(any(t.startswith("socket:") for t in plane_files))
+            self.assertEqual(open_files(worker) & plane_files, set())
 
             # Clean-up cell.
             cfg = sm.describe_endpoint_config(EndpointConfigName=d["EndpointConfigName"])
