@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,9 +16,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <csignal>
 #include <limits>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "aws/credentials.h"
 #include "aws/eventstream.h"
@@ -90,9 +94,95 @@ class MessageSplitter {
   bool raw_ = false;
 };
 
+// Idle keep-alive connections to workers, most recently used last. A connection goes back only
+// after a response read to its end with keep-alive on both sides; one taken from here may still
+// have been closed by the worker meanwhile (its idle timeout, a restart), which proxy_co detects
+// before sending and, failing that, answers with a retry on a fresh connection.
+class UpstreamPool {
+ public:
+  using Socket = asio::ip::tcp::socket;
+  struct Idle {
+    std::weak_ptr<Worker> worker;
+    int port = 0;
+    std::unique_ptr<Socket> sock;
+    std::chrono::steady_clock::time_point since;
+  };
+
+  // An idle connection to W on PORT (its current one) that the worker has not closed, or null.
+  std::unique_ptr<Socket> take(const std::shared_ptr<Worker>& w, int port) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Idle> drop;  // closed outside the lock
+    std::unique_ptr<Socket> out;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = idle_.find(w.get());
+      if (it == idle_.end()) return nullptr;
+      auto& v = it->second;
+      while (!v.empty() && !out) {
+        Idle c = std::move(v.back());
+        v.pop_back();
+        if (c.worker.lock() == w && c.port == port && now - c.since < kMaxIdle &&
+            still_open(*c.sock))
+          out = std::move(c.sock);
+        else
+          drop.push_back(std::move(c));
+      }
+      if (v.empty()) idle_.erase(it);
+    }
+    return out;
+  }
+
+  void put(const std::shared_ptr<Worker>& w, int port, std::unique_ptr<Socket> sock) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Idle> drop;  // closed outside the lock
+    std::lock_guard<std::mutex> lk(mu_);
+    if (now - last_sweep_ > std::chrono::seconds(1)) {
+      // Connections of workers that are gone (an endpoint deleted, an instance replaced) or
+      // idle too long: not kept open until some later request happens to look at them.
+      last_sweep_ = now;
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        auto& v = it->second;
+        for (auto& c : v)
+          if (c.worker.expired() || now - c.since >= kMaxIdle) drop.push_back(std::move(c));
+        std::erase_if(v, [](const Idle& c) { return !c.sock; });
+        it = v.empty() ? idle_.erase(it) : std::next(it);
+      }
+    }
+    auto& v = idle_[w.get()];
+    // A worker at this address that is not W (freed, and the address reused) left these.
+    for (auto& c : v)
+      if (c.worker.lock() != w) drop.push_back(std::move(c));
+    std::erase_if(v, [](const Idle& c) { return !c.sock; });
+    if (v.size() >= kMaxPerWorker) {  // the oldest goes
+      drop.push_back(std::move(v.front()));
+      v.erase(v.begin());
+    }
+    v.push_back({w, port, std::move(sock), now});
+  }
+
+ private:
+  static constexpr size_t kMaxPerWorker = 32;
+  // Below the workers' own idle timeout (60 s), so the worker is not the one closing, mostly.
+  static constexpr auto kMaxIdle = std::chrono::seconds(30);
+
+  // No data and no end of stream waiting: a worker never sends anything between responses, so
+  // anything readable means it closed (or broke) the connection.
+  static bool still_open(Socket& s) {
+    char c;
+    ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  std::mutex mu_;
+  std::unordered_map<const Worker*, std::vector<Idle>> idle_;
+  std::chrono::steady_clock::time_point last_sweep_{};
+};
+
 struct Proxy {
+  explicit Proxy(ControlPlane& p) : plane(p) {}
   ControlPlane& plane;
   std::atomic<int> in_flight{0};
+  UpstreamPool upstream;
 };
 
 // A thread of its own for work that blocks (the outbound client, waits); counted in in_flight so
@@ -138,21 +228,35 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
   const HttpRequest& req = ex->request();
   const bool streaming_op = op == "invocations-response-stream";
   auto exec = co_await asio::this_coro::executor;
-  auto sock = std::make_shared<tcp::socket>(exec);
-  ex->on_client_gone([sock] {
+  // The connection in use, reachable from the client-gone callback (which runs on this strand
+  // too); emptied before the connection goes back to the pool, so a late callback cannot close
+  // a connection another request is using.
+  struct Current {
+    std::unique_ptr<tcp::socket> sock;
+  };
+  auto cur = std::make_shared<Current>();
+  ex->on_client_gone([cur] {
     boost::system::error_code ignore;
-    sock->close(ignore);
+    if (cur->sock) cur->sock->close(ignore);
   });
+  bool pooled = false;  // this attempt's connection came from the pool
   for (int attempt = 0;; ++attempt) {
     boost::system::error_code ec;
     bool started = false;
     int status = 0;
-    sock->close(ec);
+    const int port = route.worker->port();
+    if (cur->sock) cur->sock->close(ec);
     ec = {};
-    tcp::endpoint ep(asio::ip::address_v4::loopback(), uint16_t(route.worker->port()));
-    co_await sock->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    cur->sock = px.upstream.take(route.worker, port);
+    pooled = cur->sock != nullptr;
+    if (!pooled) {
+      cur->sock = std::make_unique<tcp::socket>(exec);
+      tcp::endpoint ep(asio::ip::address_v4::loopback(), uint16_t(port));
+      co_await cur->sock->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) cur->sock->set_option(tcp::no_delay(true), ec);
+    }
+    tcp::socket& sock = *cur->sock;
     if (!ec) {
-      sock->set_option(tcp::no_delay(true), ec);
       bhttp::request<bhttp::string_body> up{
           req.method == "GET" ? bhttp::verb::get : bhttp::verb::post, upstream_target, 11};
       for (auto& [k, v] : req.headers) {
@@ -162,19 +266,26 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
           continue;
         up.insert(k, v);
       }
-      up.set(bhttp::field::host, "127.0.0.1:" + std::to_string(route.worker->port()));
-      up.keep_alive(false);
+      up.set(bhttp::field::host, "127.0.0.1:" + std::to_string(port));
+      up.keep_alive(true);
       up.body() = req.body;
       up.prepare_payload();
-      co_await bhttp::async_write(*sock, up, asio::redirect_error(asio::use_awaitable, ec));
+      co_await bhttp::async_write(sock, up, asio::redirect_error(asio::use_awaitable, ec));
     }
     beast::flat_buffer buf;
     bhttp::response_parser<bhttp::buffer_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     if (!ec)
-      co_await bhttp::async_read_header(*sock, buf, parser,
+      co_await bhttp::async_read_header(sock, buf, parser,
                                         asio::redirect_error(asio::use_awaitable, ec));
     if (ex->client_gone()) co_return;
+    if (ec && pooled && buf.size() == 0) {
+      // A kept-alive connection the worker closed as the request went out (nothing of an answer
+      // came back, so the request was not taken): the same worker again, on a new connection.
+      // Not an attempt: a fresh connection cannot fail this way.
+      --attempt;
+      continue;
+    }
     if (ec) {
       // The worker went away before it answered: another instance takes the request.
       std::string code, message;
@@ -217,7 +328,7 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
     while (!parser.is_done()) {
       head.body().data = data.data();
       head.body().size = data.size();
-      co_await bhttp::async_read_some(*sock, buf, parser,
+      co_await bhttp::async_read_some(sock, buf, parser,
                                       asio::redirect_error(asio::use_awaitable, ec));
       if (ec == bhttp::error::need_buffer) ec = {};
       size_t n = data.size() - head.body().size;
@@ -234,6 +345,9 @@ asio::awaitable<void> proxy_co(Proxy& px, std::shared_ptr<Exchange> ex, std::str
       if (ec) break;
     }
     if (!ec) {
+      // Read to its end with keep-alive on both sides and nothing beyond it: reusable.
+      if (parser.keep_alive() && buf.size() == 0)
+        px.upstream.put(route.worker, port, std::move(cur->sock));
       if (started)
         ex->finish();
       else

@@ -32,6 +32,36 @@ ARN = "arn:aws:sagemaker:us-east-1:%s:" % ACCOUNT
 ClientError = botocore.exceptions.ClientError
 
 
+def tcp_sockets():
+    """inode -> (local port, remote port, state) of every IPv4 TCP socket (/proc/net/tcp)."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            out[cols[9]] = (int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16), cols[3])
+    return out
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def upstream_connections(plane_pid, worker_pid):
+    """The control plane's TCP connections to the worker's listening port, with their states."""
+    socks = tcp_sockets()
+    [port] = {socks[i][0] for i in socket_inodes(worker_pid) if i in socks and socks[i][2] == "0A"}
+    return [socks[i][2] for i in socket_inodes(plane_pid) if i in socks and socks[i][1] == port]
+
+
 def name_from_base(base, stamp="2023-12-01-10-20-30-123"):
     """sagemaker.utils.name_from_base: base trimmed to 39 characters + '-' + a timestamp."""
     return base[:63 - len(stamp) - 1] + "-" + stamp
@@ -126,6 +156,10 @@ class SeedTgiFlow(unittest.TestCase):
             out = json.loads(smr.invoke_endpoint(EndpointName=endpoint_name, Body=json.dumps(greedy),
                                                  ContentType="application/json")["Body"].read())
             self.assertEqual(out[0]["generated_text"], greedy["inputs"] + text)
+            # One after another, the three invocations went over one kept-alive connection to
+            # the worker, which stays open (ESTABLISHED, state 01) for the next.
+            [worker] = cp.worker_pids()
+            self.assertEqual(upstream_connections(cp.proc.pid, worker), ["01"])
             # The worker inherited none of the control plane's sockets or files (its listening
             # socket, clients' connections, the state database): only stdio comes through exec.
             def open_files(pid):
@@ -139,7 +173,6 @@ class SeedTgiFlow(unittest.TestCase):
                                                         and not target.endswith(".log")):
                         out.add(target)
                 return out
-            [worker] = cp.worker_pids()
             plane_files = open_files(cp.proc.pid)
             self.assertTrue(any(t.startswith("socket:") for t in plane_files))
             self.assertEqual(open_files(worker) & plane_files, set())
