@@ -8,6 +8,7 @@
 # `lmstream serve` alone until /ping answers 200, TinyLlama-shaped model, warm page cache.
 # Usage (from the repo root): bench/control_plane.sh
 #   [env: ROUNDS=3 THREADS=2 IO_SLICE_US=N (--io-slice-us; unset = the control plane's default)
+#    WORKER_NICE=N (--worker-nice; unset = 0)
 #    SKIP_STARTUP=1 (only the proxy part)]
 set -euo pipefail
 source bench/lib.sh
@@ -43,7 +44,7 @@ start_plane() {  # start_plane STATEDIR : sets PLANE_PORT (not run in $(...): SE
   PLANE_PORT="$(free_port)"
   start_server "$WORK/cp.log" "$LMSTREAM" control-plane --state-dir "$1" --port "$PLANE_PORT" \
     --worker-threads "$THREADS" --worker-kv-memory "$KV" --wait-for-in-service \
-    ${IO_SLICE_US:+--io-slice-us "$IO_SLICE_US"}
+    ${IO_SLICE_US:+--io-slice-us "$IO_SLICE_US"} ${WORKER_NICE:+--worker-nice "$WORKER_NICE"}
   wait_ready "$PLANE_PORT" /ping || { tail -20 "$WORK/cp.log" >&2; die "control plane did not come up"; }
 }
 
@@ -115,7 +116,7 @@ append_results <<EOF
 ## control plane: runtime proxy overhead and Create -> InService — $(date -u '+%Y-%m-%d %H:%M UTC')
 
 - machine: $(machine_desc)
-- lmstream commit: $(commit_desc); \`bench/control_plane.sh\` (ROUNDS=$ROUNDS, THREADS=$THREADS, control plane \`--io-slice-us ${IO_SLICE_US:-default}\`)
+- lmstream commit: $(commit_desc); \`bench/control_plane.sh\` (ROUNDS=$ROUNDS, THREADS=$THREADS, control plane \`--io-slice-us ${IO_SLICE_US:-default} --worker-nice ${WORKER_NICE:-0}\`)
 - direct = POST /endpoints/{name}/invocations-response-stream on the worker's own port; proxied = the same through \`lmstream control-plane\` (same worker); bench/control_plane.sh's load client (event-stream, one PayloadPart per token), interleaved rounds, median
 - TTFB = request sent -> first PayloadPart complete; gap = mean time between token PayloadParts; added = proxied − direct
 - TTFB added outside the engine = added (mean client TTFB − mean of the worker's own access-log \`ttft_ms\`, request received -> first token): what the path to and from the worker adds, without the luck of which engine step a request joins (with 8 clients a request that misses the first step waits a whole prefill step, on either side, which moves the p50)

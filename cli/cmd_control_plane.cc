@@ -20,7 +20,7 @@ namespace {
 struct Args {
   std::string state_dir, host = "127.0.0.1", memory_budget, worker_kv_memory = "256MiB",
                          account = "123456789012", region, key_id, secret, credentials_file;
-  int port = 8080, worker_threads = 0, io_slice_us = 0;
+  int port = 8080, worker_threads = 0, io_slice_us = 0, worker_nice = 0;
   double drain_grace = 30, health_timeout = 240;
   bool wait = false;
 };
@@ -53,6 +53,7 @@ void run(const Args& a) {
       a.memory_budget.empty() ? default_budget() : base::parse_byte_size(a.memory_budget);
   c.plane.launch.worker_kv_memory = base::parse_byte_size(a.worker_kv_memory);
   c.plane.launch.worker_threads = a.worker_threads;
+  c.plane.launch.worker_nice = a.worker_nice;
   c.plane.launch.shutdown_grace_s = a.drain_grace;
   c.plane.drain_grace_s = a.drain_grace;
   c.plane.default_health_timeout_s = a.health_timeout;
@@ -94,6 +95,11 @@ const Register reg(
                      "(256MiB)");
       sub.add_option("--worker-threads", a->worker_threads,
                      "engine threads per worker (0 = all cores)")
+          ->default_str("0");
+      sub.add_option("--worker-nice", a->worker_nice,
+                     "added to the workers' nice value, 0..19: the proxy then gets the CPU ahead "
+                     "of the workers' engine threads when a token arrives")
+          ->check(CLI::Range(0, 19))
           ->default_str("0");
       sub.add_option("--io-slice-us", a->io_slice_us,
                      "time slice the proxy's io threads ask the kernel for, in µs (100..100000; "

@@ -430,6 +430,7 @@ std::shared_ptr<Deployment> ControlPlane::plan(const json& snapshot, const std::
                     "--port",        "{port}", "--endpoint-name", endpoint};
           s.argv.insert(s.argv.end(), lp.serve_args.begin(), lp.serve_args.end());
           s.env = env;
+          s.nice = cfg_.launch.worker_nice;
           s.label = endpoint + "/" + vf.name + "/" + std::to_string(i + 1);
           s.log_path = (fs::path(cfg_.state_dir) / "logs" /
                         (endpoint + "." + vf.name + "." + std::to_string(i + 1) + ".log"))

@@ -159,6 +159,7 @@ void Supervisor::spawn_now(Worker& w) {
     // Only async-signal-safe calls until exec.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(127);
+    if (w.spec_.nice != 0) (void)!::nice(w.spec_.nice);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);

@@ -26,6 +26,7 @@ struct WorkerSpec {
   std::vector<std::string> env;   // NAME=value, the whole environment
   std::string log_path;
   std::string label;  // "endpoint/variant/instance" for logs and metrics
+  int nice = 0;       // added to the worker's nice value before exec
 };
 
 class Worker {

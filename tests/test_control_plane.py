@@ -540,5 +540,43 @@ class IoSlice(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+def nice_of(pid):
+    """The nice value of PID (/proc/PID/stat, the 19th field)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+class WorkerNice(unittest.TestCase):
+    """--worker-nice N: every worker runs N nicer than the control plane, and still answers."""
+
+    def test_workers_are_nicer_and_still_stream(self):
+        with ControlPlane(["--worker-nice", "5"]) as cp:
+            sm = cp.sm()
+            simple_model(sm, "m", micro_model())
+            simple_config(sm, "c", "m", count=2)
+            sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+            wait_status(sm, "e")
+            workers = cp.worker_pids()
+            self.assertEqual(len(workers), 2)
+            base = nice_of(cp.proc.pid)
+            self.assertEqual([nice_of(w) for w in workers], [min(base + 5, 19)] * 2)
+            body = {"inputs": "hello", "parameters": {"max_new_tokens": 8}}
+            text = tgi_text(cp.rt().invoke_endpoint_with_response_stream(
+                EndpointName="e", ContentType="application/json", Body=json.dumps(dict(body, stream=True)))["Body"])
+            self.assertTrue(text)
+
+    def test_out_of_range_is_refused(self):
+        d = tempfile.mkdtemp(prefix="lms-cp-")
+        try:
+            for bad in ("20", "-1"):
+                r = subprocess.run([binary(), "control-plane", "--state-dir", d, "--port", "0",
+                                    "--worker-nice", bad], capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0, bad)
+                self.assertIn("--worker-nice", r.stderr)
+                self.assertIn(bad, r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
