@@ -69,13 +69,12 @@ get() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2
 
 log "streaming through the control plane vs straight to the worker"
 start_plane "$WORK/state"
-port="$PLANE_PORT"
-deploy "$port" micro "$MICRO" >/dev/null
-deploy "$port" tiny "$TINY" >/dev/null
-load micro "$port" 1 10 64 "$WORK/m1.json"
-load micro "$port" 8 4 64 "$WORK/m8.json"
-load tiny "$port" 1 10 16 "$WORK/t1.json"
-load tiny "$port" 8 6 16 "$WORK/t8.json"
+deploy "$PLANE_PORT" micro "$MICRO" >/dev/null
+deploy "$PLANE_PORT" tiny "$TINY" >/dev/null
+load micro "$PLANE_PORT" 1 10 64 "$WORK/m1.json"
+load micro "$PLANE_PORT" 8 4 64 "$WORK/m8.json"
+load tiny "$PLANE_PORT" 1 10 16 "$WORK/t1.json"
+load tiny "$PLANE_PORT" 8 6 16 "$WORK/t8.json"
 stop_servers
 
 startup_table="(start-up not measured: SKIP_STARTUP=1)"
