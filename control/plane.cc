@@ -104,6 +104,41 @@ void check_container(Violations& v, const json& c, const std::string& path) {
   }
 }
 
+// The three resources' name members: wire names, patterns, ARN kinds and the words the service's
+// "Could not find ..." messages use.
+struct Kind {
+  const char* member;  // ModelName
+  const char* wire;    // modelName, as validation messages name it
+  bool model;          // models have their own name pattern
+  const char* arn;     // model, endpoint-config, endpoint
+  const char* noun;    // model, endpoint configuration, endpoint
+};
+constexpr Kind kModelKind{"ModelName", "modelName", true, "model", "model"};
+constexpr Kind kConfigKind{"EndpointConfigName", "endpointConfigName", false, "endpoint-config",
+                           "endpoint configuration"};
+constexpr Kind kEndpointKind{"EndpointName", "endpointName", false, "endpoint", "endpoint"};
+
+void check_name(Violations& v, const json& b, const Kind& k) {
+  v.require(b, k.member, k.wire);
+  if (k.model)
+    v.name(b, k.member, k.wire, 63, valid_model_name, kModelNamePattern);
+  else
+    v.name(b, k.member, k.wire, 63, valid_entity_name, kEntityNamePattern);
+}
+
+// The request's name member of kind K, validated (required, pattern, length).
+std::string named(const json& b, const Kind& k) {
+  Violations v;
+  check_name(v, b, k);
+  v.throw_if_any();
+  return str(b, k.member);
+}
+
+ApiError not_found(const Account& a, const Kind& k, const std::string& name) {
+  return validation_error("Could not find " + std::string(k.noun) + " " +
+                          q(make_arn(a, k.arn, name)) + ".");
+}
+
 json model_summary_fields(const json& d) {
   return {{"ModelName", d["ModelName"]},
           {"ModelArn", d["ModelArn"]},
@@ -171,8 +206,7 @@ json ControlPlane::call(const std::string& op, const json& b, const Account& a) 
 
 json ControlPlane::create_model(const json& b, const Account& a) {
   Violations v;
-  v.require(b, "ModelName", "modelName");
-  v.name(b, "ModelName", "modelName", 63, valid_model_name, kModelNamePattern);
+  check_name(v, b, kModelKind);
   if (b.contains("ExecutionRoleArn")) {
     const json& r = b["ExecutionRoleArn"];
     if (!r.is_string()) {
@@ -226,29 +260,19 @@ json ControlPlane::create_model(const json& b, const Account& a) {
 }
 
 json ControlPlane::describe_model(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "ModelName", "modelName");
-  v.name(b, "ModelName", "modelName", 63, valid_model_name, kModelNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "ModelName");
+  std::string name = named(b, kModelKind);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(lower(name));
-  if (it == models_.end())
-    throw validation_error("Could not find model " + q(make_arn(a, "model", name)) + ".");
+  if (it == models_.end()) throw not_found(a, kModelKind, name);
   json d = it->second;
   d.erase("Tags");
   return d;
 }
 
 json ControlPlane::delete_model(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "ModelName", "modelName");
-  v.name(b, "ModelName", "modelName", 63, valid_model_name, kModelNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "ModelName");
+  std::string name = named(b, kModelKind);
   std::lock_guard<std::mutex> lock(mu_);
-  if (!models_.erase(lower(name)))
-    throw validation_error("Could not find model " + q(make_arn(a, "model", name)) + ".");
+  if (!models_.erase(lower(name))) throw not_found(a, kModelKind, name);
   store_.remove(Table::kModels, lower(name));
   return json::object();
 }
@@ -257,8 +281,7 @@ json ControlPlane::delete_model(const json& b, const Account& a) {
 
 json ControlPlane::create_config(const json& b, const Account& a) {
   Violations v;
-  v.require(b, "EndpointConfigName", "endpointConfigName");
-  v.name(b, "EndpointConfigName", "endpointConfigName", 63, valid_entity_name, kEntityNamePattern);
+  check_name(v, b, kConfigKind);
   v.require(b, "ProductionVariants", "productionVariants");
   const json empty = json::array();
   const json& pvs = b.contains("ProductionVariants") ? b["ProductionVariants"] : empty;
@@ -328,8 +351,7 @@ json ControlPlane::create_config(const json& b, const Account& a) {
     if (!pv.contains("ModelName"))
       throw validation_error("Production variant \"" + vn + "\" has no ModelName.");
     std::string mn = str(pv, "ModelName");
-    if (!models_.count(lower(mn)))
-      throw validation_error("Could not find model " + q(make_arn(a, "model", mn)) + ".");
+    if (!models_.count(lower(mn))) throw not_found(a, kModelKind, mn);
     json x = pv;
     if (!x.contains("InitialVariantWeight")) x["InitialVariantWeight"] = 1.0;
     x["InitialVariantWeight"] = x["InitialVariantWeight"].get<double>();
@@ -351,31 +373,19 @@ json ControlPlane::create_config(const json& b, const Account& a) {
 }
 
 json ControlPlane::describe_config(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "EndpointConfigName", "endpointConfigName");
-  v.name(b, "EndpointConfigName", "endpointConfigName", 63, valid_entity_name, kEntityNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "EndpointConfigName");
+  std::string name = named(b, kConfigKind);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = configs_.find(lower(name));
-  if (it == configs_.end())
-    throw validation_error("Could not find endpoint configuration " +
-                           q(make_arn(a, "endpoint-config", name)) + ".");
+  if (it == configs_.end()) throw not_found(a, kConfigKind, name);
   json d = it->second;
   d.erase("Tags");
   return d;
 }
 
 json ControlPlane::delete_config(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "EndpointConfigName", "endpointConfigName");
-  v.name(b, "EndpointConfigName", "endpointConfigName", 63, valid_entity_name, kEntityNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "EndpointConfigName");
+  std::string name = named(b, kConfigKind);
   std::lock_guard<std::mutex> lock(mu_);
-  if (!configs_.erase(lower(name)))
-    throw validation_error("Could not find endpoint configuration " +
-                           q(make_arn(a, "endpoint-config", name)) + ".");
+  if (!configs_.erase(lower(name))) throw not_found(a, kConfigKind, name);
   store_.remove(Table::kEndpointConfigs, lower(name));
   return json::object();
 }
@@ -451,11 +461,24 @@ std::shared_ptr<Deployment> ControlPlane::plan(const json& snapshot, const std::
 
 static void check_endpoint_names(const json& b) {
   Violations v;
-  v.require(b, "EndpointName", "endpointName");
-  v.name(b, "EndpointName", "endpointName", 63, valid_entity_name, kEntityNamePattern);
-  v.require(b, "EndpointConfigName", "endpointConfigName");
-  v.name(b, "EndpointConfigName", "endpointConfigName", 63, valid_entity_name, kEntityNamePattern);
+  check_name(v, b, kEndpointKind);
+  check_name(v, b, kConfigKind);
   v.throw_if_any();
+}
+
+// What a deployment of endpoint configuration CFG_NAME is made from: the configuration and each
+// of its variants' models, as they are now (later changes to them do not touch the endpoint).
+json ControlPlane::snapshot_locked(const std::string& cfg_name, const Account& a) const {
+  auto cit = configs_.find(lower(cfg_name));
+  if (cit == configs_.end()) throw not_found(a, kConfigKind, cfg_name);
+  json snapshot = {{"Config", cit->second}, {"Models", json::object()}};
+  for (const json& pv : cit->second["ProductionVariants"]) {
+    std::string mn = pv["ModelName"].get<std::string>();
+    auto mit = models_.find(lower(mn));
+    if (mit == models_.end()) throw not_found(a, kModelKind, mn);
+    snapshot["Models"][lower(mn)] = mit->second;
+  }
+  return snapshot;
 }
 
 json ControlPlane::create_endpoint(const json& b, const Account& a) {
@@ -466,18 +489,7 @@ json ControlPlane::create_endpoint(const json& b, const Account& a) {
   if (endpoints_.count(lower(name)))
     throw validation_error("Cannot create already existing endpoint " +
                            q(endpoints_[lower(name)].doc["EndpointArn"].get<std::string>()) + ".");
-  auto cit = configs_.find(lower(cfg_name));
-  if (cit == configs_.end())
-    throw validation_error("Could not find endpoint configuration " +
-                           q(make_arn(a, "endpoint-config", cfg_name)) + ".");
-  json snapshot = {{"Config", cit->second}, {"Models", json::object()}};
-  for (const json& pv : cit->second["ProductionVariants"]) {
-    std::string mn = pv["ModelName"].get<std::string>();
-    auto mit = models_.find(lower(mn));
-    if (mit == models_.end())
-      throw validation_error("Could not find model " + q(make_arn(a, "model", mn)) + ".");
-    snapshot["Models"][lower(mn)] = mit->second;
-  }
+  json snapshot = snapshot_locked(cfg_name, a);
   std::string failure;
   auto d = plan(snapshot, name, &failure);
   uint64_t used = reserved_locked(), need = d->memory();
@@ -618,15 +630,10 @@ void ControlPlane::retire(std::shared_ptr<Deployment> d) {
 }
 
 json ControlPlane::describe_endpoint(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "EndpointName", "endpointName");
-  v.name(b, "EndpointName", "endpointName", 63, valid_entity_name, kEntityNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "EndpointName");
+  std::string name = named(b, kEndpointKind);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = endpoints_.find(lower(name));
-  if (it == endpoints_.end())
-    throw validation_error("Could not find endpoint " + q(make_arn(a, "endpoint", name)) + ".");
+  if (it == endpoints_.end()) throw not_found(a, kEndpointKind, name);
   const Endpoint& e = it->second;
   json out;
   for (const char* k : {"EndpointName", "EndpointArn", "EndpointConfigName", "EndpointStatus",
@@ -662,8 +669,7 @@ json ControlPlane::update_endpoint(const json& b, const Account& a) {
   std::string name = str(b, "EndpointName"), cfg_name = str(b, "EndpointConfigName");
   std::unique_lock<std::mutex> lock(mu_);
   auto it = endpoints_.find(lower(name));
-  if (it == endpoints_.end())
-    throw validation_error("Could not find endpoint " + q(make_arn(a, "endpoint", name)) + ".");
+  if (it == endpoints_.end()) throw not_found(a, kEndpointKind, name);
   Endpoint& e = it->second;
   std::string arn = e.doc["EndpointArn"];
   std::string status = e.doc["EndpointStatus"];
@@ -672,18 +678,7 @@ json ControlPlane::update_endpoint(const json& b, const Account& a) {
   if (status == "Failed")
     throw validation_error("Cannot update endpoint " + q(arn) +
                            " because it is in Failed status; only DeleteEndpoint is allowed.");
-  auto cit = configs_.find(lower(cfg_name));
-  if (cit == configs_.end())
-    throw validation_error("Could not find endpoint configuration " +
-                           q(make_arn(a, "endpoint-config", cfg_name)) + ".");
-  json snapshot = {{"Config", cit->second}, {"Models", json::object()}};
-  for (const json& pv : cit->second["ProductionVariants"]) {
-    std::string mn = pv["ModelName"].get<std::string>();
-    auto mit = models_.find(lower(mn));
-    if (mit == models_.end())
-      throw validation_error("Could not find model " + q(make_arn(a, "model", mn)) + ".");
-    snapshot["Models"][lower(mn)] = mit->second;
-  }
+  json snapshot = snapshot_locked(cfg_name, a);
   std::string failure;
   auto d = plan(snapshot, e.doc["EndpointName"].get<std::string>(), &failure);
   uint64_t used = reserved_locked(), need = d->memory();
@@ -706,15 +701,10 @@ json ControlPlane::update_endpoint(const json& b, const Account& a) {
 }
 
 json ControlPlane::delete_endpoint(const json& b, const Account& a) {
-  Violations v;
-  v.require(b, "EndpointName", "endpointName");
-  v.name(b, "EndpointName", "endpointName", 63, valid_entity_name, kEntityNamePattern);
-  v.throw_if_any();
-  std::string name = str(b, "EndpointName");
+  std::string name = named(b, kEndpointKind);
   std::unique_lock<std::mutex> lock(mu_);
   auto it = endpoints_.find(lower(name));
-  if (it == endpoints_.end())
-    throw validation_error("Could not find endpoint " + q(make_arn(a, "endpoint", name)) + ".");
+  if (it == endpoints_.end()) throw not_found(a, kEndpointKind, name);
   Endpoint& e = it->second;
   if (in_progress(e.doc["EndpointStatus"]) || e.busy)
     throw validation_error("Cannot update in-progress endpoint " +

@@ -124,6 +124,7 @@ class ControlPlane {
   void persist(const std::string& key, const Endpoint& e);
   void remove_endpoint(const std::string& key);
   uint64_t reserved_locked() const;
+  nlohmann::json snapshot_locked(const std::string& cfg_name, const Account& a) const;
   void spawn_thread(std::function<void()> fn);
 
   PlaneConfig cfg_;
