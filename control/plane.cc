@@ -139,6 +139,29 @@ ApiError not_found(const Account& a, const Kind& k, const std::string& name) {
                           q(make_arn(a, k.arn, name)) + ".");
 }
 
+// DescribeModel and DescribeEndpointConfig: the stored document, without its tags (the service
+// gives them through ListTags only).
+json describe_doc(std::mutex& mu, const std::map<std::string, json>& docs, const json& b,
+                  const Account& a, const Kind& k) {
+  std::string name = named(b, k);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = docs.find(lower(name));
+  if (it == docs.end()) throw not_found(a, k, name);
+  json d = it->second;
+  d.erase("Tags");
+  return d;
+}
+
+// DeleteModel and DeleteEndpointConfig: gone from memory and from the state database.
+json delete_doc(std::mutex& mu, std::map<std::string, json>& docs, Store& store, Table table,
+                const json& b, const Account& a, const Kind& k) {
+  std::string name = named(b, k);
+  std::lock_guard<std::mutex> lock(mu);
+  if (!docs.erase(lower(name))) throw not_found(a, k, name);
+  store.remove(table, lower(name));
+  return json::object();
+}
+
 json model_summary_fields(const json& d) {
   return {{"ModelName", d["ModelName"]},
           {"ModelArn", d["ModelArn"]},
@@ -260,21 +283,11 @@ json ControlPlane::create_model(const json& b, const Account& a) {
 }
 
 json ControlPlane::describe_model(const json& b, const Account& a) {
-  std::string name = named(b, kModelKind);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(lower(name));
-  if (it == models_.end()) throw not_found(a, kModelKind, name);
-  json d = it->second;
-  d.erase("Tags");
-  return d;
+  return describe_doc(mu_, models_, b, a, kModelKind);
 }
 
 json ControlPlane::delete_model(const json& b, const Account& a) {
-  std::string name = named(b, kModelKind);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!models_.erase(lower(name))) throw not_found(a, kModelKind, name);
-  store_.remove(Table::kModels, lower(name));
-  return json::object();
+  return delete_doc(mu_, models_, store_, Table::kModels, b, a, kModelKind);
 }
 
 // ---------------------------------------------------------------- endpoint configs
@@ -373,21 +386,11 @@ json ControlPlane::create_config(const json& b, const Account& a) {
 }
 
 json ControlPlane::describe_config(const json& b, const Account& a) {
-  std::string name = named(b, kConfigKind);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = configs_.find(lower(name));
-  if (it == configs_.end()) throw not_found(a, kConfigKind, name);
-  json d = it->second;
-  d.erase("Tags");
-  return d;
+  return describe_doc(mu_, configs_, b, a, kConfigKind);
 }
 
 json ControlPlane::delete_config(const json& b, const Account& a) {
-  std::string name = named(b, kConfigKind);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!configs_.erase(lower(name))) throw not_found(a, kConfigKind, name);
-  store_.remove(Table::kEndpointConfigs, lower(name));
-  return json::object();
+  return delete_doc(mu_, configs_, store_, Table::kEndpointConfigs, b, a, kConfigKind);
 }
 
 // ---------------------------------------------------------------- endpoints
