@@ -87,7 +87,7 @@ class DemoModel(unittest.TestCase):
         ids = self.prompt_ids(self.heldout[0]["user"])
         self.assertEqual(self.model.greedy(ids, 24), self.model.greedy_recompute(ids, 24))
 
-    # NOT REACHED YET (issue 15): 44/50 of the shipped model's Q8_0 greedy answers equal PyTorch's
+    # NOT REACHED YET (issue 15): 46/50 of the shipped model's Q8_0 greedy answers equal PyTorch's
     # for 64 tokens (target 95 %; the rest diverge where Q8_0 rounding flips a near-tie). The floor
     # below is just under what the shipped model reaches, so a regression fails; raise it to the
     # target once a retrained model reaches it.
@@ -111,7 +111,7 @@ class DemoModel(unittest.TestCase):
         lengths = sorted(len(w) for w in want)
         print(f"Q8_0 greedy == PyTorch greedy ({n_tok} tokens): {same}/{len(want)} "
               f"(PyTorch answers {lengths[0]}..{lengths[-1]} tokens)")
-        self.assertGreaterEqual(same, 40)
+        self.assertGreaterEqual(same, 44)
 
     def test_tokenizer_ids_equal_sentencepiece(self):
         rng = random.Random(7)

@@ -6,9 +6,9 @@ invoke_endpoint_with_response_stream (TGI stream relayed as PayloadParts), all c
 server: >= 90 % of the answers on each route contain the recipient's full name, the product and
 the exact coupon code, and >= 90 % end with </s> before max_new_tokens. Needs boto3 (pyenv python3).
 
-NOT REACHED YET (issue 15): the shipped model copies names (~80 %) and codes (~96 %) but recalls the
-product's last word (Pro, Suite, ...) instead of copying it, so 7/50 answers are complete (target
-90 %). The test asserts the target where it is met (</s> before max_new_tokens) and, where it is
+NOT REACHED YET (issue 15): the shipped model copies the full name in 39/50 answers, the exact code
+in 40/50 and all three in 22/50 (target 90 %); its misses are copying slips inside a word
+("JOYIN-103" for JOIN-103, "FlowPaymlls" for FlowPayments). The test asserts the target where it is met (</s> before max_new_tokens) and, where it is
 not, floors just below what the shipped model reaches (complete answers, names, codes), so that a
 regression fails; it prints every figure. Raise the floors to the target once a retrained model
 reaches it."""
@@ -100,10 +100,10 @@ class DemoModelHeldout(unittest.TestCase):
                    (("/v1/chat/completions", chat), ("invoke_endpoint_with_response_stream", stream))}
         for route, (ok, eos, names, codes) in results.items():
             self.assertGreaterEqual(eos, 0.9 * N, route)  # the target: met
-            # Not met (see the docstring): floors below the shipped model's 7, 40 and 49 of 50.
-            self.assertGreaterEqual(ok, 5, route)
-            self.assertGreaterEqual(names, 35, route)
-            self.assertGreaterEqual(codes, 45, route)
+            # Not met (see the docstring): floors below the shipped model's 22, 39 and 40 of 50.
+            self.assertGreaterEqual(ok, 20, route)
+            self.assertGreaterEqual(names, 37, route)
+            self.assertGreaterEqual(codes, 38, route)
 
 
 if __name__ == "__main__":
