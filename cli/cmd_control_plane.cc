@@ -97,8 +97,8 @@ const Register reg(
                      "engine threads per worker (0 = all cores)")
           ->default_str("0");
       sub.add_option("--worker-nice", a->worker_nice,
-                     "added to the workers' nice value, 0..19: the proxy then gets the CPU ahead "
-                     "of the workers' engine threads when a token arrives")
+                     "added to the workers' nice value, 0..19, so the proxy can preempt the "
+                     "workers' engine threads when a token arrives")
           ->check(CLI::Range(0, 19))
           ->default_str("0");
       sub.add_option("--io-slice-us", a->io_slice_us,

@@ -31,8 +31,9 @@ struct LaunchOptions {
   uint64_t worker_kv_memory = 256ull
                               << 20;  // KV budget given to workers without MAX_BATCH_TOTAL_TOKENS
   int worker_threads = 0;
-  // Added to each worker's nice value (0..19): the control plane's proxy then wins the CPU over
-  // the workers' compute threads when a worker's bytes arrive (2-core hosts).
+  // Added to each worker's nice value (0..19), so that the control plane's proxy can preempt the
+  // workers' engine threads when a worker's bytes arrive (no measurable effect on a 2-core host:
+  // bench/RESULTS.md).
   int worker_nice = 0;
   double shutdown_grace_s = 30;
 };

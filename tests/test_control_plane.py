@@ -43,16 +43,19 @@ def tcp_sockets():
     return out
 
 
-def socket_inodes(pid):
+def fd_targets(pid):
+    """What each open descriptor of PID points at (/proc/PID/fd), as readlink gives it."""
     out = set()
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            out.add(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
         except OSError:
-            continue
-        if target.startswith("socket:["):
-            out.add(target[8:-1])
+            continue  # closed meanwhile
     return out
+
+
+def socket_inodes(pid):
+    return {t[8:-1] for t in fd_targets(pid) if t.startswith("socket:[")}
 
 
 def upstream_connections(plane_pid, worker_pid):
@@ -163,16 +166,8 @@ class SeedTgiFlow(unittest.TestCase):
             # The worker inherited none of the control plane's sockets or files (its listening
             # socket, clients' connections, the state database): only stdio comes through exec.
             def open_files(pid):
-                out = set()
-                for fd in os.listdir("/proc/%d/fd" % pid):
-                    try:
-                        target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-                    except OSError:
-                        continue
-                    if target.startswith("socket:") or (target.startswith("/") and not target.startswith("/dev/")
-                                                        and not target.endswith(".log")):
-                        out.add(target)
-                return out
+                return {t for t in fd_targets(pid) if t.startswith("socket:") or (
+                    t.startswith("/") and not t.startswith("/dev/") and not t.endswith(".log"))}
             plane_files = open_files(cp.proc.pid)
             self.assertTrue(any(t.startswith("socket:") for t in plane_files))
             self.assertEqual(open_files(worker) & plane_files, set())
